@@ -1,0 +1,170 @@
+//! What a client's line asks for.
+
+use std::borrow::Cow;
+
+/// One line from a client, as the server understands it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientLine<'a> {
+    /// Nothing to do (an empty or blank line).
+    Empty,
+    /// A public message (a leading `//` has become `/`).
+    Message(&'a str),
+    /// `/users` or the tutorial's `!usuarios`.
+    Users,
+    Msg {
+        to: &'a str,
+        text: &'a str,
+    },
+    Me(&'a str),
+    Nick(&'a str),
+    Ping(Option<&'a str>),
+    Quit(Option<&'a str>),
+    Help,
+    Pass(&'a str),
+    /// A known command without its required argument; the usage to show.
+    MissingArgument(&'static str),
+    Unknown(&'a str),
+}
+
+/// The commands and what they do, as `/help` lists them.
+pub const HELP: &[&str] = &[
+    "Commands:",
+    "/users (or !usuarios)     list who is in the chat",
+    "/msg <nick> <text>        send a private message",
+    "/me <text>                send an action (\"* nick waves\")",
+    "/nick <new>               change your nickname",
+    "/ping [token]             the server answers PONG [token]",
+    "/quit [reason]            leave the chat",
+    "/help                     this list",
+    "Any other line is a public message; start it with // to send a line that begins with /.",
+];
+
+/// Splits off the first space-separated word; the rest keeps its inner spacing.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start_matches(' ');
+    match s.find(' ') {
+        Some(i) => (&s[..i], s[i + 1..].trim_start_matches(' ')),
+        None => (s, ""),
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Parses a line from a client that has a nickname.
+pub fn parse_client_line(line: &str) -> ClientLine<'_> {
+    if line.trim().is_empty() {
+        return ClientLine::Empty;
+    }
+    if line.trim() == "!usuarios" {
+        return ClientLine::Users;
+    }
+    let Some(after_slash) = line.strip_prefix('/') else {
+        return ClientLine::Message(line);
+    };
+    if after_slash.starts_with('/') {
+        return ClientLine::Message(after_slash);
+    }
+    let (name, args) = split_word(after_slash);
+    match name.to_ascii_lowercase().as_str() {
+        "users" => ClientLine::Users,
+        "msg" => {
+            let (to, text) = split_word(args);
+            if to.is_empty() || text.trim().is_empty() {
+                ClientLine::MissingArgument("/msg <nick> <text>")
+            } else {
+                ClientLine::Msg { to, text }
+            }
+        }
+        "me" => match non_empty(args) {
+            Some(_) => ClientLine::Me(args),
+            None => ClientLine::MissingArgument("/me <text>"),
+        },
+        "nick" => match non_empty(args) {
+            Some(nick) => ClientLine::Nick(nick),
+            None => ClientLine::MissingArgument("/nick <new nickname>"),
+        },
+        "ping" => ClientLine::Ping(non_empty(args)),
+        "quit" => ClientLine::Quit(non_empty(args)),
+        "help" => ClientLine::Help,
+        "pass" => match non_empty(args) {
+            Some(_) => ClientLine::Pass(args),
+            None => ClientLine::MissingArgument("/pass <password>"),
+        },
+        _ => ClientLine::Unknown(name),
+    }
+}
+
+/// Removes control characters other than tab from text that others will see.
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        Cow::Owned(
+            text.chars()
+                .filter(|&c| !c.is_control() || c == '\t')
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientLine::*;
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_messages() {
+        assert_eq!(parse_client_line("hola a todos"), Message("hola a todos"));
+        assert_eq!(
+            parse_client_line("//not a command"),
+            Message("/not a command")
+        );
+        assert_eq!(parse_client_line("   "), Empty);
+        assert_eq!(parse_client_line(""), Empty);
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse_client_line("/users"), Users);
+        assert_eq!(parse_client_line("!usuarios"), Users);
+        assert_eq!(parse_client_line("/USERS"), Users);
+        assert_eq!(
+            parse_client_line("/msg bob  hola  bob"),
+            Msg {
+                to: "bob",
+                text: "hola  bob"
+            }
+        );
+        assert_eq!(parse_client_line("/me saluda"), Me("saluda"));
+        assert_eq!(parse_client_line("/nick  ana "), Nick("ana"));
+        assert_eq!(parse_client_line("/ping"), Ping(None));
+        assert_eq!(parse_client_line("/ping 42"), Ping(Some("42")));
+        assert_eq!(parse_client_line("/quit"), Quit(None));
+        assert_eq!(parse_client_line("/quit me voy"), Quit(Some("me voy")));
+        assert_eq!(parse_client_line("/help"), Help);
+        assert_eq!(parse_client_line("/pass s3cr3t"), Pass("s3cr3t"));
+        assert_eq!(parse_client_line("/frobnicate x"), Unknown("frobnicate"));
+        assert_eq!(parse_client_line("/"), Unknown(""));
+    }
+
+    #[test]
+    fn missing_arguments() {
+        assert!(matches!(parse_client_line("/msg"), MissingArgument(_)));
+        assert!(matches!(parse_client_line("/msg bob"), MissingArgument(_)));
+        assert!(matches!(
+            parse_client_line("/msg bob   "),
+            MissingArgument(_)
+        ));
+        assert!(matches!(parse_client_line("/me"), MissingArgument(_)));
+        assert!(matches!(parse_client_line("/nick"), MissingArgument(_)));
+    }
+
+    #[test]
+    fn cleans_control_characters_but_keeps_tab() {
+        assert_eq!(clean_text("a\u{1b}[31mb\tc\u{7f}"), "a[31mb\tc");
+        assert!(matches!(clean_text("normal"), Cow::Borrowed(_)));
+    }
+}

@@ -1,0 +1,19 @@
+//! Charla protocol v1, shared by the server, the client, the benchmark tool and the tests.
+//!
+//! Every message is one line of UTF-8 ending in `\n`; see `docs/protocol.md`.
+
+pub mod command;
+pub mod framing;
+pub mod nick;
+pub mod reply;
+
+pub use command::{clean_text, parse_client_line, ClientLine};
+pub use framing::{Frame, LineFramer};
+pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
+pub use reply::{parse_server_line, ErrorCode, ServerLine};
+
+/// The tutorial's port, kept so that its users find the server where they expect it.
+pub const DEFAULT_PORT: u16 = 12345;
+
+/// Longest server line the protocol promises, terminator included (the user list is split to fit).
+pub const MAX_SERVER_LINE: usize = 4096;

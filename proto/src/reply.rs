@@ -1,0 +1,314 @@
+//! Server lines: writing them (server) and reading them (client, tests, benchmark).
+
+use crate::MAX_SERVER_LINE;
+
+/// The code after `ERROR`: stable words a program can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NickInvalid,
+    NickTaken,
+    NoSuchUser,
+    UnknownCommand,
+    MissingArgument,
+    LineTooLong,
+    BadUtf8,
+    Flood,
+    ServerFull,
+    Timeout,
+    PasswordRequired,
+    BadPassword,
+    TooManyConnections,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::NickInvalid,
+        ErrorCode::NickTaken,
+        ErrorCode::NoSuchUser,
+        ErrorCode::UnknownCommand,
+        ErrorCode::MissingArgument,
+        ErrorCode::LineTooLong,
+        ErrorCode::BadUtf8,
+        ErrorCode::Flood,
+        ErrorCode::ServerFull,
+        ErrorCode::Timeout,
+        ErrorCode::PasswordRequired,
+        ErrorCode::BadPassword,
+        ErrorCode::TooManyConnections,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NickInvalid => "nick-invalid",
+            ErrorCode::NickTaken => "nick-taken",
+            ErrorCode::NoSuchUser => "no-such-user",
+            ErrorCode::UnknownCommand => "unknown-command",
+            ErrorCode::MissingArgument => "missing-argument",
+            ErrorCode::LineTooLong => "line-too-long",
+            ErrorCode::BadUtf8 => "bad-utf8",
+            ErrorCode::Flood => "flood",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::PasswordRequired => "password-required",
+            ErrorCode::BadPassword => "bad-password",
+            ErrorCode::TooManyConnections => "too-many-connections",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+}
+
+/// Appends one line made of `words` separated by single spaces, then `\n`.
+pub fn push_line(out: &mut Vec<u8>, words: &[&str]) {
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(word.as_bytes());
+    }
+    out.push(b'\n');
+}
+
+/// Appends the user list: `USERS <n> <nick>...`, continued in `USERS+ <nick>...` lines so that no
+/// line is longer than [`MAX_SERVER_LINE`] bytes.
+pub fn push_user_list<'a>(out: &mut Vec<u8>, nicks: impl ExactSizeIterator<Item = &'a str>) {
+    let total = nicks.len().to_string();
+    let mut line_start = out.len();
+    out.extend_from_slice(b"USERS ");
+    out.extend_from_slice(total.as_bytes());
+    for nick in nicks {
+        // +2: the space before the nick and the final '\n'.
+        if out.len() - line_start + nick.len() + 2 > MAX_SERVER_LINE {
+            out.push(b'\n');
+            line_start = out.len();
+            out.extend_from_slice(b"USERS+");
+        }
+        out.push(b' ');
+        out.extend_from_slice(nick.as_bytes());
+    }
+    out.push(b'\n');
+}
+
+/// One line from the server, as a client understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLine<'a> {
+    Welcome(&'a str),
+    /// The first line of the user list: the total and the first nicks.
+    Users {
+        total: usize,
+        nicks: Vec<&'a str>,
+    },
+    /// More nicks of the same user list.
+    UsersMore(Vec<&'a str>),
+    Join(&'a str),
+    Leave {
+        nick: &'a str,
+        reason: Option<&'a str>,
+    },
+    Msg {
+        from: &'a str,
+        text: &'a str,
+    },
+    Action {
+        from: &'a str,
+        text: &'a str,
+    },
+    Privmsg {
+        from: &'a str,
+        text: &'a str,
+    },
+    Nick {
+        old: &'a str,
+        new: &'a str,
+    },
+    Pong(Option<&'a str>),
+    Notice(&'a str),
+    Error {
+        code: &'a str,
+        text: &'a str,
+    },
+    /// A line this version does not know; clients should show or ignore it, not fail.
+    Unknown(&'a str),
+}
+
+/// Splits `s` at its first space; the second part is empty if there is none.
+fn first_word(s: &str) -> (&str, &str) {
+    s.split_once(' ').unwrap_or((s, ""))
+}
+
+fn opt(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Parses a server line (without its `\n`).
+pub fn parse_server_line(line: &str) -> ServerLine<'_> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let (kind, rest) = first_word(line);
+    let unknown = ServerLine::Unknown(line);
+    match kind {
+        "WELCOME" if !rest.is_empty() => ServerLine::Welcome(rest),
+        "USERS" => {
+            let mut words = rest.split(' ').filter(|w| !w.is_empty());
+            match words.next().and_then(|n| n.parse().ok()) {
+                Some(total) => ServerLine::Users {
+                    total,
+                    nicks: words.collect(),
+                },
+                None => unknown,
+            }
+        }
+        "USERS+" => ServerLine::UsersMore(rest.split(' ').filter(|w| !w.is_empty()).collect()),
+        "JOIN" if !rest.is_empty() => ServerLine::Join(rest),
+        "LEAVE" if !rest.is_empty() => {
+            let (nick, reason) = first_word(rest);
+            ServerLine::Leave {
+                nick,
+                reason: opt(reason),
+            }
+        }
+        "MSG" | "ACTION" | "PRIVMSG" if !rest.is_empty() => {
+            let (from, text) = first_word(rest);
+            match kind {
+                "MSG" => ServerLine::Msg { from, text },
+                "ACTION" => ServerLine::Action { from, text },
+                _ => ServerLine::Privmsg { from, text },
+            }
+        }
+        "NICK" => match rest.split_once(' ') {
+            Some((old, new)) if !old.is_empty() && !new.is_empty() => ServerLine::Nick { old, new },
+            _ => unknown,
+        },
+        "PONG" => ServerLine::Pong(opt(rest)),
+        "NOTICE" => ServerLine::Notice(rest),
+        "ERROR" if !rest.is_empty() => {
+            let (code, text) = first_word(rest);
+            ServerLine::Error { code, text }
+        }
+        _ => unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_word(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_word("nope"), None);
+    }
+
+    #[test]
+    fn push_line_joins_words() {
+        let mut out = Vec::new();
+        push_line(&mut out, &["MSG", "ana", "hola mundo"]);
+        push_line(&mut out, &["PONG"]);
+        assert_eq!(out, b"MSG ana hola mundo\nPONG\n");
+    }
+
+    #[test]
+    fn short_user_list_is_one_line() {
+        let mut out = Vec::new();
+        push_user_list(&mut out, ["ana", "bob"].into_iter());
+        assert_eq!(out, b"USERS 2 ana bob\n");
+        out.clear();
+        push_user_list(&mut out, std::iter::empty());
+        assert_eq!(out, b"USERS 0\n");
+    }
+
+    #[test]
+    fn long_user_list_is_split_into_lines_that_fit() {
+        let nicks: Vec<String> = (0..1000)
+            .map(|i| format!("user{i:05}_{}", "x".repeat(20)))
+            .collect();
+        let mut out = Vec::new();
+        push_user_list(&mut out, nicks.iter().map(String::as_str));
+        let text = String::from_utf8(out).unwrap();
+        let mut seen = Vec::new();
+        let mut total = None;
+        for line in text.lines() {
+            assert!(line.len() < MAX_SERVER_LINE, "{} bytes", line.len() + 1);
+            match parse_server_line(line) {
+                ServerLine::Users { total: n, nicks } => {
+                    assert!(total.is_none());
+                    total = Some(n);
+                    seen.extend(nicks);
+                }
+                ServerLine::UsersMore(nicks) => seen.extend(nicks),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(total, Some(1000));
+        assert_eq!(seen, nicks.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(text.lines().count() > 5);
+    }
+
+    #[test]
+    fn parses_every_server_line() {
+        use ServerLine::*;
+        assert_eq!(parse_server_line("WELCOME ana"), Welcome("ana"));
+        assert_eq!(parse_server_line("JOIN bob"), Join("bob"));
+        assert_eq!(
+            parse_server_line("LEAVE bob"),
+            Leave {
+                nick: "bob",
+                reason: None
+            }
+        );
+        assert_eq!(
+            parse_server_line("LEAVE bob too slow"),
+            Leave {
+                nick: "bob",
+                reason: Some("too slow")
+            }
+        );
+        assert_eq!(
+            parse_server_line("MSG bob hola a todos"),
+            Msg {
+                from: "bob",
+                text: "hola a todos"
+            }
+        );
+        assert_eq!(
+            parse_server_line("ACTION bob saluda"),
+            Action {
+                from: "bob",
+                text: "saluda"
+            }
+        );
+        assert_eq!(
+            parse_server_line("PRIVMSG bob psst"),
+            Privmsg {
+                from: "bob",
+                text: "psst"
+            }
+        );
+        assert_eq!(
+            parse_server_line("NICK bob roberto"),
+            Nick {
+                old: "bob",
+                new: "roberto"
+            }
+        );
+        assert_eq!(parse_server_line("PONG"), Pong(None));
+        assert_eq!(parse_server_line("PONG 7"), Pong(Some("7")));
+        assert_eq!(
+            parse_server_line("NOTICE server shutting down"),
+            Notice("server shutting down")
+        );
+        assert_eq!(
+            parse_server_line("ERROR nick-taken ana is taken"),
+            Error {
+                code: "nick-taken",
+                text: "ana is taken"
+            }
+        );
+        assert_eq!(parse_server_line("USERS+ c d"), UsersMore(vec!["c", "d"]));
+        assert_eq!(parse_server_line("HELLO"), Unknown("HELLO"));
+        assert_eq!(parse_server_line("USERS x"), Unknown("USERS x"));
+    }
+}

@@ -1,0 +1,348 @@
+//! The chat itself: registration, the room, commands and fan-out of lines.
+
+use std::collections::HashMap;
+
+use charla_proto::command::HELP;
+use charla_proto::reply::{push_line, push_user_list};
+use charla_proto::{
+    clean_text, nick_key, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
+};
+use mio::Token;
+
+use crate::conn::{Conn, Phase, Slab};
+use crate::log::log;
+use crate::reactor::{CloseReason, Server};
+
+/// Who is in the chat: registered connections and their nicknames.
+#[derive(Default)]
+pub struct Room {
+    /// Every registered connection, for fan-out without scanning idle slots.
+    members: Vec<Token>,
+    /// Case-insensitive nickname key → connection.
+    by_key: HashMap<String, Token>,
+}
+
+impl Room {
+    pub fn find(&self, nick: &str) -> Option<Token> {
+        self.by_key.get(&nick_key(nick)).copied()
+    }
+
+    fn join(&mut self, token: Token, conn: &mut Conn) {
+        conn.room_slot = Some(self.members.len());
+        self.members.push(token);
+        self.by_key.insert(nick_key(&conn.nick), token);
+    }
+
+    pub fn leave(&mut self, conns: &mut Slab, slot: usize, nick: &str) {
+        self.members.swap_remove(slot);
+        if let Some(&moved) = self.members.get(slot) {
+            if let Some(conn) = conns.get_mut(moved.0) {
+                conn.room_slot = Some(slot);
+            }
+        }
+        self.by_key.remove(&nick_key(nick));
+    }
+
+    fn rename(&mut self, token: Token, old: &str, new: &str) {
+        self.by_key.remove(&nick_key(old));
+        self.by_key.insert(nick_key(new), token);
+    }
+
+    /// Appends the user list as `USERS`/`USERS+` lines.
+    fn push_user_list(&self, conns: &Slab, out: &mut Vec<u8>) {
+        let nicks = self
+            .members
+            .iter()
+            .map(|t| conns.get(t.0).map_or("", |c| &*c.nick));
+        push_user_list(out, nicks);
+    }
+}
+
+/// Queues `line` for one connection. A connection whose queue would pass `max_queue` is marked
+/// too slow instead, to be closed once the current fan-out is done.
+fn enqueue(
+    server_parts: (
+        &mut Slab,
+        &mut Vec<Token>,
+        &mut Vec<(Token, u64, CloseReason)>,
+    ),
+    max_queue: usize,
+    token: Token,
+    line: &[u8],
+) {
+    let (conns, flush_queue, to_close) = server_parts;
+    let Some(conn) = conns.get_mut(token.0) else {
+        return;
+    };
+    if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
+        return;
+    }
+    if conn.out.pending() + line.len() > max_queue {
+        conn.phase = Phase::Closing;
+        conn.out.clear();
+        to_close.push((token, conn.serial, CloseReason::TooSlow));
+        return;
+    }
+    conn.out.push(line);
+    if !conn.flush_queued {
+        conn.flush_queued = true;
+        flush_queue.push(token);
+    }
+}
+
+impl Server {
+    /// Queues raw protocol bytes for one connection.
+    fn send_bytes(&mut self, token: Token, bytes: &[u8]) {
+        let max_queue = self.cfg.max_queue;
+        enqueue(
+            (&mut self.conns, &mut self.flush_queue, &mut self.to_close),
+            max_queue,
+            token,
+            bytes,
+        );
+    }
+
+    /// Sends one line made of `words` to one connection.
+    pub(crate) fn reply(&mut self, token: Token, words: &[&str]) {
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        push_line(&mut line, words);
+        self.send_bytes(token, &line);
+        self.line_buf = line;
+    }
+
+    pub(crate) fn reply_error(&mut self, token: Token, code: ErrorCode, text: &str) {
+        self.reply(token, &["ERROR", code.as_str(), text]);
+    }
+
+    /// Sends one line to everyone in the room but `except`, formatted once.
+    pub(crate) fn send_to_room(&mut self, except: Option<Token>, words: &[&str]) {
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        push_line(&mut line, words);
+        self.fan_out(except, &line);
+        self.line_buf = line;
+    }
+
+    fn fan_out(&mut self, except: Option<Token>, line: &[u8]) {
+        let max_queue = self.cfg.max_queue;
+        let Server {
+            room,
+            conns,
+            flush_queue,
+            to_close,
+            ..
+        } = self;
+        for &token in &room.members {
+            if Some(token) != except {
+                enqueue((conns, flush_queue, to_close), max_queue, token, line);
+            }
+        }
+    }
+
+    fn send_user_list(&mut self, token: Token) {
+        let mut lines = std::mem::take(&mut self.line_buf);
+        lines.clear();
+        self.room.push_user_list(&self.conns, &mut lines);
+        self.send_bytes(token, &lines);
+        self.line_buf = lines;
+    }
+
+    /// Handles one frame from a connection; returns whether to keep reading its input.
+    pub(crate) fn handle_frame(&mut self, token: Token, frame: Frame<'_>) -> bool {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return false;
+        };
+        if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
+            return false;
+        }
+        if self.cfg.flood_rate > 0.0
+            && !conn
+                .flood
+                .allow(self.now, self.cfg.flood_rate, self.cfg.flood_burst)
+        {
+            if !conn.flood.warned {
+                conn.flood.warned = true;
+                log!("limit: flood from {}, dropping lines", conn.who());
+                let text = format!(
+                    "too many lines: at most {} per second; lines dropped",
+                    self.cfg.flood_rate
+                );
+                self.reply_error(token, ErrorCode::Flood, &text);
+            }
+            return true;
+        }
+        let registered = conn.phase == Phase::Chatting;
+        match frame {
+            Frame::TooLong => {
+                log!("limit: line too long from {}", conn.who());
+                let text = format!(
+                    "lines are at most {} bytes; line dropped",
+                    self.cfg.max_line
+                );
+                self.reply_error(token, ErrorCode::LineTooLong, &text);
+            }
+            Frame::BadUtf8 => self.reply_error(
+                token,
+                ErrorCode::BadUtf8,
+                "lines must be UTF-8; line dropped",
+            ),
+            Frame::Line(line) if registered => self.chat_line(token, line),
+            Frame::Line(line) => self.registration_line(token, line),
+        }
+        self.conns
+            .get(token.0)
+            .is_some_and(|c| matches!(c.phase, Phase::Registering | Phase::Chatting))
+    }
+
+    /// A line before the client has a nickname: the nickname, or one of the few commands that
+    /// make sense without one.
+    fn registration_line(&mut self, token: Token, line: &str) {
+        let wanted = line.trim();
+        if !wanted.starts_with('/') {
+            return self.try_register(token, wanted);
+        }
+        match parse_client_line(wanted) {
+            ClientLine::Nick(nick) => self.try_register(token, nick),
+            ClientLine::Ping(tok) => self.pong(token, tok),
+            ClientLine::Help => self.help(token),
+            ClientLine::Quit(reason) => self.quit(token, reason),
+            _ => self.reply_error(
+                token,
+                ErrorCode::NickInvalid,
+                "choose a nickname first: send it alone on a line",
+            ),
+        }
+    }
+
+    fn try_register(&mut self, token: Token, nick: &str) {
+        if let Err(e) = validate_nick(nick) {
+            return self.reply_error(token, ErrorCode::NickInvalid, &e.to_string());
+        }
+        if self.room.find(nick).is_some() {
+            return self.reply_error(
+                token,
+                ErrorCode::NickTaken,
+                &format!("{nick} is already in use, choose another"),
+            );
+        }
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        conn.nick = nick.into();
+        conn.phase = Phase::Chatting;
+        self.room.join(token, conn);
+        log!("registered {}", conn.who());
+        self.reply(token, &["WELCOME", nick]);
+        self.send_user_list(token);
+        self.send_to_room(Some(token), &["JOIN", nick]);
+    }
+
+    fn chat_line(&mut self, token: Token, line: &str) {
+        match parse_client_line(line) {
+            ClientLine::Empty => {}
+            ClientLine::Message(text) => self.say(token, "MSG", text),
+            ClientLine::Me(text) => self.say(token, "ACTION", text),
+            ClientLine::Users => self.send_user_list(token),
+            ClientLine::Msg { to, text } => self.private_message(token, to, text),
+            ClientLine::Nick(new) => self.change_nick(token, new),
+            ClientLine::Ping(tok) => self.pong(token, tok),
+            ClientLine::Quit(reason) => self.quit(token, reason),
+            ClientLine::Help => self.help(token),
+            ClientLine::MissingArgument(usage) => self.reply_error(
+                token,
+                ErrorCode::MissingArgument,
+                &format!("usage: {usage}"),
+            ),
+            ClientLine::Pass(_) => self.reply_error(token, ErrorCode::UnknownCommand, "pass"),
+            ClientLine::Unknown(name) => {
+                self.reply_error(token, ErrorCode::UnknownCommand, &clean_text(name))
+            }
+        }
+    }
+
+    /// A public message or action: formatted once, queued for everyone else.
+    fn say(&mut self, token: Token, kind: &str, text: &str) {
+        let text = clean_text(text);
+        if text.trim().is_empty() {
+            return;
+        }
+        let Some(conn) = self.conns.get(token.0) else {
+            return;
+        };
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        push_line(&mut line, &[kind, &conn.nick, &text]);
+        self.fan_out(Some(token), &line);
+        self.line_buf = line;
+    }
+
+    fn private_message(&mut self, token: Token, to: &str, text: &str) {
+        let text = clean_text(text);
+        if text.trim().is_empty() {
+            return self.reply_error(
+                token,
+                ErrorCode::MissingArgument,
+                "usage: /msg <nick> <text>",
+            );
+        }
+        let Some(target) = self.room.find(to) else {
+            return self.reply_error(token, ErrorCode::NoSuchUser, &clean_text(to));
+        };
+        let Some(conn) = self.conns.get(token.0) else {
+            return;
+        };
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        push_line(&mut line, &["PRIVMSG", &conn.nick, &text]);
+        self.send_bytes(target, &line);
+        self.line_buf = line;
+    }
+
+    fn change_nick(&mut self, token: Token, new: &str) {
+        if let Err(e) = validate_nick(new) {
+            return self.reply_error(token, ErrorCode::NickInvalid, &e.to_string());
+        }
+        let Some(conn) = self.conns.get(token.0) else {
+            return;
+        };
+        if *conn.nick == *new {
+            return;
+        }
+        if self.room.find(new).is_some_and(|holder| holder != token) {
+            return self.reply_error(
+                token,
+                ErrorCode::NickTaken,
+                &format!("{new} is already in use, choose another"),
+            );
+        }
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let old = std::mem::replace(&mut conn.nick, new.into());
+        self.room.rename(token, &old, new);
+        log!("nick {old} -> {new} ({})", conn.addr);
+        // Everyone, the sender included, so that the client learns the change took effect.
+        self.send_to_room(None, &["NICK", &old, new]);
+    }
+
+    fn pong(&mut self, token: Token, tok: Option<&str>) {
+        match tok {
+            Some(tok) => self.reply(token, &["PONG", &clean_text(tok)]),
+            None => self.reply(token, &["PONG"]),
+        }
+    }
+
+    fn help(&mut self, token: Token) {
+        for line in HELP {
+            self.reply(token, &["NOTICE", line]);
+        }
+    }
+
+    fn quit(&mut self, token: Token, reason: Option<&str>) {
+        let reason = reason
+            .map(|r| clean_text(r).into_owned())
+            .filter(|r| !r.trim().is_empty());
+        self.close(token, CloseReason::Quit(reason));
+    }
+}

@@ -1,0 +1,260 @@
+//! Command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const HELP: &str = "\
+charla-server: a one-thread TLS chat server (Charla protocol v1, docs/protocol.md)
+
+Usage: charla-server [OPTIONS]
+
+Options:
+  --bind ADDR:PORT           where to listen [default: 127.0.0.1:12345]
+                             (0.0.0.0:12345 or [::]:12345 to accept other machines;
+                             port 0 picks a free port, printed in the 'listening' log line)
+  --cert PATH                certificate (PEM, may hold the chain) [default: certs/server-cert.pem]
+  --key PATH                 private key (PEM: PKCS#8 or traditional RSA, plain or encrypted)
+                             [default: certs/server-key.key]
+  --key-pass-file PATH       read the key's passphrase from the first line of this file
+                             (otherwise from the CHARLA_KEY_PASS environment variable)
+  --max-clients N            most connections at once, handshaking ones included;
+                             further ones get 'ERROR server-full' [default: 10000]
+  --max-line BYTES           longest line a client may send, terminator included;
+                             longer ones get 'ERROR line-too-long' [default: 4096]
+  --max-queue BYTES          most bytes waiting to be sent to one client; a client that
+                             falls further behind is disconnected as 'too slow'
+                             [default: 1M] (suffixes K and M: 1K = 1024)
+  --flood-rate N             lines per second one client may send, on average;
+                             0 turns flood control off [default: 10]
+  --flood-burst N            lines one client may send at once above the rate [default: 20]
+  --handshake-timeout SECS   close connections that have not finished TLS by then [default: 10]
+  --register-timeout SECS    close connections that have not chosen a nickname by then
+                             [default: 30]
+  -h, --help                 print this help
+  -V, --version              print the version
+
+Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', close every
+connection and exit 0; SIGHUP reloads the certificate and key from disk (a broken file is
+logged and the old one kept).
+Logs go to stderr, one timestamped line per event; message text is never logged.
+";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub key_pass_file: Option<PathBuf>,
+    pub max_clients: usize,
+    pub max_line: usize,
+    pub max_queue: usize,
+    /// Lines per second; 0 = off.
+    pub flood_rate: f64,
+    pub flood_burst: f64,
+    pub handshake_timeout: Duration,
+    pub register_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], charla_proto::DEFAULT_PORT)),
+            cert: "certs/server-cert.pem".into(),
+            key: "certs/server-key.key".into(),
+            key_pass_file: None,
+            max_clients: 10_000,
+            max_line: 4096,
+            max_queue: 1 << 20,
+            flood_rate: 10.0,
+            flood_burst: 20.0,
+            handshake_timeout: Duration::from_secs(10),
+            register_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the command line asks for.
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut cfg = Config::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let flag = match &arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long(name) => format!("--{name}"),
+            _ => return Err(arg.unexpected().to_string()),
+        };
+        let value = parser.value().map_err(|e| e.to_string())?;
+        let value = value
+            .into_string()
+            .map_err(|_| format!("{flag}: the value is not valid UTF-8"))?;
+        let bad = |what: &str| format!("{flag} {value:?}: {what}");
+        match flag.as_str() {
+            "--bind" => {
+                cfg.bind = parse_bind(&value).ok_or_else(|| {
+                    bad("expected ADDR:PORT, e.g. 127.0.0.1:12345, [::]:12345 or localhost:12345")
+                })?
+            }
+            "--cert" => cfg.cert = value.into(),
+            "--key" => cfg.key = value.into(),
+            "--key-pass-file" => cfg.key_pass_file = Some(value.into()),
+            "--max-clients" => {
+                cfg.max_clients =
+                    positive(&value).ok_or_else(|| bad("expected a whole number above 0"))?
+            }
+            "--max-line" => {
+                cfg.max_line = parse_bytes(&value)
+                    .filter(|&n| n >= 64)
+                    .ok_or_else(|| bad("expected a size of at least 64 bytes"))?
+            }
+            "--max-queue" => {
+                cfg.max_queue = parse_bytes(&value).filter(|&n| n >= 4096).ok_or_else(|| {
+                    bad("expected a size of at least 4096 bytes (e.g. 65536, 64K, 1M)")
+                })?
+            }
+            "--flood-rate" => {
+                cfg.flood_rate = non_negative(&value)
+                    .ok_or_else(|| bad("expected lines per second, 0 for off"))?
+            }
+            "--flood-burst" => {
+                cfg.flood_burst = non_negative(&value)
+                    .filter(|&n| n >= 1.0)
+                    .ok_or_else(|| bad("expected a number of lines, at least 1"))?
+            }
+            "--handshake-timeout" => {
+                cfg.handshake_timeout =
+                    seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
+            }
+            "--register-timeout" => {
+                cfg.register_timeout =
+                    seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
+            }
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(Command::Run(cfg))
+}
+
+/// An address, or a host name resolved once at start (`localhost:12345`).
+fn parse_bind(s: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    s.parse().ok().or_else(|| s.to_socket_addrs().ok()?.next())
+}
+
+fn positive(s: &str) -> Option<usize> {
+    s.parse().ok().filter(|&n| n > 0)
+}
+
+fn non_negative(s: &str) -> Option<f64> {
+    s.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)
+}
+
+fn seconds(s: &str) -> Option<Duration> {
+    non_negative(s)
+        .filter(|&n| n > 0.0 && n < 1e9)
+        .map(Duration::from_secs_f64)
+}
+
+/// A byte count: `65536`, `64K` or `1M` (binary units).
+fn parse_bytes(s: &str) -> Option<usize> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: usize = digits.parse().ok()?;
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        match parse_args(args.iter().map(Into::into))? {
+            Command::Run(cfg) => Ok(cfg),
+            _ => Err("not run".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_help() {
+        let cfg = parse(&[]).unwrap();
+        assert_eq!(cfg.bind.to_string(), "127.0.0.1:12345");
+        assert_eq!(cfg.max_clients, 10_000);
+        assert_eq!(cfg.max_line, 4096);
+        assert_eq!(cfg.max_queue, 1 << 20);
+        assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.register_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flags_and_units() {
+        let cfg = parse(&[
+            "--bind=[::1]:0",
+            "--max-queue",
+            "64K",
+            "--flood-rate",
+            "0",
+            "--handshake-timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(cfg.bind.to_string(), "[::1]:0");
+        assert_eq!(cfg.max_queue, 65536);
+        assert_eq!(cfg.flood_rate, 0.0);
+        assert_eq!(cfg.handshake_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert!(parse(&["--bind", "localhost"])
+            .unwrap_err()
+            .contains("ADDR:PORT"));
+        assert!(parse(&["--bind", "localhost:9"]).is_ok());
+        assert!(parse(&["--max-clients", "0"])
+            .unwrap_err()
+            .contains("--max-clients"));
+        assert!(parse(&["--max-queue", "1G"])
+            .unwrap_err()
+            .contains("--max-queue"));
+        assert!(parse(&["--frobnicate", "1"])
+            .unwrap_err()
+            .contains("unknown option --frobnicate"));
+        assert!(parse(&["--cert"]).is_err());
+    }
+
+    #[test]
+    fn every_flag_is_in_the_help() {
+        for flag in [
+            "--bind",
+            "--cert",
+            "--key",
+            "--key-pass-file",
+            "--max-clients",
+            "--max-line",
+            "--max-queue",
+            "--flood-rate",
+            "--flood-burst",
+            "--handshake-timeout",
+            "--register-timeout",
+            "--help",
+            "--version",
+        ] {
+            assert!(HELP.contains(flag), "{flag}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! charla-server: a one-thread TLS chat server. See `--help` and docs/protocol.md.
+
+mod chat;
+mod config;
+mod conn;
+mod log;
+mod reactor;
+mod tls;
+
+use std::process::ExitCode;
+
+use config::Command;
+use log::log;
+
+fn main() -> ExitCode {
+    let cfg = match config::parse_args(std::env::args_os().skip(1)) {
+        Ok(Command::Run(cfg)) => cfg,
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("charla-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("charla-server: {e}\nTry 'charla-server --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    let acceptor = match tls::load_acceptor(&cfg) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    raise_descriptor_limit(cfg.max_clients);
+    let mut server = match reactor::Server::new(cfg, acceptor) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    match server.local_addr() {
+        Ok(addr) => log!("listening on {addr}"),
+        Err(e) => return fail(&format!("cannot read the listening address: {e}")),
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("event loop failed: {e}")),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("charla-server: {message}");
+    ExitCode::FAILURE
+}
+
+/// Each client is a descriptor; the usual soft limit of 1024 would cap the chat long before
+/// --max-clients, so raise it as far as the hard limit allows.
+fn raise_descriptor_limit(max_clients: usize) {
+    let wanted = (max_clients + 100 + 64) as libc::rlim_t;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= wanted {
+            return;
+        }
+        let target = wanted.min(lim.rlim_max);
+        lim.rlim_cur = target;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 || target < wanted {
+            log!(
+                "warning: only {target} file descriptors allowed (ulimit -n); fewer than --max-clients {max_clients} clients fit"
+            );
+        }
+    }
+}

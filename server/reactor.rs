@@ -1,0 +1,680 @@
+//! The event loop: one thread, one `mio::Poll`, every socket.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::chat::Room;
+use crate::config::Config;
+use crate::conn::{Conn, Phase, Slab};
+use crate::log::log;
+use crate::tls;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+
+/// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
+/// more, a connection is closed without a word (TLS would cost more than it is worth).
+const OVER_CAPACITY_GRACE: usize = 64;
+/// How long a closing connection may take to take its last lines and close its side.
+const LINGER: Duration = Duration::from_secs(2);
+/// Bytes read from one connection before the others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+const SCRATCH_SIZE: usize = 16 * 1024;
+/// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why a connection is being closed.
+#[derive(Debug)]
+pub enum CloseReason {
+    Quit(Option<String>),
+    PeerClosed,
+    Lost(String),
+    TooSlow,
+    HandshakeFailed(String),
+    HandshakeTimeout,
+    RegisterTimeout,
+    ServerFull,
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The reason others see in `LEAVE <nick> [reason]`.
+    fn leave_text(&self) -> Option<&str> {
+        match self {
+            CloseReason::Quit(reason) => reason.as_deref(),
+            CloseReason::PeerClosed => Some("connection closed"),
+            CloseReason::Lost(_) => Some("connection lost"),
+            CloseReason::TooSlow => Some("too slow"),
+            CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => Some("timeout"),
+            CloseReason::HandshakeFailed(_) | CloseReason::ServerFull => None,
+            CloseReason::Shutdown => Some("server shutting down"),
+        }
+    }
+
+    /// Closed on the spot, without close_notify: the peer is gone, broken or not reading.
+    fn abrupt(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::Lost(_)
+                | CloseReason::TooSlow
+                | CloseReason::HandshakeFailed(_)
+                | CloseReason::HandshakeTimeout
+        )
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            CloseReason::Quit(_) => "quit".into(),
+            CloseReason::PeerClosed => "connection closed by peer".into(),
+            CloseReason::Lost(why) => format!("connection lost: {why}"),
+            CloseReason::TooSlow => "too slow: send queue over --max-queue".into(),
+            CloseReason::HandshakeFailed(why) => format!("handshake failed: {why}"),
+            CloseReason::HandshakeTimeout => "handshake timed out (--handshake-timeout)".into(),
+            CloseReason::RegisterTimeout => "no nickname in time (--register-timeout)".into(),
+            CloseReason::ServerFull => "server full (--max-clients)".into(),
+            CloseReason::Shutdown => "server shutting down".into(),
+        }
+    }
+}
+
+/// A moment when a connection must have left a phase; stale entries are skipped by serial.
+struct Deadline {
+    at: Instant,
+    token: Token,
+    serial: u64,
+}
+
+pub struct Server {
+    pub(crate) poll: Poll,
+    listener: Option<TcpListener>,
+    signals: Signals,
+    acceptor: SslAcceptor,
+    pub(crate) cfg: Config,
+    pub(crate) conns: Slab,
+    pub(crate) room: Room,
+    /// Connections with output to write at the end of this pass.
+    pub(crate) flush_queue: Vec<Token>,
+    /// Connections found too slow while a line was being fanned out, closed after it.
+    pub(crate) to_close: Vec<(Token, u64, CloseReason)>,
+    /// Connections that used their read budget and have more to read.
+    read_again: Vec<Token>,
+    handshake_deadlines: VecDeque<Deadline>,
+    register_deadlines: VecDeque<Deadline>,
+    linger_deadlines: VecDeque<Deadline>,
+    scratch: Vec<u8>,
+    /// A reusable buffer for formatting one line.
+    pub(crate) line_buf: Vec<u8>,
+    next_serial: u64,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    pub(crate) now: Instant,
+}
+
+impl Server {
+    /// Binds the listening socket and prepares the loop; errors are one line for the operator.
+    pub fn new(cfg: Config, acceptor: SslAcceptor) -> Result<Server, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        let mut listener = TcpListener::bind(cfg.bind).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {}: the address is already in use (another server running? pick another with --bind)",
+                cfg.bind
+            ),
+            _ => format!("cannot listen on {}: {e}", cfg.bind),
+        })?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| format!("cannot watch the listening socket: {e}"))?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            signals,
+            acceptor,
+            cfg,
+            conns: Slab::default(),
+            room: Room::default(),
+            flush_queue: Vec::new(),
+            to_close: Vec::new(),
+            read_again: Vec::new(),
+            handshake_deadlines: VecDeque::new(),
+            register_deadlines: VecDeque::new(),
+            linger_deadlines: VecDeque::new(),
+            scratch: vec![0; SCRATCH_SIZE],
+            line_buf: Vec::new(),
+            next_serial: 0,
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            now: Instant::now(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM has closed every connection.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => self.handle_signals(),
+                    token => self.conn_ready(
+                        token,
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    ),
+                }
+            }
+            for token in std::mem::take(&mut self.read_again) {
+                self.conn_ready(token, true, false);
+            }
+            self.expire_deadlines();
+            self.finish_pass();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || self.now >= deadline {
+                    log!("stopped ({} connections left)", self.conns.len());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        [
+            &self.handshake_deadlines,
+            &self.register_deadlines,
+            &self.linger_deadlines,
+        ]
+        .into_iter()
+        .filter_map(|q| q.front().map(|d| d.at))
+        .chain(self.accept_paused_until)
+        .chain(self.shutdown_deadline)
+        .min()
+        // Rounded up: epoll counts whole milliseconds and waking early just loops again.
+        .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+    }
+
+    fn accept_all(&mut self) {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((stream, addr)) => self.add_conn(stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    // Out of descriptors or memory: pending connections wait in the backlog.
+                    log!("limit: cannot accept: {e}; retrying in 100 ms");
+                    self.accept_paused_until = Some(self.now + Duration::from_millis(100));
+                    return;
+                }
+                Err(e) => log!("accept failed: {e}"),
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        let count = self.conns.len();
+        if count >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
+            log!("limit: server full, closed {addr} without a handshake");
+            return;
+        }
+        // Chat lines are small and latency matters more than packet count.
+        let _ = stream.set_nodelay(true);
+        let token = Token(self.conns.next_index());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            log!("cannot watch connection from {addr}: {e}");
+            return;
+        }
+        let tls =
+            match Ssl::new(self.acceptor.context()).and_then(|ssl| SslStream::new(ssl, stream)) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    log!("cannot start TLS for {addr}: {e}");
+                    return;
+                }
+            };
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let mut conn = Conn::new(tls, addr, serial, self.now, self.cfg.flood_burst);
+        conn.over_capacity = count >= self.cfg.max_clients;
+        self.conns.insert(conn);
+        self.handshake_deadlines.push_back(Deadline {
+            at: self.now + self.cfg.handshake_timeout,
+            token,
+            serial,
+        });
+        log!("accepted {addr}");
+    }
+
+    fn conn_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Handshaking => self.continue_handshake(token),
+            Phase::Registering | Phase::Chatting => {
+                if writable && conn.out.pending() > 0 {
+                    self.queue_flush(token);
+                }
+                if readable {
+                    self.read_lines(token);
+                }
+            }
+            Phase::Closing => {
+                if writable && !conn.close_notify_sent {
+                    self.queue_flush(token);
+                }
+                if readable {
+                    self.drain_closing(token);
+                }
+            }
+        }
+    }
+
+    fn continue_handshake(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        match conn.tls.accept() {
+            Ok(()) => {
+                if conn.over_capacity {
+                    log!(
+                        "limit: server full (--max-clients {}), rejecting {}",
+                        self.cfg.max_clients,
+                        conn.addr
+                    );
+                    conn.phase = Phase::Registering;
+                    self.reply_error(
+                        token,
+                        charla_proto::ErrorCode::ServerFull,
+                        "the server is full, try again later",
+                    );
+                    self.close(token, CloseReason::ServerFull);
+                    return;
+                }
+                conn.phase = Phase::Registering;
+                let serial = conn.serial;
+                self.register_deadlines.push_back(Deadline {
+                    at: self.now + self.cfg.register_timeout,
+                    token,
+                    serial,
+                });
+                self.update_interest(token);
+                // The nickname may have come in the same packets as the handshake's end.
+                self.read_lines(token);
+            }
+            Err(e) if e.code() == SslErrorCode::WANT_READ => {
+                conn.handshake_interest = Interest::READABLE;
+                self.update_interest(token);
+            }
+            Err(e) if e.code() == SslErrorCode::WANT_WRITE => {
+                conn.handshake_interest = Interest::READABLE | Interest::WRITABLE;
+                self.update_interest(token);
+            }
+            Err(e) => {
+                let why = describe_ssl_error(&e);
+                self.close(token, CloseReason::HandshakeFailed(why));
+            }
+        }
+    }
+
+    /// Reads until the socket is empty (OpenSSL keeps decrypted bytes that epoll never reports
+    /// again) or the read budget is used, handling each complete line.
+    fn read_lines(&mut self, token: Token) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut budget = READ_BUDGET;
+        let max_line = self.cfg.max_line;
+        loop {
+            let Some(conn) = self.conns.get_mut(token.0) else {
+                break;
+            };
+            if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
+                break;
+            }
+            match conn.tls.read(&mut scratch) {
+                Ok(0) => {
+                    self.close(token, CloseReason::PeerClosed);
+                    break;
+                }
+                Ok(n) => {
+                    let mut framer = std::mem::take(&mut conn.framer);
+                    framer.feed(&scratch[..n], max_line, |frame| {
+                        self.handle_frame(token, frame)
+                    });
+                    if let Some(conn) = self.conns.get_mut(token.0) {
+                        conn.framer = framer;
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_again.push(token);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(token, CloseReason::Lost(describe_io_error(&e)));
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// A closing connection's input is read and dropped until the peer closes.
+    fn drain_closing(&mut self, token: Token) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        loop {
+            let Some(conn) = self.conns.get_mut(token.0) else {
+                break;
+            };
+            match conn.tls.read(&mut scratch) {
+                Ok(0) => {
+                    self.drop_conn(token);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.drop_conn(token);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    pub(crate) fn queue_flush(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            if !conn.flush_queued {
+                conn.flush_queued = true;
+                self.flush_queue.push(token);
+            }
+        }
+    }
+
+    /// Ends a loop pass: closes what was found too slow, then writes every connection that has
+    /// output once, with everything queued for it this pass in as few TLS records as possible.
+    fn finish_pass(&mut self) {
+        loop {
+            while let Some((token, serial, reason)) = self.to_close.pop() {
+                if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
+                    self.close(token, reason);
+                }
+            }
+            if self.flush_queue.is_empty() {
+                return;
+            }
+            let queue = std::mem::take(&mut self.flush_queue);
+            for &token in &queue {
+                self.flush(token);
+            }
+            if self.flush_queue.is_empty() {
+                // Keep the allocation for the next pass.
+                self.flush_queue = queue;
+                self.flush_queue.clear();
+            }
+        }
+    }
+
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        conn.flush_queued = false;
+        if conn.phase == Phase::Handshaking {
+            return;
+        }
+        match conn.out.write_to(&mut conn.tls) {
+            Ok(true) if conn.phase == Phase::Closing && !conn.close_notify_sent => {
+                // close_notify once; the peer's is not waited for.
+                conn.close_notify_sent = true;
+                let _ = conn.tls.shutdown();
+                let _ = conn.tls.get_ref().shutdown(Shutdown::Write);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if conn.phase == Phase::Closing {
+                    self.drop_conn(token);
+                } else {
+                    self.close(token, CloseReason::Lost(describe_io_error(&e)));
+                }
+                return;
+            }
+        }
+        self.update_interest(token);
+    }
+
+    fn update_interest(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let wanted = conn.wanted_interest();
+        if wanted != conn.interest {
+            match self
+                .poll
+                .registry()
+                .reregister(conn.tls.get_mut(), token, wanted)
+            {
+                Ok(()) => conn.interest = wanted,
+                Err(e) => {
+                    let why = format!("cannot watch socket: {e}");
+                    self.close(token, CloseReason::Lost(why));
+                }
+            }
+        }
+    }
+
+    /// Starts closing a connection: it leaves the room (others get LEAVE), then either goes at
+    /// once or flushes its last lines and says close_notify.
+    pub(crate) fn close(&mut self, token: Token, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if conn.close_started {
+            return;
+        }
+        conn.close_started = true;
+        conn.phase = Phase::Closing;
+        let abrupt = reason.abrupt();
+        if abrupt {
+            conn.out.clear();
+        }
+        let who = conn.who();
+        if let Some(slot) = conn.room_slot.take() {
+            let nick = std::mem::take(&mut conn.nick);
+            self.room.leave(&mut self.conns, slot, &nick);
+            log!("left {who}: {}", reason.describe());
+            if self.shutdown_deadline.is_none() {
+                let leave = reason.leave_text();
+                let mut words = vec!["LEAVE", &*nick];
+                words.extend(leave);
+                self.send_to_room(None, &words);
+            }
+        } else {
+            log!("closed {who}: {}", reason.describe());
+        }
+        if abrupt {
+            self.drop_conn(token);
+        } else if let Some(conn) = self.conns.get(token.0) {
+            let serial = conn.serial;
+            self.linger_deadlines.push_back(Deadline {
+                at: self.now + LINGER,
+                token,
+                serial,
+            });
+            self.queue_flush(token);
+        }
+    }
+
+    fn drop_conn(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(token.0) {
+            if let Some(slot) = conn.room_slot.take() {
+                // Every path out of the room goes through close(); this is a safety net.
+                self.room.leave(&mut self.conns, slot, &conn.nick);
+            }
+            let _ = self.poll.registry().deregister(conn.tls.get_mut());
+        }
+    }
+
+    fn expire_deadlines(&mut self) {
+        let now = self.now;
+        while let Some(d) = pop_due(&mut self.handshake_deadlines, now) {
+            if self.is_current(&d, Phase::Handshaking) {
+                self.close(d.token, CloseReason::HandshakeTimeout);
+            }
+        }
+        while let Some(d) = pop_due(&mut self.register_deadlines, now) {
+            if self.is_current(&d, Phase::Registering) {
+                let secs = self.cfg.register_timeout.as_secs_f64();
+                self.reply_error(
+                    d.token,
+                    charla_proto::ErrorCode::Timeout,
+                    &format!("no nickname within {secs} s"),
+                );
+                self.close(d.token, CloseReason::RegisterTimeout);
+            }
+        }
+        while let Some(d) = pop_due(&mut self.linger_deadlines, now) {
+            if self.is_current(&d, Phase::Closing) {
+                self.drop_conn(d.token);
+            }
+        }
+        if self.accept_paused_until.is_some_and(|at| at <= now) {
+            self.accept_paused_until = None;
+            self.accept_all();
+        }
+    }
+
+    fn is_current(&self, d: &Deadline, phase: Phase) -> bool {
+        self.conns
+            .get(d.token.0)
+            .is_some_and(|c| c.serial == d.serial && c.phase == phase)
+    }
+
+    fn handle_signals(&mut self) {
+        let signals: Vec<i32> = self.signals.pending().collect();
+        for signal in signals {
+            match signal {
+                SIGHUP => self.reload_tls(),
+                _ if self.shutdown_deadline.is_some() => {
+                    log!("second signal: exiting now");
+                    std::process::exit(0);
+                }
+                _ => self.begin_shutdown(signal),
+            }
+        }
+    }
+
+    fn reload_tls(&mut self) {
+        match tls::load_acceptor(&self.cfg) {
+            Ok(acceptor) => {
+                self.acceptor = acceptor;
+                log!(
+                    "reloaded certificate {} and key {}",
+                    self.cfg.cert.display(),
+                    self.cfg.key.display()
+                );
+            }
+            Err(e) => log!("reload failed, keeping the current certificate: {e}"),
+        }
+    }
+
+    fn begin_shutdown(&mut self, signal: i32) {
+        let name = if signal == SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        log!(
+            "{name}: shutting down, closing {} connections",
+            self.conns.len()
+        );
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        for index in self.conns.indexes() {
+            let token = Token(index);
+            let Some(conn) = self.conns.get(index) else {
+                continue;
+            };
+            match conn.phase {
+                Phase::Handshaking => self.drop_conn(token),
+                Phase::Registering | Phase::Chatting => {
+                    self.reply(token, &["NOTICE", "server shutting down"]);
+                    self.close(token, CloseReason::Shutdown);
+                }
+                Phase::Closing => {}
+            }
+        }
+    }
+}
+
+fn pop_due(queue: &mut VecDeque<Deadline>, now: Instant) -> Option<Deadline> {
+    if queue.front()?.at <= now {
+        queue.pop_front()
+    } else {
+        None
+    }
+}
+
+fn describe_io_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::BrokenPipe => "broken pipe".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// A short reason for a failed handshake, for the log.
+fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
+    if let Some(io) = e.io_error() {
+        return describe_io_error(io);
+    }
+    if let Some(stack) = e.ssl_error() {
+        if let Some(reason) = stack.errors().first().and_then(|err| err.reason()) {
+            return reason.to_string();
+        }
+    }
+    if e.code() == SslErrorCode::SYSCALL || e.code() == SslErrorCode::ZERO_RETURN {
+        return "peer closed the connection".into();
+    }
+    e.to_string()
+}

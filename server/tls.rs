@@ -1,0 +1,93 @@
+//! The server's TLS configuration, built with the openssl crate.
+
+use std::fs;
+use std::path::Path;
+
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslMethod, SslOptions};
+use openssl::x509::X509;
+
+use crate::config::Config;
+
+const HOW_TO_MAKE: &str = "make one with ./gen-certs.sh";
+
+/// Builds the acceptor: TLS 1.2 and 1.3 only, forward-secret AEAD suites only on 1.2 (Mozilla's
+/// "intermediate" v5 profile), no renegotiation, no compression.
+pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
+    let cert_pem = read(&cfg.cert, "certificate")?;
+    let mut chain = X509::stack_from_pem(&cert_pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{}: no PEM certificate found in it ({HOW_TO_MAKE})",
+                cfg.cert.display()
+            )
+        })?
+        .into_iter();
+    let key = load_key(cfg)?;
+
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
+    let leaf = chain.next().expect("the chain was checked to be non-empty");
+    builder
+        .set_certificate(&leaf)
+        .map_err(|e| format!("{}: unusable certificate: {e}", cfg.cert.display()))?;
+    for extra in chain {
+        builder
+            .add_extra_chain_cert(extra)
+            .map_err(|e| format!("{}: unusable chain certificate: {e}", cfg.cert.display()))?;
+    }
+    builder
+        .set_private_key(&key)
+        .map_err(|e| format!("{}: unusable key: {e}", cfg.key.display()))?;
+    builder.check_private_key().map_err(|_| {
+        format!(
+            "{} does not belong to {} ({HOW_TO_MAKE} to make a matching pair)",
+            cfg.key.display(),
+            cfg.cert.display()
+        )
+    })?;
+    Ok(builder.build())
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    fs::read(path)
+        .map_err(|e| format!("cannot read {what} {}: {e} ({HOW_TO_MAKE})", path.display()))
+}
+
+fn load_key(cfg: &Config) -> Result<PKey<Private>, String> {
+    let pem = read(&cfg.key, "private key")?;
+    let passphrase = passphrase(cfg)?;
+    let name = cfg.key.display();
+    // The callback keeps OpenSSL from prompting on the terminal for an encrypted key.
+    let mut asked = false;
+    let key = PKey::private_key_from_pem_callback(&pem, |buf| {
+        asked = true;
+        let pass = passphrase.as_deref().unwrap_or_default().as_bytes();
+        if pass.is_empty() || pass.len() > buf.len() {
+            return Ok(0);
+        }
+        buf[..pass.len()].copy_from_slice(pass);
+        Ok(pass.len())
+    });
+    key.map_err(|_| match (asked, &passphrase) {
+        (true, None) => format!(
+            "{name} is encrypted: give its passphrase in CHARLA_KEY_PASS or --key-pass-file"
+        ),
+        (true, Some(_)) => format!("{name}: wrong passphrase, or a damaged key"),
+        (false, _) => format!("{name}: no PEM private key found in it ({HOW_TO_MAKE})"),
+    })
+}
+
+fn passphrase(cfg: &Config) -> Result<Option<String>, String> {
+    if let Some(path) = &cfg.key_pass_file {
+        let text = fs::read_to_string(path)
+            .map_err(|e| format!("cannot read passphrase file {}: {e}", path.display()))?;
+        return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
+    }
+    Ok(std::env::var("CHARLA_KEY_PASS")
+        .ok()
+        .filter(|p| !p.is_empty()))
+}
