@@ -1,0 +1,384 @@
+//! Test harness: certificates from gen-certs.sh, the real server binary, real TLS clients.
+//!
+//! Nothing here sleeps to synchronise: every wait is for an expected line, with a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+
+/// How long any single expected event may take (generous: debug builds on a busy CI machine).
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("charla-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Certs {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Runs `gen-certs.sh --batch` into `dir` with extra args; panics with its output on failure.
+pub fn gen_certs(dir: &Path, extra: &[&str]) -> Certs {
+    let out = Command::new(root().join("gen-certs.sh"))
+        .args(["--batch", "--out"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("run gen-certs.sh");
+    assert!(
+        out.status.success(),
+        "gen-certs.sh failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Certs {
+        dir: dir.into(),
+        cert: dir.join("server-cert.pem"),
+        key: dir.join("server-key.key"),
+    }
+}
+
+/// One certificate pair per test process, made at run time.
+pub fn certs() -> &'static Certs {
+    static CERTS: OnceLock<(TempDir, Certs)> = OnceLock::new();
+    &CERTS
+        .get_or_init(|| {
+            let dir = TempDir::new("certs");
+            let certs = gen_certs(dir.path(), &[]);
+            (dir, certs)
+        })
+        .1
+}
+
+/// Lets this test process hold a thousand client sockets or more.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[derive(Default)]
+struct LogLines {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+/// A running charla-server on a free loopback port; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<LogLines>,
+}
+
+impl Server {
+    /// Starts the server with the test certificates and `args`.
+    pub fn start(args: &[&str]) -> Server {
+        let c = certs();
+        let mut all = vec![
+            "--cert",
+            c.cert.to_str().unwrap(),
+            "--key",
+            c.key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Server::start_raw(&all, &[])
+    }
+
+    /// Starts the server with exactly `args` (plus `--bind 127.0.0.1:0` unless given).
+    pub fn start_raw(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_charla-server"));
+        if !args.contains(&"--bind") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .env_remove("CHARLA_KEY_PASS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn charla-server");
+        let log = Arc::new(LogLines::default());
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lines.lock().unwrap().push(line);
+                sink.grew.notify_all();
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let line = server.wait_log("listening on ");
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("bad listen line {line:?}"));
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no server log line containing {needle:?}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Connects, registers as `nick` and reads the welcome and the user list.
+    pub fn join(&self, nick: &str) -> Client {
+        let mut c = self.connect();
+        c.send(nick);
+        c.expect_next(&format!("WELCOME {nick}"));
+        c.read_user_list();
+        c
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Waits for the process to exit, within the deadline.
+    pub fn wait_exit(mut self) -> ExitStatus {
+        let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        rx.recv_timeout(DEADLINE)
+            .expect("server did not exit in time")
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}\n---", self.log_text());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client context that trusts only the test certificate (built once: loading it is slow).
+pub fn connector() -> &'static SslConnector {
+    static CONNECTOR: OnceLock<SslConnector> = OnceLock::new();
+    CONNECTOR.get_or_init(|| {
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.set_ca_file(&certs().cert).unwrap();
+        b.set_verify(SslVerifyMode::PEER);
+        b.build()
+    })
+}
+
+/// A blocking TLS client that verifies the server's certificate.
+pub struct Client {
+    pub tls: SslStream<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Client::connect_with(addr, connector())
+    }
+
+    pub fn connect_with(addr: SocketAddr, connector: &SslConnector) -> Client {
+        let tcp = TcpStream::connect(addr).expect("tcp connect");
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        tcp.set_write_timeout(Some(DEADLINE)).unwrap();
+        let tls = connector.connect("localhost", tcp).expect("TLS handshake");
+        Client {
+            tls,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.tls.write_all(bytes).expect("send to server");
+    }
+
+    /// The next line, or None at end of stream.
+    pub fn try_line(&mut self) -> Option<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8(line[..i].to_vec()).expect("server sent UTF-8"));
+            }
+            assert!(Instant::now() < deadline, "no line from the server in time");
+            let mut chunk = [0u8; 16384];
+            match self.tls.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!(
+                    "reading from server: {e} (partial: {:?})",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    pub fn line(&mut self) -> String {
+        self.try_line().expect("server closed the connection")
+    }
+
+    /// The next line must be exactly `want`.
+    pub fn expect_next(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want);
+    }
+
+    /// Reads lines until one starts with `prefix`; returns it and the lines skipped before it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> (String, Vec<String>) {
+        let mut skipped = Vec::new();
+        loop {
+            match self.try_line() {
+                Some(line) if line.starts_with(prefix) => return (line, skipped),
+                Some(line) => skipped.push(line),
+                None => {
+                    panic!("connection closed before a line starting {prefix:?}; got {skipped:?}")
+                }
+            }
+        }
+    }
+
+    /// Reads lines until `want` exactly; returns the lines skipped before it.
+    pub fn expect_line(&mut self, want: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            match self.try_line() {
+                Some(line) if line == want => return skipped,
+                Some(line) => skipped.push(line),
+                None => panic!("connection closed before {want:?}; got {skipped:?}"),
+            }
+        }
+    }
+
+    /// Round trip: everything the server sent us before answering this ping is returned.
+    pub fn sync(&mut self) -> Vec<String> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let token = format!("sync{}", N.fetch_add(1, Ordering::Relaxed));
+        self.send(&format!("/ping {token}"));
+        self.expect_line(&format!("PONG {token}"))
+    }
+
+    /// Reads a `USERS`/`USERS+` list; returns the nicks.
+    pub fn read_user_list(&mut self) -> Vec<String> {
+        let first = self.line();
+        let mut words = first.split(' ');
+        assert_eq!(words.next(), Some("USERS"), "expected USERS, got {first:?}");
+        let total: usize = words.next().unwrap().parse().unwrap();
+        let mut nicks: Vec<String> = words.map(String::from).collect();
+        while nicks.len() < total {
+            let more = self.line();
+            let rest = more
+                .strip_prefix("USERS+ ")
+                .unwrap_or_else(|| panic!("expected USERS+, got {more:?}"));
+            nicks.extend(rest.split(' ').map(String::from));
+        }
+        assert_eq!(nicks.len(), total);
+        nicks
+    }
+
+    /// The server must close the connection; returns the lines it sent first.
+    pub fn expect_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.try_line() {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// Waits for a raw TCP connection to be closed by the peer: true if closed within the deadline.
+pub fn wait_tcp_closed(tcp: &mut TcpStream) -> bool {
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}

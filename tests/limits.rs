@@ -1,0 +1,207 @@
+//! Bad input and limits: every case answered, nobody else disturbed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{wait_tcp_closed, Client, Server};
+
+#[test]
+fn too_long_line_is_refused_and_the_connection_kept() {
+    let server = Server::start(&["--max-line", "100"]);
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    ana.send(&"x".repeat(99)); // 99 + '\n' = 100 bytes: allowed
+    bob.expect_next(&format!("MSG ana {}", "x".repeat(99)));
+    ana.send(&"y".repeat(5000));
+    let (line, skipped) = ana.expect_prefix("ERROR ");
+    assert!(skipped.is_empty());
+    assert!(line.starts_with("ERROR line-too-long "), "{line}");
+    ana.send("sigo aquí");
+    bob.expect_next("MSG ana sigo aquí");
+    server.wait_log("line too long from ana");
+}
+
+#[test]
+fn invalid_utf8_is_refused_and_the_connection_kept() {
+    let server = Server::start(&[]);
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    ana.send_raw(b"mal \xff\xfe texto\n");
+    let line = ana.line();
+    assert!(line.starts_with("ERROR bad-utf8 "), "{line}");
+    ana.send("bien");
+    bob.expect_next("MSG ana bien");
+}
+
+#[test]
+fn plain_tcp_instead_of_tls_is_closed_and_logged() {
+    let server = Server::start(&[]);
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.write_all(b"ana\nhola\n").unwrap();
+    assert!(
+        wait_tcp_closed(&mut tcp),
+        "server kept a plain-TCP connection open"
+    );
+    server.wait_log("handshake failed");
+    // The server still serves others.
+    server.join("ana");
+}
+
+#[test]
+fn silent_socket_is_closed_at_handshake_timeout() {
+    let server = Server::start(&["--handshake-timeout", "0.5"]);
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    assert!(wait_tcp_closed(&mut tcp));
+    server.wait_log("handshake timed out");
+}
+
+#[test]
+fn no_nickname_in_time_is_told_and_closed() {
+    let server = Server::start(&["--register-timeout", "0.5"]);
+    let mut c = server.connect();
+    let lines = c.expect_closed();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("ERROR timeout "), "{lines:?}");
+    server.wait_log("no nickname in time");
+}
+
+#[test]
+fn flood_is_answered_and_excess_lines_dropped() {
+    let server = Server::start(&["--flood-rate", "0.01", "--flood-burst", "4"]);
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    // Ten lines in one write arrive together: the nickname took one token of four, three are left.
+    let burst: String = (0..10).map(|i| format!("línea {i}\n")).collect();
+    ana.send_raw(burst.as_bytes());
+    let line = ana.line();
+    assert!(line.starts_with("ERROR flood "), "{line}");
+    for i in 0..3 {
+        bob.expect_next(&format!("MSG ana línea {i}"));
+    }
+    // Everything the server did with ana's lines came before this round trip.
+    let after = bob.sync();
+    assert!(after.is_empty(), "dropped lines were delivered: {after:?}");
+    server.wait_log("flood from ana");
+}
+
+#[test]
+fn full_server_says_so_and_closes() {
+    let server = Server::start(&["--max-clients", "2"]);
+    let _ana = server.join("ana");
+    let _bob = server.join("bob");
+    let mut third = server.connect();
+    let lines = third.expect_closed();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("ERROR server-full "), "{lines:?}");
+    server.wait_log("server full");
+}
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_and_others_get_everything() {
+    let server = Server::start(&["--max-queue", "64K", "--flood-rate", "0"]);
+    let mut reader = server.join("reader");
+    let mut sender = server.join("sender");
+    // The slow one registers and then never reads again.
+    let slow = server.join("slow");
+    reader.expect_line("JOIN slow");
+    sender.expect_line("JOIN slow");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_sender = stop.clone();
+    // The sender stays at most a few messages ahead of the reader, so that only the client that
+    // does not read at all falls behind.
+    let received = Arc::new(AtomicUsize::new(0));
+    let received_by_reader = received.clone();
+    let payload = "z".repeat(3000);
+    // Enough to fill the kernel's socket buffers and then the 64 KiB queue (bounded anyway).
+    const MAX_MESSAGES: usize = 20_000;
+    let sending = std::thread::spawn(move || {
+        let mut sent = 0;
+        while sent < MAX_MESSAGES && !stop_sender.load(Ordering::Relaxed) {
+            if sent >= received_by_reader.load(Ordering::Acquire) + 8 {
+                std::thread::yield_now();
+                continue;
+            }
+            sender.send(&format!("{sent} {payload}"));
+            sent += 1;
+        }
+        sender.send("end");
+        (sender, sent)
+    });
+
+    let mut next = 0;
+    let mut saw_leave = false;
+    loop {
+        let line = reader.line();
+        if line == "LEAVE slow too slow" {
+            saw_leave = true;
+            stop.store(true, Ordering::Relaxed);
+            continue;
+        }
+        if line == "MSG sender end" {
+            break;
+        }
+        let rest = line
+            .strip_prefix("MSG sender ")
+            .unwrap_or_else(|| panic!("unexpected {line:.60}"));
+        let (seq, _) = rest.split_once(' ').unwrap();
+        assert_eq!(
+            seq.parse::<usize>().unwrap(),
+            next,
+            "lost or reordered message"
+        );
+        next += 1;
+        received.store(next, Ordering::Release);
+    }
+    let (_sender, sent) = sending.join().unwrap();
+    assert!(
+        saw_leave,
+        "the non-reading client was never dropped ({sent} messages sent)"
+    );
+    assert_eq!(next, sent, "the reader got every message");
+    server.wait_log("too slow");
+    drop(slow);
+}
+
+#[test]
+fn a_thousand_clients_and_one_message_reaches_the_other_999() {
+    common::raise_fd_limit();
+    let server = Server::start(&["--flood-rate", "0"]);
+    let mut clients: Vec<Client> = (0..1000).map(|i| server.join(&format!("u{i}"))).collect();
+    clients[0].send("hola a los 999");
+    for (i, c) in clients.iter_mut().enumerate().skip(1) {
+        let skipped = c.expect_line("MSG u0 hola a los 999");
+        assert!(
+            skipped.iter().all(|l| l.starts_with("JOIN ")),
+            "client {i}: {skipped:?}"
+        );
+    }
+    assert!(
+        clients[0].sync().iter().all(|l| l.starts_with("JOIN ")),
+        "no echo to the sender"
+    );
+}
+
+#[test]
+fn a_client_sending_tls_garbage_after_the_handshake_only_hurts_itself() {
+    let server = Server::start(&[]);
+    let mut ana = server.join("ana");
+    let bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    // Raw bytes on the socket under bob's TLS session: a broken record.
+    let mut raw = bob.tls.get_ref().try_clone().unwrap();
+    raw.write_all(b"\x17\x03\x03\x00\x05hello").unwrap();
+    let mut sink = [0u8; 1024];
+    let _ = raw.read(&mut sink);
+    let (line, _) = ana.expect_prefix("LEAVE bob ");
+    assert!(line.contains("connection"), "{line}");
+    ana.send("/ping ok");
+    ana.expect_next("PONG ok");
+}
