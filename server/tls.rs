@@ -39,16 +39,25 @@ pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
             .add_extra_chain_cert(extra)
             .map_err(|e| format!("{}: unusable chain certificate: {e}", cfg.cert.display()))?;
     }
-    builder
-        .set_private_key(&key)
-        .map_err(|e| format!("{}: unusable key: {e}", cfg.key.display()))?;
-    builder.check_private_key().map_err(|_| {
+    let mismatch = || {
         format!(
             "{} does not belong to {} ({HOW_TO_MAKE} to make a matching pair)",
             cfg.key.display(),
             cfg.cert.display()
         )
+    };
+    builder.set_private_key(&key).map_err(|e| {
+        // OpenSSL already compares the key with the certificate here.
+        if e.errors()
+            .iter()
+            .any(|e| e.reason() == Some("key values mismatch"))
+        {
+            mismatch()
+        } else {
+            format!("{}: unusable key: {e}", cfg.key.display())
+        }
     })?;
+    builder.check_private_key().map_err(|_| mismatch())?;
     Ok(builder.build())
 }
 
