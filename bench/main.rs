@@ -1,0 +1,496 @@
+//! charla-bench: load a running charla-server over TLS and measure it. See `--help`.
+
+mod engine;
+mod procstat;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use engine::{Engine, Ev};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+
+const HELP: &str = "\
+charla-bench: measure a running charla-server (protocol v1 over TLS, certificate verified)
+
+Usage: charla-bench <idle|fanout|handshake> [OPTIONS]
+
+Scenarios (each ends with one JSON line of results on stdout; exit 1 if it failed or timed out):
+  idle        open --clients connections, register each, then report the time it took and,
+              with --server-pid, the server's memory (VmRSS, VmHWM) and KiB per connection
+  fanout      --clients in the room; --senders of them send --messages each (sequence number and
+              send time inside); every client counts what it gets: deliveries/s, loss, order,
+              latency p50/p99/max, server CPU per delivery
+  handshake   connect + TLS + register + quit, --concurrency at a time, for --seconds:
+              sessions/s and server CPU per session
+
+Options:
+  --server ADDR:PORT     server address [default: 127.0.0.1:12345]
+  --host NAME            name to verify in the certificate [default: localhost]
+  --ca PATH              certificate to trust [default: certs/server-cert.pem]
+  --server-pid PID       read the server's CPU and memory from /proc/PID
+  --clients N            connections in the room [default: 100]
+  --senders N            fanout: how many clients send [default: 10]
+  --messages N           fanout: messages per sender [default: 2000]
+  --rate N               fanout: messages per second per sender; 0 = as fast as the server
+                         takes them [default: 0]
+  --size BYTES           fanout: length of each message line [default: 64]
+  --window N             fanout, flat out: messages a sender may have in flight [default: 64]
+  --seconds S            handshake: how long to run [default: 5]
+  --concurrency N        handshake/idle: connections being set up at once [default: 64]
+  --timeout S            hard limit for the whole scenario [default: 300]
+  -h, --help             print this help
+
+The server should run with flood control off (--flood-rate 0), a --max-clients above --clients
+and, for flat-out fanout, a --max-queue large enough for the burst.
+";
+
+struct Opts {
+    scenario: String,
+    server: SocketAddr,
+    host: String,
+    ca: PathBuf,
+    server_pid: Option<u32>,
+    clients: usize,
+    senders: usize,
+    messages: usize,
+    rate: f64,
+    size: usize,
+    window: usize,
+    seconds: f64,
+    concurrency: usize,
+    timeout: Duration,
+}
+
+fn parse_args() -> Result<Option<Opts>, String> {
+    use lexopt::prelude::*;
+    let mut o = Opts {
+        scenario: String::new(),
+        server: "127.0.0.1:12345".parse().unwrap(),
+        host: "localhost".into(),
+        ca: "certs/server-cert.pem".into(),
+        server_pid: None,
+        clients: 100,
+        senders: 10,
+        messages: 2000,
+        rate: 0.0,
+        size: 64,
+        window: 64,
+        seconds: 5.0,
+        concurrency: 64,
+        timeout: Duration::from_secs(300),
+    };
+    let mut p = lexopt::Parser::from_env();
+    fn num<T: std::str::FromStr>(p: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
+        let v = p.value().map_err(|e| e.to_string())?;
+        v.to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{flag}: expected a number, got {v:?}"))
+    }
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Value(v) if o.scenario.is_empty() => o.scenario = v.to_string_lossy().into_owned(),
+            Long("server") => o.server = num(&mut p, "--server")?,
+            Long("host") => {
+                o.host = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .to_string_lossy()
+                    .into_owned()
+            }
+            Long("ca") => o.ca = p.value().map_err(|e| e.to_string())?.into(),
+            Long("server-pid") => o.server_pid = Some(num(&mut p, "--server-pid")?),
+            Long("clients") => o.clients = num(&mut p, "--clients")?,
+            Long("senders") => o.senders = num(&mut p, "--senders")?,
+            Long("messages") => o.messages = num(&mut p, "--messages")?,
+            Long("rate") => o.rate = num(&mut p, "--rate")?,
+            Long("size") => o.size = num(&mut p, "--size")?,
+            Long("window") => o.window = num(&mut p, "--window")?,
+            Long("seconds") => o.seconds = num(&mut p, "--seconds")?,
+            Long("concurrency") => o.concurrency = num(&mut p, "--concurrency")?,
+            Long("timeout") => o.timeout = Duration::from_secs_f64(num(&mut p, "--timeout")?),
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    if !matches!(o.scenario.as_str(), "idle" | "fanout" | "handshake") {
+        return Err("name a scenario: idle, fanout or handshake".into());
+    }
+    if o.scenario == "fanout" && (o.senders == 0 || o.senders >= o.clients) {
+        return Err("fanout needs 0 < --senders < --clients".into());
+    }
+    if o.clients == 0 || o.concurrency == 0 || o.window == 0 {
+        return Err("--clients, --concurrency and --window must be above 0".into());
+    }
+    Ok(Some(o))
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args() {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("charla-bench: {e}\nTry 'charla-bench --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    let mut json = Json::new(&opts.scenario);
+    let result = match connector(&opts).and_then(|c| {
+        let mut engine = Engine::new(opts.server, &opts.host, c).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + opts.timeout;
+        match opts.scenario.as_str() {
+            "idle" => idle(&opts, &mut engine, deadline, &mut json),
+            "fanout" => fanout(&opts, &mut engine, deadline, &mut json),
+            _ => handshake(&opts, &mut engine, deadline, &mut json),
+        }
+    }) {
+        Ok(()) => {
+            json.field("ok", true);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            json.field("ok", false);
+            json.str("error", &e);
+            ExitCode::FAILURE
+        }
+    };
+    json.num("bench_cpu_s", procstat::own_cpu().as_secs_f64());
+    println!("{}", json.finish());
+    result
+}
+
+fn connector(o: &Opts) -> Result<SslConnector, String> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    b.set_ca_file(&o.ca)
+        .map_err(|e| format!("--ca {}: {e}", o.ca.display()))?;
+    b.set_verify(SslVerifyMode::PEER);
+    Ok(b.build())
+}
+
+/// Connects and registers clients `0..n` as `<prefix><i>`, `in_flight` at a time.
+fn join_all(
+    engine: &mut Engine,
+    n: usize,
+    prefix: &str,
+    in_flight: usize,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut next = 0;
+    let mut registered = 0;
+    let mut ready = Vec::new();
+    let mut error = None;
+    while registered < n {
+        while next < n && next - registered < in_flight {
+            engine.connect(next).map_err(|e| format!("connect: {e}"))?;
+            next += 1;
+        }
+        check_deadline(deadline, || format!("{registered} of {n} registered"))?;
+        engine
+            .poll(Duration::from_millis(100), &mut |id, ev| match ev {
+                Ev::Ready => ready.push(id),
+                Ev::Line(l) if l.starts_with("WELCOME ") => registered += 1,
+                Ev::Line(l) if l.starts_with("ERROR ") => error = Some(format!("client {id}: {l}")),
+                Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
+                Ev::Line(_) => {}
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        for id in ready.drain(..) {
+            engine.send(id, format!("{prefix}{id}\n").as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Every client pings and waits for its pong: all earlier lines to it have been read.
+fn barrier(engine: &mut Engine, n: usize, deadline: Instant) -> Result<(), String> {
+    for id in 0..n {
+        engine.send(id, b"/ping barrier\n");
+    }
+    let mut left = n;
+    let mut error = None;
+    while left > 0 {
+        check_deadline(deadline, || {
+            format!("{left} clients still waiting for PONG")
+        })?;
+        engine
+            .poll(Duration::from_millis(100), &mut |id, ev| match ev {
+                Ev::Line("PONG barrier") => left -= 1,
+                Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
+                _ => {}
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn check_deadline(deadline: Instant, what: impl FnOnce() -> String) -> Result<(), String> {
+    if Instant::now() >= deadline {
+        Err(format!("timed out (--timeout): {}", what()))
+    } else {
+        Ok(())
+    }
+}
+
+fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
+    let before = o.server_pid.and_then(procstat::process_memory_kib);
+    let start = Instant::now();
+    join_all(engine, o.clients, "idle", o.concurrency, deadline)?;
+    json.num("connect_all_s", start.elapsed().as_secs_f64());
+    barrier(engine, o.clients, deadline)?;
+    json.num("clients", o.clients as f64);
+    if let (Some((rss0, _)), Some((rss, hwm))) =
+        (before, o.server_pid.and_then(procstat::process_memory_kib))
+    {
+        json.num("server_rss_before_kib", rss0 as f64);
+        json.num("server_rss_kib", rss as f64);
+        json.num("server_hwm_kib", hwm as f64);
+        json.num(
+            "kib_per_client",
+            (rss as f64 - rss0 as f64) / o.clients as f64,
+        );
+    }
+    Ok(())
+}
+
+fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
+    join_all(engine, o.clients, "c", o.concurrency, deadline)?;
+    barrier(engine, o.clients, deadline)?;
+    let (c, s, m) = (o.clients, o.senders, o.messages);
+    let expected = s * m * (c - 1);
+    // next_seq[receiver * s + sender]: the sequence number expected next.
+    let mut next_seq = vec![0usize; c * s];
+    let mut sent = vec![0usize; s];
+    let observer = c - 1;
+    let mut delivered = 0usize;
+    let mut out_of_order = 0usize;
+    let mut latencies_us: Vec<u32> = Vec::with_capacity(expected.min(50_000_000));
+    let mut error = None;
+    let cpu0 = o.server_pid.and_then(procstat::process_cpu);
+    let start = Instant::now();
+    let mut line = String::new();
+    while delivered < expected {
+        check_deadline(deadline, || format!("{delivered} of {expected} delivered"))?;
+        let now = Instant::now();
+        let mut next_due = None::<Instant>;
+        for sender in 0..s {
+            loop {
+                let seq = sent[sender];
+                if seq >= m {
+                    break;
+                }
+                if o.rate > 0.0 {
+                    // Senders are spread over the first period so that they do not send in lockstep.
+                    let offset = (seq as f64 + sender as f64 / s as f64) / o.rate;
+                    let due = start + Duration::from_secs_f64(offset);
+                    if due > now {
+                        next_due = Some(next_due.map_or(due, |d: Instant| d.min(due)));
+                        break;
+                    }
+                } else if seq >= next_seq[observer * s + sender] + o.window
+                    || engine.pending(sender) > 0
+                {
+                    break;
+                }
+                line.clear();
+                let t = start.elapsed().as_micros();
+                let _ = write!(line, "{sender} {seq} {t} ");
+                while line.len() + 1 < o.size {
+                    line.push('x');
+                }
+                line.push('\n');
+                engine.send(sender, line.as_bytes());
+                sent[sender] += 1;
+            }
+        }
+        let wait = next_due.map_or(Duration::from_millis(50), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        engine
+            .poll(wait, &mut |id, ev| match ev {
+                Ev::Line(l) => {
+                    let Some(rest) = l.strip_prefix("MSG ") else {
+                        return;
+                    };
+                    let mut words = rest.split(' ').skip(1);
+                    let (Some(sender), Some(seq), Some(t)) =
+                        (words.next(), words.next(), words.next())
+                    else {
+                        return;
+                    };
+                    let (Ok(sender), Ok(seq), Ok(t)) = (
+                        sender.parse::<usize>(),
+                        seq.parse::<usize>(),
+                        t.parse::<u128>(),
+                    ) else {
+                        return;
+                    };
+                    if sender >= s {
+                        return;
+                    }
+                    delivered += 1;
+                    let slot = &mut next_seq[id * s + sender];
+                    if seq != *slot {
+                        out_of_order += 1;
+                    }
+                    *slot = seq + 1;
+                    let lat = start.elapsed().as_micros().saturating_sub(t);
+                    latencies_us.push(lat.min(u32::MAX as u128) as u32);
+                }
+                Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
+                Ev::Ready => {}
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu1 = o.server_pid.and_then(procstat::process_cpu);
+    latencies_us.sort_unstable();
+    let pct = |p: f64| {
+        latencies_us
+            .get(((latencies_us.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    json.num("clients", c as f64);
+    json.num("senders", s as f64);
+    json.num("messages_per_sender", m as f64);
+    json.num("rate_per_sender", o.rate);
+    json.num("deliveries", delivered as f64);
+    json.num("expected", expected as f64);
+    json.num("lost", (expected - delivered.min(expected)) as f64);
+    json.num("out_of_order", out_of_order as f64);
+    json.num("seconds", elapsed);
+    json.num("deliveries_per_s", delivered as f64 / elapsed);
+    json.num("latency_p50_ms", pct(0.50));
+    json.num("latency_p99_ms", pct(0.99));
+    json.num("latency_max_ms", pct(1.0));
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        let cpu = (b - a).as_secs_f64();
+        json.num("server_cpu_s", cpu);
+        json.num(
+            "server_cpu_us_per_delivery",
+            cpu * 1e6 / delivered.max(1) as f64,
+        );
+    }
+    if out_of_order > 0 {
+        return Err(format!("{out_of_order} messages out of order"));
+    }
+    Ok(())
+}
+
+fn handshake(
+    o: &Opts,
+    engine: &mut Engine,
+    deadline: Instant,
+    json: &mut Json,
+) -> Result<(), String> {
+    let run_for = Duration::from_secs_f64(o.seconds);
+    let cpu0 = o.server_pid.and_then(procstat::process_cpu);
+    let start = Instant::now();
+    let mut next_id = 0usize;
+    let mut done = 0usize;
+    let mut ready = Vec::new();
+    let mut finished = Vec::new();
+    let mut error = None;
+    loop {
+        let running = start.elapsed() < run_for;
+        while running && engine.open_count() < o.concurrency {
+            engine
+                .connect(next_id)
+                .map_err(|e| format!("connect: {e}"))?;
+            next_id += 1;
+        }
+        if !running && engine.open_count() == 0 {
+            break;
+        }
+        check_deadline(deadline, || format!("{done} sessions"))?;
+        engine
+            .poll(Duration::from_millis(50), &mut |id, ev| match ev {
+                Ev::Ready => ready.push(id),
+                Ev::Line(l) if l.starts_with("WELCOME ") => finished.push(id),
+                Ev::Line(l) if l.starts_with("ERROR ") => {
+                    error = Some(format!("session {id}: {l}"))
+                }
+                Ev::Closed(why) => error = Some(format!("session {id} closed: {why}")),
+                Ev::Line(_) => {}
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        for id in ready.drain(..) {
+            engine.send(id, format!("h{id}\n").as_bytes());
+        }
+        for id in finished.drain(..) {
+            engine.send(id, b"/quit\n");
+            engine.close(id);
+            done += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    json.num("sessions", done as f64);
+    json.num("seconds", elapsed);
+    json.num("sessions_per_s", done as f64 / elapsed);
+    if let (Some(a), Some(b)) = (cpu0, o.server_pid.and_then(procstat::process_cpu)) {
+        let cpu = (b - a).as_secs_f64();
+        json.num("server_cpu_s", cpu);
+        json.num("server_cpu_ms_per_session", cpu * 1e3 / done.max(1) as f64);
+    }
+    Ok(())
+}
+
+/// One flat JSON object, written by hand: the values are numbers, booleans and plain strings.
+struct Json(String);
+
+impl Json {
+    fn new(scenario: &str) -> Json {
+        let mut j = Json(String::from("{"));
+        j.str("scenario", scenario);
+        j
+    }
+    fn sep(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+    }
+    fn num(&mut self, key: &str, v: f64) {
+        self.sep();
+        let v = if v.is_finite() { v } else { 0.0 };
+        let _ = write!(self.0, "\"{key}\":{}", (v * 1e4).round() / 1e4);
+    }
+    fn field(&mut self, key: &str, v: bool) {
+        self.sep();
+        let _ = write!(self.0, "\"{key}\":{v}");
+    }
+    fn str(&mut self, key: &str, v: &str) {
+        self.sep();
+        let escaped: String = v
+            .chars()
+            .flat_map(|c| match c {
+                '"' => vec!['\\', '"'],
+                '\\' => vec!['\\', '\\'],
+                c if c.is_control() => vec![' '],
+                c => vec![c],
+            })
+            .collect();
+        let _ = write!(self.0, "\"{key}\":\"{escaped}\"");
+    }
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
