@@ -33,5 +33,6 @@ fi
 if [ ! -f certs/server-key.key ] || [ ! -f certs/server-cert.pem ]; then
     ./gen-certs.sh --batch
 fi
-echo "Clients verify the server with certs/server-cert.pem (or the fingerprint above)."
+echo "Clients trust certs/server-cert.pem; its fingerprint:"
+openssl x509 -noout -fingerprint -sha256 -in certs/server-cert.pem
 exec cargo run --release -p charla-server -- "$@"

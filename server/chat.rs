@@ -9,7 +9,7 @@ use charla_proto::{
 };
 use mio::Token;
 
-use crate::conn::{Conn, Phase, Slab};
+use crate::conn::{BufferPool, Conn, Phase, Slab};
 use crate::log::log;
 use crate::reactor::{CloseReason, Server};
 
@@ -58,19 +58,23 @@ impl Room {
     }
 }
 
+/// The parts of the server that queueing output touches, borrowed apart from the room.
+struct Outgoing<'a> {
+    conns: &'a mut Slab,
+    flush_queue: &'a mut Vec<Token>,
+    to_close: &'a mut Vec<(Token, u64, CloseReason)>,
+    pool: &'a mut BufferPool,
+}
+
 /// Queues `line` for one connection. A connection whose queue would pass `max_queue` is marked
 /// too slow instead, to be closed once the current fan-out is done.
-fn enqueue(
-    server_parts: (
-        &mut Slab,
-        &mut Vec<Token>,
-        &mut Vec<(Token, u64, CloseReason)>,
-    ),
-    max_queue: usize,
-    token: Token,
-    line: &[u8],
-) {
-    let (conns, flush_queue, to_close) = server_parts;
+fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
+    let Outgoing {
+        conns,
+        flush_queue,
+        to_close,
+        pool,
+    } = out;
     let Some(conn) = conns.get_mut(token.0) else {
         return;
     };
@@ -83,7 +87,7 @@ fn enqueue(
         to_close.push((token, conn.serial, CloseReason::TooSlow));
         return;
     }
-    conn.out.push(line);
+    conn.out.push(line, pool);
     if !conn.flush_queued {
         conn.flush_queued = true;
         flush_queue.push(token);
@@ -94,12 +98,13 @@ impl Server {
     /// Queues raw protocol bytes for one connection.
     fn send_bytes(&mut self, token: Token, bytes: &[u8]) {
         let max_queue = self.cfg.max_queue;
-        enqueue(
-            (&mut self.conns, &mut self.flush_queue, &mut self.to_close),
-            max_queue,
-            token,
-            bytes,
-        );
+        let out = Outgoing {
+            conns: &mut self.conns,
+            flush_queue: &mut self.flush_queue,
+            to_close: &mut self.to_close,
+            pool: &mut self.pool,
+        };
+        enqueue(out, max_queue, token, bytes);
     }
 
     /// Sends one line made of `words` to one connection.
@@ -131,11 +136,18 @@ impl Server {
             conns,
             flush_queue,
             to_close,
+            pool,
             ..
         } = self;
         for &token in &room.members {
             if Some(token) != except {
-                enqueue((conns, flush_queue, to_close), max_queue, token, line);
+                let out = Outgoing {
+                    conns,
+                    flush_queue,
+                    to_close,
+                    pool,
+                };
+                enqueue(out, max_queue, token, line);
             }
         }
     }
@@ -199,14 +211,19 @@ impl Server {
     /// make sense without one.
     fn registration_line(&mut self, token: Token, line: &str) {
         let wanted = line.trim();
-        if !wanted.starts_with('/') {
-            return self.try_register(token, wanted);
-        }
         match parse_client_line(wanted) {
+            ClientLine::Message(_) | ClientLine::Empty if !wanted.starts_with("//") => {
+                self.try_register(token, wanted)
+            }
             ClientLine::Nick(nick) => self.try_register(token, nick),
             ClientLine::Ping(tok) => self.pong(token, tok),
             ClientLine::Help => self.help(token),
             ClientLine::Quit(reason) => self.quit(token, reason),
+            ClientLine::MissingArgument(usage) => self.reply_error(
+                token,
+                ErrorCode::MissingArgument,
+                &format!("usage: {usage}"),
+            ),
             _ => self.reply_error(
                 token,
                 ErrorCode::NickInvalid,
@@ -255,6 +272,7 @@ impl Server {
                 &format!("usage: {usage}"),
             ),
             ClientLine::Pass(_) => self.reply_error(token, ErrorCode::UnknownCommand, "pass"),
+            ClientLine::Unknown("") => self.reply_error(token, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
                 self.reply_error(token, ErrorCode::UnknownCommand, &clean_text(name))
             }
@@ -307,7 +325,7 @@ impl Server {
             return;
         };
         if *conn.nick == *new {
-            return;
+            return self.reply(token, &["NOTICE", "your nickname is already", new]);
         }
         if self.room.find(new).is_some_and(|holder| holder != token) {
             return self.reply_error(

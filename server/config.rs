@@ -74,6 +74,21 @@ impl Default for Config {
     }
 }
 
+/// The flags that take a value.
+const KNOWN_FLAGS: &[&str] = &[
+    "bind",
+    "cert",
+    "key",
+    "key-pass-file",
+    "max-clients",
+    "max-line",
+    "max-queue",
+    "flood-rate",
+    "flood-burst",
+    "handshake-timeout",
+    "register-timeout",
+];
+
 /// What the command line asks for.
 pub enum Command {
     Run(Config),
@@ -89,7 +104,8 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
         let flag = match &arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long(name) => format!("--{name}"),
+            Long(name) if KNOWN_FLAGS.contains(name) => format!("--{name}"),
+            Long(name) => return Err(format!("unknown option --{name}")),
             _ => return Err(arg.unexpected().to_string()),
         };
         let value = parser.value().map_err(|e| e.to_string())?;
@@ -137,7 +153,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                 cfg.register_timeout =
                     seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
             }
-            _ => return Err(format!("unknown option {flag}")),
+            _ => unreachable!("every name in KNOWN_FLAGS has a branch"),
         }
     }
     Ok(Command::Run(cfg))

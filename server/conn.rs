@@ -98,8 +98,8 @@ impl Conn {
 ///
 /// Append-only and consumed from the front only after a successful write: OpenSSL requires a write
 /// that returned `WouldBlock` to be retried with the same bytes. Everything queued goes out in as
-/// few TLS writes as possible, and the allocation is released once all is sent so that an idle
-/// connection holds no buffer.
+/// few TLS writes as possible, and the buffer goes back to the [`BufferPool`] once all is sent so
+/// that an idle connection holds none.
 #[derive(Default)]
 pub struct OutQueue {
     buf: Vec<u8>,
@@ -111,7 +111,10 @@ impl OutQueue {
         self.buf.len() - self.sent
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub fn push(&mut self, bytes: &[u8], pool: &mut BufferPool) {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take();
+        }
         // Moving the unsent tail to the front keeps the same bytes first, which OpenSSL allows
         // (ACCEPT_MOVING_WRITE_BUFFER), and bounds the buffer by what is actually pending.
         if self.sent > 0 && self.sent >= self.buf.len() / 2 {
@@ -126,7 +129,7 @@ impl OutQueue {
     }
 
     /// Writes until everything is sent (`Ok(true)`) or the socket is full (`Ok(false)`).
-    pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<bool> {
+    pub fn write_to(&mut self, w: &mut impl Write, pool: &mut BufferPool) -> io::Result<bool> {
         while self.sent < self.buf.len() {
             match w.write(&self.buf[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -136,8 +139,39 @@ impl OutQueue {
                 Err(e) => return Err(e),
             }
         }
-        self.clear();
+        pool.give(std::mem::take(&mut self.buf));
+        self.sent = 0;
         Ok(true)
+    }
+}
+
+/// Output buffers of connections that sent everything, kept for the next connection with
+/// something to send: idle connections hold no buffer, and busy ones do not allocate (or fault in
+/// fresh pages) on every pass.
+#[derive(Default)]
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Most memory the pool keeps, and the largest buffer it keeps.
+const POOL_MAX_BYTES: usize = 8 << 20;
+const POOL_MAX_BUFFER: usize = 1 << 20;
+
+impl BufferPool {
+    pub fn take(&mut self) -> Vec<u8> {
+        let buf = self.free.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
+    }
+
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap > 0 && cap <= POOL_MAX_BUFFER && self.bytes + cap <= POOL_MAX_BYTES {
+            buf.clear();
+            self.bytes += cap;
+            self.free.push(buf);
+        }
     }
 }
 
@@ -260,20 +294,24 @@ mod tests {
     #[test]
     fn out_queue_keeps_order_across_partial_writes() {
         let mut q = OutQueue::default();
+        let mut pool = BufferPool::default();
         let mut pipe = Pipe {
             got: Vec::new(),
             room: 5,
         };
-        q.push(b"hello ");
-        q.push(b"world\n");
-        assert_eq!(q.write_to(&mut pipe).unwrap(), false);
+        q.push(b"hello ", &mut pool);
+        q.push(b"world\n", &mut pool);
+        assert_eq!(q.write_to(&mut pipe, &mut pool).unwrap(), false);
         assert_eq!(q.pending(), 7);
-        q.push(b"more\n");
+        q.push(b"more\n", &mut pool);
         pipe.room = 100;
-        assert_eq!(q.write_to(&mut pipe).unwrap(), true);
+        assert_eq!(q.write_to(&mut pipe, &mut pool).unwrap(), true);
         assert_eq!(pipe.got, b"hello world\nmore\n");
         assert_eq!(q.pending(), 0);
         assert_eq!(q.buf.capacity(), 0, "an empty queue holds no memory");
+        assert_eq!(pool.free.len(), 1, "its buffer went back to the pool");
+        q.push(b"again", &mut pool);
+        assert!(pool.free.is_empty() && pool.bytes == 0, "and is reused");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::chat::Room;
 use crate::config::Config;
-use crate::conn::{Conn, Phase, Slab};
+use crate::conn::{BufferPool, Conn, Phase, Slab};
 use crate::log::log;
 use crate::tls;
 
@@ -110,6 +110,8 @@ pub struct Server {
     register_deadlines: VecDeque<Deadline>,
     linger_deadlines: VecDeque<Deadline>,
     scratch: Vec<u8>,
+    /// Output buffers between uses.
+    pub(crate) pool: BufferPool,
     /// A reusable buffer for formatting one line.
     pub(crate) line_buf: Vec<u8>,
     next_serial: u64,
@@ -152,6 +154,7 @@ impl Server {
             register_deadlines: VecDeque::new(),
             linger_deadlines: VecDeque::new(),
             scratch: vec![0; SCRATCH_SIZE],
+            pool: BufferPool::default(),
             line_buf: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,
@@ -461,7 +464,7 @@ impl Server {
         if conn.phase == Phase::Handshaking {
             return;
         }
-        match conn.out.write_to(&mut conn.tls) {
+        match conn.out.write_to(&mut conn.tls, &mut self.pool) {
             Ok(true) if conn.phase == Phase::Closing && !conn.close_notify_sent => {
                 // close_notify once; the peer's is not waited for.
                 conn.close_notify_sent = true;

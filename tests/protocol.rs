@@ -45,7 +45,17 @@ fn invalid_nick_is_refused_and_another_may_be_tried() {
         let (line, _) = c.expect_prefix("ERROR ");
         assert!(line.starts_with("ERROR nick-invalid "), "{bad:?}: {line}");
     }
-    c.send("maría_2.0-x");
+    c.send("/nick");
+    let line = c.line();
+    assert!(line.starts_with("ERROR missing-argument "), "{line}");
+    for command in ["!usuarios", "/users", "/me hola"] {
+        c.send(command);
+        assert_eq!(
+            c.line(),
+            "ERROR nick-invalid choose a nickname first: send it alone on a line"
+        );
+    }
+    c.send("/nick maría_2.0-x");
     c.expect_next("WELCOME maría_2.0-x");
 }
 
@@ -105,6 +115,8 @@ fn users_and_usuarios_list_everyone() {
     ana.send("/users");
     assert_eq!(sorted(ana.read_user_list()), vec!["ana", "bob"]);
     ana.send("!usuarios");
+    assert_eq!(sorted(ana.read_user_list()), vec!["ana", "bob"]);
+    ana.send("!USUARIOS");
     assert_eq!(sorted(ana.read_user_list()), vec!["ana", "bob"]);
 }
 
@@ -179,6 +191,8 @@ fn nick_change_is_announced_and_checked() {
     assert!(ana.line().starts_with("ERROR nick-taken "));
     ana.send("/nick no vale");
     assert!(ana.line().starts_with("ERROR nick-invalid "));
+    ana.send("/nick anita");
+    ana.expect_next("NOTICE your nickname is already anita");
     // The old name is free again; the new one reaches the right person.
     bob.send("/msg anita hola");
     ana.expect_next("PRIVMSG bob hola");
@@ -241,6 +255,8 @@ fn unknown_command_is_an_error() {
     let mut ana = server.join("ana");
     ana.send("/frobnicate now");
     ana.expect_next("ERROR unknown-command frobnicate");
+    ana.send("/");
+    ana.expect_next("ERROR unknown-command /");
 }
 
 #[test]

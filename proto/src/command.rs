@@ -41,7 +41,6 @@ pub const HELP: &[&str] = &[
 
 /// Splits off the first space-separated word; the rest keeps its inner spacing.
 fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start_matches(' ');
     match s.find(' ') {
         Some(i) => (&s[..i], s[i + 1..].trim_start_matches(' ')),
         None => (s, ""),
@@ -58,7 +57,7 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
     if line.trim().is_empty() {
         return ClientLine::Empty;
     }
-    if line.trim() == "!usuarios" {
+    if line.trim().eq_ignore_ascii_case("!usuarios") {
         return ClientLine::Users;
     }
     let Some(after_slash) = line.strip_prefix('/') else {
@@ -71,7 +70,7 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
     match name.to_ascii_lowercase().as_str() {
         "users" => ClientLine::Users,
         "msg" => {
-            let (to, text) = split_word(args);
+            let (to, text) = split_word(args.trim_start_matches(' '));
             if to.is_empty() || text.trim().is_empty() {
                 ClientLine::MissingArgument("/msg <nick> <text>")
             } else {
@@ -130,6 +129,8 @@ mod tests {
     fn commands() {
         assert_eq!(parse_client_line("/users"), Users);
         assert_eq!(parse_client_line("!usuarios"), Users);
+        assert_eq!(parse_client_line("!USUARIOS"), Users);
+        assert_eq!(parse_client_line("/ users"), Unknown(""));
         assert_eq!(parse_client_line("/USERS"), Users);
         assert_eq!(
             parse_client_line("/msg bob  hola  bob"),

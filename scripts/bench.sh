@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Measures charla-server with charla-bench: release build, server pinned to core 0 with flood
+# control off, the load generator on core 1, each scenario against a fresh server. Prints the
+# JSON of every run, then a table. Figures for docs/benchmarks.md come from here.
+#   scripts/bench.sh            all scenarios
+#   QUICK=1 scripts/bench.sh    smaller runs, for a first look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --bin charla-server --bin charla-bench
+dir=$(mktemp -d)
+trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
+port=${PORT:-23456}
+results=()
+
+start_server() {
+    taskset -c 0 target/release/charla-server --bind "127.0.0.1:$port" \
+        --cert "$dir/certs/server-cert.pem" --key "$dir/certs/server-key.key" \
+        --flood-rate 0 --max-clients 20000 "$@" 2>"$dir/server.log" &
+    server_pid=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$dir/server.log" 2>/dev/null && return
+        sleep 0.05
+    done
+    echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1
+}
+
+stop_server() {
+    kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
+}
+
+run() { # label, bench args...
+    local label=$1; shift
+    start_server
+    local json
+    json=$(taskset -c 1 target/release/charla-bench "$@" --server "127.0.0.1:$port" \
+        --ca "$dir/certs/server-cert.pem" --server-pid "$server_pid" --timeout 600) || true
+    stop_server
+    echo "$label: $json"
+    results+=("$label|$json")
+}
+
+field() { grep -o "\"$2\":[^,}]*" <<<"$1" | head -1 | cut -d: -f2 | tr -d '"'; }
+
+if [ -n "${QUICK:-}" ]; then big=2000; msgs=500; else big=10000; msgs=2000; fi
+run "idle 1000" idle --clients 1000
+run "idle $big" idle --clients "$big"
+run "fanout C=100 10x$msgs" fanout --clients 100 --senders 10 --messages "$msgs"
+run "fanout C=1000 2x500" fanout --clients 1000 --senders 2 --messages 500
+run "fanout C=100 10x100/s" fanout --clients 100 --senders 10 --messages 500 --rate 100
+run "handshake 5 s" handshake --seconds 5 --concurrency 32
+
+echo
+printf '%-24s %-6s %s\n' scenario ok figures
+for r in "${results[@]}"; do
+    label=${r%%|*}; json=${r#*|}
+    case $label in
+        idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s)" ;;
+        fanout*) figs="us/delivery=$(field "$json" server_cpu_us_per_delivery) deliveries/s=$(field "$json" deliveries_per_s) lost=$(field "$json" lost) p50_ms=$(field "$json" latency_p50_ms) p99_ms=$(field "$json" latency_p99_ms) max_ms=$(field "$json" latency_max_ms) bench_cpu_s=$(field "$json" bench_cpu_s)" ;;
+        handshake*) figs="ms/session=$(field "$json" server_cpu_ms_per_session) sessions/s=$(field "$json" sessions_per_s)" ;;
+    esac
+    printf '%-24s %-6s %s\n' "$label" "$(field "$json" ok)" "$figs"
+done
