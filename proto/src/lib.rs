@@ -3,11 +3,13 @@
 //! Every message is one line of UTF-8 ending in `\n`; see `docs/protocol.md`.
 
 pub mod command;
+pub mod fingerprint;
 pub mod framing;
 pub mod nick;
 pub mod reply;
 
 pub use command::{clean_text, parse_client_line, ClientLine};
+pub use fingerprint::{fingerprint, normalize_fingerprint};
 pub use framing::{Frame, LineFramer};
 pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
 pub use reply::{parse_server_line, ErrorCode, ServerLine};

@@ -16,8 +16,32 @@ use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 /// How long any single expected event may take (generous: debug builds on a busy CI machine).
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The workspace root (where gen-certs.sh is), from the server's or the client's package.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("gen-certs.sh").exists() {
+        manifest
+    } else {
+        manifest.parent().expect("workspace root").to_path_buf()
+    }
+}
+
+/// The server binary: this package's, or, for the client's tests, the one built beside the client
+/// (`cargo test --workspace` builds both).
+pub fn server_bin() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_charla-server") {
+        return path.into();
+    }
+    let client = PathBuf::from(
+        option_env!("CARGO_BIN_EXE_charla").expect("a test of the server or the client package"),
+    );
+    let server = client.with_file_name("charla-server");
+    assert!(
+        server.exists(),
+        "{} is missing: run `cargo build -p charla-server` (cargo test --workspace builds it)",
+        server.display()
+    );
+    server
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -128,7 +152,7 @@ impl Server {
 
     /// Starts the server with exactly `args` (plus `--bind 127.0.0.1:0` unless given).
     pub fn start_raw(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_charla-server"));
+        let mut cmd = Command::new(server_bin());
         if !args.contains(&"--bind") {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }

@@ -1,0 +1,170 @@
+//! Files in the user's config directory: the last login values and the known servers.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// `$CHARLA_CONFIG_DIR`, else `$XDG_CONFIG_HOME/charla`, else `~/.config/charla`.
+pub fn config_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CHARLA_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("charla");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".config").join("charla")
+}
+
+/// Writes a file whole or not at all (a crash mid-write must not eat the known servers).
+fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The login window's last values, remembered between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub nick: String,
+    /// A CA or certificate file to verify the server with; empty for trust on first use.
+    pub ca: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "localhost".into(),
+            port: charla_proto::DEFAULT_PORT,
+            nick: String::new(),
+            ca: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("settings")
+    }
+
+    /// The saved values, or the defaults for what is missing or unreadable.
+    pub fn load(dir: &Path) -> Settings {
+        let mut s = Settings::default();
+        let Ok(text) = fs::read_to_string(Self::path(dir)) else {
+            return s;
+        };
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("host", v)) => s.host = v.to_string(),
+                Some(("port", v)) => s.port = v.parse().unwrap_or(s.port),
+                Some(("nick", v)) => s.nick = v.to_string(),
+                Some(("ca", v)) => s.ca = v.to_string(),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        let text = format!(
+            "host={}\nport={}\nnick={}\nca={}\n",
+            self.host, self.port, self.nick, self.ca
+        );
+        write_atomically(&Self::path(dir), &text)
+    }
+}
+
+/// Servers trusted on first use: `host:port` → SHA-256 fingerprint, as SSH's known_hosts.
+#[derive(Debug, Clone)]
+pub struct KnownServers {
+    path: PathBuf,
+}
+
+impl KnownServers {
+    pub fn in_dir(dir: &Path) -> KnownServers {
+        KnownServers {
+            path: dir.join("known_servers"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> io::Result<BTreeMap<String, String>> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once(' '))
+                .map(|(server, fp)| (server.to_string(), fp.trim().to_string()))
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fingerprint remembered for `server` (`host:port`).
+    pub fn lookup(&self, server: &str) -> io::Result<Option<String>> {
+        Ok(self.read()?.remove(server))
+    }
+
+    pub fn remember(&self, server: &str, fingerprint: &str) -> io::Result<()> {
+        let mut all = self.read()?;
+        all.insert(server.to_string(), fingerprint.to_string());
+        let mut text =
+            String::from("# host:port SHA-256 fingerprint, trusted on first use by charla\n");
+        for (server, fp) in all {
+            text.push_str(&format!("{server} {fp}\n"));
+        }
+        write_atomically(&self.path, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("charla-config-test-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn settings_round_trip_and_defaults() {
+        let dir = temp_dir("settings");
+        assert_eq!(Settings::load(&dir), Settings::default());
+        let s = Settings {
+            host: "chat.example.org".into(),
+            port: 4000,
+            nick: "ana".into(),
+            ca: "/x/ca.pem".into(),
+        };
+        s.save(&dir).unwrap();
+        assert_eq!(Settings::load(&dir), s);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn known_servers_remember_and_replace() {
+        let dir = temp_dir("known");
+        let known = KnownServers::in_dir(&dir);
+        assert_eq!(known.lookup("a:1").unwrap(), None);
+        known.remember("a:1", "AA").unwrap();
+        known.remember("b:2", "BB").unwrap();
+        known.remember("a:1", "CC").unwrap();
+        assert_eq!(known.lookup("a:1").unwrap().as_deref(), Some("CC"));
+        assert_eq!(known.lookup("b:2").unwrap().as_deref(), Some("BB"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

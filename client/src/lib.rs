@@ -1,0 +1,9 @@
+//! The Charla client: network thread, trust on first use, the Slint window and headless mode.
+
+pub mod config;
+pub mod gui;
+pub mod headless;
+pub mod net;
+pub mod present;
+
+slint::include_modules!();

@@ -1,0 +1,204 @@
+//! charla: the Charla desktop client, or with `--headless` a line-based terminal client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use charla::config::{config_dir, KnownServers, Settings};
+use charla::net::{Command, Network, Target, Trust};
+use charla::{gui, headless, AppWindow};
+use slint::ComponentHandle;
+
+const HELP: &str = "\
+charla: the Charla chat client
+
+Usage: charla [OPTIONS]
+
+Opens a window to connect to a Charla server and chat. With --headless, lines typed on standard
+input are sent and what happens is printed on standard output, one line per event.
+
+Options:
+  --host NAME              server name or address [default: the last one used, else localhost]
+  --port N                 server port [default: the last one used, else 12345]
+  --nick NAME              your nickname [default: the last one used]
+  --ca PATH                verify the server against this CA or certificate file (for example
+                           the server's certs/server-cert.pem); without it the client trusts on
+                           first use: it shows the server's SHA-256 fingerprint once, asks, and
+                           refuses to connect if it ever changes
+  --accept-fingerprint FP  headless: trust a new server only if its fingerprint is FP
+  --connect                window: connect at once with the values given or remembered
+  --headless               no window: stdin/stdout
+  --lang es|en             language of the window [default: from the system locale]
+  --config-dir DIR         where settings and known_servers live
+                           [default: $XDG_CONFIG_HOME/charla or ~/.config/charla]
+  -h, --help               print this help
+  -V, --version            print the version
+
+In the window or in --headless mode, type /msg nick text, /me text, /nick new, /users (or
+!usuarios), /help, or /quit. Settings and trusted servers are stored in the config dir.
+";
+
+struct Opts {
+    host: Option<String>,
+    port: Option<u16>,
+    nick: Option<String>,
+    ca: Option<String>,
+    accept_fingerprint: Option<String>,
+    connect: bool,
+    headless: bool,
+    lang: Option<String>,
+    config_dir: Option<PathBuf>,
+}
+
+enum Parsed {
+    Run(Opts),
+    Help,
+    Version,
+}
+
+fn parse_args() -> Result<Parsed, String> {
+    use lexopt::prelude::*;
+    let mut o = Opts {
+        host: None,
+        port: None,
+        nick: None,
+        ca: None,
+        accept_fingerprint: None,
+        connect: false,
+        headless: false,
+        lang: None,
+        config_dir: None,
+    };
+    let mut p = lexopt::Parser::from_env();
+    let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, String> {
+        p.value()
+            .map_err(|e| e.to_string())?
+            .into_string()
+            .map_err(|_| format!("{flag}: the value is not valid UTF-8"))
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Short('V') | Long("version") => return Ok(Parsed::Version),
+            Long("headless") => o.headless = true,
+            Long("connect") => o.connect = true,
+            Long("host") => o.host = Some(text(&mut p, "--host")?),
+            Long("port") => {
+                let v = text(&mut p, "--port")?;
+                o.port = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--port {v:?}: expected 1 to 65535"))?,
+                );
+            }
+            Long("nick") => o.nick = Some(text(&mut p, "--nick")?),
+            Long("ca") => o.ca = Some(text(&mut p, "--ca")?),
+            Long("accept-fingerprint") => {
+                let v = text(&mut p, "--accept-fingerprint")?;
+                charla_proto::normalize_fingerprint(&v).ok_or(format!(
+                    "--accept-fingerprint {v:?}: expected 32 hex bytes (AB:CD:...)"
+                ))?;
+                o.accept_fingerprint = Some(v);
+            }
+            Long("lang") => {
+                let v = text(&mut p, "--lang")?;
+                if !matches!(v.as_str(), "es" | "en") {
+                    return Err(format!("--lang {v:?}: expected es or en"));
+                }
+                o.lang = Some(v);
+            }
+            Long("config-dir") => o.config_dir = Some(text(&mut p, "--config-dir")?.into()),
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    Ok(Parsed::Run(o))
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args() {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("charla {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("charla: {e}\nTry 'charla --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = opts.config_dir.clone().unwrap_or_else(config_dir);
+    let mut settings = Settings::load(&dir);
+    if let Some(h) = &opts.host {
+        settings.host = h.clone();
+    }
+    if let Some(p) = opts.port {
+        settings.port = p;
+    }
+    if let Some(n) = &opts.nick {
+        settings.nick = n.clone();
+    }
+    if let Some(ca) = &opts.ca {
+        settings.ca = ca.clone();
+    }
+    if opts.headless {
+        if settings.nick.is_empty() {
+            eprintln!("charla: --headless needs a nickname: give --nick NAME");
+            return ExitCode::from(2);
+        }
+        let trust = if settings.ca.is_empty() {
+            Trust::Pinned(KnownServers::in_dir(&dir))
+        } else {
+            Trust::CaFile(settings.ca.clone().into())
+        };
+        let target = Target {
+            host: settings.host,
+            port: settings.port,
+            nick: settings.nick,
+            trust,
+        };
+        return headless::run(target, opts.accept_fingerprint);
+    }
+    run_window(&opts, &settings, dir)
+}
+
+fn run_window(opts: &Opts, settings: &Settings, dir: PathBuf) -> ExitCode {
+    let app = match AppWindow::new() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("charla: cannot open a window: {e}\n(no display? try --headless)");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(lang) = &opts.lang {
+        if let Err(e) = slint::select_bundled_translation(lang) {
+            eprintln!("charla: --lang {lang}: {e}");
+        }
+    }
+    let network = match Network::start(gui::event_sink(&app)) {
+        Ok(n) => Rc::new(n),
+        Err(e) => {
+            eprintln!("charla: cannot start the network thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let net = network.clone();
+    gui::bind(
+        &app,
+        settings,
+        dir,
+        Rc::new(move |command: Command| net.send(command)),
+    );
+    if opts.connect {
+        app.invoke_connect();
+    }
+    if let Err(e) = app.run() {
+        eprintln!("charla: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

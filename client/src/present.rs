@@ -1,0 +1,182 @@
+//! What a server line means for a person: the kind of log line and its parts.
+
+use charla_proto::{parse_server_line, ServerLine};
+
+/// How a log line looks; the GUI colours by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Someone's public message.
+    Message,
+    /// The user's own line, shown at once (the server does not echo).
+    Own,
+    Action,
+    Private,
+    /// Join, leave, nick change, user list, notices.
+    System,
+    Error,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Own => "own",
+            Kind::Action => "action",
+            Kind::Private => "private",
+            Kind::System => "system",
+            Kind::Error => "error",
+        }
+    }
+}
+
+/// A server line, decoded for display and for the user panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    Message {
+        from: String,
+        text: String,
+    },
+    Action {
+        from: String,
+        text: String,
+    },
+    Private {
+        from: String,
+        text: String,
+    },
+    Joined(String),
+    Left {
+        nick: String,
+        reason: Option<String>,
+    },
+    Renamed {
+        old: String,
+        new: String,
+    },
+    /// A complete user list (assembled from USERS and USERS+ lines).
+    Users(Vec<String>),
+    Pong(Option<String>),
+    Notice(String),
+    Error {
+        code: String,
+        text: String,
+    },
+    Other(String),
+}
+
+/// Turns server lines into [`Shown`] items, joining a user list split over several lines.
+#[derive(Default)]
+pub struct Decoder {
+    users: Option<(usize, Vec<String>)>,
+}
+
+impl Decoder {
+    pub fn decode(&mut self, line: &str) -> Option<Shown> {
+        let owned = |s: &str| s.to_string();
+        Some(match parse_server_line(line) {
+            ServerLine::Msg { from, text } => Shown::Message {
+                from: owned(from),
+                text: owned(text),
+            },
+            ServerLine::Action { from, text } => Shown::Action {
+                from: owned(from),
+                text: owned(text),
+            },
+            ServerLine::Privmsg { from, text } => Shown::Private {
+                from: owned(from),
+                text: owned(text),
+            },
+            ServerLine::Join(nick) => Shown::Joined(owned(nick)),
+            ServerLine::Leave { nick, reason } => Shown::Left {
+                nick: owned(nick),
+                reason: reason.map(owned),
+            },
+            ServerLine::Nick { old, new } => Shown::Renamed {
+                old: owned(old),
+                new: owned(new),
+            },
+            ServerLine::Users { total, nicks } => {
+                let nicks: Vec<String> = nicks.into_iter().map(owned).collect();
+                if nicks.len() >= total {
+                    return Some(Shown::Users(nicks));
+                }
+                self.users = Some((total, nicks));
+                return None;
+            }
+            ServerLine::UsersMore(more) => {
+                let (total, mut nicks) = self.users.take()?;
+                nicks.extend(more.into_iter().map(owned));
+                if nicks.len() >= total {
+                    return Some(Shown::Users(nicks));
+                }
+                self.users = Some((total, nicks));
+                return None;
+            }
+            ServerLine::Pong(token) => Shown::Pong(token.map(owned)),
+            ServerLine::Notice(text) => Shown::Notice(owned(text)),
+            ServerLine::Error { code, text } => Shown::Error {
+                code: owned(code),
+                text: owned(text),
+            },
+            ServerLine::Welcome(_) | ServerLine::Unknown(_) => Shown::Other(owned(line)),
+        })
+    }
+}
+
+/// The local time as `hh:mm`.
+pub fn clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: localtime_r writes only into the struct we pass.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_a_split_user_list() {
+        let mut d = Decoder::default();
+        assert_eq!(d.decode("USERS 3 a b"), None);
+        assert_eq!(
+            d.decode("USERS+ c"),
+            Some(Shown::Users(vec!["a".into(), "b".into(), "c".into()]))
+        );
+        assert_eq!(d.decode("USERS 1 a"), Some(Shown::Users(vec!["a".into()])));
+    }
+
+    #[test]
+    fn decodes_lines() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.decode("MSG ana hola"),
+            Some(Shown::Message {
+                from: "ana".into(),
+                text: "hola".into()
+            })
+        );
+        assert_eq!(
+            d.decode("LEAVE bob"),
+            Some(Shown::Left {
+                nick: "bob".into(),
+                reason: None
+            })
+        );
+        assert_eq!(d.decode("FOO bar"), Some(Shown::Other("FOO bar".into())));
+    }
+
+    #[test]
+    fn clock_is_hh_mm() {
+        let c = clock();
+        assert_eq!(c.len(), 5);
+        assert_eq!(&c[2..3], ":");
+    }
+}

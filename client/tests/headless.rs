@@ -1,0 +1,188 @@
+//! `charla --headless` as a person or a script uses it: a real process, stdin and stdout.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Instant;
+
+use common::{certs, Server, TempDir, DEADLINE};
+
+struct Headless {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Headless {
+    fn start(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Headless {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args([
+                "--headless",
+                "--host",
+                "localhost",
+                "--port",
+                &server.addr.port().to_string(),
+                "--nick",
+                nick,
+            ])
+            .arg("--config-dir")
+            .arg(config.path())
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stdin = child.stdin.take();
+        Headless {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for an output line containing `needle`.
+    fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no line containing {needle:?}; output so far: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn exit_code(mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(self.child.wait());
+        });
+        rx.recv_timeout(DEADLINE)
+            .expect("charla did not exit")
+            .unwrap()
+            .code()
+    }
+}
+
+#[test]
+fn typed_lines_are_sent_and_events_printed() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("headless");
+    let mut bob = server.join("bob");
+    let mut eva = Headless::start(
+        &server,
+        "eva",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+    );
+    eva.expect("* connected as eva");
+    bob.expect_next("JOIN eva");
+    eva.type_line("hola desde la terminal");
+    bob.expect_next("MSG eva hola desde la terminal");
+    bob.send("hola eva");
+    assert!(eva.expect("<bob> hola eva").starts_with('['), "timestamped");
+    bob.send("/me saluda");
+    eva.expect("* bob saluda");
+    bob.send("/msg eva en privado");
+    eva.expect("[private] <bob> en privado");
+    eva.type_line("!usuarios");
+    eva.expect("Users (2): ");
+    let carol = server.join("carol");
+    eva.expect("[+] carol joined the chat");
+    drop(carol);
+    eva.expect("[!] carol left the chat (connection closed)");
+    eva.type_line("/quit adiós");
+    bob.expect_line("LEAVE eva adiós");
+    assert_eq!(eva.exit_code(), Some(0));
+}
+
+#[test]
+fn end_of_input_quits_cleanly() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("eof");
+    let mut bob = server.join("bob");
+    let mut eva = Headless::start(
+        &server,
+        "eva",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+    );
+    eva.expect("* connected as eva");
+    bob.expect_next("JOIN eva");
+    assert_eq!(eva.exit_code(), Some(0));
+    bob.expect_next("LEAVE eva");
+}
+
+#[test]
+fn trust_on_first_use_asks_on_stdin() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("tofu-headless");
+    let mut eva = Headless::start(&server, "eva", &[], &config);
+    eva.expect("is not known yet");
+    let fingerprint = eva.expect(":");
+    assert_eq!(fingerprint.trim().len(), 95, "{fingerprint}");
+    eva.expect("Trust it? (yes/no)");
+    eva.type_line("yes");
+    eva.expect("* connected as eva");
+    assert_eq!(eva.exit_code(), Some(0));
+
+    // Remembered: no question the second time.
+    let mut again = Headless::start(&server, "eva", &[], &config);
+    again.expect("* connected as eva");
+    assert!(
+        !again.seen.iter().any(|l| l.contains("not known")),
+        "{:?}",
+        again.seen
+    );
+    assert_eq!(again.exit_code(), Some(0));
+}
+
+#[test]
+fn a_wrong_expected_fingerprint_refuses() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("wrongfp");
+    let wrong = "AB:".repeat(31) + "AB";
+    let mut eva = Headless::start(&server, "eva", &["--accept-fingerprint", &wrong], &config);
+    eva.expect("not connecting");
+    assert_eq!(eva.exit_code(), Some(1));
+}
+
+#[test]
+fn a_taken_nickname_ends_with_an_error() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("taken");
+    let _bob = server.join("bob");
+    let mut other = Headless::start(
+        &server,
+        "bob",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+    );
+    other.expect("! nickname refused (nick-taken)");
+    assert_eq!(other.exit_code(), Some(1));
+}

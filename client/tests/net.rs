@@ -1,0 +1,343 @@
+//! The client's network thread against a real charla-server over TLS.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::sync::mpsc::{self, Receiver};
+use std::time::Instant;
+
+use charla::config::KnownServers;
+use charla::net::{Command, Event, Network, Target, Trust};
+use common::{certs, gen_certs, Server, TempDir, DEADLINE};
+
+struct Client {
+    net: Network,
+    events: Receiver<Event>,
+    seen: Vec<Event>,
+}
+
+impl Client {
+    fn start() -> Client {
+        let (tx, events) = mpsc::channel();
+        let net = Network::start(move |e| {
+            let _ = tx.send(e);
+        })
+        .unwrap();
+        Client {
+            net,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    fn connect(&self, server: &Server, nick: &str, trust: Trust) {
+        let target = Target {
+            host: "localhost".into(),
+            port: server.addr.port(),
+            nick: nick.into(),
+            trust,
+        };
+        self.net.send(Command::Connect(target));
+    }
+
+    /// Waits for an event matching `want`; returns it.
+    fn wait(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) if want(&e) => return e,
+                Ok(e) => self.seen.push(e),
+                Err(_) => panic!("no {what}; events so far: {:?}", self.seen),
+            }
+        }
+    }
+
+    fn registered(&mut self) -> String {
+        match self.wait("Registered", |e| {
+            matches!(e, Event::Registered { .. } | Event::Failed { .. })
+        }) {
+            Event::Registered { nick } => nick,
+            other => panic!("not registered: {other:?}"),
+        }
+    }
+
+    fn line(&mut self, want: &str) {
+        self.wait(want, |e| *e == Event::Line(want.to_string()));
+    }
+}
+
+fn ca() -> Trust {
+    Trust::CaFile(certs().cert.clone())
+}
+
+fn openssl_fingerprint(cert: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit('=').next().unwrap().to_string()
+}
+
+#[test]
+fn connects_with_a_ca_file_and_chats() {
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", ca());
+    assert_eq!(ana.registered(), "ana");
+    bob.expect_next("JOIN ana");
+    ana.net.send(Command::Send("hola bob".into()));
+    bob.expect_next("MSG ana hola bob");
+    bob.send("hola ana");
+    ana.line("MSG bob hola ana");
+}
+
+#[test]
+fn trust_on_first_use_asks_once_then_remembers() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("tofu");
+    let pinned = || Trust::Pinned(KnownServers::in_dir(dir.path()));
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", pinned());
+    let Event::NewServer {
+        server: name,
+        fingerprint,
+    } = ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!(name, format!("localhost:{}", server.addr.port()));
+    assert_eq!(
+        fingerprint,
+        openssl_fingerprint(&certs().cert),
+        "the fingerprint gen-certs.sh prints"
+    );
+    ana.net.send(Command::TrustAnswer(true));
+    ana.registered();
+    let known = std::fs::read_to_string(dir.path().join("known_servers")).unwrap();
+    assert!(known.contains(&format!("{name} {fingerprint}")), "{known}");
+
+    let mut again = Client::start();
+    again.connect(&server, "ana2", pinned());
+    again.registered();
+    assert!(
+        !again
+            .seen
+            .iter()
+            .any(|e| matches!(e, Event::NewServer { .. })),
+        "asked twice: {:?}",
+        again.seen
+    );
+}
+
+#[test]
+fn refusing_a_new_server_does_not_connect() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("refuse");
+    let mut ana = Client::start();
+    ana.connect(
+        &server,
+        "ana",
+        Trust::Pinned(KnownServers::in_dir(dir.path())),
+    );
+    ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }));
+    ana.net.send(Command::TrustAnswer(false));
+    let Event::Failed { reason } = ana.wait("Failed", |e| matches!(e, Event::Failed { .. })) else {
+        unreachable!()
+    };
+    assert!(reason.contains("not trusted"), "{reason}");
+    assert!(!dir.path().join("known_servers").exists());
+}
+
+#[test]
+fn a_changed_certificate_is_refused_loudly() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("changed");
+    let known = KnownServers::in_dir(dir.path());
+    let name = format!("localhost:{}", server.addr.port());
+    let old = "AA:".repeat(31) + "AA";
+    known.remember(&name, &old).unwrap();
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", Trust::Pinned(known));
+    let event = ana.wait("ServerChanged", |e| {
+        matches!(e, Event::ServerChanged { .. } | Event::Registered { .. })
+    });
+    let Event::ServerChanged {
+        server: s,
+        expected,
+        got,
+    } = event
+    else {
+        panic!("connected anyway: {event:?}")
+    };
+    assert_eq!((s, expected), (name, old));
+    assert_eq!(got, openssl_fingerprint(&certs().cert));
+    server.wait_log("accepted");
+    assert!(
+        !server.log_text().contains("registered ana"),
+        "nothing was sent to the impostor"
+    );
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_is_refused() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("otherca");
+    let other = gen_certs(dir.path(), &[]);
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", Trust::CaFile(other.cert));
+    let Event::Failed { reason } = ana.wait("Failed", |e| {
+        matches!(e, Event::Failed { .. } | Event::Registered { .. })
+    }) else {
+        panic!("connected to a server it should not trust")
+    };
+    assert!(reason.contains("could not be verified"), "{reason}");
+}
+
+#[test]
+fn a_taken_nickname_is_reported() {
+    let server = Server::start(&[]);
+    let _bob = server.join("bob");
+    let mut other = Client::start();
+    other.connect(&server, "Bob", ca());
+    let Event::NickRefused { code, text } = other.wait("NickRefused", |e| {
+        matches!(e, Event::NickRefused { .. } | Event::Registered { .. })
+    }) else {
+        panic!("registered a taken nickname")
+    };
+    assert_eq!(code, "nick-taken");
+    assert!(text.contains("Bob"), "{text}");
+}
+
+#[test]
+fn connection_refused_at_login_is_a_failure_not_a_retry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ana = Client::start();
+    let target = Target {
+        host: "127.0.0.1".into(),
+        port,
+        nick: "ana".into(),
+        trust: ca(),
+    };
+    ana.net.send(Command::Connect(target));
+    let Event::Failed { reason } = ana.wait("Failed", |e| {
+        matches!(e, Event::Failed { .. } | Event::Lost { .. })
+    }) else {
+        panic!("retried instead of reporting")
+    };
+    assert!(reason.contains("refused"), "{reason}");
+}
+
+#[test]
+fn after_a_server_restart_the_client_reconnects_and_registers_again() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", ca());
+    ana.registered();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit().code(), Some(0));
+    ana.line("NOTICE server shutting down");
+    let Event::Lost { retry_in, .. } = ana.wait("Lost", |e| matches!(e, Event::Lost { .. })) else {
+        unreachable!()
+    };
+    assert!(retry_in.as_secs() <= 2, "{retry_in:?}");
+
+    let bind = addr.to_string();
+    let c = certs();
+    let server = Server::start_raw(
+        &[
+            "--bind",
+            &bind,
+            "--cert",
+            c.cert.to_str().unwrap(),
+            "--key",
+            c.key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(ana.registered(), "ana");
+    let mut bob = server.join("bob");
+    ana.net.send(Command::Send("otra vez aquí".into()));
+    bob.expect_next("MSG ana otra vez aquí");
+}
+
+#[test]
+fn the_tutorial_certificate_by_ip_address_works_through_pinning() {
+    // The tutorial's certificate: CN only, no subjectAltName; a name check by IP address fails.
+    let dir = TempDir::new("tutorial");
+    let key = dir.path().join("k.pem");
+    let cert = dir.path().join("c.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let server = Server::start_raw(
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let config = TempDir::new("tutorial-config");
+    let mut ana = Client::start();
+    let target = Target {
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+        nick: "ana".into(),
+        trust: Trust::Pinned(KnownServers::in_dir(config.path())),
+    };
+    ana.net.send(Command::Connect(target));
+    ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }));
+    ana.net.send(Command::TrustAnswer(true));
+    ana.registered();
+}
+
+#[test]
+fn lines_sent_before_registration_wait_for_it() {
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", ca());
+    ana.net.send(Command::Send("primero".into()));
+    ana.registered();
+    bob.expect_next("JOIN ana");
+    bob.expect_next("MSG ana primero");
+}
+
+#[test]
+fn quit_says_goodbye_and_closes() {
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let mut ana = Client::start();
+    ana.connect(&server, "ana", ca());
+    ana.registered();
+    bob.expect_next("JOIN ana");
+    ana.net.send(Command::Quit(Some("hasta luego".into())));
+    ana.wait("Closed", |e| *e == Event::Closed);
+    bob.expect_next("LEAVE ana hasta luego");
+}

@@ -1,0 +1,375 @@
+//! The window without a display: Slint's testing backend, real callbacks and models; commands to
+//! the network are captured instead of sent.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use charla::config::Settings;
+use charla::gui::{self, UiEvent};
+use charla::net::{Command, Event};
+use charla::present::Shown;
+use charla::AppWindow;
+use i_slint_backend_testing::ElementHandle;
+use slint::platform::{Key, WindowEvent};
+use slint::{ComponentHandle, Model};
+
+struct Ui {
+    app: AppWindow,
+    sent: Rc<RefCell<Vec<Command>>>,
+}
+
+fn ui(lang: &str) -> Ui {
+    i_slint_backend_testing::init_no_event_loop();
+    let app = AppWindow::new().unwrap();
+    slint::select_bundled_translation(lang).unwrap();
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let sink = sent.clone();
+    let dir = std::env::temp_dir().join(format!("charla-ui-test-{}", std::process::id()));
+    gui::bind(
+        &app,
+        &Settings::default(),
+        dir,
+        Rc::new(move |c| sink.borrow_mut().push(c)),
+    );
+    Ui { app, sent }
+}
+
+impl Ui {
+    fn registered(&self, nick: &str) {
+        gui::apply(
+            &self.app,
+            UiEvent::Net(Event::Registered { nick: nick.into() }),
+        );
+    }
+
+    fn show(&self, shown: Shown) {
+        gui::apply(&self.app, UiEvent::Shown(shown));
+    }
+
+    fn element(&self, label: &str) -> ElementHandle {
+        ElementHandle::find_by_accessible_label(&self.app, label)
+            .next()
+            .unwrap_or_else(|| panic!("no element labelled {label:?}"))
+    }
+
+    fn log(&self) -> Vec<(String, String)> {
+        self.app
+            .get_log()
+            .iter()
+            .map(|e| (e.kind.to_string(), e.text.to_string()))
+            .collect()
+    }
+
+    fn last_log(&self) -> (String, String) {
+        self.log().last().cloned().expect("empty log")
+    }
+
+    fn users(&self) -> Vec<String> {
+        self.app.get_users().iter().map(|u| u.to_string()).collect()
+    }
+
+    fn sent_lines(&self) -> Vec<String> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send(line) => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn press_enter(&self) {
+        let key: slint::SharedString = Key::Return.into();
+        self.app
+            .window()
+            .dispatch_event(WindowEvent::KeyPressed { text: key.clone() });
+        self.app
+            .window()
+            .dispatch_event(WindowEvent::KeyReleased { text: key });
+    }
+}
+
+fn own(text: &str) -> (String, String) {
+    ("own".into(), text.into())
+}
+
+#[test]
+fn send_button_puts_the_line_in_the_log_and_hands_it_to_the_network() {
+    let ui = ui("en");
+    ui.registered("ana");
+    assert_eq!(ui.app.get_page(), 1);
+    ui.element("Message").set_accessible_value("hola a todos");
+    ui.element("Send").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines(), vec!["hola a todos"]);
+    assert_eq!(ui.last_log(), own("ana: hola a todos"));
+    assert_eq!(ui.app.get_input(), "", "the input is cleared");
+}
+
+#[test]
+fn enter_sends_too() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.element("Message").set_accessible_value("con Enter");
+    ui.press_enter();
+    assert_eq!(ui.sent_lines(), vec!["con Enter"]);
+    assert_eq!(ui.last_log(), own("ana: con Enter"));
+}
+
+#[test]
+fn commands_typed_in_the_input_work() {
+    let ui = ui("en");
+    ui.registered("ana");
+    for line in ["/me saluda", "/msg bob psst", "/nick anita", "//tmp"] {
+        ui.app.set_input(line.into());
+        ui.app.invoke_send(line.into());
+    }
+    assert_eq!(
+        ui.sent_lines(),
+        vec!["/me saluda", "/msg bob psst", "/nick anita", "//tmp"]
+    );
+    let log = ui.log();
+    assert!(log.contains(&own("* ana saluda")), "{log:?}");
+    assert!(
+        log.contains(&("private".into(), "(private to bob) psst".into())),
+        "{log:?}"
+    );
+    assert!(log.contains(&own("ana: /tmp")), "{log:?}");
+    ui.show(Shown::Renamed {
+        old: "ana".into(),
+        new: "anita".into(),
+    });
+    assert_eq!(ui.app.get_my_nick(), "anita");
+}
+
+#[test]
+fn the_user_panel_follows_users_join_leave_and_nick() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
+    assert_eq!(ui.users(), vec!["ana", "bob"]);
+    assert!(
+        !ui.log()
+            .iter()
+            .any(|(_, t)| t.contains("Users in the chat")),
+        "the automatic list is not logged"
+    );
+    ui.show(Shown::Joined("eva".into()));
+    assert_eq!(ui.users(), vec!["ana", "bob", "eva"]);
+    assert_eq!(
+        ui.last_log(),
+        ("system".into(), "[+] User eva has joined the chat".into())
+    );
+    ui.show(Shown::Renamed {
+        old: "bob".into(),
+        new: "roberto".into(),
+    });
+    assert_eq!(ui.users(), vec!["ana", "roberto", "eva"]);
+    ui.show(Shown::Left {
+        nick: "eva".into(),
+        reason: Some("too slow".into()),
+    });
+    assert_eq!(ui.users(), vec!["ana", "roberto"]);
+    assert_eq!(
+        ui.last_log(),
+        (
+            "system".into(),
+            "[!] User eva has left the chat (too slow)".into()
+        )
+    );
+}
+
+#[test]
+fn list_users_asks_the_server_and_prints_the_answer() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.element("List users").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines(), vec!["/users"]);
+    ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
+    assert_eq!(
+        ui.last_log(),
+        (
+            "system".into(),
+            "[+] Users in the chat (2): ana, bob".into()
+        )
+    );
+}
+
+#[test]
+fn clicking_a_name_starts_a_private_message() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
+    ui.element("bob").invoke_accessible_default_action();
+    assert_eq!(ui.app.get_input(), "/msg bob ");
+}
+
+#[test]
+fn messages_private_lines_and_errors_are_told_apart() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "hola".into(),
+    });
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "psst".into(),
+    });
+    ui.show(Shown::Action {
+        from: "bob".into(),
+        text: "saluda".into(),
+    });
+    ui.show(Shown::Error {
+        code: "no-such-user".into(),
+        text: "zoe".into(),
+    });
+    ui.show(Shown::Notice("server shutting down".into()));
+    let log = ui.log();
+    let kinds: Vec<&str> = log.iter().skip(1).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["message", "private", "action", "error", "system"]
+    );
+    assert_eq!(log[2].1, "(private) bob: psst");
+}
+
+#[test]
+fn offline_the_typed_text_is_kept() {
+    let ui = ui("en");
+    ui.registered("ana");
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Lost {
+            reason: "connection lost".into(),
+            retry_in: std::time::Duration::from_secs(2),
+        }),
+    );
+    assert!(!ui.app.get_online());
+    assert_eq!(ui.element("Send").accessible_enabled(), Some(false));
+    assert!(
+        ui.last_log().1.contains("Reconnecting in 2 s"),
+        "{:?}",
+        ui.last_log()
+    );
+    ui.element("Message").set_accessible_value("borrador");
+    ui.press_enter();
+    assert!(ui.sent_lines().is_empty());
+    assert_eq!(ui.app.get_input(), "borrador");
+    ui.registered("ana");
+    ui.element("Send").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines(), vec!["borrador"]);
+}
+
+#[test]
+fn the_login_shows_errors_and_stays() {
+    let ui = ui("en");
+    assert_eq!(ui.app.get_page(), 0);
+    ui.app.set_nick("mal nombre".into());
+    ui.element("Connect").invoke_accessible_default_action();
+    assert!(
+        ui.app.get_login_error().contains("not allowed"),
+        "{}",
+        ui.app.get_login_error()
+    );
+    assert!(ui.sent.borrow().is_empty());
+
+    ui.app.set_nick("ana".into());
+    ui.app.set_port("99999".into());
+    ui.element("Connect").invoke_accessible_default_action();
+    assert!(
+        ui.app.get_login_error().contains("port"),
+        "{}",
+        ui.app.get_login_error()
+    );
+
+    ui.app.set_port("12345".into());
+    ui.element("Connect").invoke_accessible_default_action();
+    assert!(
+        matches!(ui.sent.borrow().last(), Some(Command::Connect(t)) if t.nick == "ana" && t.port == 12345)
+    );
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Failed {
+            reason: "cannot connect to localhost:12345: Connection refused".into(),
+        }),
+    );
+    assert_eq!(ui.app.get_page(), 0);
+    assert!(ui.app.get_login_error().contains("refused"));
+    assert!(!ui.app.get_busy(), "Connect can be pressed again");
+
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::NickRefused {
+            code: "nick-taken".into(),
+            text: "ana is already in use".into(),
+        }),
+    );
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Nickname refused: ana is already in use"
+    );
+}
+
+#[test]
+fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
+    let ui = ui("en");
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::NewServer {
+            server: "localhost:12345".into(),
+            fingerprint: "AB:CD".into(),
+        }),
+    );
+    assert!(ui.app.get_trust_visible());
+    assert_eq!(
+        ui.element("Fingerprint").accessible_value().unwrap(),
+        "AB:CD"
+    );
+    ui.element("Trust and connect")
+        .invoke_accessible_default_action();
+    assert!(matches!(
+        ui.sent.borrow().last(),
+        Some(Command::TrustAnswer(true))
+    ));
+    assert!(!ui.app.get_trust_visible());
+
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::ServerChanged {
+            server: "h:1".into(),
+            expected: "AA".into(),
+            got: "BB".into(),
+        }),
+    );
+    let error = ui.app.get_login_error();
+    assert!(
+        error.starts_with("WARNING") && error.contains("AA") && error.contains("BB"),
+        "{error}"
+    );
+}
+
+#[test]
+fn spanish_strings_follow_the_tutorial() {
+    let ui = ui("es");
+    ui.registered("ana");
+    for label in ["Enviar", "Listar Usuarios", "Salir", "Mensaje"] {
+        ui.element(label);
+    }
+    ui.show(Shown::Joined("bob".into()));
+    assert_eq!(ui.last_log().1, "[+] El usuario bob ha entrado al chat");
+    ui.show(Shown::Left {
+        nick: "bob".into(),
+        reason: None,
+    });
+    assert_eq!(ui.last_log().1, "[!] El usuario bob ha abandonado el chat");
+}
+
+#[test]
+fn english_strings_are_there_too() {
+    let ui = ui("en");
+    ui.registered("ana");
+    for label in ["Send", "List users", "Exit", "Message"] {
+        ui.element(label);
+    }
+}

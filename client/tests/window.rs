@@ -1,0 +1,169 @@
+//! A real window under Xvfb, typed into with xdotool, chatting with a live server through TLS.
+//! Needs the Debian packages xvfb, xdotool and imagemagick (.ci/run installs them).
+//! `CHARLA_SCREENSHOT=docs/screenshot.png cargo test -p charla --test window` refreshes the
+//! README's screenshot.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+
+use common::{certs, Server, TempDir, DEADLINE};
+
+/// An X server of our own; `-displayfd` tells when it is ready and which display it took.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x640x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb not found: apt-get install xvfb xdotool imagemagick");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+            // Keep the pipe open and drained: Xvfb dies of SIGPIPE if its stdout closes.
+            lines.for_each(drop);
+        });
+        let number = rx.recv_timeout(DEADLINE).expect("Xvfb did not start");
+        Xvfb {
+            child,
+            display: format!(":{}", number.trim()),
+        }
+    }
+
+    /// Runs an X client (xdotool, import) on this display, within the deadline.
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let out = Command::new("timeout")
+            .arg(DEADLINE.as_secs().to_string())
+            .arg(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install xdotool imagemagick)"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_window_chats_with_a_live_server() {
+    let x = Xvfb::start();
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let config = TempDir::new("window");
+    let mut charla = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args([
+            "--connect",
+            "--lang",
+            "en",
+            "--host",
+            "localhost",
+            "--nick",
+            "ana",
+        ])
+        .args([
+            "--port",
+            &server.addr.port().to_string(),
+            "--ca",
+            certs().cert.to_str().unwrap(),
+        ])
+        .arg("--config-dir")
+        .arg(config.path())
+        .env("DISPLAY", &x.display)
+        .env("LANG", "C")
+        .spawn()
+        .unwrap();
+
+    bob.expect_next("JOIN ana");
+    let found = x.run("xdotool", &["search", "--sync", "--name", "^Charla$"]);
+    let window = String::from_utf8(found.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    // Bare Xvfb has no window manager: give the window the keyboard ourselves.
+    x.run("xdotool", &["windowfocus", "--sync", &window]);
+    x.run(
+        "xdotool",
+        &["type", "--delay", "30", "hola desde la ventana"],
+    );
+    x.run("xdotool", &["key", "Return"]);
+    bob.expect_next("MSG ana hola desde la ventana");
+
+    x.run("xdotool", &["type", "--delay", "30", "/me sonrie"]);
+    x.run("xdotool", &["key", "Return"]);
+    bob.expect_next("ACTION ana sonrie");
+    bob.send("hola ana, te leo");
+    bob.send("/me saluda con la mano");
+    bob.send("/msg ana esto es privado");
+    let eva = server.join("eva");
+    bob.expect_next("JOIN eva");
+    x.run("xdotool", &["type", "--delay", "30", "bienvenida, eva"]);
+    x.run("xdotool", &["key", "Return"]);
+    bob.expect_next("MSG ana bienvenida, eva");
+
+    let shot = std::env::var("CHARLA_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("charla-window-{}.png", std::process::id()))
+        });
+    // A debug build repaints slowly: take pictures until two in a row are the same.
+    let mut previous = Vec::new();
+    for _ in 0..30 {
+        x.run("import", &["-window", &window, shot.to_str().unwrap()]);
+        let picture = std::fs::read(&shot).unwrap();
+        if picture == previous {
+            break;
+        }
+        previous = picture;
+    }
+    let size = std::fs::metadata(&shot).unwrap().len();
+    assert!(
+        size > 10_000,
+        "a screenshot of a drawn window, not an empty screen ({size} bytes)"
+    );
+
+    x.run("xdotool", &["type", "--delay", "30", "/quit"]);
+    x.run("xdotool", &["key", "Return"]);
+    bob.expect_line("LEAVE ana");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(charla.wait());
+    });
+    let status = rx
+        .recv_timeout(DEADLINE)
+        .expect("the window did not close")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    drop(eva);
+}
