@@ -27,6 +27,8 @@ enum State {
 
 struct Conn {
     tls: SslStream<TcpStream>,
+    /// Not read any more: plays a client that stopped reading.
+    deaf: bool,
     state: State,
     framer: LineFramer,
     out: Vec<u8>,
@@ -86,6 +88,7 @@ impl Engine {
         }
         self.conns[id] = Some(Conn {
             tls,
+            deaf: false,
             state: State::Connecting,
             framer: LineFramer::new(),
             out: Vec::new(),
@@ -113,6 +116,13 @@ impl Engine {
             .get(id)
             .and_then(Option::as_ref)
             .map_or(0, |c| c.out.len() - c.sent)
+    }
+
+    /// From now on nothing is read from connection `id` (its socket buffers fill up).
+    pub fn stop_reading(&mut self, id: usize) {
+        if let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) {
+            conn.deaf = true;
+        }
     }
 
     pub fn close(&mut self, id: usize) {

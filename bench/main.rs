@@ -15,7 +15,7 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 const HELP: &str = "\
 charla-bench: measure a running charla-server (protocol v1 over TLS, certificate verified)
 
-Usage: charla-bench <idle|fanout|handshake> [OPTIONS]
+Usage: charla-bench <idle|fanout|handshake|soak> [OPTIONS]
 
 Scenarios (each ends with one JSON line of results on stdout; exit 1 if it failed or timed out):
   idle        open --clients connections, register each, then report the time it took and,
@@ -25,6 +25,10 @@ Scenarios (each ends with one JSON line of results on stdout; exit 1 if it faile
               latency p50/p99/max, server CPU per delivery
   handshake   connect + TLS + register + quit, --concurrency at a time, for --seconds:
               sessions/s and server CPU per session
+  soak        churn for --seconds: --clients steady chatters (one --size line per second
+              each), --concurrency sessions joining and quitting, a flooder every 10 s, a
+              client that stops reading every 30 s; samples the server's VmRSS and open
+              descriptors (--server-pid) every 10 s and reports first, last and highest
 
 Options:
   --server ADDR:PORT     server address [default: 127.0.0.1:12345]
@@ -115,8 +119,11 @@ fn parse_args() -> Result<Option<Opts>, String> {
             _ => return Err(arg.unexpected().to_string()),
         }
     }
-    if !matches!(o.scenario.as_str(), "idle" | "fanout" | "handshake") {
-        return Err("name a scenario: idle, fanout or handshake".into());
+    if !matches!(
+        o.scenario.as_str(),
+        "idle" | "fanout" | "handshake" | "soak"
+    ) {
+        return Err("name a scenario: idle, fanout, handshake or soak".into());
     }
     if o.scenario == "fanout" && (o.senders == 0 || o.senders >= o.clients) {
         return Err("fanout needs 0 < --senders < --clients".into());
@@ -146,6 +153,7 @@ fn main() -> ExitCode {
         match opts.scenario.as_str() {
             "idle" => idle(&opts, &mut engine, deadline, &mut json),
             "fanout" => fanout(&opts, &mut engine, deadline, &mut json),
+            "soak" => soak(&opts, &mut engine, deadline, &mut json),
             _ => handshake(&opts, &mut engine, deadline, &mut json),
         }
     }) {
@@ -449,6 +457,156 @@ fn handshake(
         let cpu = (b - a).as_secs_f64();
         json.num("server_cpu_s", cpu);
         json.num("server_cpu_ms_per_session", cpu * 1e3 / done.max(1) as f64);
+    }
+    Ok(())
+}
+
+/// Open descriptors of a process.
+fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
+    let steady = o.clients;
+    join_all(engine, steady, "steady", o.concurrency, deadline)?;
+    let run_for = Duration::from_secs_f64(o.seconds);
+    let start = Instant::now();
+    let mut samples: Vec<(u64, usize)> = Vec::new();
+    let sample = |samples: &mut Vec<(u64, usize)>| {
+        if let Some(pid) = o.server_pid {
+            if let (Some((rss, _)), Some(fds)) = (procstat::process_memory_kib(pid), open_fds(pid))
+            {
+                samples.push((rss, fds));
+            }
+        }
+    };
+    sample(&mut samples);
+    // Ids: 0..steady are the steady chatters; churners, flooders and deaf clients get fresh ids.
+    let mut next_id = steady;
+    let mut churn_open = 0usize;
+    let (mut sessions, mut messages, mut floods, mut deaf, mut dropped) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut ready = Vec::new();
+    let mut welcomed = Vec::new();
+    let mut closed = Vec::new();
+    let mut error = None;
+    let mut next_message = start;
+    let mut next_flood = start + Duration::from_secs(5);
+    let mut next_deaf = start + Duration::from_secs(15);
+    let mut next_sample = start + Duration::from_secs(10);
+    let mut roles: std::collections::HashMap<usize, &'static str> =
+        std::collections::HashMap::new();
+    let mut line = String::new();
+    while start.elapsed() < run_for {
+        check_deadline(deadline, || "soak".into())?;
+        let now = Instant::now();
+        while churn_open < o.concurrency {
+            engine
+                .connect(next_id)
+                .map_err(|e| format!("connect: {e}"))?;
+            roles.insert(next_id, "churn");
+            next_id += 1;
+            churn_open += 1;
+        }
+        if now >= next_message {
+            next_message += Duration::from_secs(1);
+            for id in 0..steady {
+                line.clear();
+                let _ = write!(line, "soak {messages} ");
+                while line.len() + 1 < o.size {
+                    line.push('s');
+                }
+                line.push('\n');
+                engine.send(id, line.as_bytes());
+                messages += 1;
+            }
+        }
+        if now >= next_flood {
+            next_flood += Duration::from_secs(10);
+            engine
+                .connect(next_id)
+                .map_err(|e| format!("connect: {e}"))?;
+            roles.insert(next_id, "flood");
+            next_id += 1;
+        }
+        if now >= next_deaf {
+            next_deaf += Duration::from_secs(30);
+            engine
+                .connect(next_id)
+                .map_err(|e| format!("connect: {e}"))?;
+            roles.insert(next_id, "deaf");
+            next_id += 1;
+        }
+        if now >= next_sample {
+            next_sample += Duration::from_secs(10);
+            sample(&mut samples);
+        }
+        engine
+            .poll(Duration::from_millis(20), &mut |id, ev| match ev {
+                Ev::Ready => ready.push(id),
+                Ev::Line(l) if l.starts_with("WELCOME ") => welcomed.push(id),
+                Ev::Line(l) if l.starts_with("ERROR flood") => floods += 1,
+                Ev::Line(l) if l.starts_with("LEAVE ") && l.ends_with(" too slow") => dropped += 1,
+                Ev::Line(_) => {}
+                Ev::Closed(why) if id < steady => {
+                    error = Some(format!("steady client {id} closed: {why}"))
+                }
+                Ev::Closed(_) => closed.push(id),
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        for id in ready.drain(..) {
+            engine.send(id, format!("soak{id}\n").as_bytes());
+        }
+        for id in welcomed.drain(..) {
+            match roles.get(&id).copied() {
+                Some("churn") => {
+                    engine.send(id, b"hola y adios\n/quit\n");
+                    engine.close(id);
+                    churn_open -= 1;
+                    sessions += 1;
+                }
+                Some("flood") => {
+                    let burst: String = (0..200).map(|i| format!("flood {i}\n")).collect();
+                    engine.send(id, burst.as_bytes());
+                    engine.send(id, b"/quit\n");
+                }
+                Some("deaf") => {
+                    engine.stop_reading(id);
+                    deaf += 1;
+                }
+                _ => {}
+            }
+        }
+        for id in closed.drain(..) {
+            if roles.remove(&id) == Some("churn") {
+                churn_open -= 1;
+            }
+        }
+    }
+    sample(&mut samples);
+    json.num("seconds", start.elapsed().as_secs_f64());
+    json.num("sessions", sessions as f64);
+    json.num("messages", messages as f64);
+    json.num("flood_errors", floods as f64);
+    json.num("deaf_clients", deaf as f64);
+    json.num("dropped_too_slow", dropped as f64);
+    if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+        json.num("samples", samples.len() as f64);
+        json.num("rss_first_kib", first.0 as f64);
+        json.num("rss_last_kib", last.0 as f64);
+        json.num(
+            "rss_max_kib",
+            samples.iter().map(|s| s.0).max().unwrap_or(0) as f64,
+        );
+        json.num("fds_first", first.1 as f64);
+        json.num("fds_last", last.1 as f64);
+        json.num(
+            "fds_max",
+            samples.iter().map(|s| s.1).max().unwrap_or(0) as f64,
+        );
     }
     Ok(())
 }

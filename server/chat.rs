@@ -211,14 +211,22 @@ impl Server {
     /// make sense without one.
     fn registration_line(&mut self, token: Token, line: &str) {
         let wanted = line.trim();
+        let authenticated = self.conns.get(token.0).is_some_and(|c| c.authenticated);
         match parse_client_line(wanted) {
+            ClientLine::Pass(given) if !authenticated => self.check_password(token, given),
+            ClientLine::Pass(_) => self.reply(token, &["NOTICE", "password already accepted"]),
+            ClientLine::Ping(tok) => self.pong(token, tok),
+            ClientLine::Help => self.help(token),
+            ClientLine::Quit(reason) => self.quit(token, reason),
+            _ if !authenticated => self.reply_error(
+                token,
+                ErrorCode::PasswordRequired,
+                "this server needs a password: send /pass <password> first",
+            ),
             ClientLine::Message(_) | ClientLine::Empty if !wanted.starts_with("//") => {
                 self.try_register(token, wanted)
             }
             ClientLine::Nick(nick) => self.try_register(token, nick),
-            ClientLine::Ping(tok) => self.pong(token, tok),
-            ClientLine::Help => self.help(token),
-            ClientLine::Quit(reason) => self.quit(token, reason),
             ClientLine::MissingArgument(usage) => self.reply_error(
                 token,
                 ErrorCode::MissingArgument,
@@ -230,6 +238,38 @@ impl Server {
                 "choose a nickname first: send it alone on a line",
             ),
         }
+    }
+
+    fn check_password(&mut self, token: Token, given: &str) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let ip = conn.addr.ip();
+        if let Some(wait) = self.throttle.wait_left(ip, self.now) {
+            log!("limit: password attempt from {ip} while blocked");
+            let text = format!(
+                "too many wrong passwords from your address; try again in {} s",
+                wait.as_secs() + 1
+            );
+            self.reply_error(token, ErrorCode::BadPassword, &text);
+            return self.close(token, CloseReason::Rejected(ErrorCode::BadPassword));
+        }
+        let right = self.password.as_ref().is_some_and(|p| p.matches(given));
+        if right {
+            conn.authenticated = true;
+            self.throttle.succeeded(ip);
+            return self.reply(
+                token,
+                &["NOTICE", "password accepted, now send your nickname"],
+            );
+        }
+        let wait = self.throttle.failed(ip, self.now);
+        log!(
+            "limit: wrong password from {ip} (next attempt allowed in {} s)",
+            wait.as_secs()
+        );
+        self.reply_error(token, ErrorCode::BadPassword, "wrong password");
+        self.close(token, CloseReason::Rejected(ErrorCode::BadPassword));
     }
 
     fn try_register(&mut self, token: Token, nick: &str) {

@@ -31,6 +31,12 @@ Options:
   --handshake-timeout SECS   close connections that have not finished TLS by then [default: 10]
   --register-timeout SECS    close connections that have not chosen a nickname by then
                              [default: 30]
+  --password-file PATH       require a password: the first line of this file; clients send
+                             '/pass <password>' before their nickname (never give it on the
+                             command line, where other users of the machine can see it)
+  --max-per-ip N             most connections from one IP address; more get
+                             'ERROR too-many-connections' [default: 0 = no limit, since a
+                             classroom behind NAT shares one address]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -54,6 +60,10 @@ pub struct Config {
     pub flood_burst: f64,
     pub handshake_timeout: Duration,
     pub register_timeout: Duration,
+    /// A file whose first line is the password clients must give with `/pass`.
+    pub password_file: Option<PathBuf>,
+    /// Most connections from one IP address; 0 = no limit.
+    pub max_per_ip: usize,
 }
 
 impl Default for Config {
@@ -70,6 +80,8 @@ impl Default for Config {
             flood_burst: 20.0,
             handshake_timeout: Duration::from_secs(10),
             register_timeout: Duration::from_secs(30),
+            password_file: None,
+            max_per_ip: 0,
         }
     }
 }
@@ -87,6 +99,8 @@ const KNOWN_FLAGS: &[&str] = &[
     "flood-burst",
     "handshake-timeout",
     "register-timeout",
+    "password-file",
+    "max-per-ip",
 ];
 
 /// What the command line asks for.
@@ -152,6 +166,12 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
             "--register-timeout" => {
                 cfg.register_timeout =
                     seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
+            }
+            "--password-file" => cfg.password_file = Some(value.into()),
+            "--max-per-ip" => {
+                cfg.max_per_ip = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number, 0 for no limit"))?
             }
             _ => unreachable!("every name in KNOWN_FLAGS has a branch"),
         }
@@ -267,6 +287,8 @@ mod tests {
             "--flood-burst",
             "--handshake-timeout",
             "--register-timeout",
+            "--password-file",
+            "--max-per-ip",
             "--help",
             "--version",
         ] {

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use charla_proto::LineFramer;
+use charla_proto::{ErrorCode, LineFramer};
 use mio::net::TcpStream;
 use mio::Interest;
 use openssl::ssl::SslStream;
@@ -43,8 +43,13 @@ pub struct Conn {
     pub flush_queued: bool,
     pub close_started: bool,
     pub close_notify_sent: bool,
-    /// Accepted over --max-clients: after the handshake it only gets `ERROR server-full`.
-    pub over_capacity: bool,
+    /// The peer closed its side first.
+    pub peer_gone: bool,
+    /// Accepted over a limit (--max-clients, --max-per-ip): after the handshake it only gets
+    /// this error.
+    pub reject: Option<ErrorCode>,
+    /// Gave the server password (or none is needed).
+    pub authenticated: bool,
 }
 
 impl Conn {
@@ -70,7 +75,9 @@ impl Conn {
             flush_queued: false,
             close_started: false,
             close_notify_sent: false,
-            over_capacity: false,
+            peer_gone: false,
+            reject: None,
+            authenticated: true,
         }
     }
 
@@ -155,8 +162,8 @@ pub struct BufferPool {
 }
 
 /// Most memory the pool keeps, and the largest buffer it keeps.
-const POOL_MAX_BYTES: usize = 8 << 20;
-const POOL_MAX_BUFFER: usize = 1 << 20;
+const POOL_MAX_BYTES: usize = 2 << 20;
+const POOL_MAX_BUFFER: usize = 256 << 10;
 
 impl BufferPool {
     pub fn take(&mut self) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! charla-server: a one-thread TLS chat server. See `--help` and docs/protocol.md.
 
+mod auth;
 mod chat;
 mod config;
 mod conn;
@@ -32,8 +33,17 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
+    let password = match cfg
+        .password_file
+        .as_deref()
+        .map(auth::Password::load)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
     raise_descriptor_limit(cfg.max_clients);
-    let mut server = match reactor::Server::new(cfg, acceptor) {
+    let mut server = match reactor::Server::new(cfg, acceptor, password) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -5,12 +5,16 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
+use charla_proto::ErrorCode;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
+use crate::auth::{Password, Throttle};
 use crate::chat::Room;
 use crate::config::Config;
 use crate::conn::{BufferPool, Conn, Phase, Slab};
@@ -41,7 +45,8 @@ pub enum CloseReason {
     HandshakeFailed(String),
     HandshakeTimeout,
     RegisterTimeout,
-    ServerFull,
+    /// Turned away after the handshake with this error (a limit, a wrong password).
+    Rejected(ErrorCode),
     Shutdown,
 }
 
@@ -54,7 +59,7 @@ impl CloseReason {
             CloseReason::Lost(_) => Some("connection lost"),
             CloseReason::TooSlow => Some("too slow"),
             CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => Some("timeout"),
-            CloseReason::HandshakeFailed(_) | CloseReason::ServerFull => None,
+            CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => None,
             CloseReason::Shutdown => Some("server shutting down"),
         }
     }
@@ -70,7 +75,7 @@ impl CloseReason {
         )
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             CloseReason::Quit(_) => "quit".into(),
             CloseReason::PeerClosed => "connection closed by peer".into(),
@@ -79,7 +84,12 @@ impl CloseReason {
             CloseReason::HandshakeFailed(why) => format!("handshake failed: {why}"),
             CloseReason::HandshakeTimeout => "handshake timed out (--handshake-timeout)".into(),
             CloseReason::RegisterTimeout => "no nickname in time (--register-timeout)".into(),
-            CloseReason::ServerFull => "server full (--max-clients)".into(),
+            CloseReason::Rejected(ErrorCode::ServerFull) => "server full (--max-clients)".into(),
+            CloseReason::Rejected(ErrorCode::TooManyConnections) => {
+                "too many connections from this address (--max-per-ip)".into()
+            }
+            CloseReason::Rejected(ErrorCode::BadPassword) => "wrong password".into(),
+            CloseReason::Rejected(code) => code.as_str().into(),
             CloseReason::Shutdown => "server shutting down".into(),
         }
     }
@@ -118,11 +128,21 @@ pub struct Server {
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     pub(crate) now: Instant,
+    pub(crate) password: Option<Password>,
+    pub(crate) throttle: Throttle,
+    /// Open connections per address, for --max-per-ip.
+    per_ip: HashMap<IpAddr, usize>,
+    /// Most connections since memory was last handed back to the system.
+    peak_conns: usize,
 }
 
 impl Server {
     /// Binds the listening socket and prepares the loop; errors are one line for the operator.
-    pub fn new(cfg: Config, acceptor: SslAcceptor) -> Result<Server, String> {
+    pub fn new(
+        cfg: Config,
+        acceptor: SslAcceptor,
+        password: Option<Password>,
+    ) -> Result<Server, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let mut listener = TcpListener::bind(cfg.bind).map_err(|e| match e.kind() {
             io::ErrorKind::AddrInUse => format!(
@@ -131,6 +151,13 @@ impl Server {
             ),
             _ => format!("cannot listen on {}: {e}", cfg.bind),
         })?;
+        // mio listens with a backlog of 1024; a burst of connections (a class joining at once, a
+        // flood of sockets) should wait in the kernel's queue, not be dropped. Linux lets
+        // listen() be called again to raise it (up to net.core.somaxconn).
+        // SAFETY: listen() on the socket we own.
+        unsafe {
+            libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096);
+        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot watch the listening socket: {e}"))?;
@@ -160,6 +187,10 @@ impl Server {
             accept_paused_until: None,
             shutdown_deadline: None,
             now: Instant::now(),
+            password,
+            throttle: Throttle::default(),
+            per_ip: HashMap::new(),
+            peak_conns: 0,
         })
     }
 
@@ -197,12 +228,28 @@ impl Server {
             }
             self.expire_deadlines();
             self.finish_pass();
+            self.trim_memory();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     log!("stopped ({} connections left)", self.conns.len());
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// Once half the connections of a peak have gone, hands freed memory back to the system:
+    /// glibc keeps it otherwise, and a burst of sockets would leave the server fat for good.
+    fn trim_memory(&mut self) {
+        let now = self.conns.len();
+        self.peak_conns = self.peak_conns.max(now);
+        if self.peak_conns >= 256 && now <= self.peak_conns / 2 {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory held by the allocator.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            self.peak_conns = now;
         }
     }
 
@@ -274,7 +321,14 @@ impl Server {
         self.next_serial += 1;
         let serial = self.next_serial;
         let mut conn = Conn::new(tls, addr, serial, self.now, self.cfg.flood_burst);
-        conn.over_capacity = count >= self.cfg.max_clients;
+        conn.authenticated = self.password.is_none();
+        let from_here = self.per_ip.entry(addr.ip()).or_insert(0);
+        *from_here += 1;
+        if count >= self.cfg.max_clients {
+            conn.reject = Some(ErrorCode::ServerFull);
+        } else if self.cfg.max_per_ip > 0 && *from_here > self.cfg.max_per_ip {
+            conn.reject = Some(ErrorCode::TooManyConnections);
+        }
         self.conns.insert(conn);
         self.handshake_deadlines.push_back(Deadline {
             at: self.now + self.cfg.handshake_timeout,
@@ -315,19 +369,19 @@ impl Server {
         };
         match conn.tls.accept() {
             Ok(()) => {
-                if conn.over_capacity {
+                if let Some(code) = conn.reject {
+                    let text = match code {
+                        ErrorCode::ServerFull => "the server is full, try again later",
+                        _ => "too many connections from your address",
+                    };
                     log!(
-                        "limit: server full (--max-clients {}), rejecting {}",
-                        self.cfg.max_clients,
+                        "limit: {}, rejecting {}",
+                        CloseReason::Rejected(code).describe(),
                         conn.addr
                     );
                     conn.phase = Phase::Registering;
-                    self.reply_error(
-                        token,
-                        charla_proto::ErrorCode::ServerFull,
-                        "the server is full, try again later",
-                    );
-                    self.close(token, CloseReason::ServerFull);
+                    self.reply_error(token, code, text);
+                    self.close(token, CloseReason::Rejected(code));
                     return;
                 }
                 conn.phase = Phase::Registering;
@@ -470,6 +524,10 @@ impl Server {
                 conn.close_notify_sent = true;
                 let _ = conn.tls.shutdown();
                 let _ = conn.tls.get_ref().shutdown(Shutdown::Write);
+                if conn.peer_gone {
+                    // Its end is closed already: nothing to linger for.
+                    return self.drop_conn(token);
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -515,6 +573,9 @@ impl Server {
         }
         conn.close_started = true;
         conn.phase = Phase::Closing;
+        // A connection on its way out no longer counts against --max-per-ip.
+        release_ip(&mut self.per_ip, conn.addr.ip());
+        conn.peer_gone = matches!(reason, CloseReason::PeerClosed);
         let abrupt = reason.abrupt();
         if abrupt {
             conn.out.clear();
@@ -548,6 +609,9 @@ impl Server {
 
     fn drop_conn(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(token.0) {
+            if !conn.close_started {
+                release_ip(&mut self.per_ip, conn.addr.ip());
+            }
             if let Some(slot) = conn.room_slot.take() {
                 // Every path out of the room goes through close(); this is a safety net.
                 self.room.leave(&mut self.conns, slot, &conn.nick);
@@ -646,6 +710,15 @@ impl Server {
                 }
                 Phase::Closing => {}
             }
+        }
+    }
+}
+
+fn release_ip(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = per_ip.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            per_ip.remove(&ip);
         }
     }
 }

@@ -152,11 +152,13 @@ fn connect(app: &AppWindow, config_dir: &std::path::Path, send: &dyn Fn(Command)
     app.set_login_error("".into());
     app.set_busy(true);
     EXITING.set(false);
+    let password = Some(app.get_password().to_string()).filter(|p| !p.is_empty());
     send(Command::Connect(Target {
         host,
         port,
         nick,
         trust,
+        password,
     }));
 }
 
@@ -270,8 +272,14 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
             );
             app.invoke_focus_input();
         }
-        UiEvent::Net(Event::NickRefused { text, .. }) => {
-            let text = strings.invoke_nick_refused(text.into());
+        UiEvent::Net(Event::Refused { code, text }) => {
+            let text = match code.as_str() {
+                "nick-taken" | "nick-invalid" => strings.invoke_nick_refused(text.into()),
+                "password-required" | "bad-password" => {
+                    strings.invoke_password_refused(text.into())
+                }
+                _ => strings.invoke_error(text.into()),
+            };
             if app.get_page() == 1 {
                 push_log(app, Kind::Error, text.to_string());
             }

@@ -139,8 +139,8 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                             say(&format!("[{}] {}", clock(), describe(&shown)));
                         }
                     }
-                    Event::NickRefused { code, text } => {
-                        say(&format!("! nickname refused ({code}): {text}"));
+                    Event::Refused { code, text } => {
+                        say(&format!("! refused ({code}): {text}"));
                         return ExitCode::FAILURE;
                     }
                     Event::Lost { reason, retry_in } => say(&format!(

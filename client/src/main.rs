@@ -26,6 +26,8 @@ Options:
                            first use: it shows the server's SHA-256 fingerprint once, asks, and
                            refuses to connect if it ever changes
   --accept-fingerprint FP  headless: trust a new server only if its fingerprint is FP
+  --password-file PATH     headless: the server's password, first line of this file
+                           (otherwise $CHARLA_PASSWORD; the window has a password field)
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
   --lang es|en             language of the window [default: from the system locale]
@@ -48,6 +50,7 @@ struct Opts {
     headless: bool,
     lang: Option<String>,
     config_dir: Option<PathBuf>,
+    password_file: Option<PathBuf>,
 }
 
 enum Parsed {
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Parsed, String> {
         headless: false,
         lang: None,
         config_dir: None,
+        password_file: None,
     };
     let mut p = lexopt::Parser::from_env();
     let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, String> {
@@ -107,6 +111,9 @@ fn parse_args() -> Result<Parsed, String> {
                     return Err(format!("--lang {v:?}: expected es or en"));
                 }
                 o.lang = Some(v);
+            }
+            Long("password-file") => {
+                o.password_file = Some(text(&mut p, "--password-file")?.into())
             }
             Long("config-dir") => o.config_dir = Some(text(&mut p, "--config-dir")?.into()),
             _ => return Err(arg.unexpected().to_string()),
@@ -155,15 +162,39 @@ fn main() -> ExitCode {
         } else {
             Trust::CaFile(settings.ca.clone().into())
         };
+        let password = match read_password(&opts) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("charla: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let target = Target {
             host: settings.host,
             port: settings.port,
             nick: settings.nick,
             trust,
+            password,
         };
         return headless::run(target, opts.accept_fingerprint);
     }
     run_window(&opts, &settings, dir)
+}
+
+/// The server password for --headless: --password-file, else $CHARLA_PASSWORD.
+fn read_password(opts: &Opts) -> Result<Option<String>, String> {
+    if let Some(path) = &opts.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --password-file {}: {e}", path.display()))?;
+        return Ok(text
+            .lines()
+            .next()
+            .map(String::from)
+            .filter(|p| !p.is_empty()));
+    }
+    Ok(std::env::var("CHARLA_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty()))
 }
 
 fn run_window(opts: &Opts, settings: &Settings, dir: PathBuf) -> ExitCode {

@@ -41,6 +41,8 @@ pub struct Target {
     pub port: u16,
     pub nick: String,
     pub trust: Trust,
+    /// Sent with `/pass` before the nickname, for servers started with --password-file.
+    pub password: Option<String>,
 }
 
 impl Target {
@@ -93,8 +95,10 @@ pub enum Event {
     /// A line from the server, after registration (and any line before it that is not a reply to
     /// the nickname).
     Line(String),
-    /// The nickname was refused (`nick-taken`, `nick-invalid`); the connection is closed.
-    NickRefused {
+    /// The server turned the registration down (`nick-taken`, `nick-invalid`,
+    /// `password-required`, `bad-password`, `server-full`, `too-many-connections`); the
+    /// connection is closed.
+    Refused {
         code: String,
         text: String,
     },
@@ -438,6 +442,12 @@ impl Worker {
         self.framer = LineFramer::new();
         self.out.clear();
         self.out_sent = 0;
+        if let Some(password) = &target.password {
+            self.queue_line(&format!("/pass {password}"));
+        }
+        if let Some(password) = &target.password {
+            self.queue_line(&format!("/pass {password}"));
+        }
         self.queue_line(&target.nick);
         self.read();
     }
@@ -564,14 +574,20 @@ impl Worker {
                 }
             }
             ServerLine::Error {
-                code: code @ ("nick-taken" | "nick-invalid"),
+                code:
+                    code @ ("nick-taken"
+                    | "nick-invalid"
+                    | "password-required"
+                    | "bad-password"
+                    | "server-full"
+                    | "too-many-connections"),
                 text,
             } => {
                 let (code, text) = (code.to_string(), text.to_string());
                 self.drop_link();
                 self.target = None;
                 self.deadline = None;
-                self.emit(Event::NickRefused { code, text });
+                self.emit(Event::Refused { code, text });
             }
             _ => self.emit(Event::Line(line)),
         }
@@ -694,6 +710,7 @@ mod tests {
             port: 1,
             nick: "a".into(),
             trust: Trust::CaFile("x".into()),
+            password: None,
         };
         assert_eq!(t("localhost").server(), "localhost:1");
         assert_eq!(t("::1").server(), "[::1]:1");

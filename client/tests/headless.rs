@@ -183,6 +183,6 @@ fn a_taken_nickname_ends_with_an_error() {
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
     );
-    other.expect("! nickname refused (nick-taken)");
+    other.expect("! refused (nick-taken)");
     assert_eq!(other.exit_code(), Some(1));
 }

@@ -36,6 +36,7 @@ impl Client {
             port: server.addr.port(),
             nick: nick.into(),
             trust,
+            password: None,
         };
         self.net.send(Command::Connect(target));
     }
@@ -203,8 +204,8 @@ fn a_taken_nickname_is_reported() {
     let _bob = server.join("bob");
     let mut other = Client::start();
     other.connect(&server, "Bob", ca());
-    let Event::NickRefused { code, text } = other.wait("NickRefused", |e| {
-        matches!(e, Event::NickRefused { .. } | Event::Registered { .. })
+    let Event::Refused { code, text } = other.wait("NickRefused", |e| {
+        matches!(e, Event::Refused { .. } | Event::Registered { .. })
     }) else {
         panic!("registered a taken nickname")
     };
@@ -225,6 +226,7 @@ fn connection_refused_at_login_is_a_failure_not_a_retry() {
         port,
         nick: "ana".into(),
         trust: ca(),
+        password: None,
     };
     ana.net.send(Command::Connect(target));
     let Event::Failed { reason } = ana.wait("Failed", |e| {
@@ -310,6 +312,7 @@ fn the_tutorial_certificate_by_ip_address_works_through_pinning() {
         port: server.addr.port(),
         nick: "ana".into(),
         trust: Trust::Pinned(KnownServers::in_dir(config.path())),
+        password: None,
     };
     ana.net.send(Command::Connect(target));
     ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }));
@@ -340,4 +343,45 @@ fn quit_says_goodbye_and_closes() {
     ana.net.send(Command::Quit(Some("hasta luego".into())));
     ana.wait("Closed", |e| *e == Event::Closed);
     bob.expect_next("LEAVE ana hasta luego");
+}
+
+#[test]
+fn a_server_password_is_sent_before_the_nickname() {
+    let dir = TempDir::new("client-password");
+    let file = dir.path().join("password");
+    std::fs::write(&file, "clave de clase\n").unwrap();
+    let server = Server::start(&["--password-file", file.to_str().unwrap()]);
+    let target = |password: Option<&str>| Target {
+        host: "localhost".into(),
+        port: server.addr.port(),
+        nick: "ana".into(),
+        trust: ca(),
+        password: password.map(String::from),
+    };
+
+    let mut without = Client::start();
+    without.net.send(Command::Connect(target(None)));
+    let event = without.wait("Refused", |e| {
+        matches!(e, Event::Refused { .. } | Event::Registered { .. })
+    });
+    assert!(
+        matches!(&event, Event::Refused { code, .. } if code == "password-required"),
+        "{event:?}"
+    );
+
+    let mut wrong = Client::start();
+    wrong.net.send(Command::Connect(target(Some("otra"))));
+    let event = wrong.wait("Refused", |e| {
+        matches!(e, Event::Refused { .. } | Event::Registered { .. })
+    });
+    assert!(
+        matches!(&event, Event::Refused { code, .. } if code == "bad-password"),
+        "{event:?}"
+    );
+
+    let mut right = Client::start();
+    right
+        .net
+        .send(Command::Connect(target(Some("clave de clase"))));
+    assert_eq!(right.registered(), "ana");
 }

@@ -300,7 +300,7 @@ fn the_login_shows_errors_and_stays() {
 
     gui::apply(
         &ui.app,
-        UiEvent::Net(Event::NickRefused {
+        UiEvent::Net(Event::Refused {
             code: "nick-taken".into(),
             text: "ana is already in use".into(),
         }),

@@ -213,6 +213,24 @@ impl Server {
         }
     }
 
+    /// Waits until at least `n` log lines contain `needle`.
+    pub fn wait_log_count(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + DEADLINE * 2;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            let count = lines.iter().filter(|l| l.contains(needle)).count();
+            if count >= n {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {count} of {n} log lines containing {needle:?}"
+            );
+            lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lines.lock().unwrap().join("\n")
     }
@@ -282,6 +300,9 @@ impl Client {
 
     pub fn connect_with(addr: SocketAddr, connector: &SslConnector) -> Client {
         let tcp = TcpStream::connect(addr).expect("tcp connect");
+        // As Charla's client does: without it, Nagle's algorithm and delayed ACKs hold small
+        // lines back up to 40 ms.
+        tcp.set_nodelay(true).unwrap();
         tcp.set_read_timeout(Some(DEADLINE)).unwrap();
         tcp.set_write_timeout(Some(DEADLINE)).unwrap();
         let tls = connector.connect("localhost", tcp).expect("TLS handshake");

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages Charla needs, if missing: through apt-get as root, with sudo
+# otherwise; without either it prints the exact command and fails.
+#   scripts/install-packages.sh            build and run the server and the client
+#   scripts/install-packages.sh --tests    also what the tests use (Xvfb, xdotool, ImageMagick)
+set -euo pipefail
+
+packages=(
+    # the server and gen-certs.sh: OpenSSL's headers for the openssl crate, pkg-config to find
+    # them, a C compiler, the openssl command
+    openssl libssl-dev pkg-config gcc libc6-dev
+    # the client (Slint): fontconfig to build; fonts and the X11 libraries winit loads at run time
+    libfontconfig-dev libfontconfig1 fonts-dejavu-core
+    libx11-6 libx11-xcb1 libxcb1 libxcursor1 libxi6 libxkbcommon0 libxkbcommon-x11-0
+)
+if [ "${1:-}" = "--tests" ]; then
+    # a real window in the tests (a virtual X server, a keyboard robot, screenshots), and an
+    # independent TLS scanner
+    packages+=(xvfb xdotool imagemagick sslscan)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+
+if [ "$(id -u)" = 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null; then
+    sudo=(sudo)
+else
+    echo "Missing system packages; install them as root with:" >&2
+    echo "  apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "+ apt-get install ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole chat on this machine: installs what is missing, makes a certificate on the first run,
+# builds, starts the server in the background and opens the desktop client connected to it.
+# Closing the window stops the server. Others join with the client (see the README).
+# Extra arguments go to the server, e.g.  scripts/start.sh --bind 0.0.0.0:12345
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-packages.sh
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust from https://rustup.rs (or: apt-get install cargo)" >&2
+    exit 1
+fi
+if [ ! -f certs/server-key.key ] || [ ! -f certs/server-cert.pem ]; then
+    ./gen-certs.sh --batch
+fi
+cargo build --release -p charla-server -p charla
+
+log=$(mktemp)
+target/release/charla-server "$@" 2>"$log" &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 100); do
+    grep -q "listening on" "$log" && break
+    kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.1
+done
+grep "listening on" "$log"
+port=$(grep -o 'listening on [^ ]*' "$log" | head -1 | sed 's/.*://')
+echo "Clients trust certs/server-cert.pem; its fingerprint:"
+openssl x509 -noout -fingerprint -sha256 -in certs/server-cert.pem
+
+if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    echo "No display: chatting in this terminal (charla --headless). Type /quit to leave."
+    target/release/charla --headless --host localhost --port "$port" --ca certs/server-cert.pem --nick "${USER:-guest}"
+else
+    target/release/charla --host localhost --port "$port" --ca certs/server-cert.pem
+fi

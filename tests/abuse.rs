@@ -1,0 +1,132 @@
+//! Abuse and faults: silent sockets, clients that vanish at every stage, resets. Bounded in time,
+//! loopback only. Nobody else is disturbed, and nothing leaks.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use common::{raise_fd_limit, wait_tcp_closed, Server};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn two_thousand_silent_sockets_do_not_disturb_the_chat_and_are_closed() {
+    raise_fd_limit();
+    let server = Server::start(&["--handshake-timeout", "15"]);
+    let pid = server.pid();
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    let rss_before = rss_kib(pid);
+    let fds_before = open_fds(pid);
+
+    let mut silent: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    server.wait_log_count("accepted", 2002);
+    let fds_busy = open_fds(pid);
+    assert!(
+        fds_busy >= fds_before + 2000,
+        "{fds_before} descriptors before, {fds_busy} with the sockets"
+    );
+    let rss_busy = rss_kib(pid);
+
+    // The users chat on while the sockets sit there.
+    for i in 0..20 {
+        ana.send(&format!("mensaje {i}"));
+        bob.expect_next(&format!("MSG ana mensaje {i}"));
+    }
+
+    server.wait_log_count("handshake timed out", 2000);
+    for s in &mut silent {
+        assert!(wait_tcp_closed(s));
+    }
+    bob.send("sigo aquí");
+    ana.expect_next("MSG bob sigo aquí");
+    assert_eq!(open_fds(pid), fds_before, "descriptors come back");
+    let rss_after = rss_kib(pid);
+    eprintln!("server RSS: {rss_before} KiB before, {rss_busy} KiB with 2000 silent sockets, {rss_after} KiB after");
+    assert!(
+        rss_busy > rss_before,
+        "the silent sockets cost memory while open"
+    );
+    assert!(
+        rss_after <= rss_before + (rss_busy - rss_before) / 4,
+        "memory comes back: {rss_before} KiB before, {rss_busy} KiB busy, {rss_after} KiB after"
+    );
+}
+
+#[test]
+fn clients_vanishing_at_every_stage_leave_the_rest_chatting_and_leak_nothing() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let pid = server.pid();
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    let fds_before = open_fds(pid);
+
+    // Mid-handshake: half a ClientHello, then gone.
+    for _ in 0..20 {
+        let mut tcp = TcpStream::connect(server.addr).unwrap();
+        tcp.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            .unwrap();
+    }
+    // Mid-line: registered, half a line, gone.
+    let mut half = server.join("half");
+    half.send_raw(b"una frase sin final");
+    drop(half);
+    // Mid-broadcast: a registered client that never reads, gone while lines are queued for it.
+    let quiet = server.join("quiet");
+    for i in 0..200 {
+        ana.send(&format!("ráfaga {i} {}", "x".repeat(500)));
+    }
+    drop(quiet);
+    // Reset: SO_LINGER 0 turns close() into a TCP reset.
+    let rst = server.join("rst");
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt on a socket we own with a correctly sized struct.
+    unsafe {
+        libc::setsockopt(
+            rst.tls.get_ref().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(rst);
+
+    let mut left = Vec::new();
+    while left.len() < 3 {
+        let line = bob.line();
+        if let Some(rest) = line.strip_prefix("LEAVE ") {
+            left.push(rest.to_string());
+        }
+    }
+    left.sort();
+    assert!(left[0].starts_with("half connection"), "{left:?}");
+    assert!(left[1].starts_with("quiet connection"), "{left:?}");
+    assert!(left[2].starts_with("rst connection"), "{left:?}");
+    ana.send("/ping fin");
+    ana.expect_line("PONG fin");
+    bob.send("seguimos");
+    ana.expect_line("MSG bob seguimos");
+    server.wait_log_count("handshake failed", 20);
+    assert_eq!(open_fds(pid), fds_before, "no descriptor leaks");
+    assert!(!server.log_text().contains("panicked"));
+}

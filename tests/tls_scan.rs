@@ -1,0 +1,64 @@
+//! An independent check of the TLS setup: sslscan (Debian's package, installed by .ci/run)
+//! against the running server.
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+
+#[test]
+fn sslscan_finds_only_modern_tls() {
+    let server = Server::start(&[]);
+    let out = Command::new("timeout")
+        .args(["120", "sslscan", "--no-colour", "--xml=-"])
+        .arg(server.addr.to_string())
+        .output()
+        .expect("sslscan not found: apt-get install sslscan (scripts/install-packages.sh --tests)");
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && xml.contains("<ssltest"),
+        "sslscan failed: {xml}"
+    );
+
+    let enabled: Vec<&str> = xml
+        .lines()
+        .filter(|l| l.contains("<protocol ") && l.contains("enabled=\"1\""))
+        .collect();
+    assert_eq!(enabled.len(), 2, "{enabled:?}");
+    assert!(
+        enabled.iter().any(|l| l.contains("version=\"1.2\""))
+            && enabled.iter().any(|l| l.contains("version=\"1.3\""))
+    );
+
+    let ciphers: Vec<&str> = xml.lines().filter(|l| l.contains("<cipher ")).collect();
+    assert!(!ciphers.is_empty());
+    for line in &ciphers {
+        let name = line
+            .split("cipher=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap();
+        if line.contains("sslversion=\"TLSv1.2\"") {
+            assert!(
+                name.starts_with("ECDHE-"),
+                "TLS 1.2 suite without ECDHE: {name}"
+            );
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20-POLY1305"),
+                "TLS 1.2 suite without AEAD: {name}"
+            );
+        } else {
+            assert!(line.contains("sslversion=\"TLSv1.3\""), "{line}");
+        }
+    }
+    assert!(
+        xml.contains("<renegotiation supported=\"0\""),
+        "renegotiation offered"
+    );
+    assert!(
+        !xml.contains("<compression supported=\"1\""),
+        "compression offered"
+    );
+    assert!(!xml.contains("vulnerable=\"1\""), "heartbleed");
+}
