@@ -5,14 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-packages.sh
-if ! command -v cargo >/dev/null; then
-    echo "cargo not found: install Rust from https://rustup.rs (or: apt-get install cargo)" >&2
-    exit 1
-fi
-if [ ! -f certs/server-key.key ] || [ ! -f certs/server-cert.pem ]; then
-    ./gen-certs.sh --batch
-fi
+scripts/prepare.sh
 echo "Clients trust certs/server-cert.pem; its fingerprint:"
 openssl x509 -noout -fingerprint -sha256 -in certs/server-cert.pem
 exec cargo run --release -p charla-server -- "$@"

@@ -2,8 +2,7 @@
 
 mod common;
 
-use common::{gen_certs, Client, Server, TempDir};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use common::{gen_certs, trusting, Client, Server, TempDir};
 
 fn with_password(password: &str, extra: &[&str]) -> (Server, TempDir) {
     let dir = TempDir::new("password");
@@ -74,13 +73,6 @@ fn connections_over_max_per_ip_are_refused() {
     a.send("/quit");
     assert_eq!(a.expect_closed(), vec!["JOIN bob"]);
     server.join("eva");
-}
-
-fn trusting(cert: &std::path::Path) -> SslConnector {
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_ca_file(cert).unwrap();
-    b.set_verify(SslVerifyMode::PEER);
-    b.build()
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 use std::net::TcpStream;
 use std::process::Command;
 
-use common::{certs, gen_certs, Client, Server, TempDir, DEADLINE};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use common::{certs, gen_certs, trusting, Client, Server, TempDir, DEADLINE};
+use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 
 fn server_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_charla-server"));
@@ -232,13 +232,6 @@ fn port_in_use_is_one_clear_line() {
         err.contains(&addr) && err.contains("already in use"),
         "{err}"
     );
-}
-
-fn trusting(cert: &std::path::Path) -> SslConnector {
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_ca_file(cert).unwrap();
-    b.set_verify(SslVerifyMode::PEER);
-    b.build()
 }
 
 fn handshake(

@@ -276,15 +276,18 @@ impl Drop for Server {
     }
 }
 
+/// A client context that trusts only `cert` (and checks the name it connects to).
+pub fn trusting(cert: &Path) -> SslConnector {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(cert).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    b.build()
+}
+
 /// A client context that trusts only the test certificate (built once: loading it is slow).
 pub fn connector() -> &'static SslConnector {
     static CONNECTOR: OnceLock<SslConnector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| {
-        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-        b.set_ca_file(&certs().cert).unwrap();
-        b.set_verify(SslVerifyMode::PEER);
-        b.build()
-    })
+    CONNECTOR.get_or_init(|| trusting(&certs().cert))
 }
 
 /// A blocking TLS client that verifies the server's certificate.
