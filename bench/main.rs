@@ -44,6 +44,8 @@ Options:
   --window N             fanout, flat out: messages a sender may have in flight [default: 64]
   --seconds S            handshake: how long to run [default: 5]
   --concurrency N        handshake/idle: connections being set up at once [default: 64]
+  --hold S               idle: how long the registered clients sit idle before the server's
+                         memory is read [default: 3]
   --timeout S            hard limit for the whole scenario [default: 300]
   -h, --help             print this help
 
@@ -66,6 +68,7 @@ struct Opts {
     seconds: f64,
     concurrency: usize,
     timeout: Duration,
+    hold: f64,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -85,6 +88,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         seconds: 5.0,
         concurrency: 64,
         timeout: Duration::from_secs(300),
+        hold: 3.0,
     };
     let mut p = lexopt::Parser::from_env();
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
@@ -115,6 +119,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
             Long("window") => o.window = num(&mut p, "--window")?,
             Long("seconds") => o.seconds = num(&mut p, "--seconds")?,
             Long("concurrency") => o.concurrency = num(&mut p, "--concurrency")?,
+            Long("hold") => o.hold = num(&mut p, "--hold")?,
             Long("timeout") => o.timeout = Duration::from_secs_f64(num(&mut p, "--timeout")?),
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -256,6 +261,22 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     join_all(engine, o.clients, "idle", o.concurrency, deadline)?;
     json.num("connect_all_s", start.elapsed().as_secs_f64());
     barrier(engine, o.clients, deadline)?;
+    // Hold: the clients sit idle, as most chat clients do most of the time.
+    let hold_until = Instant::now() + Duration::from_secs_f64(o.hold);
+    let mut error = None;
+    while Instant::now() < hold_until {
+        engine
+            .poll(hold_until.saturating_duration_since(Instant::now()), &mut |id, ev| {
+                if let Ev::Closed(why) = ev {
+                    error = Some(format!("client {id} closed: {why}"));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+    }
+    json.num("hold_s", o.hold);
     json.num("clients", o.clients as f64);
     if let (Some((rss0, _)), Some((rss, hwm))) =
         (before, o.server_pid.and_then(procstat::process_memory_kib))

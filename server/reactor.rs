@@ -32,6 +32,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH_SIZE: usize = 16 * 1024;
+/// Quiet time after which freed memory is handed back to the system.
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -134,6 +136,8 @@ pub struct Server {
     per_ip: HashMap<IpAddr, usize>,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
+    /// When to hand memory back if nothing happens until then.
+    trim_due: Option<Instant>,
 }
 
 impl Server {
@@ -191,6 +195,7 @@ impl Server {
             throttle: Throttle::default(),
             per_ip: HashMap::new(),
             peak_conns: 0,
+            trim_due: None,
         })
     }
 
@@ -228,7 +233,7 @@ impl Server {
             }
             self.expire_deadlines();
             self.finish_pass();
-            self.trim_memory();
+            self.trim_memory(!events.is_empty());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     log!("stopped ({} connections left)", self.conns.len());
@@ -238,18 +243,27 @@ impl Server {
         }
     }
 
-    /// Once half the connections of a peak have gone, hands freed memory back to the system:
-    /// glibc keeps it otherwise, and a burst of sockets would leave the server fat for good.
-    fn trim_memory(&mut self) {
+    /// Hands freed memory back to the system (glibc keeps it otherwise): once half the
+    /// connections of a peak have gone, and once things have been quiet for a second, so that a
+    /// burst of sockets or of traffic does not leave the server fat for good.
+    fn trim_memory(&mut self, had_events: bool) {
         let now = self.conns.len();
         self.peak_conns = self.peak_conns.max(now);
-        if self.peak_conns >= 256 && now <= self.peak_conns / 2 {
+        let after_peak = self.peak_conns >= 256 && now <= self.peak_conns / 2;
+        let quiet = !had_events && self.trim_due.is_some_and(|at| at <= self.now);
+        if had_events {
+            self.trim_due = Some(self.now + IDLE_TRIM_AFTER);
+        }
+        if after_peak || quiet {
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
             // SAFETY: malloc_trim only releases free memory held by the allocator.
             unsafe {
                 libc::malloc_trim(0);
             }
             self.peak_conns = now;
+            if quiet {
+                self.trim_due = None;
+            }
         }
     }
 
@@ -266,6 +280,7 @@ impl Server {
         .filter_map(|q| q.front().map(|d| d.at))
         .chain(self.accept_paused_until)
         .chain(self.shutdown_deadline)
+        .chain(self.trim_due)
         .min()
         // Rounded up: epoll counts whole milliseconds and waking early just loops again.
         .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))

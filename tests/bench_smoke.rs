@@ -38,7 +38,7 @@ fn bench(server: &Server, args: &[&str]) -> String {
 #[test]
 fn idle_registers_everyone() {
     let server = Server::start(&["--flood-rate", "0"]);
-    let out = bench(&server, &["idle", "--clients", "50"]);
+    let out = bench(&server, &["idle", "--clients", "50", "--hold", "0.2"]);
     assert!(out.contains("\"clients\":50,"), "{out}");
     assert!(out.contains("\"kib_per_client\":"), "{out}");
 }
