@@ -266,11 +266,14 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     let mut error = None;
     while Instant::now() < hold_until {
         engine
-            .poll(hold_until.saturating_duration_since(Instant::now()), &mut |id, ev| {
-                if let Ev::Closed(why) = ev {
-                    error = Some(format!("client {id} closed: {why}"));
-                }
-            })
+            .poll(
+                hold_until.saturating_duration_since(Instant::now()),
+                &mut |id, ev| {
+                    if let Ev::Closed(why) = ev {
+                        error = Some(format!("client {id} closed: {why}"));
+                    }
+                },
+            )
             .map_err(|e| e.to_string())?;
         if let Some(e) = error.take() {
             return Err(e);

@@ -107,13 +107,28 @@ impl Server {
         enqueue(out, max_queue, token, bytes);
     }
 
-    /// Sends one line made of `words` to one connection.
-    pub(crate) fn reply(&mut self, token: Token, words: &[&str]) {
+    /// Formats into the server's reusable line buffer (no allocation per line), then sends
+    /// what was formatted, if anything.
+    fn with_line(
+        &mut self,
+        format: impl FnOnce(&Server, &mut Vec<u8>),
+        send: impl FnOnce(&mut Server, &[u8]),
+    ) {
         let mut line = std::mem::take(&mut self.line_buf);
         line.clear();
-        push_line(&mut line, words);
-        self.send_bytes(token, &line);
+        format(self, &mut line);
+        if !line.is_empty() {
+            send(self, &line);
+        }
         self.line_buf = line;
+    }
+
+    /// Sends one line made of `words` to one connection.
+    pub(crate) fn reply(&mut self, token: Token, words: &[&str]) {
+        self.with_line(
+            |_, line| push_line(line, words),
+            |s, line| s.send_bytes(token, line),
+        );
     }
 
     pub(crate) fn reply_error(&mut self, token: Token, code: ErrorCode, text: &str) {
@@ -122,11 +137,10 @@ impl Server {
 
     /// Sends one line to everyone in the room but `except`, formatted once.
     pub(crate) fn send_to_room(&mut self, except: Option<Token>, words: &[&str]) {
-        let mut line = std::mem::take(&mut self.line_buf);
-        line.clear();
-        push_line(&mut line, words);
-        self.fan_out(except, &line);
-        self.line_buf = line;
+        self.with_line(
+            |_, line| push_line(line, words),
+            |s, line| s.fan_out(except, line),
+        );
     }
 
     fn fan_out(&mut self, except: Option<Token>, line: &[u8]) {
@@ -153,11 +167,10 @@ impl Server {
     }
 
     fn send_user_list(&mut self, token: Token) {
-        let mut lines = std::mem::take(&mut self.line_buf);
-        lines.clear();
-        self.room.push_user_list(&self.conns, &mut lines);
-        self.send_bytes(token, &lines);
-        self.line_buf = lines;
+        self.with_line(
+            |s, lines| s.room.push_user_list(&s.conns, lines),
+            |s, lines| s.send_bytes(token, lines),
+        );
     }
 
     /// Handles one frame from a connection; returns whether to keep reading its input.
@@ -325,14 +338,23 @@ impl Server {
         if text.trim().is_empty() {
             return;
         }
-        let Some(conn) = self.conns.get(token.0) else {
-            return;
-        };
-        let mut line = std::mem::take(&mut self.line_buf);
-        line.clear();
-        push_line(&mut line, &[kind, &conn.nick, &text]);
-        self.fan_out(Some(token), &line);
-        self.line_buf = line;
+        self.relay(token, kind, &text, None);
+    }
+
+    /// `<kind> <sender's nick> <text>`, formatted once, for one connection (`to`) or for
+    /// everyone but the sender.
+    fn relay(&mut self, from: Token, kind: &str, text: &str, to: Option<Token>) {
+        self.with_line(
+            |s, line| {
+                if let Some(conn) = s.conns.get(from.0) {
+                    push_line(line, &[kind, &conn.nick, text]);
+                }
+            },
+            |s, line| match to {
+                Some(target) => s.send_bytes(target, line),
+                None => s.fan_out(Some(from), line),
+            },
+        );
     }
 
     fn private_message(&mut self, token: Token, to: &str, text: &str) {
@@ -347,14 +369,7 @@ impl Server {
         let Some(target) = self.room.find(to) else {
             return self.reply_error(token, ErrorCode::NoSuchUser, &clean_text(to));
         };
-        let Some(conn) = self.conns.get(token.0) else {
-            return;
-        };
-        let mut line = std::mem::take(&mut self.line_buf);
-        line.clear();
-        push_line(&mut line, &["PRIVMSG", &conn.nick, &text]);
-        self.send_bytes(target, &line);
-        self.line_buf = line;
+        self.relay(token, "PRIVMSG", &text, Some(target));
     }
 
     fn change_nick(&mut self, token: Token, new: &str) {

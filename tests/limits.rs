@@ -205,3 +205,19 @@ fn a_client_sending_tls_garbage_after_the_handshake_only_hurts_itself() {
     ana.send("/ping ok");
     ana.expect_next("PONG ok");
 }
+
+#[test]
+fn many_lines_in_one_tls_record_all_arrive_in_order() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let mut ana = server.join("ana");
+    let mut bob = server.join("bob");
+    ana.expect_next("JOIN bob");
+    // 500 short lines in one write: OpenSSL sends them as one or two records, and the server
+    // decrypts many lines from each read.
+    let batch: String = (0..500).map(|i| format!("línea {i}\n")).collect();
+    assert!(batch.len() < 16 * 1024, "fits one TLS record");
+    ana.send_raw(batch.as_bytes());
+    for i in 0..500 {
+        bob.expect_next(&format!("MSG ana línea {i}"));
+    }
+}

@@ -302,17 +302,15 @@ impl Worker {
             .map(|mut a| a.next())
         {
             Ok(Some(addr)) => addr,
-            Ok(None) => {
-                return self.connection_failed(format!("{}: no address found", target.host))
-            }
-            Err(e) => return self.connection_failed(format!("cannot find {}: {e}", target.host)),
+            Ok(None) => return self.connection_lost(format!("{}: no address found", target.host)),
+            Err(e) => return self.connection_lost(format!("cannot find {}: {e}", target.host)),
         };
         match self.open_socket(addr) {
             Ok(tcp) => {
                 self.link = Link::Connecting(tcp);
                 self.deadline = Some(Instant::now() + CONNECT_TIMEOUT);
             }
-            Err(e) => self.connection_failed(format!("cannot connect to {}: {e}", target.server())),
+            Err(e) => self.connection_lost(format!("cannot connect to {}: {e}", target.server())),
         }
     }
 
@@ -346,8 +344,7 @@ impl Worker {
         };
         match tcp.take_error() {
             Ok(Some(e)) | Err(e) => {
-                return self
-                    .connection_failed(format!("cannot connect to {}: {e}", target.server()))
+                return self.connection_lost(format!("cannot connect to {}: {e}", target.server()))
             }
             Ok(None) => {}
         }
@@ -358,8 +355,7 @@ impl Worker {
                 return;
             }
             Err(e) => {
-                return self
-                    .connection_failed(format!("cannot connect to {}: {e}", target.server()))
+                return self.connection_lost(format!("cannot connect to {}: {e}", target.server()))
             }
         }
         let connector = match tls_connector(&target.trust) {
@@ -388,7 +384,7 @@ impl Worker {
                 if text.contains("certificate") {
                     self.give_up(reason)
                 } else {
-                    self.connection_failed(reason)
+                    self.connection_lost(reason)
                 }
             }
         }
@@ -612,10 +608,6 @@ impl Worker {
 
     /// The connection could not be made or was lost: retried if this session was registered
     /// before, else reported as a failure (the user is still at the login window).
-    fn connection_failed(&mut self, reason: String) {
-        self.connection_lost(reason)
-    }
-
     fn connection_lost(&mut self, reason: String) {
         self.drop_link();
         if self.quitting {
