@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 
 scripts/prepare.sh
 cargo build --release -p charla-server -p charla
+bin=${CARGO_TARGET_DIR:-target}/release
 
 log=$(mktemp)
-target/release/charla-server "$@" 2>"$log" &
+"$bin/charla-server" "$@" 2>"$log" &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
     grep -q "listening on" "$log" && break
     kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
@@ -25,7 +26,7 @@ openssl x509 -noout -fingerprint -sha256 -in certs/server-cert.pem
 
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
     echo "No display: chatting in this terminal (charla --headless). Type /quit to leave."
-    target/release/charla --headless --host localhost --port "$port" --ca certs/server-cert.pem --nick "${USER:-guest}"
+    "$bin/charla" --headless --host localhost --port "$port" --ca certs/server-cert.pem --nick "${USER:-guest}"
 else
-    target/release/charla --host localhost --port "$port" --ca certs/server-cert.pem
+    "$bin/charla" --host localhost --port "$port" --ca certs/server-cert.pem
 fi

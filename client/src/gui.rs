@@ -79,8 +79,7 @@ pub fn bind(
     let weak = app.as_weak();
     app.on_user_clicked(move |nick| {
         let Some(app) = weak.upgrade() else { return };
-        app.set_input(format!("/msg {nick} ").into());
-        app.invoke_focus_input();
+        app.invoke_start_line(format!("/msg {nick} ").into());
     });
 
     let weak = app.as_weak();
@@ -221,6 +220,7 @@ fn with_users(app: &AppWindow, f: impl FnOnce(&VecModel<SharedString>)) {
     let users = app.get_users();
     if let Some(model) = users.as_any().downcast_ref::<VecModel<SharedString>>() {
         f(model);
+        app.set_user_count(model.row_count() as i32);
     }
 }
 
@@ -286,10 +286,15 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
             back_to_login(app, text);
         }
         UiEvent::Net(Event::Lost { reason, retry_in }) => {
-            app.set_online(false);
             let text = strings.invoke_lost(reason.into(), retry_in.as_secs() as i32);
             app.set_chat_status(text.clone());
-            push_log(app, Kind::System, text.to_string());
+            // The log says it once; further failed attempts only update the status line.
+            if app.get_online() {
+                app.set_online(false);
+                push_log(app, Kind::System, text.to_string());
+                // Who is in the chat is unknown until the server answers again.
+                with_users(app, |m| m.set_vec(Vec::new()));
+            }
         }
         UiEvent::Net(Event::Failed { reason }) => {
             if app.get_page() == 1 {

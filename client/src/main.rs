@@ -226,6 +226,8 @@ fn run_window(opts: &Opts, settings: &Settings, dir: PathBuf) -> ExitCode {
     );
     if opts.connect {
         app.invoke_connect();
+    } else {
+        app.invoke_focus_login();
     }
     if let Err(e) = app.run() {
         eprintln!("charla: {e}");

@@ -22,7 +22,8 @@ const WAKER: Token = Token(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// After `/quit`, how long to wait for the server to close.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Retries come back within this: a restarted server sees its users again within seconds.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_SERVER_LINE: usize = 1 << 20;
 
 /// How the server's certificate is checked.
@@ -652,7 +653,7 @@ impl Worker {
     }
 }
 
-/// 1, 2, 4, 8, 16, 30, 30... seconds.
+/// 1, 2, 4, 8, 10, 10... seconds.
 fn backoff(attempt: u32) -> Duration {
     let secs = 1u64 << attempt.saturating_sub(1).min(5);
     Duration::from_secs(secs).min(MAX_BACKOFF)
@@ -690,9 +691,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_to_thirty_seconds() {
-        let secs: Vec<u64> = (1..=8).map(|a| backoff(a).as_secs()).collect();
-        assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    fn backoff_grows_to_ten_seconds() {
+        let secs: Vec<u64> = (1..=7).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 10, 10, 10]);
     }
 
     #[test]

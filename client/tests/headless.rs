@@ -113,9 +113,9 @@ fn typed_lines_are_sent_and_events_printed() {
     eva.type_line("!usuarios");
     eva.expect("Users (2): ");
     let carol = server.join("carol");
-    eva.expect("[+] carol joined the chat");
+    eva.expect("[+] User carol has joined the chat");
     drop(carol);
-    eva.expect("[!] carol left the chat (connection closed)");
+    eva.expect("[!] User carol has left the chat (connection closed)");
     eva.type_line("/quit adiós");
     bob.expect_line("LEAVE eva adiós");
     assert_eq!(eva.exit_code(), Some(0));

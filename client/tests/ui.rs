@@ -148,6 +148,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     ui.registered("ana");
     ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
     assert_eq!(ui.users(), vec!["ana", "bob"]);
+    assert_eq!(ui.app.get_user_count(), 2);
     assert!(
         !ui.log()
             .iter()
@@ -202,6 +203,14 @@ fn clicking_a_name_starts_a_private_message() {
     ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
     ui.element("bob").invoke_accessible_default_action();
     assert_eq!(ui.app.get_input(), "/msg bob ");
+    // The cursor is after the name: what is typed next is the message.
+    ui.app
+        .window()
+        .dispatch_event(WindowEvent::KeyPressed { text: "h".into() });
+    ui.app
+        .window()
+        .dispatch_event(WindowEvent::KeyReleased { text: "h".into() });
+    assert_eq!(ui.app.get_input(), "/msg bob h");
 }
 
 #[test]
