@@ -9,7 +9,8 @@ duration=${SECONDS_TO_RUN:-1800}
 
 cargo build --release --bin charla-server --bin charla-bench
 dir=$(mktemp -d)
-trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+log_copy=${SOAK_LOG:-/tmp/charla-soak-server.log}
+trap 'kill "${server_pid:-}" 2>/dev/null || true; cp "$dir/server.log" "$log_copy" 2>/dev/null; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
 port=${PORT:-23457}
 target/release/charla-server --bind "127.0.0.1:$port" --cert "$dir/certs/server-cert.pem" \
@@ -25,7 +26,8 @@ kill -TERM "$server_pid"; wait "$server_pid"; status=$?; server_pid=
 echo "server exit status: $status"
 field() { grep -o "\"$1\":[^,}]*" <<<"$json" | cut -d: -f2; }
 panics=$(grep -c "panicked" "$dir/server.log" || true)
-echo "log lines: $(wc -l <"$dir/server.log"), panics: $panics"
+echo "log lines: $(wc -l <"$dir/server.log"), panics: $panics (log kept in $log_copy)"
+echo "dropped as too slow (server log): $(grep -c 'too slow' "$dir/server.log" || true)"
 echo "RSS KiB first/last/max: $(field rss_first_kib)/$(field rss_last_kib)/$(field rss_max_kib)"
 echo "descriptors first/last/max: $(field fds_first)/$(field fds_last)/$(field fds_max)"
 [ "$status" = 0 ] && [ "$panics" = 0 ] && grep -q '"ok":true' <<<"$json"

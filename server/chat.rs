@@ -66,8 +66,9 @@ struct Outgoing<'a> {
     pool: &'a mut BufferPool,
 }
 
-/// Queues `line` for one connection. A connection whose queue would pass `max_queue` is marked
-/// too slow instead, to be closed once the current fan-out is done.
+/// Queues `line` for one connection. A connection whose queue would pass `max_queue`, even after
+/// writing what its socket takes, is marked too slow instead, to be closed once the current
+/// fan-out is done.
 fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
     let Outgoing {
         conns,
@@ -82,10 +83,20 @@ fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
         return;
     }
     if conn.out.pending() + line.len() > max_queue {
-        conn.phase = Phase::Closing;
-        conn.out.clear();
-        to_close.push((token, conn.serial, CloseReason::TooSlow));
-        return;
+        // Lines queued this pass have not been offered to the socket yet: a burst bigger than
+        // the queue must not drop a client that reads. Only what the socket refuses counts.
+        let written = conn.out.write_to(&mut conn.tls, pool);
+        let reason = match written {
+            Err(e) => Some(CloseReason::Lost(e.to_string())),
+            Ok(_) if conn.out.pending() + line.len() > max_queue => Some(CloseReason::TooSlow),
+            Ok(_) => None,
+        };
+        if let Some(reason) = reason {
+            conn.phase = Phase::Closing;
+            conn.out.clear();
+            to_close.push((token, conn.serial, reason));
+            return;
+        }
     }
     conn.out.push(line, pool);
     if !conn.flush_queued {

@@ -32,6 +32,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH_SIZE: usize = 16 * 1024;
+/// Longest time lines wait to be written while more input keeps arriving.
+const FLUSH_AFTER: Duration = Duration::from_millis(1);
 /// Quiet time after which freed memory is handed back to the system.
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
@@ -138,6 +140,8 @@ pub struct Server {
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
     trim_due: Option<Instant>,
+    /// When output started waiting for the next write to clients.
+    queued_since: Option<Instant>,
 }
 
 impl Server {
@@ -196,6 +200,7 @@ impl Server {
             per_ip: HashMap::new(),
             peak_conns: 0,
             trim_due: None,
+            queued_since: None,
         })
     }
 
@@ -210,7 +215,12 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.next_timeout();
+            // Output is waiting: only look for what is already there, then write.
+            let timeout = if self.flush_queue.is_empty() {
+                self.next_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -232,7 +242,16 @@ impl Server {
                 self.conn_ready(token, true, false);
             }
             self.expire_deadlines();
-            self.finish_pass();
+            // While more input keeps arriving, lines for each client pile up and go out together
+            // (fewer TLS records and write calls); they wait at most FLUSH_AFTER, and not at all
+            // once the input stops.
+            let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
+            if events.is_empty() || waited >= FLUSH_AFTER || self.shutdown_deadline.is_some() {
+                self.finish_pass();
+                self.queued_since = None;
+            } else if self.queued_since.is_none() && !self.flush_queue.is_empty() {
+                self.queued_since = Some(self.now);
+            }
             self.trim_memory(!events.is_empty());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {

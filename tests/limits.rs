@@ -221,3 +221,32 @@ fn many_lines_in_one_tls_record_all_arrive_in_order() {
         bob.expect_next(&format!("MSG ana línea {i}"));
     }
 }
+
+#[test]
+fn a_burst_bigger_than_the_queue_does_not_drop_clients_that_read() {
+    // 64 KiB of queue, and 40 senders whose 3 KB lines all arrive in one pass: 117 KB for each
+    // reader at once, more than its queue, though every reader reads.
+    let server = Server::start(&["--max-queue", "64K", "--flood-rate", "0"]);
+    let mut reader = server.join("reader");
+    let mut senders: Vec<Client> = (0..40).map(|i| server.join(&format!("s{i}"))).collect();
+    for i in 0..40 {
+        reader.expect_line(&format!("JOIN s{i}"));
+    }
+    let line = "z".repeat(3000);
+    for s in senders.iter_mut() {
+        s.send(&line);
+    }
+    let mut got = 0;
+    while got < 40 {
+        let l = reader.line();
+        assert!(!l.starts_with("LEAVE"), "{l}");
+        if l.starts_with("MSG s") {
+            got += 1;
+        }
+    }
+    assert!(
+        !server.log_text().contains("too slow"),
+        "{}",
+        server.log_text()
+    );
+}
