@@ -619,6 +619,11 @@ fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     json.num("dropped_too_slow", dropped as f64);
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
         json.num("samples", samples.len() as f64);
+        // Every tenth sample, to see the trend rather than two ends.
+        let every: Vec<u64> = samples.iter().step_by(10).map(|s| s.0).collect();
+        json.list("rss_kib_every_100s", &every);
+        let every: Vec<u64> = samples.iter().step_by(10).map(|s| s.1 as u64).collect();
+        json.list("fds_every_100s", &every);
         json.num("rss_first_kib", first.0 as f64);
         json.num("rss_last_kib", last.0 as f64);
         json.num(
@@ -653,6 +658,11 @@ impl Json {
         self.sep();
         let v = if v.is_finite() { v } else { 0.0 };
         let _ = write!(self.0, "\"{key}\":{}", (v * 1e4).round() / 1e4);
+    }
+    fn list(&mut self, key: &str, values: &[u64]) {
+        self.sep();
+        let items: Vec<String> = values.iter().map(u64::to_string).collect();
+        let _ = write!(self.0, "\"{key}\":[{}]", items.join(","));
     }
     fn field(&mut self, key: &str, v: bool) {
         self.sep();

@@ -548,6 +548,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
+        let serial = conn.serial;
         conn.flush_queued = false;
         if conn.phase == Phase::Handshaking {
             return;
@@ -561,6 +562,12 @@ impl Server {
                 if conn.peer_gone {
                     // Its end is closed already: nothing to linger for.
                     return self.drop_conn(token);
+                }
+                // The peer may have closed already (a client that sends /quit and hangs up): its
+                // end of stream, if there, is read now rather than at the end of the linger.
+                self.drain_closing(token);
+                if self.conns.get(token.0).is_none_or(|c| c.serial != serial) {
+                    return;
                 }
             }
             Ok(_) => {}
