@@ -25,9 +25,7 @@ fn two_thousand_silent_sockets_do_not_disturb_the_chat_and_are_closed() {
     raise_fd_limit();
     let server = Server::start(&["--handshake-timeout", "15"]);
     let pid = server.pid();
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     let rss_before = rss_kib(pid);
     let fds_before = open_fds(pid);
 
@@ -71,9 +69,7 @@ fn two_thousand_silent_sockets_do_not_disturb_the_chat_and_are_closed() {
 fn clients_vanishing_at_every_stage_leave_the_rest_chatting_and_leak_nothing() {
     let server = Server::start(&["--flood-rate", "0"]);
     let pid = server.pid();
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     let fds_before = open_fds(pid);
 
     // Mid-handshake: half a ClientHello, then gone.

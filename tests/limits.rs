@@ -12,9 +12,7 @@ use common::{wait_tcp_closed, Client, Server};
 #[test]
 fn too_long_line_is_refused_and_the_connection_kept() {
     let server = Server::start(&["--max-line", "100"]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send(&"x".repeat(99)); // 99 + '\n' = 100 bytes: allowed
     bob.expect_next(&format!("MSG ana {}", "x".repeat(99)));
     ana.send(&"y".repeat(5000));
@@ -29,9 +27,7 @@ fn too_long_line_is_refused_and_the_connection_kept() {
 #[test]
 fn invalid_utf8_is_refused_and_the_connection_kept() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send_raw(b"mal \xff\xfe texto\n");
     let line = ana.line();
     assert!(line.starts_with("ERROR bad-utf8 "), "{line}");
@@ -74,9 +70,7 @@ fn no_nickname_in_time_is_told_and_closed() {
 #[test]
 fn flood_is_answered_and_excess_lines_dropped() {
     let server = Server::start(&["--flood-rate", "0.01", "--flood-burst", "4"]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     // Ten lines in one write arrive together: the nickname took one token of four, three are left.
     let burst: String = (0..10).map(|i| format!("línea {i}\n")).collect();
     ana.send_raw(burst.as_bytes());
@@ -209,9 +203,7 @@ fn a_client_sending_tls_garbage_after_the_handshake_only_hurts_itself() {
 #[test]
 fn many_lines_in_one_tls_record_all_arrive_in_order() {
     let server = Server::start(&["--flood-rate", "0"]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     // 500 short lines in one write: OpenSSL sends them as one or two records, and the server
     // decrypts many lines from each read.
     let batch: String = (0..500).map(|i| format!("línea {i}\n")).collect();

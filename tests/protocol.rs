@@ -88,9 +88,7 @@ fn public_message_reaches_others_but_is_not_echoed() {
 #[test]
 fn empty_lines_are_ignored_and_control_characters_removed() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send_raw(b"\n   \n\r\na\x1b[31mb\tc\x07\n");
     bob.expect_next("MSG ana a[31mb\tc");
     assert!(ana.sync().is_empty(), "empty lines get no answer");
@@ -99,9 +97,7 @@ fn empty_lines_are_ignored_and_control_characters_removed() {
 #[test]
 fn double_slash_sends_a_line_starting_with_slash() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send("//tmp está lleno");
     bob.expect_next("MSG ana /tmp está lleno");
 }
@@ -171,9 +167,7 @@ fn private_message_reaches_only_its_target() {
 #[test]
 fn me_sends_an_action() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send("/me saluda");
     bob.expect_next("ACTION ana saluda");
 }
@@ -181,9 +175,7 @@ fn me_sends_an_action() {
 #[test]
 fn nick_change_is_announced_and_checked() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send("/nick anita");
     bob.expect_next("NICK ana anita");
     ana.expect_next("NICK ana anita");
@@ -304,9 +296,7 @@ fn connection_reset_tells_others() {
 #[test]
 fn sigterm_notifies_everyone_and_exits_zero() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     server.signal(libc::SIGTERM);
     for c in [&mut ana, &mut bob] {
         let lines = c.expect_closed();
@@ -332,9 +322,7 @@ fn sigint_also_shuts_down_cleanly() {
 #[test]
 fn message_text_is_never_logged() {
     let server = Server::start(&[]);
-    let mut ana = server.join("ana");
-    let mut bob = server.join("bob");
-    ana.expect_next("JOIN bob");
+    let (mut ana, mut bob) = server.pair();
     ana.send("texto-secreto-1");
     ana.send("/msg bob texto-secreto-2");
     ana.send("/me texto-secreto-3");

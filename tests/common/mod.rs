@@ -248,6 +248,14 @@ impl Server {
         c
     }
 
+    /// ana and bob in the chat, ana having seen bob join.
+    pub fn pair(&self) -> (Client, Client) {
+        let mut ana = self.join("ana");
+        let bob = self.join("bob");
+        ana.expect_next("JOIN bob");
+        (ana, bob)
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
