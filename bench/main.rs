@@ -27,7 +27,8 @@ Scenarios (each ends with one JSON line of results on stdout; exit 1 if it faile
               sessions/s and server CPU per session
   soak        churn for --seconds: --clients steady chatters (one --size line per second
               each), --concurrency sessions joining and quitting, a flooder every 10 s, a
-              client that stops reading every 30 s; samples the server's VmRSS and open
+              client that stops reading every 30 s (five at most: the oldest hangs up); the
+              population stays steady. Samples the server's VmRSS and open
               descriptors (--server-pid) every 10 s and reports first, last and highest
 
 Options:
@@ -520,6 +521,8 @@ fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     let mut next_sample = start + Duration::from_secs(10);
     let mut roles: std::collections::HashMap<usize, &'static str> =
         std::collections::HashMap::new();
+    let mut deaf_ids = std::collections::VecDeque::new();
+    const MAX_DEAF: usize = 5;
     let mut line = String::new();
     while start.elapsed() < run_for {
         check_deadline(deadline, || "soak".into())?;
@@ -593,13 +596,24 @@ fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
                     sessions += 1;
                 }
                 Some("flood") => {
+                    // The burst, then gone (a /quit after it would be dropped as flood too).
                     let burst: String = (0..200).map(|i| format!("flood {i}\n")).collect();
                     engine.send(id, burst.as_bytes());
-                    engine.send(id, b"/quit\n");
+                    engine.close(id);
+                    roles.remove(&id);
                 }
                 Some("deaf") => {
                     engine.stop_reading(id);
                     deaf += 1;
+                    // A few stay deaf at a time; the oldest one hangs up, so that the population
+                    // is steady and the server's memory and descriptors can be seen to be flat.
+                    deaf_ids.push_back(id);
+                    if deaf_ids.len() > MAX_DEAF {
+                        if let Some(old) = deaf_ids.pop_front() {
+                            engine.close(old);
+                            roles.remove(&old);
+                        }
+                    }
                 }
                 _ => {}
             }
