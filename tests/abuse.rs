@@ -90,22 +90,7 @@ fn clients_vanishing_at_every_stage_leave_the_rest_chatting_and_leak_nothing() {
     drop(quiet);
     // Reset: SO_LINGER 0 turns close() into a TCP reset.
     let rst = server.join("rst");
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a socket we own with a correctly sized struct.
-    unsafe {
-        libc::setsockopt(
-            rst.tls.get_ref().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(rst);
+    rst.reset();
 
     let mut left = Vec::new();
     while left.len() < 3 {

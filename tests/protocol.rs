@@ -270,23 +270,7 @@ fn connection_reset_tells_others() {
     let bob = server.join("bob");
     ana.expect_next("JOIN bob");
     // SO_LINGER with a zero timeout makes close() send a TCP reset.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a socket we own, with a correctly sized struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            bob.tls.get_ref().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0);
-    drop(bob);
+    bob.reset();
     let (line, _) = ana.expect_prefix("LEAVE bob ");
     assert!(line.starts_with("LEAVE bob connection"), "{line}");
     ana.send("/users");

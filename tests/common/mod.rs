@@ -415,6 +415,26 @@ impl Client {
         nicks
     }
 
+    /// Closes the connection with a TCP reset instead of a FIN (SO_LINGER with a zero timeout).
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket we own, with a correctly sized struct.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.tls.get_ref().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+    }
+
     /// The server must close the connection; returns the lines it sent first.
     pub fn expect_closed(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
