@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use charla_proto::{Frame, LineFramer};
+
+use crate::dialect::irc_pong;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode, SslConnector, SslStream};
@@ -45,6 +47,8 @@ pub struct Engine {
     host: String,
     scratch: Vec<u8>,
     open: usize,
+    /// Answer the server's keep-alive `PING` lines (IRC).
+    pub answer_pings: bool,
 }
 
 const MAX_LINE: usize = 1 << 20;
@@ -60,6 +64,7 @@ impl Engine {
             host: host.to_string(),
             scratch: vec![0; 64 * 1024],
             open: 0,
+            answer_pings: false,
         })
     }
 
@@ -204,15 +209,23 @@ impl Engine {
                 Ok(0) => return Err("closed by server".into()),
                 Ok(n) => {
                     let mut dead = None;
+                    let answer_pings = self.answer_pings;
+                    let out = &mut conn.out;
                     conn.framer.feed(&self.scratch[..n], MAX_LINE, |frame| {
                         match frame {
-                            Frame::Line(line) => on_event(id, Ev::Line(line)),
+                            Frame::Line(line) => match irc_pong(line).filter(|_| answer_pings) {
+                                Some(pong) => out.extend_from_slice(pong.as_bytes()),
+                                None => on_event(id, Ev::Line(line)),
+                            },
                             _ => dead = Some("server sent a bad line"),
                         }
                         true
                     });
                     if let Some(why) = dead {
                         return Err(why.into());
+                    }
+                    if conn.sent < conn.out.len() {
+                        self.flush(id)?;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -1,5 +1,6 @@
 //! charla-bench: load a running charla-server over TLS and measure it. See `--help`.
 
+mod dialect;
 mod engine;
 mod procstat;
 
@@ -9,11 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use dialect::Dialect;
 use engine::{Engine, Ev};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 const HELP: &str = "\
-charla-bench: measure a running charla-server (protocol v1 over TLS, certificate verified)
+charla-bench: measure a running charla-server (protocol v1 over TLS, certificate verified),
+or an IRC server with --dialect irc, under the same load
 
 Usage: charla-bench <idle|fanout|handshake|soak> [OPTIONS]
 
@@ -34,6 +37,8 @@ Scenarios (each ends with one JSON line of results on stdout; exit 1 if it faile
 Options:
   --server ADDR:PORT     server address [default: 127.0.0.1:12345]
   --host NAME            name to verify in the certificate [default: localhost]
+  --dialect NAME         charla (protocol v1) or irc: NICK/USER/JOIN #charla, PRIVMSG, to run
+                         idle, fanout and handshake against an IRC server [default: charla]
   --ca PATH              certificate to trust [default: certs/server-cert.pem]
   --server-pid PID       read the server's CPU and memory from /proc/PID
   --clients N            connections in the room [default: 100]
@@ -41,7 +46,7 @@ Options:
   --messages N           fanout: messages per sender [default: 2000]
   --rate N               fanout: messages per second per sender; 0 = as fast as the server
                          takes them [default: 0]
-  --size BYTES           fanout: length of each message line [default: 64]
+  --size BYTES           fanout: length of each message text [default: 64]
   --window N             fanout, flat out: messages a sender may have in flight [default: 64]
   --seconds S            handshake: how long to run [default: 5]
   --concurrency N        handshake/idle: connections being set up at once [default: 64]
@@ -58,6 +63,7 @@ struct Opts {
     scenario: String,
     server: SocketAddr,
     host: String,
+    dialect: Dialect,
     ca: PathBuf,
     server_pid: Option<u32>,
     clients: usize,
@@ -78,6 +84,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         scenario: String::new(),
         server: "127.0.0.1:12345".parse().unwrap(),
         host: "localhost".into(),
+        dialect: Dialect::Charla,
         ca: "certs/server-cert.pem".into(),
         server_pid: None,
         clients: 100,
@@ -110,6 +117,13 @@ fn parse_args() -> Result<Option<Opts>, String> {
                     .to_string_lossy()
                     .into_owned()
             }
+            Long("dialect") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                o.dialect = v
+                    .to_str()
+                    .and_then(Dialect::parse)
+                    .ok_or_else(|| format!("--dialect: expected charla or irc, got {v:?}"))?;
+            }
             Long("ca") => o.ca = p.value().map_err(|e| e.to_string())?.into(),
             Long("server-pid") => o.server_pid = Some(num(&mut p, "--server-pid")?),
             Long("clients") => o.clients = num(&mut p, "--clients")?,
@@ -130,6 +144,12 @@ fn parse_args() -> Result<Option<Opts>, String> {
         "idle" | "fanout" | "handshake" | "soak"
     ) {
         return Err("name a scenario: idle, fanout, handshake or soak".into());
+    }
+    if o.scenario == "soak" && o.dialect != Dialect::Charla {
+        return Err(
+            "soak speaks only --dialect charla (it checks Charla's flood and slow-reader replies)"
+                .into(),
+        );
     }
     if o.scenario == "fanout" && (o.senders == 0 || o.senders >= o.clients) {
         return Err("fanout needs 0 < --senders < --clients".into());
@@ -155,6 +175,7 @@ fn main() -> ExitCode {
     let mut json = Json::new(&opts.scenario);
     let result = match connector(&opts).and_then(|c| {
         let mut engine = Engine::new(opts.server, &opts.host, c).map_err(|e| e.to_string())?;
+        engine.answer_pings = opts.dialect == Dialect::Irc;
         let deadline = Instant::now() + opts.timeout;
         match opts.scenario.as_str() {
             "idle" => idle(&opts, &mut engine, deadline, &mut json),
@@ -188,6 +209,7 @@ fn connector(o: &Opts) -> Result<SslConnector, String> {
 
 /// Connects and registers clients `0..n` as `<prefix><i>`, `in_flight` at a time.
 fn join_all(
+    d: Dialect,
     engine: &mut Engine,
     n: usize,
     prefix: &str,
@@ -207,8 +229,8 @@ fn join_all(
         engine
             .poll(Duration::from_millis(100), &mut |id, ev| match ev {
                 Ev::Ready => ready.push(id),
-                Ev::Line(l) if l.starts_with("WELCOME ") => registered += 1,
-                Ev::Line(l) if l.starts_with("ERROR ") => error = Some(format!("client {id}: {l}")),
+                Ev::Line(l) if d.is_registered(l) => registered += 1,
+                Ev::Line(l) if d.is_error(l) => error = Some(format!("client {id}: {l}")),
                 Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
                 Ev::Line(_) => {}
             })
@@ -217,16 +239,17 @@ fn join_all(
             return Err(e);
         }
         for id in ready.drain(..) {
-            engine.send(id, format!("{prefix}{id}\n").as_bytes());
+            engine.send(id, d.register(&format!("{prefix}{id}")).as_bytes());
         }
     }
     Ok(())
 }
 
 /// Every client pings and waits for its pong: all earlier lines to it have been read.
-fn barrier(engine: &mut Engine, n: usize, deadline: Instant) -> Result<(), String> {
+fn barrier(d: Dialect, engine: &mut Engine, n: usize, deadline: Instant) -> Result<(), String> {
+    let ping = d.ping("barrier");
     for id in 0..n {
-        engine.send(id, b"/ping barrier\n");
+        engine.send(id, ping.as_bytes());
     }
     let mut left = n;
     let mut error = None;
@@ -236,7 +259,7 @@ fn barrier(engine: &mut Engine, n: usize, deadline: Instant) -> Result<(), Strin
         })?;
         engine
             .poll(Duration::from_millis(100), &mut |id, ev| match ev {
-                Ev::Line("PONG barrier") => left -= 1,
+                Ev::Line(l) if d.is_pong(l, "barrier") => left -= 1,
                 Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
                 _ => {}
             })
@@ -259,9 +282,16 @@ fn check_deadline(deadline: Instant, what: impl FnOnce() -> String) -> Result<()
 fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
     let before = o.server_pid.and_then(procstat::process_memory_kib);
     let start = Instant::now();
-    join_all(engine, o.clients, "idle", o.concurrency, deadline)?;
+    join_all(
+        o.dialect,
+        engine,
+        o.clients,
+        "idle",
+        o.concurrency,
+        deadline,
+    )?;
     json.num("connect_all_s", start.elapsed().as_secs_f64());
-    barrier(engine, o.clients, deadline)?;
+    barrier(o.dialect, engine, o.clients, deadline)?;
     // Hold: the clients sit idle, as most chat clients do most of the time.
     let hold_until = Instant::now() + Duration::from_secs_f64(o.hold);
     let mut error = None;
@@ -297,8 +327,9 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
 }
 
 fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
-    join_all(engine, o.clients, "c", o.concurrency, deadline)?;
-    barrier(engine, o.clients, deadline)?;
+    let d = o.dialect;
+    join_all(d, engine, o.clients, "c", o.concurrency, deadline)?;
+    barrier(d, engine, o.clients, deadline)?;
     let (c, s, m) = (o.clients, o.senders, o.messages);
     let expected = s * m * (c - 1);
     // next_seq[receiver * s + sender]: the sequence number expected next.
@@ -312,6 +343,7 @@ fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> 
     let cpu0 = o.server_pid.and_then(procstat::process_cpu);
     let start = Instant::now();
     let mut line = String::new();
+    let mut text = String::new();
     while delivered < expected {
         check_deadline(deadline, || format!("{delivered} of {expected} delivered"))?;
         let now = Instant::now();
@@ -335,13 +367,14 @@ fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> 
                 {
                     break;
                 }
-                line.clear();
+                text.clear();
                 let t = start.elapsed().as_micros();
-                let _ = write!(line, "{sender} {seq} {t} ");
-                while line.len() + 1 < o.size {
-                    line.push('x');
+                let _ = write!(text, "{sender} {seq} {t} ");
+                while text.len() + 1 < o.size {
+                    text.push('x');
                 }
-                line.push('\n');
+                line.clear();
+                d.say(&text, &mut line);
                 engine.send(sender, line.as_bytes());
                 sent[sender] += 1;
             }
@@ -352,10 +385,10 @@ fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> 
         engine
             .poll(wait, &mut |id, ev| match ev {
                 Ev::Line(l) => {
-                    let Some(rest) = l.strip_prefix("MSG ") else {
+                    let Some(text) = d.heard(l) else {
                         return;
                     };
-                    let mut words = rest.split(' ').skip(1);
+                    let mut words = text.split(' ');
                     let (Some(sender), Some(seq), Some(t)) =
                         (words.next(), words.next(), words.next())
                     else {
@@ -454,10 +487,8 @@ fn handshake(
         engine
             .poll(Duration::from_millis(50), &mut |id, ev| match ev {
                 Ev::Ready => ready.push(id),
-                Ev::Line(l) if l.starts_with("WELCOME ") => finished.push(id),
-                Ev::Line(l) if l.starts_with("ERROR ") => {
-                    error = Some(format!("session {id}: {l}"))
-                }
+                Ev::Line(l) if o.dialect.is_registered(l) => finished.push(id),
+                Ev::Line(l) if o.dialect.is_error(l) => error = Some(format!("session {id}: {l}")),
                 Ev::Closed(why) => error = Some(format!("session {id} closed: {why}")),
                 Ev::Line(_) => {}
             })
@@ -466,10 +497,10 @@ fn handshake(
             return Err(e);
         }
         for id in ready.drain(..) {
-            engine.send(id, format!("h{id}\n").as_bytes());
+            engine.send(id, o.dialect.register(&format!("h{id}")).as_bytes());
         }
         for id in finished.drain(..) {
-            engine.send(id, b"/quit\n");
+            engine.send(id, o.dialect.quit().as_bytes());
             engine.close(id);
             done += 1;
         }
@@ -493,7 +524,14 @@ fn open_fds(pid: u32) -> Option<usize> {
 
 fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
     let steady = o.clients;
-    join_all(engine, steady, "steady", o.concurrency, deadline)?;
+    join_all(
+        Dialect::Charla,
+        engine,
+        steady,
+        "steady",
+        o.concurrency,
+        deadline,
+    )?;
     let run_for = Duration::from_secs_f64(o.seconds);
     let start = Instant::now();
     let mut samples: Vec<(u64, usize)> = Vec::new();
