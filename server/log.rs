@@ -1,7 +1,18 @@
 //! One timestamped line per event on stderr.
+//!
+//! Lines are gathered and written once per pass of the event loop ([`flush`]): a busy server
+//! logs several lines per connection, and one `write` each was a measurable part of a handshake.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+thread_local! {
+    static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Written at once past this size, so that a storm of events does not pile up lines.
+const FLUSH_AT: usize = 16 << 10;
 
 /// `log!("accepted {addr}")` writes `2026-11-27T22:10:03Z accepted 127.0.0.1:50123`.
 macro_rules! log {
@@ -11,8 +22,33 @@ pub(crate) use log;
 
 pub fn write_line(args: std::fmt::Arguments<'_>) {
     let stamp = utc_timestamp(SystemTime::now());
-    // A log line that cannot be written (stderr closed) is not worth stopping the chat for.
-    let _ = writeln!(std::io::stderr().lock(), "{stamp} {args}");
+    PENDING.with(|pending| {
+        let Ok(mut pending) = pending.try_borrow_mut() else {
+            return;
+        };
+        let _ = writeln!(pending, "{stamp} {args}");
+        if pending.len() >= FLUSH_AT {
+            write_out(&mut pending);
+        }
+    });
+}
+
+/// Writes the gathered lines: at the end of each pass of the event loop, before the server
+/// exits, and from the panic hook.
+pub fn flush() {
+    PENDING.with(|pending| {
+        if let Ok(mut pending) = pending.try_borrow_mut() {
+            write_out(&mut pending);
+        }
+    });
+}
+
+fn write_out(pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        // A log line that cannot be written (stderr closed) is not worth stopping the chat for.
+        let _ = std::io::stderr().lock().write_all(pending);
+        pending.clear();
+    }
 }
 
 /// RFC 3339 UTC time with whole seconds, without a date library.

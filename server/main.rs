@@ -14,6 +14,18 @@ use config::Command;
 use log::log;
 
 fn main() -> ExitCode {
+    let code = run();
+    log::flush();
+    code
+}
+
+fn run() -> ExitCode {
+    // The log is written once per pass of the event loop; what a panic interrupts still goes out.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::flush();
+        default_hook(info);
+    }));
     let cfg = match config::parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(cfg)) => cfg,
         Ok(Command::Help) => {
@@ -58,6 +70,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
+    log::flush();
     eprintln!("charla-server: {message}");
     ExitCode::FAILURE
 }

@@ -221,6 +221,7 @@ impl Server {
             } else {
                 Some(Duration::ZERO)
             };
+            crate::log::flush();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);

@@ -213,3 +213,53 @@ fn bad_options_are_usage_errors() {
         assert!(help.contains(flag), "{flag}");
     }
 }
+
+#[test]
+fn ec_key_type_makes_an_ecdsa_certificate_the_server_uses() {
+    let dir = TempDir::new("gen-ec");
+    let out = run(&["--batch", "--key-type", "ec"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"));
+    // `openssl rsa` cannot read an EC key; the passphrase comes off with `openssl pkey`.
+    assert!(stdout.contains("openssl pkey -in server-key.key"), "{stdout}");
+    let key = dir.path().join("server-key.key");
+    let cert = dir.path().join("server-cert.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "key mode {mode:o}");
+    let text = openssl(&["x509", "-noout", "-text", "-in", cert.to_str().unwrap()]);
+    assert!(text.contains("id-ecPublicKey"), "{text}");
+    assert!(text.contains("NIST CURVE: P-256"), "{text}");
+    // Key encipherment is an RSA usage; an ECDSA certificate only signs.
+    assert!(!text.contains("Key Encipherment"), "{text}");
+    let key_text = openssl(&["pkey", "-noout", "-text", "-in", key.to_str().unwrap()]);
+    assert!(key_text.contains("ASN1 OID: prime256v1"), "{key_text}");
+
+    let server = common::Server::start_raw(
+        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[],
+    );
+    let connector = common::trusting(&cert);
+    let mut ana = common::Client::connect_with(server.addr, &connector);
+    ana.send("ana");
+    ana.expect_prefix("WELCOME ana");
+    let mut bob = common::Client::connect_with(server.addr, &connector);
+    bob.send("bob");
+    bob.expect_prefix("WELCOME bob");
+    bob.send("hola con ECDSA");
+    ana.expect_line("MSG bob hola con ECDSA");
+}
+
+#[test]
+fn unknown_key_type_is_a_usage_error() {
+    let dir = TempDir::new("gen-bad-type");
+    let out = run(&["--batch", "--key-type", "dsa"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--key-type must be rsa or ec"), "{stderr}");
+    assert!(!dir.path().join("server-key.key").exists());
+}
