@@ -104,6 +104,7 @@ const KNOWN_FLAGS: &[&str] = &[
 ];
 
 /// What the command line asks for.
+#[allow(clippy::large_enum_variant)] // made once, at start-up
 pub enum Command {
     Run(Config),
     Help,

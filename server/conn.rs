@@ -308,11 +308,11 @@ mod tests {
         };
         q.push(b"hello ", &mut pool);
         q.push(b"world\n", &mut pool);
-        assert_eq!(q.write_to(&mut pipe, &mut pool).unwrap(), false);
+        assert!(!q.write_to(&mut pipe, &mut pool).unwrap());
         assert_eq!(q.pending(), 7);
         q.push(b"more\n", &mut pool);
         pipe.room = 100;
-        assert_eq!(q.write_to(&mut pipe, &mut pool).unwrap(), true);
+        assert!(q.write_to(&mut pipe, &mut pool).unwrap());
         assert_eq!(pipe.got, b"hello world\nmore\n");
         assert_eq!(q.pending(), 0);
         assert_eq!(q.buf.capacity(), 0, "an empty queue holds no memory");

@@ -451,10 +451,7 @@ impl Server {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut budget = READ_BUDGET;
         let max_line = self.cfg.max_line;
-        loop {
-            let Some(conn) = self.conns.get_mut(token.0) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(token.0) {
             if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
                 break;
             }
@@ -491,10 +488,7 @@ impl Server {
     /// A closing connection's input is read and dropped until the peer closes.
     fn drain_closing(&mut self, token: Token) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        loop {
-            let Some(conn) = self.conns.get_mut(token.0) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(token.0) {
             match conn.tls.read(&mut scratch) {
                 Ok(0) => {
                     self.drop_conn(token);

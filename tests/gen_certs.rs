@@ -226,7 +226,10 @@ fn ec_key_type_makes_an_ecdsa_certificate_the_server_uses() {
     );
     assert!(stdout.contains("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"));
     // `openssl rsa` cannot read an EC key; the passphrase comes off with `openssl pkey`.
-    assert!(stdout.contains("openssl pkey -in server-key.key"), "{stdout}");
+    assert!(
+        stdout.contains("openssl pkey -in server-key.key"),
+        "{stdout}"
+    );
     let key = dir.path().join("server-key.key");
     let cert = dir.path().join("server-cert.pem");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -240,7 +243,12 @@ fn ec_key_type_makes_an_ecdsa_certificate_the_server_uses() {
     assert!(key_text.contains("ASN1 OID: prime256v1"), "{key_text}");
 
     let server = common::Server::start_raw(
-        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     let connector = common::trusting(&cert);

@@ -32,9 +32,9 @@ pub fn server_bin() -> PathBuf {
     if let Some(path) = option_env!("CARGO_BIN_EXE_charla-server") {
         return path.into();
     }
-    let client = PathBuf::from(
-        option_env!("CARGO_BIN_EXE_charla").expect("a test of the server or the client package"),
-    );
+    let Some(client) = option_env!("CARGO_BIN_EXE_charla").map(PathBuf::from) else {
+        panic!("server_bin() is for tests of the server or the client package");
+    };
     let server = client.with_file_name("charla-server");
     assert!(
         server.exists(),
