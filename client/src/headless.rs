@@ -12,7 +12,8 @@ use crate::present::{clock, Decoder, Shown};
 
 enum Input {
     Typed(String),
-    EndOfInput,
+    /// Standard input ended (Ctrl-D or a closed pipe).
+    Eof,
     Net(Event),
 }
 
@@ -57,7 +58,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                 return;
             }
         }
-        let _ = tx.send(Input::EndOfInput);
+        let _ = tx.send(Input::Eof);
     });
     network.send(Command::Connect(target));
 
@@ -93,7 +94,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                 }
                 _ => network.send(Command::Send(line)),
             },
-            Input::EndOfInput => network.send(Command::Quit(None)),
+            Input::Eof => network.send(Command::Quit(None)),
             Input::Net(event) => {
                 match event {
                     Event::Connecting { server, attempt } if attempt <= 1 => {
