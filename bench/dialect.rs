@@ -19,11 +19,24 @@ impl Dialect {
         }
     }
 
-    /// Registers `nick` and enters the room.
+    /// Registers `nick`, which also enters the room in Charla; an IRC client joins the channel
+    /// once welcomed (see [`Dialect::auto_reply`]): InspIRCd refuses a JOIN sent before that.
     pub fn register(self, nick: &str) -> String {
         match self {
             Dialect::Charla => format!("{nick}\n"),
-            Dialect::Irc => format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN {CHANNEL}\r\n"),
+            Dialect::Irc => format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"),
+        }
+    }
+
+    /// What a client answers by itself, without the scenario seeing the line: an IRC server's
+    /// keep-alive `PING`, and its welcome (001), which is when to join the channel.
+    pub fn auto_reply(self, line: &str) -> Option<String> {
+        match self {
+            Dialect::Charla => None,
+            Dialect::Irc if numeric(line) == Some("001") => Some(format!("JOIN {CHANNEL}\r\n")),
+            Dialect::Irc => line
+                .strip_prefix("PING ")
+                .map(|arg| format!("PONG {arg}\r\n")),
         }
     }
 
@@ -116,12 +129,6 @@ fn numeric(line: &str) -> Option<&str> {
     (n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
 }
 
-/// The answer to a server's keep-alive `PING`, which IRC clients must give.
-pub fn irc_pong(line: &str) -> Option<String> {
-    line.strip_prefix("PING ")
-        .map(|arg| format!("PONG {arg}\r\n"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,8 +164,15 @@ mod tests {
         d.say("hola", &mut out);
         assert_eq!(out, "PRIVMSG #charla :hola\r\n");
         assert_eq!(
-            irc_pong("PING :irc.local").as_deref(),
+            d.auto_reply("PING :irc.local").as_deref(),
             Some("PONG :irc.local\r\n")
         );
+        assert_eq!(
+            d.auto_reply(":irc.local 001 ana :Welcome to IRC")
+                .as_deref(),
+            Some("JOIN #charla\r\n")
+        );
+        assert_eq!(d.auto_reply(":irc.local 002 ana :Your host"), None);
+        assert_eq!(Dialect::Charla.auto_reply("PING :x"), None);
     }
 }

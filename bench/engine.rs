@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use charla_proto::{Frame, LineFramer};
 
-use crate::dialect::irc_pong;
+use crate::dialect::Dialect;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode, SslConnector, SslStream};
@@ -47,8 +47,8 @@ pub struct Engine {
     host: String,
     scratch: Vec<u8>,
     open: usize,
-    /// Answer the server's keep-alive `PING` lines (IRC).
-    pub answer_pings: bool,
+    /// Lines like IRC's `PING` are answered here (see [`Dialect::auto_reply`]).
+    pub dialect: Dialect,
 }
 
 const MAX_LINE: usize = 1 << 20;
@@ -64,7 +64,7 @@ impl Engine {
             host: host.to_string(),
             scratch: vec![0; 64 * 1024],
             open: 0,
-            answer_pings: false,
+            dialect: Dialect::Charla,
         })
     }
 
@@ -209,12 +209,12 @@ impl Engine {
                 Ok(0) => return Err("closed by server".into()),
                 Ok(n) => {
                     let mut dead = None;
-                    let answer_pings = self.answer_pings;
+                    let dialect = self.dialect;
                     let out = &mut conn.out;
                     conn.framer.feed(&self.scratch[..n], MAX_LINE, |frame| {
                         match frame {
-                            Frame::Line(line) => match irc_pong(line).filter(|_| answer_pings) {
-                                Some(pong) => out.extend_from_slice(pong.as_bytes()),
+                            Frame::Line(line) => match dialect.auto_reply(line) {
+                                Some(reply) => out.extend_from_slice(reply.as_bytes()),
                                 None => on_event(id, Ev::Line(line)),
                             },
                             _ => dead = Some("server sent a bad line"),

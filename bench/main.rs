@@ -175,7 +175,7 @@ fn main() -> ExitCode {
     let mut json = Json::new(&opts.scenario);
     let result = match connector(&opts).and_then(|c| {
         let mut engine = Engine::new(opts.server, &opts.host, c).map_err(|e| e.to_string())?;
-        engine.answer_pings = opts.dialect == Dialect::Irc;
+        engine.dialect = opts.dialect;
         let deadline = Instant::now() + opts.timeout;
         match opts.scenario.as_str() {
             "idle" => idle(&opts, &mut engine, deadline, &mut json),
