@@ -8,7 +8,7 @@
 #   scripts/bench-reference.sh inspircd   InspIRCd 3 (Debian package inspircd), --dialect irc
 #   scripts/bench-reference.sh asyncio    bench/reference/asyncio_server.py (protocol v1, python3)
 #   QUICK=1 scripts/bench-reference.sh ... smaller runs, for a first look
-# PORT (default 23456), TIMEOUT (seconds per scenario, default 600, as scripts/bench.sh; see
+# BIG, MSGS (see below), PORT (default 23456), TIMEOUT (seconds per scenario, default 600, as scripts/bench.sh; see
 # bench/reference/README.md for the runs that need more), KEY_TYPE (gen-certs.sh --key-type,
 # default rsa) can be set too, and
 # CONCURRENCY: connections being set up at once while the idle and fanout scenarios fill the
@@ -156,6 +156,9 @@ esac
 echo "# $kind: $version${connect_args[*]:+ (room filled with ${connect_args[*]})}"
 
 if [ -n "${QUICK:-}" ]; then big=2000; msgs=500; else big=10000; msgs=2000; fi
+# BIG and MSGS override the size of the second idle run and the messages per sender of the
+# flat-out fan-out: ngIRCd and the asyncio server do not fill a room of 10,000 in reasonable time.
+big=${BIG:-$big} msgs=${MSGS:-$msgs}
 c=("${connect_args[@]}")
 run "idle 1000" idle --clients 1000 "${c[@]}"
 run "idle $big" idle --clients "$big" "${c[@]}"

@@ -215,11 +215,16 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            // Output is waiting: only look for what is already there, then write.
-            let timeout = if self.flush_queue.is_empty() {
-                self.next_timeout()
-            } else {
-                Some(Duration::ZERO)
+            let batch_delay = self.cfg.batch_delay;
+            let timeout = match self.queued_since {
+                _ if self.flush_queue.is_empty() => self.next_timeout(),
+                // --batch-delay: output waits for its time (or for anything due earlier).
+                Some(since) if !batch_delay.is_zero() => {
+                    let due = (since + batch_delay).saturating_duration_since(Instant::now());
+                    Some(self.next_timeout().map_or(due, |t| t.min(due)))
+                }
+                // Output is waiting: only look for what is already there, then write.
+                _ => Some(Duration::ZERO),
             };
             crate::log::flush();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -246,8 +251,14 @@ impl Server {
             // While more input keeps arriving, lines for each client pile up and go out together
             // (fewer TLS records and write calls); they wait at most FLUSH_AFTER, and not at all
             // once the input stops.
+            // With --batch-delay, they wait that long whatever the input does.
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
-            if events.is_empty() || waited >= FLUSH_AFTER || self.shutdown_deadline.is_some() {
+            let due = if batch_delay.is_zero() {
+                events.is_empty() || waited >= FLUSH_AFTER
+            } else {
+                waited >= batch_delay
+            };
+            if due || self.shutdown_deadline.is_some() {
                 self.finish_pass();
                 self.queued_since = None;
             } else if self.queued_since.is_none() && !self.flush_queue.is_empty() {

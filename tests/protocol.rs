@@ -322,3 +322,35 @@ fn message_text_is_never_logged() {
         server.log_text()
     );
 }
+
+#[test]
+fn batch_delay_still_delivers_everything_in_order() {
+    let server = Server::start(&["--batch-delay", "20", "--flood-rate", "0"]);
+    let (mut ana, mut bob) = server.pair();
+    let mut carl = server.join("carl");
+    ana.expect_next("JOIN carl");
+    bob.expect_next("JOIN carl");
+    for i in 0..200 {
+        ana.send(&format!("línea {i}"));
+        if i % 50 == 0 {
+            carl.send(&format!("carl {i}"));
+        }
+    }
+    // Bob hears both, each in the order it was said.
+    let (mut next_ana, mut next_carl) = (0, 0);
+    while next_ana < 200 || next_carl < 200 {
+        let line = bob.line();
+        if let Some(n) = line.strip_prefix("MSG ana línea ") {
+            assert_eq!(n, next_ana.to_string(), "{line}");
+            next_ana += 1;
+        } else if let Some(n) = line.strip_prefix("MSG carl carl ") {
+            assert_eq!(n, next_carl.to_string(), "{line}");
+            next_carl += 50;
+        } else {
+            panic!("bob got {line:?}");
+        }
+    }
+    for i in (0..200).step_by(50) {
+        ana.expect_next(&format!("MSG carl carl {i}"));
+    }
+}

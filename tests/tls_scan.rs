@@ -62,3 +62,33 @@ fn sslscan_finds_only_modern_tls() {
     );
     assert!(!xml.contains("vulnerable=\"1\""), "heartbleed");
 }
+
+#[test]
+fn server_picks_aes_128_unless_the_client_prefers_chacha() {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let server = Server::start(&[]);
+    let cipher = |suites: &str| {
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.set_ca_file(&common::certs().cert).unwrap();
+        b.set_verify(SslVerifyMode::PEER);
+        b.set_ciphersuites(suites).unwrap();
+        let client = common::Client::connect_with(server.addr, &b.build());
+        client
+            .tls
+            .ssl()
+            .current_cipher()
+            .unwrap()
+            .name()
+            .to_string()
+    };
+    // OpenSSL's clients list AES-256 first; the server's order wins.
+    assert_eq!(
+        cipher("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"),
+        "TLS_AES_128_GCM_SHA256"
+    );
+    // A client without AES instructions puts ChaCha20 first, and gets it.
+    assert_eq!(
+        cipher("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"),
+        "TLS_CHACHA20_POLY1305_SHA256"
+    );
+}
