@@ -11,12 +11,15 @@ cargo build --release --bin charla-server --bin charla-bench
 dir=$(mktemp -d)
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
+./gen-certs.sh --batch --key-type ec --out "$dir/certs-ec" >/dev/null 2>&1
+certs=$dir/certs
 port=${PORT:-23456}
 results=()
+server_args=()
 
 start_server() {
     taskset -c 0 target/release/charla-server --bind "127.0.0.1:$port" \
-        --cert "$dir/certs/server-cert.pem" --key "$dir/certs/server-key.key" \
+        --cert "$certs/server-cert.pem" --key "$certs/server-key.key" \
         --flood-rate 0 --max-clients 20000 "$@" 2>"$dir/server.log" &
     server_pid=$!
     for _ in $(seq 100); do
@@ -32,16 +35,17 @@ stop_server() {
 
 run() { # label, bench args...
     local label=$1; shift
-    start_server
+    start_server "${server_args[@]}"
     local json
     json=$(taskset -c 1 target/release/charla-bench "$@" --server "127.0.0.1:$port" \
-        --ca "$dir/certs/server-cert.pem" --server-pid "$server_pid" --timeout 600) || true
+        --ca "$certs/server-cert.pem" --server-pid "$server_pid" --timeout 600) || true
     stop_server
     echo "$label: $json"
     results+=("$label|$json")
 }
 
-field() { grep -o "\"$2\":[^,}]*" <<<"$1" | head -1 | cut -d: -f2 | tr -d '"'; }
+# A field of a JSON line, or nothing (a failed run has only ok, error and bench_cpu_s).
+field() { { grep -o "\"$2\":[^,}]*" <<<"$1" || true; } | head -1 | cut -d: -f2 | tr -d '"'; }
 
 if [ -n "${QUICK:-}" ]; then big=2000; msgs=500; else big=10000; msgs=2000; fi
 run "idle 1000" idle --clients 1000
@@ -49,7 +53,12 @@ run "idle $big" idle --clients "$big"
 run "fanout C=100 10x$msgs" fanout --clients 100 --senders 10 --messages "$msgs"
 run "fanout C=1000 2x500" fanout --clients 1000 --senders 2 --messages 500
 run "fanout C=100 10x100/s" fanout --clients 100 --senders 10 --messages 500 --rate 100
+server_args=(--batch-delay 5)
+run "same, --batch-delay 5" fanout --clients 100 --senders 10 --messages 500 --rate 100
+server_args=()
 run "handshake 5 s" handshake --seconds 5 --concurrency 32
+certs=$dir/certs-ec
+run "handshake 5 s, ECDSA" handshake --seconds 5 --concurrency 32
 
 echo
 printf '%-24s %-6s %s\n' scenario ok figures
@@ -57,7 +66,7 @@ for r in "${results[@]}"; do
     label=${r%%|*}; json=${r#*|}
     case $label in
         idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s)" ;;
-        fanout*) figs="us/delivery=$(field "$json" server_cpu_us_per_delivery) deliveries/s=$(field "$json" deliveries_per_s) lost=$(field "$json" lost) p50_ms=$(field "$json" latency_p50_ms) p99_ms=$(field "$json" latency_p99_ms) max_ms=$(field "$json" latency_max_ms) bench_cpu_s=$(field "$json" bench_cpu_s)" ;;
+        fanout*|same*) figs="us/delivery=$(field "$json" server_cpu_us_per_delivery) deliveries/s=$(field "$json" deliveries_per_s) lost=$(field "$json" lost) p50_ms=$(field "$json" latency_p50_ms) p99_ms=$(field "$json" latency_p99_ms) max_ms=$(field "$json" latency_max_ms) bench_cpu_s=$(field "$json" bench_cpu_s)" ;;
         handshake*) figs="ms/session=$(field "$json" server_cpu_ms_per_session) sessions/s=$(field "$json" sessions_per_s)" ;;
     esac
     printf '%-24s %-6s %s\n' "$label" "$(field "$json" ok)" "$figs"
