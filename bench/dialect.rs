@@ -49,13 +49,15 @@ impl Dialect {
         }
     }
 
-    /// A refusal: Charla's ERROR line; IRC's ERROR or an error numeric (4xx, 5xx).
+    /// A refusal: Charla's ERROR line; IRC's ERROR or an error numeric (4xx, 5xx) other than
+    /// 422, "MOTD file is missing", which servers without a MOTD send to everyone.
     pub fn is_error(self, line: &str) -> bool {
         match self {
             Dialect::Charla => line.starts_with("ERROR "),
             Dialect::Irc => {
                 line.starts_with("ERROR ")
-                    || numeric(line).is_some_and(|n| n.starts_with('4') || n.starts_with('5'))
+                    || numeric(line)
+                        .is_some_and(|n| (n.starts_with('4') || n.starts_with('5')) && n != "422")
             }
         }
     }
@@ -152,6 +154,7 @@ mod tests {
         assert!(!d.is_registered(":irc.local 353 ana = #charla :ana"));
         assert!(d.is_error(":irc.local 433 * ana :Nickname already in use"));
         assert!(!d.is_error(":irc.local 001 ana :Welcome"));
+        assert!(!d.is_error(":irc.local 422 ana :MOTD File is missing"));
         assert_eq!(
             d.heard(":ana!ana@127.0.0.1 PRIVMSG #charla :1 2 3 xx"),
             Some("1 2 3 xx")

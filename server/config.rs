@@ -171,7 +171,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
             "--batch-delay" => {
                 cfg.batch_delay = non_negative(&value)
                     .filter(|&ms| ms <= 1000.0)
-                    .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+                    .map(|ms| Duration::from_micros((ms * 1000.0).round() as u64))
                     .ok_or_else(|| bad("expected milliseconds from 0 to 1000"))?
             }
             "--handshake-timeout" => {

@@ -106,6 +106,20 @@ struct Deadline {
     serial: u64,
 }
 
+/// Whether the output queued so far goes out at the end of this pass. While more input keeps
+/// arriving, lines for each client pile up and go out together (fewer TLS records and write
+/// calls): they wait at most FLUSH_AFTER, and not at all once the input stops. With
+/// --batch-delay they wait that long, whatever the input does. Connections to close (too slow,
+/// or everyone at shutdown) never wait.
+fn flush_due(batch_delay: Duration, waited: Duration, had_input: bool, closing: bool) -> bool {
+    closing
+        || if batch_delay.is_zero() {
+            !had_input || waited >= FLUSH_AFTER
+        } else {
+            waited >= batch_delay
+        }
+}
+
 pub struct Server {
     pub(crate) poll: Poll,
     listener: Option<TcpListener>,
@@ -217,7 +231,7 @@ impl Server {
         loop {
             let batch_delay = self.cfg.batch_delay;
             let timeout = match self.queued_since {
-                _ if self.flush_queue.is_empty() => self.next_timeout(),
+                _ if self.flush_queue.is_empty() && self.to_close.is_empty() => self.next_timeout(),
                 // --batch-delay: output waits for its time (or for anything due earlier).
                 Some(since) if !batch_delay.is_zero() => {
                     let due = (since + batch_delay).saturating_duration_since(Instant::now());
@@ -248,17 +262,14 @@ impl Server {
                 self.conn_ready(token, true, false);
             }
             self.expire_deadlines();
-            // While more input keeps arriving, lines for each client pile up and go out together
-            // (fewer TLS records and write calls); they wait at most FLUSH_AFTER, and not at all
-            // once the input stops.
-            // With --batch-delay, they wait that long whatever the input does.
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
-            let due = if batch_delay.is_zero() {
-                events.is_empty() || waited >= FLUSH_AFTER
-            } else {
-                waited >= batch_delay
-            };
-            if due || self.shutdown_deadline.is_some() {
+            let due = flush_due(
+                batch_delay,
+                waited,
+                !events.is_empty(),
+                !self.to_close.is_empty() || self.shutdown_deadline.is_some(),
+            );
+            if due {
                 self.finish_pass();
                 self.queued_since = None;
             } else if self.queued_since.is_none() && !self.flush_queue.is_empty() {
@@ -392,7 +403,9 @@ impl Server {
             Phase::Handshaking => self.continue_handshake(token),
             Phase::Registering | Phase::Chatting => {
                 if writable && conn.out.pending() > 0 {
-                    self.queue_flush(token);
+                    // The socket has room again for output that has already waited: no
+                    // --batch-delay a second time.
+                    self.flush(token);
                 }
                 if readable {
                     self.read_lines(token);
@@ -709,6 +722,7 @@ impl Server {
                 SIGHUP => self.reload_tls(),
                 _ if self.shutdown_deadline.is_some() => {
                     log!("second signal: exiting now");
+                    crate::log::flush();
                     std::process::exit(0);
                 }
                 _ => self.begin_shutdown(signal),
@@ -800,4 +814,25 @@ fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
         return "peer closed the connection".into();
     }
     e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_waits_only_while_input_keeps_coming() {
+        let ms = Duration::from_millis;
+        // Default: written as soon as a pass brings no input, else after FLUSH_AFTER.
+        assert!(flush_due(Duration::ZERO, ms(0), false, false));
+        assert!(!flush_due(Duration::ZERO, ms(0), true, false));
+        assert!(flush_due(Duration::ZERO, FLUSH_AFTER, true, false));
+        // --batch-delay 5: waits 5 ms even when the input has stopped.
+        assert!(!flush_due(ms(5), ms(0), false, false));
+        assert!(!flush_due(ms(5), ms(4), true, false));
+        assert!(flush_due(ms(5), ms(5), false, false));
+        // A connection to close (too slow, shutdown) does not wait for either.
+        assert!(flush_due(ms(5), ms(0), true, true));
+        assert!(flush_due(Duration::ZERO, ms(0), true, true));
+    }
 }

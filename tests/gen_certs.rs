@@ -265,9 +265,11 @@ fn ec_key_type_makes_an_ecdsa_certificate_the_server_uses() {
 #[test]
 fn unknown_key_type_is_a_usage_error() {
     let dir = TempDir::new("gen-bad-type");
-    let out = run(&["--batch", "--key-type", "dsa"], dir.path());
+    let out_dir = dir.path().join("new");
+    let out = run(&["--batch", "--key-type", "dsa"], &out_dir);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--key-type must be rsa or ec"), "{stderr}");
-    assert!(!dir.path().join("server-key.key").exists());
+    // Refused before anything was made: not even the output directory.
+    assert!(!out_dir.exists());
 }
