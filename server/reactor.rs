@@ -403,9 +403,13 @@ impl Server {
             Phase::Handshaking => self.continue_handshake(token),
             Phase::Registering | Phase::Chatting => {
                 if writable && conn.out.pending() > 0 {
-                    // The socket has room again for output that has already waited: no
-                    // --batch-delay a second time.
-                    self.flush(token);
+                    // The socket has room again. The output goes out with this pass's other
+                    // lines, or, with --batch-delay, at once: it has waited its turn already.
+                    if self.cfg.batch_delay.is_zero() {
+                        self.queue_flush(token);
+                    } else {
+                        self.flush(token);
+                    }
                 }
                 if readable {
                     self.read_lines(token);
