@@ -25,6 +25,10 @@ Options:
   --max-queue BYTES          most bytes waiting to be sent to one client; a client that
                              falls further behind is disconnected as 'too slow'
                              [default: 1M] (suffixes K and M: 1K = 1024)
+  --send-buffer BYTES        the kernel's send buffer for each client (SO_SNDBUF), so that a
+                             client that stops reading holds at most this much kernel memory
+                             besides its --max-queue; 0 lets the kernel size it, up to
+                             net.ipv4.tcp_wmem's maximum (megabytes) [default: 256K]
   --flood-rate N             lines per second one client may send, on average;
                              0 turns flood control off [default: 10]
   --flood-burst N            lines one client may send at once above the rate [default: 20]
@@ -59,6 +63,8 @@ pub struct Config {
     pub max_clients: usize,
     pub max_line: usize,
     pub max_queue: usize,
+    /// SO_SNDBUF for each client; 0 = the kernel's automatic sizing.
+    pub send_buffer: usize,
     /// Lines per second; 0 = off.
     pub flood_rate: f64,
     pub flood_burst: f64,
@@ -82,6 +88,7 @@ impl Default for Config {
             max_clients: 10_000,
             max_line: 4096,
             max_queue: 1 << 20,
+            send_buffer: 256 << 10,
             flood_rate: 10.0,
             flood_burst: 20.0,
             batch_delay: Duration::ZERO,
@@ -102,6 +109,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "max-clients",
     "max-line",
     "max-queue",
+    "send-buffer",
     "flood-rate",
     "flood-burst",
     "batch-delay",
@@ -158,6 +166,11 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                 cfg.max_queue = parse_bytes(&value).filter(|&n| n >= 4096).ok_or_else(|| {
                     bad("expected a size of at least 4096 bytes (e.g. 65536, 64K, 1M)")
                 })?
+            }
+            "--send-buffer" => {
+                cfg.send_buffer = parse_bytes(&value)
+                    .filter(|&n| n == 0 || (4096..=64 << 20).contains(&n))
+                    .ok_or_else(|| bad("expected 0 or a size from 4K to 64M"))?
             }
             "--flood-rate" => {
                 cfg.flood_rate = non_negative(&value)
@@ -251,6 +264,7 @@ mod tests {
         assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
         assert_eq!(cfg.register_timeout, Duration::from_secs(30));
         assert_eq!(cfg.batch_delay, Duration::ZERO);
+        assert_eq!(cfg.send_buffer, 256 << 10);
     }
 
     #[test]
@@ -265,8 +279,11 @@ mod tests {
             "0.5",
             "--batch-delay",
             "2.5",
+            "--send-buffer",
+            "32K",
         ])
         .unwrap();
+        assert_eq!(cfg.send_buffer, 32 << 10);
         assert_eq!(cfg.batch_delay, Duration::from_micros(2500));
         assert_eq!(cfg.bind.to_string(), "[::1]:0");
         assert_eq!(cfg.max_queue, 65536);
@@ -286,6 +303,11 @@ mod tests {
         assert!(parse(&["--max-queue", "1G"])
             .unwrap_err()
             .contains("--max-queue"));
+        for bad in ["100", "1G"] {
+            assert!(parse(&["--send-buffer", bad])
+                .unwrap_err()
+                .contains("0 or a size from 4K to 64M"));
+        }
         for bad in ["-1", "1001", "soon"] {
             assert!(parse(&["--batch-delay", bad])
                 .unwrap_err()
@@ -307,6 +329,7 @@ mod tests {
             "--max-clients",
             "--max-line",
             "--max-queue",
+            "--send-buffer",
             "--flood-rate",
             "--flood-burst",
             "--batch-delay",

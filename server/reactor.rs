@@ -106,6 +106,24 @@ struct Deadline {
     serial: u64,
 }
 
+/// Fixes the kernel's send buffer for one client (SO_SNDBUF; Linux doubles the value for its
+/// bookkeeping). Without it the kernel grows the buffer up to net.ipv4.tcp_wmem's maximum, which
+/// lets a client that stopped reading hold megabytes of kernel memory before --max-queue counts.
+fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size` for the given length; the descriptor is open.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Whether the output queued so far goes out at the end of this pass. While more input keeps
 /// arriving, lines for each client pile up and go out together (fewer TLS records and write
 /// calls): they wait at most FLUSH_AFTER, and not at all once the input stops. With
@@ -358,6 +376,9 @@ impl Server {
         }
         // Chat lines are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        if self.cfg.send_buffer > 0 {
+            set_send_buffer(&stream, self.cfg.send_buffer);
+        }
         let token = Token(self.conns.next_index());
         if let Err(e) = self
             .poll

@@ -242,3 +242,64 @@ fn a_burst_bigger_than_the_queue_does_not_drop_clients_that_read() {
         server.log_text()
     );
 }
+
+/// The bytes a client that stops reading can hold before it is dropped: its own receive buffer,
+/// the server's --send-buffer and --max-queue. Without --send-buffer the kernel would let the
+/// server's send buffer grow to megabytes first (net.ipv4.tcp_wmem).
+#[test]
+fn send_buffer_bounds_what_a_client_that_stops_reading_holds() {
+    use std::os::fd::AsRawFd;
+    let server = Server::start(&[
+        "--max-queue",
+        "64K",
+        "--send-buffer",
+        "16K",
+        "--flood-rate",
+        "0",
+    ]);
+    let mut reader = server.join("reader");
+    let mut sender = server.join("sender");
+    let slow = server.join("slow");
+    // A small receive window on the slow side too, as a far-away client's would be.
+    let size: libc::c_int = 16 << 10;
+    // SAFETY: setsockopt reads `size` for the given length; the socket is open.
+    unsafe {
+        libc::setsockopt(
+            slow.tls.get_ref().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    reader.expect_line("JOIN slow");
+    sender.expect_line("JOIN slow");
+
+    let payload = "z".repeat(3000);
+    let mut sent_bytes = 0usize;
+    let mut seq = 0usize;
+    // The sender stays one line ahead of the reader: only the slow client falls behind.
+    loop {
+        sender.send(&format!("{seq} {payload}"));
+        sent_bytes += payload.len();
+        let line = reader.line();
+        if line == "LEAVE slow too slow" {
+            break;
+        }
+        assert!(
+            line.starts_with(&format!("MSG sender {seq} ")),
+            "unexpected {line:.60}"
+        );
+        seq += 1;
+        assert!(
+            sent_bytes < 2 << 20,
+            "the non-reading client still not dropped after {sent_bytes} bytes"
+        );
+    }
+    server.wait_log("too slow");
+    assert!(
+        sent_bytes < 1 << 20,
+        "dropped only after {sent_bytes} bytes"
+    );
+    drop(slow);
+}
