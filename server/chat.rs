@@ -13,22 +13,75 @@ use crate::conn::{BufferPool, Conn, Phase, Slab};
 use crate::log::log;
 use crate::reactor::{CloseReason, Server};
 
-/// Who is in the chat: registered connections and their nicknames.
+/// Who is in the chat: registered connections and their nicknames, and what was said to all of
+/// them in the current pass of the event loop.
+///
+/// A line for the whole room is appended once to `log`; at the end of the pass each member's
+/// socket is written straight from it (`Server::flush_room`), so a line is not copied once per
+/// recipient. A member only gets a copy of the log's bytes in its own queue (`catch_up`) when
+/// something private must come after them (a reply, its own line skipped) or when its socket
+/// is full. Every member has been served the whole log by the end of the pass, when it is
+/// emptied.
 #[derive(Default)]
 pub struct Room {
     /// Every registered connection, for fan-out without scanning idle slots.
     members: Vec<Token>,
     /// Case-insensitive nickname key → connection.
     by_key: HashMap<String, Token>,
+    /// Lines for everyone, this pass.
+    log: Vec<u8>,
+    /// Position of `log[0]` in everything the room has been sent since the server started.
+    log_base: u64,
+    /// Lines were added since the room was last flushed.
+    pub dirty: bool,
 }
 
+/// Largest log capacity kept from one pass to the next.
+const LOG_KEEP: usize = 256 << 10;
+
 impl Room {
+    pub fn log_end(&self) -> u64 {
+        self.log_base + self.log.len() as u64
+    }
+
+    /// The room's bytes `conn` has not been served yet.
+    pub fn unserved(&self, conn: &Conn) -> &[u8] {
+        let from = conn.room_pos.saturating_sub(self.log_base) as usize;
+        &self.log[from.min(self.log.len())..]
+    }
+
+    /// Copies the room's bytes `conn` has not been served into its own queue, so that whatever
+    /// is queued for it next comes after them.
+    pub fn catch_up(&self, conn: &mut Conn, pool: &mut BufferPool) {
+        if conn.room_slot.is_some() {
+            let unserved = self.unserved(conn);
+            if !unserved.is_empty() {
+                conn.out.push(unserved, pool);
+            }
+            conn.room_pos = self.log_end();
+        }
+    }
+
+    /// Marks the log served to every member (the end of a flush) and empties it.
+    pub fn clear_log(&mut self) {
+        self.log_base = self.log_end();
+        self.log.clear();
+        if self.log.capacity() > LOG_KEEP {
+            self.log = Vec::new();
+        }
+    }
+
+    pub fn members(&self) -> &[Token] {
+        &self.members
+    }
+
     pub fn find(&self, nick: &str) -> Option<Token> {
         self.by_key.get(&nick_key(nick)).copied()
     }
 
     fn join(&mut self, token: Token, conn: &mut Conn) {
         conn.room_slot = Some(self.members.len());
+        conn.room_pos = self.log_end();
         self.members.push(token);
         self.by_key.insert(nick_key(&conn.nick), token);
     }
@@ -58,8 +111,9 @@ impl Room {
     }
 }
 
-/// The parts of the server that queueing output touches, borrowed apart from the room.
+/// The parts of the server that queueing output to one connection touches.
 struct Outgoing<'a> {
+    room: &'a Room,
     conns: &'a mut Slab,
     flush_queue: &'a mut Vec<Token>,
     to_close: &'a mut Vec<(Token, u64, CloseReason)>,
@@ -71,6 +125,7 @@ struct Outgoing<'a> {
 /// fan-out is done.
 fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
     let Outgoing {
+        room,
         conns,
         flush_queue,
         to_close,
@@ -82,6 +137,8 @@ fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
     if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
         return;
     }
+    // What was said to the room before this line reaches this client before it.
+    room.catch_up(conn, pool);
     if conn.out.pending() + line.len() > max_queue {
         // Lines queued this pass have not been offered to the socket yet: a burst bigger than
         // the queue must not drop a client that reads. Only what the socket refuses counts.
@@ -110,6 +167,7 @@ impl Server {
     fn send_bytes(&mut self, token: Token, bytes: &[u8]) {
         let max_queue = self.cfg.max_queue;
         let out = Outgoing {
+            room: &self.room,
             conns: &mut self.conns,
             flush_queue: &mut self.flush_queue,
             to_close: &mut self.to_close,
@@ -155,26 +213,21 @@ impl Server {
     }
 
     fn fan_out(&mut self, except: Option<Token>, line: &[u8]) {
-        let max_queue = self.cfg.max_queue;
         let Server {
-            room,
-            conns,
-            flush_queue,
-            to_close,
-            pool,
-            ..
+            room, conns, pool, ..
         } = self;
-        for &token in &room.members {
-            if Some(token) != except {
-                let out = Outgoing {
-                    conns,
-                    flush_queue,
-                    to_close,
-                    pool,
-                };
-                enqueue(out, max_queue, token, line);
-            }
+        // The one left out is served up to here, then skips the line.
+        let skipping = except
+            .and_then(|t| conns.get_mut(t.0))
+            .filter(|c| matches!(c.phase, Phase::Registering | Phase::Chatting));
+        if let Some(conn) = skipping {
+            room.catch_up(conn, pool);
+            room.log.extend_from_slice(line);
+            conn.room_pos = room.log_end();
+        } else {
+            room.log.extend_from_slice(line);
         }
+        room.dirty = true;
     }
 
     fn send_user_list(&mut self, token: Token) {

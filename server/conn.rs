@@ -32,6 +32,9 @@ pub struct Conn {
     pub nick: Box<str>,
     /// Index in the room's member list while registered.
     pub room_slot: Option<usize>,
+    /// How far into the room's output (see `Room`) this client has been served: bytes before
+    /// it were written to its socket or copied into `out`.
+    pub room_pos: u64,
     pub framer: LineFramer,
     pub out: OutQueue,
     pub flood: FloodBucket,
@@ -67,6 +70,7 @@ impl Conn {
             serial,
             nick: Box::from(""),
             room_slot: None,
+            room_pos: 0,
             framer: LineFramer::new(),
             out: OutQueue::default(),
             flood: FloodBucket::new(now, burst),

@@ -1,7 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, every socket.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,8 @@ pub struct Server {
     pub(crate) room: Room,
     /// Connections with output to write at the end of this pass.
     pub(crate) flush_queue: Vec<Token>,
+    /// The room's members while they are flushed (kept to reuse its allocation).
+    member_scratch: Vec<Token>,
     /// Connections found too slow while a line was being fanned out, closed after it.
     pub(crate) to_close: Vec<(Token, u64, CloseReason)>,
     /// Connections that used their read budget and have more to read.
@@ -215,6 +217,7 @@ impl Server {
             conns: Slab::default(),
             room: Room::default(),
             flush_queue: Vec::new(),
+            member_scratch: Vec::new(),
             to_close: Vec::new(),
             read_again: Vec::new(),
             handshake_deadlines: VecDeque::new(),
@@ -249,7 +252,7 @@ impl Server {
         loop {
             let batch_delay = self.cfg.batch_delay;
             let timeout = match self.queued_since {
-                _ if self.flush_queue.is_empty() && self.to_close.is_empty() => self.next_timeout(),
+                _ if !self.output_waiting() && self.to_close.is_empty() => self.next_timeout(),
                 // --batch-delay: output waits for its time (or for anything due earlier).
                 Some(since) if !batch_delay.is_zero() => {
                     let due = (since + batch_delay).saturating_duration_since(Instant::now());
@@ -290,7 +293,7 @@ impl Server {
             if due {
                 self.finish_pass();
                 self.queued_since = None;
-            } else if self.queued_since.is_none() && !self.flush_queue.is_empty() {
+            } else if self.queued_since.is_none() && self.output_waiting() {
                 self.queued_since = Some(self.now);
             }
             self.trim_memory(!events.is_empty());
@@ -564,6 +567,11 @@ impl Server {
         }
     }
 
+    /// Output is queued for some connection, or lines for the room.
+    fn output_waiting(&self) -> bool {
+        !self.flush_queue.is_empty() || self.room.dirty
+    }
+
     /// Ends a loop pass: closes what was found too slow, then writes every connection that has
     /// output once, with everything queued for it this pass in as few TLS records as possible.
     fn finish_pass(&mut self) {
@@ -573,8 +581,18 @@ impl Server {
                     self.close(token, reason);
                 }
             }
+            if self.room.dirty {
+                // Closing connections (too slow, lost) adds LEAVE lines: round again.
+                self.room.dirty = false;
+                self.flush_room();
+                continue;
+            }
             if self.flush_queue.is_empty() {
-                return;
+                if self.to_close.is_empty() {
+                    self.room.clear_log();
+                    return;
+                }
+                continue;
             }
             let queue = std::mem::take(&mut self.flush_queue);
             for &token in &queue {
@@ -586,6 +604,75 @@ impl Server {
                 self.flush_queue.clear();
             }
         }
+    }
+
+    /// Serves every member the room's lines of this pass: its own queue first (its bytes come
+    /// before the room's), then straight from the room's log. Whatever the socket does not take
+    /// is copied into the member's queue, to go out when it drains; past --max-queue the member
+    /// is too slow.
+    fn flush_room(&mut self) {
+        let mut members = std::mem::take(&mut self.member_scratch);
+        members.clear();
+        members.extend_from_slice(self.room.members());
+        for &token in &members {
+            self.flush_member(token);
+        }
+        self.member_scratch = members;
+    }
+
+    fn flush_member(&mut self, token: Token) {
+        let max_queue = self.cfg.max_queue;
+        let Server {
+            room, conns, pool, ..
+        } = self;
+        let Some(conn) = conns.get_mut(token.0) else {
+            return;
+        };
+        // A member that spoke has the room's earlier lines in its own queue (`catch_up`).
+        if !matches!(conn.phase, Phase::Registering | Phase::Chatting)
+            || (room.unserved(conn).is_empty() && conn.out.pending() == 0)
+        {
+            return;
+        }
+        let mut result = conn.out.write_to(&mut conn.tls, pool);
+        if matches!(result, Ok(true)) {
+            // Everything of its own is out: write the room's bytes from the shared log.
+            loop {
+                let unserved = room.unserved(conn);
+                if unserved.is_empty() {
+                    break;
+                }
+                match conn.tls.write(unserved) {
+                    Ok(0) => {
+                        result = Err(io::ErrorKind::WriteZero.into());
+                        break;
+                    }
+                    Ok(n) => conn.room_pos += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(e) = result {
+            self.close(token, CloseReason::Lost(describe_io_error(&e)));
+            return;
+        }
+        // The socket is full: the rest waits in the member's queue. A write that returned
+        // WouldBlock is retried from there with the same bytes first, which OpenSSL allows
+        // (ACCEPT_MOVING_WRITE_BUFFER).
+        room.catch_up(conn, pool);
+        if conn.out.pending() > max_queue {
+            conn.phase = Phase::Closing;
+            conn.out.clear();
+            let serial = conn.serial;
+            self.to_close.push((token, serial, CloseReason::TooSlow));
+            return;
+        }
+        self.update_interest(token);
     }
 
     fn flush(&mut self, token: Token) {
@@ -666,6 +753,10 @@ impl Server {
             conn.out.clear();
         }
         let who = conn.who();
+        if !abrupt {
+            // What the room said before it left still reaches it.
+            self.room.catch_up(conn, &mut self.pool);
+        }
         if let Some(slot) = conn.room_slot.take() {
             let nick = std::mem::take(&mut conn.nick);
             self.room.leave(&mut self.conns, slot, &nick);

@@ -354,3 +354,27 @@ fn batch_delay_still_delivers_everything_in_order() {
         ana.expect_next(&format!("MSG carl carl {i}"));
     }
 }
+
+#[test]
+fn private_lines_keep_their_place_among_room_lines() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let (mut ana, mut bob) = server.pair();
+    let mut carl = server.join("carl");
+    ana.expect_next("JOIN carl");
+    bob.expect_next("JOIN carl");
+    // One write, so that the server most likely handles it all in one pass: room lines and
+    // private ones for the same people, interleaved.
+    ana.send_raw(b"uno\n/msg bob dos\ntres\n/users\n/msg carl cuatro\ncinco\n/ping seis\n");
+    bob.expect_next("MSG ana uno");
+    bob.expect_next("PRIVMSG ana dos");
+    bob.expect_next("MSG ana tres");
+    bob.expect_next("MSG ana cinco");
+    carl.expect_next("MSG ana uno");
+    carl.expect_next("MSG ana tres");
+    carl.expect_next("PRIVMSG ana cuatro");
+    carl.expect_next("MSG ana cinco");
+    // Ana hears none of her own lines, only her replies, in order.
+    let users = ana.read_user_list();
+    assert_eq!(users.len(), 3, "{users:?}");
+    ana.expect_next("PONG seis");
+}
