@@ -111,69 +111,49 @@ impl Room {
     }
 }
 
-/// The parts of the server that queueing output to one connection touches.
-struct Outgoing<'a> {
-    room: &'a Room,
-    conns: &'a mut Slab,
-    flush_queue: &'a mut Vec<Token>,
-    to_close: &'a mut Vec<(Token, u64, CloseReason)>,
-    pool: &'a mut BufferPool,
-}
-
-/// Queues `line` for one connection. A connection whose queue would pass `max_queue`, even after
-/// writing what its socket takes, is marked too slow instead, to be closed once the current
-/// fan-out is done.
-fn enqueue(out: Outgoing<'_>, max_queue: usize, token: Token, line: &[u8]) {
-    let Outgoing {
-        room,
-        conns,
-        flush_queue,
-        to_close,
-        pool,
-    } = out;
-    let Some(conn) = conns.get_mut(token.0) else {
-        return;
-    };
-    if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
-        return;
-    }
-    // What was said to the room before this line reaches this client before it.
-    room.catch_up(conn, pool);
-    if conn.out.pending() + line.len() > max_queue {
-        // Lines queued this pass have not been offered to the socket yet: a burst bigger than
-        // the queue must not drop a client that reads. Only what the socket refuses counts.
-        let written = conn.out.write_to(&mut conn.tls, pool);
-        let reason = match written {
-            Err(e) => Some(CloseReason::Lost(e.to_string())),
-            Ok(_) if conn.out.pending() + line.len() > max_queue => Some(CloseReason::TooSlow),
-            Ok(_) => None,
+impl Server {
+    /// Queues raw protocol bytes for one connection. A connection whose queue would pass
+    /// --max-queue, even after writing what its socket takes, is marked too slow instead, to be
+    /// closed once the current pass is done.
+    fn send_bytes(&mut self, token: Token, line: &[u8]) {
+        let max_queue = self.cfg.max_queue;
+        let Server {
+            room,
+            conns,
+            flush_queue,
+            to_close,
+            pool,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(token.0) else {
+            return;
         };
-        if let Some(reason) = reason {
-            conn.phase = Phase::Closing;
-            conn.out.clear();
-            to_close.push((token, conn.serial, reason));
+        if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
             return;
         }
-    }
-    conn.out.push(line, pool);
-    if !conn.flush_queued {
-        conn.flush_queued = true;
-        flush_queue.push(token);
-    }
-}
-
-impl Server {
-    /// Queues raw protocol bytes for one connection.
-    fn send_bytes(&mut self, token: Token, bytes: &[u8]) {
-        let max_queue = self.cfg.max_queue;
-        let out = Outgoing {
-            room: &self.room,
-            conns: &mut self.conns,
-            flush_queue: &mut self.flush_queue,
-            to_close: &mut self.to_close,
-            pool: &mut self.pool,
-        };
-        enqueue(out, max_queue, token, bytes);
+        // What was said to the room before this line reaches this client before it.
+        room.catch_up(conn, pool);
+        if conn.out.pending() + line.len() > max_queue {
+            // Lines queued this pass have not been offered to the socket yet: a burst bigger than
+            // the queue must not drop a client that reads. Only what the socket refuses counts.
+            let written = conn.out.write_to(&mut conn.tls, pool);
+            let reason = match written {
+                Err(e) => Some(CloseReason::Lost(e.to_string())),
+                Ok(_) if conn.out.pending() + line.len() > max_queue => Some(CloseReason::TooSlow),
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                conn.phase = Phase::Closing;
+                conn.out.clear();
+                to_close.push((token, conn.serial, reason));
+                return;
+            }
+        }
+        conn.out.push(line, pool);
+        if !conn.flush_queued {
+            conn.flush_queued = true;
+            flush_queue.push(token);
+        }
     }
 
     /// Formats into the server's reusable line buffer (no allocation per line), then sends
