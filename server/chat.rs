@@ -143,8 +143,7 @@ impl Server {
                 Ok(_) => None,
             };
             if let Some(reason) = reason {
-                conn.phase = Phase::Closing;
-                conn.out.clear();
+                conn.give_up();
                 to_close.push((token, conn.serial, reason));
                 return;
             }

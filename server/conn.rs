@@ -85,6 +85,13 @@ impl Conn {
         }
     }
 
+    /// Stops serving this connection (too slow, or its socket failed): what is queued for it
+    /// is dropped, and the caller has it closed at the end of the pass.
+    pub fn give_up(&mut self) {
+        self.phase = Phase::Closing;
+        self.out.clear();
+    }
+
     /// Who this is in a log line.
     pub fn who(&self) -> String {
         if self.nick.is_empty() {
@@ -141,19 +148,29 @@ impl OutQueue {
 
     /// Writes until everything is sent (`Ok(true)`) or the socket is full (`Ok(false)`).
     pub fn write_to(&mut self, w: &mut impl Write, pool: &mut BufferPool) -> io::Result<bool> {
-        while self.sent < self.buf.len() {
-            match w.write(&self.buf[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        self.sent += write_until_blocked(w, &self.buf[self.sent..])?;
+        if self.sent < self.buf.len() {
+            return Ok(false);
         }
         pool.give(std::mem::take(&mut self.buf));
         self.sent = 0;
         Ok(true)
     }
+}
+
+/// Writes as much of `bytes` as the socket takes now; returns how much that was.
+pub fn write_until_blocked(w: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match w.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }
 
 /// Output buffers of connections that sent everything, kept for the next connection with

@@ -1,7 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, every socket.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use crate::auth::{Password, Throttle};
 use crate::chat::Room;
 use crate::config::Config;
-use crate::conn::{BufferPool, Conn, Phase, Slab};
+use crate::conn::{write_until_blocked, BufferPool, Conn, Phase, Slab};
 use crate::log::log;
 use crate::tls;
 
@@ -634,29 +634,14 @@ impl Server {
         {
             return;
         }
-        let mut result = conn.out.write_to(&mut conn.tls, pool);
-        if matches!(result, Ok(true)) {
-            // Everything of its own is out: write the room's bytes from the shared log.
-            loop {
+        // Its own bytes first; once they are all out, the room's, from the shared log.
+        let result = conn.out.write_to(&mut conn.tls, pool).and_then(|all_out| {
+            if all_out {
                 let unserved = room.unserved(conn);
-                if unserved.is_empty() {
-                    break;
-                }
-                match conn.tls.write(unserved) {
-                    Ok(0) => {
-                        result = Err(io::ErrorKind::WriteZero.into());
-                        break;
-                    }
-                    Ok(n) => conn.room_pos += n as u64,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
+                conn.room_pos += write_until_blocked(&mut conn.tls, unserved)? as u64;
             }
-        }
+            Ok(())
+        });
         if let Err(e) = result {
             self.close(token, CloseReason::Lost(describe_io_error(&e)));
             return;
@@ -666,10 +651,9 @@ impl Server {
         // (ACCEPT_MOVING_WRITE_BUFFER).
         room.catch_up(conn, pool);
         if conn.out.pending() > max_queue {
-            conn.phase = Phase::Closing;
-            conn.out.clear();
-            let serial = conn.serial;
-            self.to_close.push((token, serial, CloseReason::TooSlow));
+            conn.give_up();
+            self.to_close
+                .push((token, conn.serial, CloseReason::TooSlow));
             return;
         }
         self.update_interest(token);
