@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use charla_proto::command::HELP;
 use charla_proto::reply::{push_line, push_user_list};
 use charla_proto::{
-    clean_text, nick_key, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
+    clean_text, nick_key, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
 };
 use mio::Token;
 
@@ -270,7 +270,9 @@ impl Server {
         let authenticated = self.conns.get(token.0).is_some_and(|c| c.authenticated);
         match parse_client_line(wanted) {
             ClientLine::Pass(given) if !authenticated => self.check_password(token, given),
-            ClientLine::Pass(_) => self.reply(token, &["NOTICE", "password already accepted"]),
+            ClientLine::Pass(_) => {
+                self.reply(token, &["NOTICE", notice::PASSWORD_ALREADY_ACCEPTED])
+            }
             ClientLine::Ping(tok) => self.pong(token, tok),
             ClientLine::Help => self.help(token),
             ClientLine::Quit(reason) => self.quit(token, reason),
@@ -314,10 +316,7 @@ impl Server {
         if right {
             conn.authenticated = true;
             self.throttle.succeeded(ip);
-            return self.reply(
-                token,
-                &["NOTICE", "password accepted, now send your nickname"],
-            );
+            return self.reply(token, &["NOTICE", notice::PASSWORD_ACCEPTED]);
         }
         let wait = self.throttle.failed(ip, self.now);
         log!(
@@ -423,7 +422,7 @@ impl Server {
             return;
         };
         if *conn.nick == *new {
-            return self.reply(token, &["NOTICE", "your nickname is already", new]);
+            return self.reply(token, &["NOTICE", notice::NICK_UNCHANGED, new]);
         }
         if self.room.find(new).is_some_and(|holder| holder != token) {
             return self.reply_error(

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use charla_proto::ErrorCode;
+use charla_proto::{leave_reason, notice, ErrorCode};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
@@ -59,12 +59,14 @@ impl CloseReason {
     fn leave_text(&self) -> Option<&str> {
         match self {
             CloseReason::Quit(reason) => reason.as_deref(),
-            CloseReason::PeerClosed => Some("connection closed"),
-            CloseReason::Lost(_) => Some("connection lost"),
-            CloseReason::TooSlow => Some("too slow"),
-            CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => Some("timeout"),
+            CloseReason::PeerClosed => Some(leave_reason::CONNECTION_CLOSED),
+            CloseReason::Lost(_) => Some(leave_reason::CONNECTION_LOST),
+            CloseReason::TooSlow => Some(leave_reason::TOO_SLOW),
+            CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => {
+                Some(leave_reason::TIMEOUT)
+            }
             CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => None,
-            CloseReason::Shutdown => Some("server shutting down"),
+            CloseReason::Shutdown => Some(leave_reason::SHUTTING_DOWN),
         }
     }
 
@@ -866,7 +868,7 @@ impl Server {
             match conn.phase {
                 Phase::Handshaking => self.drop_conn(token),
                 Phase::Registering | Phase::Chatting => {
-                    self.reply(token, &["NOTICE", "server shutting down"]);
+                    self.reply(token, &["NOTICE", notice::SHUTTING_DOWN]);
                     self.close(token, CloseReason::Shutdown);
                 }
                 Phase::Closing => {}

@@ -17,6 +17,18 @@ pub fn config_dir() -> PathBuf {
     PathBuf::from(home).join(".config").join("charla")
 }
 
+/// A file name as given on the command line or in the login window, made absolute against the
+/// current directory: the settings are read again from other directories. Empty stays empty.
+pub fn absolute_path(path: &str) -> String {
+    if path.is_empty() {
+        return String::new();
+    }
+    match std::path::absolute(path) {
+        Ok(abs) => abs.to_string_lossy().into_owned(),
+        Err(_) => path.to_string(),
+    }
+}
+
 /// Writes a file whole or not at all (a crash mid-write must not eat the known servers).
 fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -153,6 +165,17 @@ mod tests {
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir), s);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path("certs/server-cert.pem"),
+            cwd.join("certs/server-cert.pem").to_string_lossy()
+        );
+        assert_eq!(absolute_path("/etc/ca.pem"), "/etc/ca.pem");
+        assert_eq!(absolute_path(""), "");
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use charla_proto::{parse_client_line, validate_nick, ClientLine};
+use charla_proto::{leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
-use crate::config::{KnownServers, Settings};
-use crate::net::{Command, Event, Target, Trust};
+use crate::config::{absolute_path, KnownServers, Settings};
+use crate::net::{Command, Event, OsError, Problem, Target, Trust};
 use crate::present::{clock, Decoder, Kind, Shown};
 use crate::{AppWindow, LogEntry, Strings};
 
@@ -44,6 +44,7 @@ pub fn bind(
     app.set_port(settings.port.to_string().into());
     app.set_nick(settings.nick.as_str().into());
     app.set_ca_path(settings.ca.as_str().into());
+    app.set_version(env!("CARGO_PKG_VERSION").into());
 
     let weak = app.as_weak();
     let send = commands.clone();
@@ -123,7 +124,9 @@ pub fn event_sink(app: &AppWindow) -> impl FnMut(Event) + Send + 'static {
 fn connect(app: &AppWindow, config_dir: &std::path::Path, send: &dyn Fn(Command)) {
     let host = app.get_host().trim().to_string();
     let nick = app.get_nick().trim().to_string();
-    let ca = app.get_ca_path().trim().to_string();
+    // Saved for later runs, which may start in another directory.
+    let ca = absolute_path(app.get_ca_path().trim());
+    app.set_ca_path(ca.as_str().into());
     let Some(port) = app.get_port().trim().parse::<u16>().ok().filter(|&p| p > 0) else {
         app.set_login_error(app.global::<Strings>().invoke_bad_port());
         return;
@@ -220,7 +223,6 @@ fn with_users(app: &AppWindow, f: impl FnOnce(&VecModel<SharedString>)) {
     let users = app.get_users();
     if let Some(model) = users.as_any().downcast_ref::<VecModel<SharedString>>() {
         f(model);
-        app.set_user_count(model.row_count() as i32);
     }
 }
 
@@ -254,8 +256,14 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
             server,
             expected,
             got,
+            known_servers,
         }) => {
-            let text = strings.invoke_server_changed(server.into(), expected.into(), got.into());
+            let text = strings.invoke_server_changed(
+                server.into(),
+                expected.into(),
+                got.into(),
+                known_servers.display().to_string().into(),
+            );
             back_to_login(app, text);
         }
         UiEvent::Net(Event::Registered { nick }) => {
@@ -273,20 +281,22 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
             app.invoke_focus_input();
         }
         UiEvent::Net(Event::Refused { code, text }) => {
-            let text = match code.as_str() {
-                "nick-taken" | "nick-invalid" => strings.invoke_nick_refused(text.into()),
-                "password-required" | "bad-password" => {
-                    strings.invoke_password_refused(text.into())
+            let why = server_error(app, code.as_str(), &text);
+            let text = match code {
+                ErrorCode::NickTaken | ErrorCode::NickInvalid => strings.invoke_nick_refused(why),
+                ErrorCode::PasswordRequired | ErrorCode::BadPassword => {
+                    strings.invoke_password_refused(why)
                 }
-                _ => strings.invoke_error(text.into()),
+                _ => strings.invoke_error(why),
             };
             if app.get_page() == 1 {
                 push_log(app, Kind::Error, text.to_string());
             }
             back_to_login(app, text);
         }
-        UiEvent::Net(Event::Lost { reason, retry_in }) => {
-            let text = strings.invoke_lost(reason.into(), retry_in.as_secs() as i32);
+        UiEvent::Net(Event::Lost { problem, retry_in }) => {
+            let reason = problem_words(app, &problem);
+            let text = strings.invoke_lost(reason, retry_in.as_secs() as i32);
             app.set_chat_status(text.clone());
             // The log says it once; further failed attempts only update the status line.
             if app.get_online() {
@@ -296,16 +306,15 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
                 with_users(app, |m| m.set_vec(Vec::new()));
             }
         }
-        UiEvent::Net(Event::Failed { reason }) => {
+        UiEvent::Net(Event::Failed { problem }) => {
+            let text = strings.invoke_error(problem_words(app, &problem));
             if app.get_page() == 1 {
-                push_log(
-                    app,
-                    Kind::Error,
-                    strings.invoke_error(reason.as_str().into()).to_string(),
-                );
+                push_log(app, Kind::Error, text.to_string());
             }
-            back_to_login(app, reason.into());
+            back_to_login(app, text);
         }
+        // Own lines are in the log since they were typed.
+        UiEvent::Net(Event::Sent(_)) => {}
         UiEvent::Net(Event::Closed) => {
             app.set_online(false);
             if EXITING.get() {
@@ -354,7 +363,7 @@ fn show(app: &AppWindow, shown: Shown) {
         Shown::Left { nick, reason } => {
             with_users(app, |m| remove_user(m, &nick));
             let text = match reason {
-                Some(r) => strings.invoke_left_because(nick.into(), r.into()),
+                Some(r) => strings.invoke_left_because(nick.into(), leave_words(app, &r)),
                 None => strings.invoke_left(nick.into()),
             };
             push_log(app, Kind::System, text.to_string());
@@ -393,13 +402,120 @@ fn show(app: &AppWindow, shown: Shown) {
         Shown::Notice(text) => push_log(
             app,
             Kind::System,
-            strings.invoke_notice(text.into()).to_string(),
+            strings.invoke_notice(notice_words(app, &text)).to_string(),
         ),
-        Shown::Error { text, .. } => push_log(
+        Shown::Error { code, text } => push_log(
             app,
             Kind::Error,
-            strings.invoke_error(text.into()).to_string(),
+            strings
+                .invoke_error(server_error(app, &code, &text))
+                .to_string(),
         ),
         Shown::Other(line) => push_log(app, Kind::System, line),
+    }
+}
+
+/// A server's `ERROR <code> <text>` in the user's language; the server's text is used only where
+/// it is a detail (a nickname, a command, a usage).
+fn server_error(app: &AppWindow, code: &str, text: &str) -> SharedString {
+    let s = app.global::<Strings>();
+    let Some(code) = ErrorCode::from_word(code) else {
+        return s.invoke_err_other(code.into(), text.into());
+    };
+    match code {
+        ErrorCode::NickInvalid => s.invoke_err_nick_invalid(text.into()),
+        ErrorCode::NickTaken => s.invoke_err_nick_taken(),
+        ErrorCode::NoSuchUser => s.invoke_err_no_such_user(text.into()),
+        ErrorCode::UnknownCommand => {
+            s.invoke_err_unknown_command(text.trim_start_matches('/').into())
+        }
+        ErrorCode::MissingArgument => s.invoke_err_missing_argument(text.into()),
+        ErrorCode::LineTooLong => s.invoke_err_line_too_long(),
+        ErrorCode::BadUtf8 => s.invoke_err_bad_utf8(),
+        ErrorCode::Flood => s.invoke_err_flood(),
+        ErrorCode::ServerFull => s.invoke_err_server_full(),
+        ErrorCode::Timeout => s.invoke_err_timeout(),
+        ErrorCode::PasswordRequired => s.invoke_err_password_required(),
+        ErrorCode::BadPassword => s.invoke_err_bad_password(),
+        ErrorCode::TooManyConnections => s.invoke_err_too_many_connections(),
+    }
+}
+
+/// The server's fixed notices in the user's language; any other notice (the /help text) as it
+/// came.
+fn notice_words(app: &AppWindow, text: &str) -> SharedString {
+    let s = app.global::<Strings>();
+    if text == notice::SHUTTING_DOWN {
+        return s.invoke_shutting_down();
+    }
+    if text == notice::PASSWORD_ACCEPTED || text == notice::PASSWORD_ALREADY_ACCEPTED {
+        return s.invoke_password_accepted();
+    }
+    if let Some(nick) = text
+        .strip_prefix(notice::NICK_UNCHANGED)
+        .and_then(|rest| rest.strip_prefix(' '))
+    {
+        return s.invoke_nick_unchanged(nick.into());
+    }
+    text.into()
+}
+
+/// The server's own leave reasons in the user's language; a reason the user gave with `/quit`
+/// as it came.
+fn leave_words(app: &AppWindow, reason: &str) -> SharedString {
+    let s = app.global::<Strings>();
+    match reason {
+        leave_reason::CONNECTION_CLOSED => s.invoke_reason_closed(),
+        leave_reason::CONNECTION_LOST => s.invoke_reason_lost(),
+        leave_reason::TOO_SLOW => s.invoke_reason_too_slow(),
+        leave_reason::TIMEOUT => s.invoke_reason_timeout(),
+        leave_reason::SHUTTING_DOWN => s.invoke_shutting_down(),
+        other => other.into(),
+    }
+}
+
+/// Why a connection could not be made or was lost, in the user's language.
+fn problem_words(app: &AppWindow, problem: &Problem) -> SharedString {
+    let s = app.global::<Strings>();
+    let path = |p: &std::path::Path| SharedString::from(p.display().to_string());
+    match problem {
+        Problem::UnknownHost { host, .. } => s.invoke_unknown_host(host.into()),
+        Problem::Unreachable { server, tries } => {
+            let tried: Vec<String> = tries
+                .iter()
+                .map(|(addr, error)| format!("{addr}: {}", os_words(app, error)))
+                .collect();
+            s.invoke_unreachable(server.into(), tried.join("; ").into())
+        }
+        Problem::CertificateRejected { server, ca, detail } => {
+            s.invoke_certificate_rejected(server.into(), path(ca), detail.into())
+        }
+        Problem::TlsFailed { server, detail } => s.invoke_tls_failed(server.into(), detail.into()),
+        Problem::NoCertificate { server } => s.invoke_no_certificate(server.into()),
+        Problem::CaUnreadable { path: p, error } => {
+            s.invoke_ca_unreadable(path(p), os_words(app, error))
+        }
+        Problem::CaInvalid { path: p } => s.invoke_ca_invalid(path(p)),
+        Problem::KnownServers { path: p, error } => {
+            s.invoke_known_servers_failed(path(p), os_words(app, error))
+        }
+        Problem::NotTrusted { server } => s.invoke_not_trusted(server.into()),
+        Problem::ServerClosed => s.invoke_server_closed(),
+        Problem::NoAnswer { server } => s.invoke_no_answer(server.into()),
+        Problem::Broken(error) => s.invoke_broken(os_words(app, error)),
+        Problem::Internal(text) => text.into(),
+    }
+}
+
+fn os_words(app: &AppWindow, error: &OsError) -> SharedString {
+    let s = app.global::<Strings>();
+    match error {
+        OsError::Refused => s.invoke_os_refused(),
+        OsError::TimedOut => s.invoke_os_timed_out(),
+        OsError::Reset => s.invoke_os_reset(),
+        OsError::Unreachable => s.invoke_os_unreachable(),
+        OsError::NotFound => s.invoke_os_not_found(),
+        OsError::PermissionDenied => s.invoke_os_permission_denied(),
+        OsError::Other(text) => text.into(),
     }
 }

@@ -1,13 +1,14 @@
 //! `charla --headless`: lines typed on stdin are sent, events printed as readable lines on stdout.
 //! Same network thread and trust rules as the window.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use charla_proto::normalize_fingerprint;
+use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
 
-use crate::net::{Command, Event, Network, Target};
+use crate::net::{Command, Event, Network, OsError, Problem, Target};
 use crate::present::{clock, Decoder, Shown};
 
 enum Input {
@@ -39,6 +40,87 @@ pub fn describe(shown: &Shown) -> String {
     }
 }
 
+/// A connection problem as a line of text.
+pub fn describe_problem(problem: &Problem) -> String {
+    match problem {
+        Problem::UnknownHost { host, detail } if detail.is_empty() => {
+            format!("cannot find a server named {host}: check the name")
+        }
+        Problem::UnknownHost { host, detail } => {
+            format!("cannot find a server named {host}: check the name ({detail})")
+        }
+        Problem::Unreachable { server, tries } => {
+            let tried: Vec<String> = tries
+                .iter()
+                .map(|(addr, error)| format!("{addr}: {}", describe_os_error(error)))
+                .collect();
+            format!("cannot connect to {server} ({})", tried.join("; "))
+        }
+        Problem::CertificateRejected { server, ca, detail } => format!(
+            "the certificate of {server} does not verify against {} ({detail}): not connecting",
+            ca.display()
+        ),
+        Problem::TlsFailed { server, detail } => {
+            format!("no secure connection with {server} ({detail})")
+        }
+        Problem::NoCertificate { server } => format!("{server} showed no certificate"),
+        Problem::CaUnreadable { path, error } => format!(
+            "cannot read the certificate file {} ({})",
+            path.display(),
+            describe_os_error(error)
+        ),
+        Problem::CaInvalid { path } => format!(
+            "{} is not a certificate file (PEM, like certs/server-cert.pem)",
+            path.display()
+        ),
+        Problem::KnownServers { path, error } => format!(
+            "cannot use the trusted servers file {} ({})",
+            path.display(),
+            describe_os_error(error)
+        ),
+        Problem::NotTrusted { server } => format!("{server} was not trusted: not connected"),
+        Problem::ServerClosed => "the server closed the connection".into(),
+        Problem::NoAnswer { server } => format!("{server} did not answer in time"),
+        Problem::Broken(error) => format!("connection broken ({})", describe_os_error(error)),
+        Problem::Internal(text) => text.clone(),
+    }
+}
+
+pub fn describe_os_error(error: &OsError) -> String {
+    match error {
+        OsError::Refused => "refused: no server is listening there".into(),
+        OsError::TimedOut => "no answer".into(),
+        OsError::Reset => "the connection was cut".into(),
+        OsError::Unreachable => "the network cannot reach it".into(),
+        OsError::NotFound => "no such file".into(),
+        OsError::PermissionDenied => "permission denied".into(),
+        OsError::Other(text) => text.clone(),
+    }
+}
+
+/// The user's own line as the others see it, for a complete transcript.
+fn describe_own(me: &str, line: &str) -> Option<String> {
+    match parse_client_line(line) {
+        ClientLine::Message(text) => Some(format!("<{me}> {text}")),
+        ClientLine::Me(text) => Some(format!("* {me} {text}")),
+        ClientLine::Msg { to, text } => Some(format!("[private to {to}] <{me}> {text}")),
+        _ => None,
+    }
+}
+
+/// `/quit [reason]` typed: the reason, if any.
+fn quit_reason(line: &str) -> Option<Option<String>> {
+    let rest = line.strip_prefix("/quit")?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    Some(
+        Some(rest.trim())
+            .filter(|r| !r.is_empty())
+            .map(String::from),
+    )
+}
+
 pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
     let (tx, rx) = mpsc::channel();
     let net_tx = tx.clone();
@@ -65,36 +147,32 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
     let accept = accept_fingerprint
         .as_deref()
         .and_then(normalize_fingerprint);
-    let mut asking_trust = false;
-    let mut decoder = Decoder::default();
-    let mut out = std::io::stdout();
-    let mut say = |text: &str| {
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+    let mut session = Session {
+        network: &network,
+        pending: VecDeque::new(),
+        registered: false,
+        asking_trust: false,
+        input_ended: false,
+        leaving: false,
+        me: String::new(),
     };
+    let mut decoder = Decoder::default();
     while let Ok(input) = rx.recv() {
         match input {
-            Input::Typed(line) if asking_trust => {
-                asking_trust = false;
-                let yes = matches!(
-                    line.trim().to_lowercase().as_str(),
-                    "yes" | "y" | "sí" | "si" | "s"
-                );
-                if !yes {
-                    say("* not trusted");
+            Input::Typed(line) if session.asking_trust => session.trust_answer(&line),
+            Input::Typed(line) if session.registered => session.typed(line),
+            // Kept until it is known whether the first line answers a trust question.
+            Input::Typed(line) => session.pending.push_back(line),
+            Input::Eof => {
+                session.input_ended = true;
+                if session.asking_trust {
+                    say("* no answer (end of input): not trusted");
+                    session.asking_trust = false;
+                    network.send(Command::TrustAnswer(false));
+                } else if session.registered {
+                    session.leave(None);
                 }
-                network.send(Command::TrustAnswer(yes));
             }
-            Input::Typed(line) => match line.strip_prefix("/quit") {
-                Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
-                    let reason = Some(rest.trim())
-                        .filter(|r| !r.is_empty())
-                        .map(String::from);
-                    network.send(Command::Quit(reason));
-                }
-                _ => network.send(Command::Send(line)),
-            },
-            Input::Eof => network.send(Command::Quit(None)),
             Input::Net(event) => {
                 match event {
                     Event::Connecting { server, attempt } if attempt <= 1 => {
@@ -119,37 +197,69 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                             say(&format!("* {server} is not known yet. Its certificate's SHA-256 fingerprint is"));
                             say(&format!("  {fingerprint}"));
                             say("  Compare it with the one gen-certs.sh printed on the server. Trust it? (yes/no)");
-                            asking_trust = true;
+                            session.asking_trust = true;
+                            if let Some(answer) = session.pending.pop_front() {
+                                session.trust_answer(&answer);
+                            } else if session.input_ended {
+                                say("* no answer (end of input): not trusted");
+                                session.asking_trust = false;
+                                network.send(Command::TrustAnswer(false));
+                            }
                         }
                     },
                     Event::ServerChanged {
                         server,
                         expected,
                         got,
+                        known_servers,
                     } => {
                         say(&format!("! WARNING: {server} shows a DIFFERENT certificate than the one trusted before."));
                         say(&format!("!   trusted: {expected}"));
                         say(&format!("!   now:     {got}"));
                         say("! Someone may be impersonating the server, or it got a new certificate. Not connecting.");
-                        say("! If the change is expected, remove its line from the known_servers file and connect again.");
+                        say(&format!(
+                        "! If the change is expected, remove the line of {server} from {} and connect again.",
+                        known_servers.display()
+                    ));
                         return ExitCode::FAILURE;
                     }
-                    Event::Registered { nick } => say(&format!("* connected as {nick}")),
+                    Event::Registered { nick } => {
+                        say(&format!("* connected as {nick}"));
+                        session.me = nick;
+                        session.registered = true;
+                        while let Some(line) = session.pending.pop_front() {
+                            session.typed(line);
+                        }
+                        if session.input_ended {
+                            session.leave(None);
+                        }
+                    }
+                    Event::Sent(line) => {
+                        if let Some(text) = describe_own(&session.me, &line) {
+                            say(&format!("[{}] {text}", clock()));
+                        }
+                    }
                     Event::Line(line) => {
                         if let Some(shown) = decoder.decode(&line) {
+                            if let Shown::Renamed { old, new } = &shown {
+                                if *old == session.me {
+                                    session.me = new.clone();
+                                }
+                            }
                             say(&format!("[{}] {}", clock(), describe(&shown)));
                         }
                     }
                     Event::Refused { code, text } => {
-                        say(&format!("! refused ({code}): {text}"));
+                        say(&format!("! refused ({}): {text}", code.as_str()));
                         return ExitCode::FAILURE;
                     }
-                    Event::Lost { reason, retry_in } => say(&format!(
-                        "! {reason}; reconnecting in {} s",
+                    Event::Lost { problem, retry_in } => say(&format!(
+                        "! {}; reconnecting in {} s",
+                        describe_problem(&problem),
                         retry_in.as_secs()
                     )),
-                    Event::Failed { reason } => {
-                        say(&format!("! {reason}"));
+                    Event::Failed { problem } => {
+                        say(&format!("! {}", describe_problem(&problem)));
                         return ExitCode::FAILURE;
                     }
                     Event::Closed => return ExitCode::SUCCESS,
@@ -157,5 +267,56 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
             }
         }
     }
-    ExitCode::SUCCESS
+    ExitCode::FAILURE
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// What the user typed, and what is left to do with it.
+struct Session<'a> {
+    network: &'a Network,
+    /// Typed before registration: sent once registered, unless the first one answers a trust
+    /// question.
+    pending: VecDeque<String>,
+    registered: bool,
+    asking_trust: bool,
+    input_ended: bool,
+    /// `/quit` was given: later input is not sent.
+    leaving: bool,
+    me: String,
+}
+
+impl Session<'_> {
+    fn trust_answer(&mut self, line: &str) {
+        self.asking_trust = false;
+        let yes = matches!(
+            line.trim().to_lowercase().as_str(),
+            "yes" | "y" | "sí" | "si" | "s"
+        );
+        if !yes {
+            say("* not trusted");
+        }
+        self.network.send(Command::TrustAnswer(yes));
+    }
+
+    fn typed(&mut self, line: String) {
+        if self.leaving {
+            return;
+        }
+        match quit_reason(&line) {
+            Some(reason) => self.leave(reason),
+            None => self.network.send(Command::Send(line)),
+        }
+    }
+
+    fn leave(&mut self, reason: Option<String>) {
+        if !self.leaving {
+            self.leaving = true;
+            self.network.send(Command::Quit(reason));
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use charla::config::{config_dir, KnownServers, Settings};
+use charla::config::{absolute_path, config_dir, KnownServers, Settings};
 use charla::net::{Command, Network, Target, Trust};
 use charla::{gui, headless, AppWindow};
 use slint::ComponentHandle;
@@ -150,7 +150,7 @@ fn main() -> ExitCode {
         settings.nick = n.clone();
     }
     if let Some(ca) = &opts.ca {
-        settings.ca = ca.clone();
+        settings.ca = absolute_path(ca);
     }
     if opts.headless {
         if settings.nick.is_empty() {

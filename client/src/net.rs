@@ -1,15 +1,23 @@
 //! The network thread: owns the TLS stream (a native-tls stream cannot be split) and serves both
 //! the socket and the commands from the UI, on one `mio::Poll` woken by a `Waker`.
+//!
+//! Connecting never blocks the thread, so that the UI's commands (closing the window) are served
+//! at once: the name is looked up on a short-lived thread of its own (a lookup can hang); every
+//! address found is tried in the resolver's order, the next one as soon as the previous refuses or
+//! after [`DIAL_STAGGER`] without an answer (the slow one keeps its chance meanwhile, as in
+//! RFC 8305), so that `localhost` works whether the server listens on `::1` or `127.0.0.1`; the
+//! first address that answers gets the TLS handshake.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use charla_proto::{fingerprint, parse_server_line, Frame, LineFramer, ServerLine};
+use charla_proto::{fingerprint, parse_server_line, ErrorCode, Frame, LineFramer, ServerLine};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use native_tls::{Certificate, HandshakeError, MidHandshakeTlsStream, TlsConnector, TlsStream};
@@ -18,6 +26,10 @@ use crate::config::KnownServers;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// Sockets still connecting get tokens from here on, a new one for every socket.
+const FIRST_DIAL_TOKEN: usize = 2;
+/// How long one address may stay silent before the next one is tried as well.
+pub const DIAL_STAGGER: Duration = Duration::from_millis(250);
 /// From connect to WELCOME.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// After `/quit`, how long to wait for the server to close.
@@ -25,6 +37,15 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retries come back within this: a restarted server sees its users again within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_SERVER_LINE: usize = 1 << 20;
+
+/// Looks up a host's addresses, in the order to try them. Runs on a thread of its own.
+pub type Resolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// The system's resolver (getaddrinfo), in the order it prefers: on a stock Debian or Ubuntu
+/// desktop `localhost` gives `::1` before `127.0.0.1`.
+pub fn system_resolver() -> Resolver {
+    Arc::new(|host: &str, port: u16| Ok((host, port).to_socket_addrs()?.collect()))
+}
 
 /// How the server's certificate is checked.
 #[derive(Debug, Clone)]
@@ -57,6 +78,89 @@ impl Target {
     }
 }
 
+/// An operating system error, sorted into what a person can act on; the UI words each in its
+/// language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OsError {
+    /// Nothing listens there.
+    Refused,
+    TimedOut,
+    /// The other side broke the connection off.
+    Reset,
+    /// No route to that host or network.
+    Unreachable,
+    NotFound,
+    PermissionDenied,
+    /// Anything else: the system's own words, without the error number.
+    Other(String),
+}
+
+impl From<&io::Error> for OsError {
+    fn from(e: &io::Error) -> OsError {
+        use io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => OsError::Refused,
+            K::TimedOut => OsError::TimedOut,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                OsError::Reset
+            }
+            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
+                OsError::Unreachable
+            }
+            K::NotFound => OsError::NotFound,
+            K::PermissionDenied => OsError::PermissionDenied,
+            _ => {
+                let text = e.to_string();
+                let plain = match text.rfind(" (os error ") {
+                    Some(i) => &text[..i],
+                    None => &text,
+                };
+                OsError::Other(plain.to_string())
+            }
+        }
+    }
+}
+
+/// Why a connection could not be made or was lost, in parts that the UI words in its language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The name could not be looked up, or has no address. `detail` is the resolver's word, if
+    /// any.
+    UnknownHost { host: String, detail: String },
+    /// No address answered: each address tried, and why it failed.
+    Unreachable {
+        server: String,
+        tries: Vec<(SocketAddr, OsError)>,
+    },
+    /// The server's certificate does not verify against the certificate file. `detail` is
+    /// OpenSSL's verdict ("self-signed certificate", "hostname mismatch", ...).
+    CertificateRejected {
+        server: String,
+        ca: PathBuf,
+        detail: String,
+    },
+    /// The TLS handshake failed otherwise; `detail` is OpenSSL's reason.
+    TlsFailed { server: String, detail: String },
+    /// The server showed no certificate to pin.
+    NoCertificate { server: String },
+    /// The certificate file given to verify the server with cannot be read.
+    CaUnreadable { path: PathBuf, error: OsError },
+    /// The certificate file is not a PEM certificate.
+    CaInvalid { path: PathBuf },
+    /// The known-servers file cannot be read or written.
+    KnownServers { path: PathBuf, error: OsError },
+    /// The user did not trust a new server.
+    NotTrusted { server: String },
+    /// The server closed the connection.
+    ServerClosed,
+    /// No answer in time.
+    NoAnswer { server: String },
+    /// Reading or writing the connection failed.
+    Broken(OsError),
+    /// The client itself could not go on (its event loop, a thread, the TLS library).
+    Internal(String),
+}
+
 /// What the UI asks of the network thread.
 #[derive(Debug)]
 pub enum Command {
@@ -66,7 +170,9 @@ pub enum Command {
     Send(String),
     /// The user's answer about a new server's fingerprint.
     TrustAnswer(bool),
-    /// `/quit [reason]`, then stop.
+    /// Leave with `/quit [reason]`: at once when registered; while a connection is being made,
+    /// once it is registered and the waiting lines are sent. Ends with `Closed`, or `Failed` if
+    /// the connection cannot be made.
     Quit(Option<String>),
     /// End the thread.
     Shutdown,
@@ -84,36 +190,53 @@ pub enum Event {
         server: String,
         fingerprint: String,
     },
-    /// The server shows a different certificate than the one remembered: refused.
+    /// The server shows a different certificate than the one remembered in `known_servers`:
+    /// refused.
     ServerChanged {
         server: String,
         expected: String,
         got: String,
+        known_servers: PathBuf,
     },
     Registered {
         nick: String,
     },
+    /// A line the user gave with `Command::Send` went to the server.
+    Sent(String),
     /// A line from the server, after registration (and any line before it that is not a reply to
     /// the nickname).
     Line(String),
-    /// The server turned the registration down (`nick-taken`, `nick-invalid`,
-    /// `password-required`, `bad-password`, `server-full`, `too-many-connections`); the
-    /// connection is closed.
+    /// The server turned the registration down; the connection is closed.
     Refused {
-        code: String,
+        code: ErrorCode,
         text: String,
     },
     /// The connection dropped; a new attempt follows after `retry_in`.
     Lost {
-        reason: String,
+        problem: Problem,
         retry_in: Duration,
     },
     /// Nothing more will happen until a new `Connect`.
     Failed {
-        reason: String,
+        problem: Problem,
     },
     /// The connection was closed after `/quit`.
     Closed,
+}
+
+/// The errors with which a server turns a registration down (and closes, or waits for another
+/// try that this client does not make).
+fn refuses_registration(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NickTaken
+            | ErrorCode::NickInvalid
+            | ErrorCode::PasswordRequired
+            | ErrorCode::BadPassword
+            | ErrorCode::ServerFull
+            | ErrorCode::TooManyConnections
+            | ErrorCode::Timeout
+    )
 }
 
 /// Handle to the network thread.
@@ -126,10 +249,18 @@ pub struct Network {
 impl Network {
     /// Starts the thread; `on_event` runs on it for every event.
     pub fn start(on_event: impl FnMut(Event) + Send + 'static) -> io::Result<Network> {
+        Network::start_with_resolver(on_event, system_resolver())
+    }
+
+    /// As `start`, with names looked up by `resolver`.
+    pub fn start_with_resolver(
+        on_event: impl FnMut(Event) + Send + 'static,
+        resolver: Resolver,
+    ) -> io::Result<Network> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (commands, rx) = mpsc::channel();
-        let worker = Worker::new(poll, rx, Box::new(on_event));
+        let worker = Worker::new(poll, waker.clone(), rx, Box::new(on_event), resolver);
         let thread = std::thread::Builder::new()
             .name("charla-net".into())
             .spawn(move || worker.run())?;
@@ -156,19 +287,40 @@ impl Drop for Network {
     }
 }
 
+/// The addresses of one connection attempt.
+struct Dialer {
+    /// Not tried yet, in the resolver's order.
+    waiting: VecDeque<SocketAddr>,
+    /// Still connecting: a slow address keeps its chance while the next ones are tried.
+    trying: Vec<(Token, SocketAddr, TcpStream)>,
+    failed: Vec<(SocketAddr, OsError)>,
+    /// When to start the next waiting address if none has answered by then.
+    next_at: Option<Instant>,
+}
+
 enum Link {
     Down,
-    Connecting(TcpStream),
+    /// Waiting for lookup number `.0` (stale answers of earlier lookups are ignored).
+    Resolving(u64),
+    Dialing(Dialer),
     Handshaking(MidHandshakeTlsStream<TcpStream>),
     /// TLS is up, waiting for the user to accept this new server.
     AwaitingTrust(String),
     Up(TlsStream<TcpStream>),
 }
 
+type Lookup = (u64, io::Result<Vec<SocketAddr>>);
+
 struct Worker {
     poll: Poll,
+    waker: Arc<Waker>,
     commands: Receiver<Command>,
     on_event: Box<dyn FnMut(Event) + Send>,
+    resolver: Resolver,
+    lookups_tx: Sender<Lookup>,
+    lookups: Receiver<Lookup>,
+    last_lookup: u64,
+    next_dial_token: usize,
     target: Option<Target>,
     link: Link,
     registered: bool,
@@ -177,7 +329,10 @@ struct Worker {
     attempt: u32,
     retry_at: Option<Instant>,
     deadline: Option<Instant>,
+    /// `/quit` was sent: the server's close ends the session.
     quitting: bool,
+    /// The `/quit` line to send once registered and the backlog is out.
+    quit_when_registered: Option<String>,
     framer: LineFramer,
     out: Vec<u8>,
     out_sent: usize,
@@ -189,13 +344,22 @@ struct Worker {
 impl Worker {
     fn new(
         poll: Poll,
+        waker: Arc<Waker>,
         commands: Receiver<Command>,
         on_event: Box<dyn FnMut(Event) + Send>,
+        resolver: Resolver,
     ) -> Worker {
+        let (lookups_tx, lookups) = mpsc::channel();
         Worker {
             poll,
+            waker,
             commands,
             on_event,
+            resolver,
+            lookups_tx,
+            lookups,
+            last_lookup: 0,
+            next_dial_token: FIRST_DIAL_TOKEN,
             target: None,
             link: Link::Down,
             registered: false,
@@ -204,6 +368,7 @@ impl Worker {
             retry_at: None,
             deadline: None,
             quitting: false,
+            quit_when_registered: None,
             framer: LineFramer::new(),
             out: Vec::new(),
             out_sent: 0,
@@ -216,22 +381,34 @@ impl Worker {
         (self.on_event)(event);
     }
 
+    fn server_name(&self) -> String {
+        self.target.as_ref().map(Target::server).unwrap_or_default()
+    }
+
     fn run(mut self) {
         let mut events = Events::with_capacity(16);
         loop {
-            let timeout = [self.retry_at, self.deadline]
+            let dial_at = match &self.link {
+                Link::Dialing(d) => d.next_at,
+                _ => None,
+            };
+            let timeout = [self.retry_at, self.deadline, dial_at]
                 .into_iter()
                 .flatten()
                 .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    let reason = format!("event loop failed: {e}");
-                    self.emit(Event::Failed { reason });
+                    let problem = Problem::Internal(format!("event loop failed: {e}"));
+                    self.emit(Event::Failed { problem });
                     return;
                 }
             }
-            let socket_ready = events.iter().any(|e| e.token() == SOCKET);
+            let ready: Vec<Token> = events
+                .iter()
+                .map(|e| e.token())
+                .filter(|&t| t != WAKER)
+                .collect();
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
@@ -242,8 +419,15 @@ impl Worker {
                     Err(TryRecvError::Empty) => break,
                 }
             }
-            if socket_ready {
-                self.socket_ready();
+            while let Ok((id, result)) = self.lookups.try_recv() {
+                self.looked_up(id, result);
+            }
+            for token in ready {
+                if token == SOCKET {
+                    self.socket_ready();
+                } else {
+                    self.dial_ready(token);
+                }
             }
             self.timers();
         }
@@ -251,34 +435,41 @@ impl Worker {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Connect(target) => {
+            Command::Connect(mut target) => {
                 self.drop_link();
+                // `[::1]` as typed in a URL is the address `::1`.
+                if let Some(bare) = target
+                    .host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                {
+                    target.host = bare.to_string();
+                }
                 self.target = Some(target);
                 self.was_registered = false;
                 self.quitting = false;
+                self.quit_when_registered = None;
                 self.attempt = 0;
                 self.backlog.clear();
                 self.start_connect();
             }
             Command::Send(line) => {
                 if self.registered {
-                    self.queue_line(&line);
+                    self.send_user_line(line);
                 } else {
                     self.backlog.push(line);
                 }
             }
             Command::TrustAnswer(accepted) => self.trust_answer(accepted),
             Command::Quit(reason) => {
-                self.target = None;
-                self.retry_at = None;
+                let line = match reason {
+                    Some(r) => format!("/quit {r}"),
+                    None => "/quit".to_string(),
+                };
                 if self.registered {
-                    self.quitting = true;
-                    let line = match reason {
-                        Some(r) => format!("/quit {r}"),
-                        None => "/quit".to_string(),
-                    };
-                    self.queue_line(&line);
-                    self.deadline = Some(Instant::now() + QUIT_TIMEOUT);
+                    self.quit(line);
+                } else if self.target.is_some() {
+                    self.quit_when_registered = Some(line);
                 } else {
                     self.drop_link();
                     self.emit(Event::Closed);
@@ -286,6 +477,14 @@ impl Worker {
             }
             Command::Shutdown => unreachable!("handled by the loop"),
         }
+    }
+
+    fn quit(&mut self, line: String) {
+        self.target = None;
+        self.retry_at = None;
+        self.quitting = true;
+        self.queue_line(&line);
+        self.deadline = Some(Instant::now() + QUIT_TIMEOUT);
     }
 
     fn start_connect(&mut self) {
@@ -298,72 +497,163 @@ impl Worker {
             server: target.server(),
             attempt: self.attempt,
         });
-        let addr = match (target.host.as_str(), target.port)
-            .to_socket_addrs()
-            .map(|mut a| a.next())
-        {
-            Ok(Some(addr)) => addr,
-            Ok(None) => return self.connection_lost(format!("{}: no address found", target.host)),
-            Err(e) => return self.connection_lost(format!("cannot find {}: {e}", target.host)),
-        };
-        match self.open_socket(addr) {
-            Ok(tcp) => {
-                self.link = Link::Connecting(tcp);
-                self.deadline = Some(Instant::now() + CONNECT_TIMEOUT);
-            }
-            Err(e) => self.connection_lost(format!("cannot connect to {}: {e}", target.server())),
+        self.deadline = Some(Instant::now() + CONNECT_TIMEOUT);
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            return self.dial(Dialer::new(vec![SocketAddr::new(ip, target.port)]));
+        }
+        self.last_lookup += 1;
+        let id = self.last_lookup;
+        let (resolver, results, waker) = (
+            self.resolver.clone(),
+            self.lookups_tx.clone(),
+            self.waker.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("charla-lookup".into())
+            .spawn(move || {
+                let found = resolver(&target.host, target.port);
+                if results.send((id, found)).is_ok() {
+                    let _ = waker.wake();
+                }
+            });
+        match spawned {
+            Ok(_) => self.link = Link::Resolving(id),
+            Err(e) => self.give_up(Problem::Internal(format!("cannot start a lookup: {e}"))),
         }
     }
 
-    fn open_socket(&mut self, addr: SocketAddr) -> io::Result<TcpStream> {
+    fn looked_up(&mut self, id: u64, found: io::Result<Vec<SocketAddr>>) {
+        if !matches!(self.link, Link::Resolving(current) if current == id) {
+            return;
+        }
+        self.link = Link::Down;
+        let host = self
+            .target
+            .as_ref()
+            .map(|t| t.host.clone())
+            .unwrap_or_default();
+        match found {
+            Ok(addrs) if !addrs.is_empty() => self.dial(Dialer::new(addrs)),
+            Ok(_) => self.connection_lost(Problem::UnknownHost {
+                host,
+                detail: String::new(),
+            }),
+            Err(e) => {
+                let text = e.to_string();
+                let detail = text
+                    .strip_prefix("failed to lookup address information: ")
+                    .unwrap_or(&text)
+                    .to_string();
+                self.connection_lost(Problem::UnknownHost { host, detail })
+            }
+        }
+    }
+
+    /// Starts the next address that can be started; reports when nothing is left to try.
+    fn dial(&mut self, mut dialer: Dialer) {
+        while let Some(addr) = dialer.waiting.pop_front() {
+            match self.open_socket(addr) {
+                Ok((token, tcp)) => {
+                    dialer.trying.push((token, addr, tcp));
+                    dialer.next_at =
+                        (!dialer.waiting.is_empty()).then(|| Instant::now() + DIAL_STAGGER);
+                    self.link = Link::Dialing(dialer);
+                    return;
+                }
+                Err(e) => dialer.failed.push((addr, OsError::from(&e))),
+            }
+        }
+        dialer.next_at = None;
+        if dialer.trying.is_empty() {
+            let server = self.server_name();
+            return self.connection_lost(Problem::Unreachable {
+                server,
+                tries: dialer.failed,
+            });
+        }
+        self.link = Link::Dialing(dialer);
+    }
+
+    fn open_socket(&mut self, addr: SocketAddr) -> io::Result<(Token, TcpStream)> {
         let mut tcp = TcpStream::connect(addr)?;
-        let _ = tcp.set_nodelay(true);
-        self.interest = Interest::READABLE | Interest::WRITABLE;
+        let token = Token(self.next_dial_token);
+        self.next_dial_token += 1;
         self.poll
             .registry()
-            .register(&mut tcp, SOCKET, self.interest)?;
-        Ok(tcp)
+            .register(&mut tcp, token, Interest::READABLE | Interest::WRITABLE)?;
+        Ok((token, tcp))
+    }
+
+    /// A connecting socket is ready: connected, or failed.
+    fn dial_ready(&mut self, token: Token) {
+        let Link::Dialing(mut dialer) = std::mem::replace(&mut self.link, Link::Down) else {
+            return;
+        };
+        let Some(i) = dialer.trying.iter().position(|(t, ..)| *t == token) else {
+            self.link = Link::Dialing(dialer);
+            return;
+        };
+        let tcp = &dialer.trying[i].2;
+        let outcome = match tcp.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match tcp.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    // Not yet: a spurious wake-up.
+                    self.link = Link::Dialing(dialer);
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let (_, addr, mut tcp) = dialer.trying.remove(i);
+        match outcome {
+            Ok(()) => {
+                for (_, _, mut other) in dialer.trying.drain(..) {
+                    let _ = self.poll.registry().deregister(&mut other);
+                }
+                self.connected(tcp);
+            }
+            Err(e) => {
+                let _ = self.poll.registry().deregister(&mut tcp);
+                dialer.failed.push((addr, OsError::from(&e)));
+                // A refusal is an answer: no reason to wait before the next address.
+                self.dial(dialer);
+            }
+        }
+    }
+
+    fn connected(&mut self, mut tcp: TcpStream) {
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        let _ = tcp.set_nodelay(true);
+        // The handshake does not say whether it waits to read or to write: both.
+        self.interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .reregister(&mut tcp, SOCKET, self.interest)
+        {
+            return self.connection_lost(Problem::Broken(OsError::from(&e)));
+        }
+        let connector = match tls_connector(&target.trust) {
+            Ok(c) => c,
+            Err(problem) => return self.give_up(problem),
+        };
+        self.handshake_result(connector.connect(&target.host, tcp));
     }
 
     fn socket_ready(&mut self) {
         match std::mem::replace(&mut self.link, Link::Down) {
-            Link::Down => {}
-            Link::Connecting(tcp) => self.tcp_connected(tcp),
             Link::Handshaking(mid) => self.handshake_result(mid.handshake()),
-            link @ Link::AwaitingTrust(_) => self.link = link,
             Link::Up(tls) => {
                 self.link = Link::Up(tls);
                 self.flush();
                 self.read();
             }
+            other => self.link = other,
         }
-    }
-
-    fn tcp_connected(&mut self, tcp: TcpStream) {
-        let Some(target) = self.target.clone() else {
-            return;
-        };
-        match tcp.take_error() {
-            Ok(Some(e)) | Err(e) => {
-                return self.connection_lost(format!("cannot connect to {}: {e}", target.server()))
-            }
-            Ok(None) => {}
-        }
-        match tcp.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                self.link = Link::Connecting(tcp);
-                return;
-            }
-            Err(e) => {
-                return self.connection_lost(format!("cannot connect to {}: {e}", target.server()))
-            }
-        }
-        let connector = match tls_connector(&target.trust) {
-            Ok(c) => c,
-            Err(reason) => return self.give_up(reason),
-        };
-        self.handshake_result(connector.connect(&target.host, tcp));
     }
 
     fn handshake_result(
@@ -374,18 +664,25 @@ impl Worker {
             Ok(tls) => self.tls_up(tls),
             Err(HandshakeError::WouldBlock(mid)) => self.link = Link::Handshaking(mid),
             Err(HandshakeError::Failure(e)) => {
-                let server = self.target.as_ref().map(Target::server).unwrap_or_default();
-                let text = e.to_string();
-                let reason = if text.contains("certificate verify failed") {
-                    format!("the certificate of {server} could not be verified ({text})")
-                } else {
-                    format!("TLS with {server} failed: {text}")
-                };
-                // A certificate that fails verification will not pass on a retry either.
-                if text.contains("certificate") {
-                    self.give_up(reason)
-                } else {
-                    self.connection_lost(reason)
+                let server = self.server_name();
+                match tls_failure(&e) {
+                    TlsFailure::Unverified => {
+                        let ca = match self.target.as_ref().map(|t| &t.trust) {
+                            Some(Trust::CaFile(path)) => path.clone(),
+                            _ => PathBuf::new(),
+                        };
+                        // A certificate that fails verification will not pass on a retry either.
+                        self.give_up(Problem::CertificateRejected {
+                            server,
+                            ca,
+                            detail: verify_verdict(&e),
+                        })
+                    }
+                    TlsFailure::Io(error) => self.connection_lost(Problem::Broken(error)),
+                    TlsFailure::Closed => self.connection_lost(Problem::ServerClosed),
+                    TlsFailure::Protocol(detail) => {
+                        self.connection_lost(Problem::TlsFailed { server, detail })
+                    }
                 }
             }
         }
@@ -396,16 +693,16 @@ impl Worker {
             return;
         };
         if let Trust::Pinned(known) = &target.trust {
-            let got = match tls.peer_certificate() {
-                Ok(Some(cert)) => match cert.to_der() {
-                    Ok(der) => fingerprint(&der),
-                    Err(e) => {
-                        return self.give_up(format!("cannot read the server's certificate: {e}"))
-                    }
-                },
-                _ => return self.give_up("the server showed no certificate".into()),
-            };
             let server = target.server();
+            let der = tls
+                .peer_certificate()
+                .ok()
+                .flatten()
+                .and_then(|cert| cert.to_der().ok());
+            let Some(der) = der else {
+                return self.give_up(Problem::NoCertificate { server });
+            };
+            let got = fingerprint(&der);
             match known.lookup(&server) {
                 Ok(Some(expected)) if expected == got => {}
                 Ok(Some(expected)) => {
@@ -417,6 +714,7 @@ impl Worker {
                         server,
                         expected,
                         got,
+                        known_servers: known.path().to_path_buf(),
                     });
                 }
                 Ok(None) => {
@@ -431,7 +729,10 @@ impl Worker {
                     });
                 }
                 Err(e) => {
-                    return self.give_up(format!("cannot read {}: {e}", known.path().display()))
+                    return self.give_up(Problem::KnownServers {
+                        path: known.path().to_path_buf(),
+                        error: OsError::from(&e),
+                    })
                 }
             }
         }
@@ -439,9 +740,6 @@ impl Worker {
         self.framer = LineFramer::new();
         self.out.clear();
         self.out_sent = 0;
-        if let Some(password) = &target.password {
-            self.queue_line(&format!("/pass {password}"));
-        }
         if let Some(password) = &target.password {
             self.queue_line(&format!("/pass {password}"));
         }
@@ -460,15 +758,25 @@ impl Worker {
         else {
             return;
         };
-        let server = self.target.as_ref().map(Target::server).unwrap_or_default();
+        let server = self.server_name();
         if !accepted {
-            return self.give_up(format!("{server} was not trusted: not connected"));
+            return self.give_up(Problem::NotTrusted { server });
         }
         if let Err(e) = known.remember(&server, &fp) {
-            return self.give_up(format!("cannot save {}: {e}", known.path().display()));
+            return self.give_up(Problem::KnownServers {
+                path: known.path().to_path_buf(),
+                error: OsError::from(&e),
+            });
         }
         self.attempt = 0;
         self.start_connect();
+    }
+
+    fn send_user_line(&mut self, line: String) {
+        self.queue_line(&line);
+        if self.registered {
+            self.emit(Event::Sent(line));
+        }
     }
 
     fn queue_line(&mut self, line: &str) {
@@ -498,7 +806,7 @@ impl Worker {
             self.out_sent = 0;
         }
         if let Some(e) = failure {
-            return self.connection_lost(format!("connection lost: {e}"));
+            return self.connection_lost(Problem::Broken(OsError::from(&e)));
         }
         let wanted = if self.out.is_empty() {
             Interest::READABLE
@@ -506,15 +814,17 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE
         };
         if wanted != self.interest {
-            if let Link::Up(tls) = &mut self.link {
-                if self
-                    .poll
-                    .registry()
-                    .reregister(tls.get_mut(), SOCKET, wanted)
-                    .is_ok()
-                {
-                    self.interest = wanted;
-                }
+            let Link::Up(tls) = &mut self.link else {
+                return;
+            };
+            match self
+                .poll
+                .registry()
+                .reregister(tls.get_mut(), SOCKET, wanted)
+            {
+                Ok(()) => self.interest = wanted,
+                // Without the registration nothing more would be read or written.
+                Err(e) => self.connection_lost(Problem::Broken(OsError::from(&e))),
             }
         }
     }
@@ -526,7 +836,7 @@ impl Worker {
                 return;
             };
             match tls.read(&mut buf) {
-                Ok(0) => return self.connection_lost("the server closed the connection".into()),
+                Ok(0) => return self.connection_lost(Problem::ServerClosed),
                 Ok(n) => {
                     let mut framer = std::mem::take(&mut self.framer);
                     let mut lines = Vec::new();
@@ -543,7 +853,7 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.connection_lost(format!("connection lost: {e}")),
+                Err(e) => return self.connection_lost(Problem::Broken(OsError::from(&e))),
             }
         }
     }
@@ -567,24 +877,23 @@ impl Worker {
                 self.deadline = None;
                 self.emit(Event::Registered { nick });
                 for line in std::mem::take(&mut self.backlog) {
-                    self.queue_line(&line);
+                    self.send_user_line(line);
+                }
+                if let Some(quit) = self.quit_when_registered.take() {
+                    self.quit(quit);
                 }
             }
-            ServerLine::Error {
-                code:
-                    code @ ("nick-taken"
-                    | "nick-invalid"
-                    | "password-required"
-                    | "bad-password"
-                    | "server-full"
-                    | "too-many-connections"),
-                text,
-            } => {
-                let (code, text) = (code.to_string(), text.to_string());
-                self.drop_link();
-                self.target = None;
-                self.deadline = None;
-                self.emit(Event::Refused { code, text });
+            ServerLine::Error { code, text } => {
+                match ErrorCode::from_word(code).filter(|&c| refuses_registration(c)) {
+                    Some(code) => {
+                        let text = text.to_string();
+                        self.drop_link();
+                        self.target = None;
+                        self.deadline = None;
+                        self.emit(Event::Refused { code, text });
+                    }
+                    None => self.emit(Event::Line(line)),
+                }
             }
             _ => self.emit(Event::Line(line)),
         }
@@ -595,6 +904,13 @@ impl Worker {
         if self.retry_at.is_some_and(|at| at <= now) {
             self.start_connect();
         }
+        if let Link::Dialing(dialer) = &mut self.link {
+            if dialer.next_at.is_some_and(|at| at <= now) {
+                let dialer = std::mem::replace(dialer, Dialer::new(Vec::new()));
+                self.link = Link::Down;
+                self.dial(dialer);
+            }
+        }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
             if self.quitting {
@@ -602,35 +918,38 @@ impl Worker {
                 self.quitting = false;
                 self.emit(Event::Closed);
             } else {
-                self.connection_lost("the server did not answer in time".into());
+                let server = self.server_name();
+                self.connection_lost(Problem::NoAnswer { server });
             }
         }
     }
 
     /// The connection could not be made or was lost: retried if this session was registered
-    /// before, else reported as a failure (the user is still at the login window).
-    fn connection_lost(&mut self, reason: String) {
+    /// before (and is not just waiting to leave), else reported as a failure (the user is still at
+    /// the login window).
+    fn connection_lost(&mut self, problem: Problem) {
         self.drop_link();
         if self.quitting {
             self.quitting = false;
             return self.emit(Event::Closed);
         }
-        if self.was_registered && self.target.is_some() {
+        if self.was_registered && self.target.is_some() && self.quit_when_registered.is_none() {
             let retry_in = backoff(self.attempt);
             self.retry_at = Some(Instant::now() + retry_in);
             self.deadline = None;
-            self.emit(Event::Lost { reason, retry_in });
+            self.emit(Event::Lost { problem, retry_in });
         } else {
-            self.give_up(reason);
+            self.give_up(problem);
         }
     }
 
-    fn give_up(&mut self, reason: String) {
+    fn give_up(&mut self, problem: Problem) {
         self.drop_link();
         self.target = None;
         self.retry_at = None;
         self.deadline = None;
-        self.emit(Event::Failed { reason });
+        self.quit_when_registered = None;
+        self.emit(Event::Failed { problem });
     }
 
     fn drop_link(&mut self) {
@@ -642,14 +961,27 @@ impl Worker {
             Link::Handshaking(mut mid) => {
                 let _ = self.poll.registry().deregister(mid.get_mut());
             }
-            Link::Connecting(mut tcp) => {
-                let _ = self.poll.registry().deregister(&mut tcp);
+            Link::Dialing(mut dialer) => {
+                for (_, _, tcp) in &mut dialer.trying {
+                    let _ = self.poll.registry().deregister(tcp);
+                }
             }
-            Link::Down | Link::AwaitingTrust(_) => {}
+            Link::Down | Link::Resolving(_) | Link::AwaitingTrust(_) => {}
         }
         self.registered = false;
         self.out.clear();
         self.out_sent = 0;
+    }
+}
+
+impl Dialer {
+    fn new(addrs: Vec<SocketAddr>) -> Dialer {
+        Dialer {
+            waiting: addrs.into(),
+            trying: Vec::new(),
+            failed: Vec::new(),
+            next_at: None,
+        }
     }
 }
 
@@ -659,15 +991,17 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(secs).min(MAX_BACKOFF)
 }
 
-fn tls_connector(trust: &Trust) -> Result<TlsConnector, String> {
+fn tls_connector(trust: &Trust) -> Result<TlsConnector, Problem> {
     let mut builder = TlsConnector::builder();
     builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
     match trust {
         Trust::CaFile(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| Problem::CaUnreadable {
+                path: path.clone(),
+                error: OsError::from(&e),
+            })?;
             let cert = Certificate::from_pem(&pem)
-                .map_err(|e| format!("{}: not a PEM certificate ({e})", path.display()))?;
+                .map_err(|_| Problem::CaInvalid { path: path.clone() })?;
             builder
                 .add_root_certificate(cert)
                 .disable_built_in_roots(true);
@@ -683,7 +1017,57 @@ fn tls_connector(trust: &Trust) -> Result<TlsConnector, String> {
     }
     builder
         .build()
-        .map_err(|e| format!("TLS setup failed: {e}"))
+        .map_err(|e| Problem::Internal(format!("TLS setup failed: {e}")))
+}
+
+enum TlsFailure {
+    /// The certificate did not verify.
+    Unverified,
+    Io(OsError),
+    /// The server hung up during the handshake.
+    Closed,
+    /// Anything else, with OpenSSL's reason.
+    Protocol(String),
+}
+
+/// OpenSSL's library and reason numbers (include/openssl/sslerr.h; the same in 1.1 and 3.x):
+/// openssl-sys does not export them.
+const ERR_LIB_SSL: libc::c_int = 20;
+const SSL_R_CERTIFICATE_VERIFY_FAILED: libc::c_int = 134;
+
+/// Sorts a failed handshake by OpenSSL's error codes. native-tls's error leads to the I/O error
+/// or OpenSSL's error stack behind it.
+fn tls_failure(e: &native_tls::Error) -> TlsFailure {
+    use std::error::Error as _;
+    let Some(cause) = e.source() else {
+        return TlsFailure::Closed;
+    };
+    if let Some(io) = cause.downcast_ref::<io::Error>() {
+        return TlsFailure::Io(OsError::from(io));
+    }
+    if let Some(stack) = cause.downcast_ref::<openssl::error::ErrorStack>() {
+        let errors = stack.errors();
+        if errors.iter().any(|e| {
+            e.library_code() == ERR_LIB_SSL && e.reason_code() == SSL_R_CERTIFICATE_VERIFY_FAILED
+        }) {
+            return TlsFailure::Unverified;
+        }
+        if let Some(reason) = errors.first().and_then(|e| e.reason()) {
+            return TlsFailure::Protocol(reason.to_string());
+        }
+    }
+    TlsFailure::Protocol(e.to_string())
+}
+
+/// OpenSSL's verdict on a certificate that did not verify ("self-signed certificate", "hostname
+/// mismatch"): native-tls keeps it only in its message, in the last parentheses. Shown as a
+/// detail, never used to decide anything.
+fn verify_verdict(e: &native_tls::Error) -> String {
+    let text = e.to_string();
+    text.strip_suffix(')')
+        .and_then(|t| t.rsplit_once(" ("))
+        .map(|(_, verdict)| verdict.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -707,5 +1091,17 @@ mod tests {
         };
         assert_eq!(t("localhost").server(), "localhost:1");
         assert_eq!(t("::1").server(), "[::1]:1");
+    }
+
+    #[test]
+    fn os_errors_in_plain_words() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(OsError::from(&refused), OsError::Refused);
+        let raw = io::Error::from_raw_os_error(libc::ENOSPC);
+        let OsError::Other(text) = OsError::from(&raw) else {
+            panic!("ENOSPC sorted as something else")
+        };
+        assert!(!text.contains("os error"), "{text}");
+        assert!(!text.is_empty());
     }
 }

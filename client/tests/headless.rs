@@ -186,3 +186,144 @@ fn a_taken_nickname_ends_with_an_error() {
     other.expect("! refused (nick-taken)");
     assert_eq!(other.exit_code(), Some(1));
 }
+
+/// Runs `charla --headless` with all of `input` piped in at once, as a script does; returns its
+/// exit code and output.
+fn piped(
+    server: &Server,
+    nick: &str,
+    extra: &[&str],
+    config: &TempDir,
+    input: &str,
+) -> (Option<i32>, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args([
+            "--headless",
+            "--host",
+            "localhost",
+            "--port",
+            &server.addr.port().to_string(),
+            "--nick",
+            nick,
+        ])
+        .arg("--config-dir")
+        .arg(config.path())
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(DEADLINE)
+        .expect("charla did not exit")
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn piped_lines_are_sent_in_order_then_it_leaves() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("piped");
+    let mut bob = server.join("bob");
+    let (code, out) = piped(
+        &server,
+        "gina",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+        "hello\n/me waves\nsecond line\n",
+    );
+    bob.expect_next("JOIN gina");
+    bob.expect_next("MSG gina hello");
+    bob.expect_next("ACTION gina waves");
+    bob.expect_next("MSG gina second line");
+    bob.expect_next("LEAVE gina");
+    assert_eq!(code, Some(0), "{out:#?}");
+    // Its own lines are in the transcript, like everyone else's.
+    let own: Vec<&String> = out.iter().filter(|l| l.contains("gina")).collect();
+    assert!(
+        own.iter()
+            .any(|l| l.starts_with('[') && l.ends_with("] <gina> hello")),
+        "{out:#?}"
+    );
+    assert!(
+        own.iter().any(|l| l.ends_with("] * gina waves")),
+        "{out:#?}"
+    );
+    assert!(
+        own.iter().any(|l| l.ends_with("] <gina> second line")),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn piped_lines_to_a_server_that_is_not_there_fail() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("piped-gone");
+    let port = server.addr.port().to_string();
+    drop(server);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args([
+            "--headless",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--nick",
+            "gina",
+        ])
+        .args(["--ca", certs().cert.to_str().unwrap()])
+        .arg("--config-dir")
+        .arg(config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "nothing was sent: {text}");
+    assert!(text.contains("refused"), "{text}");
+}
+
+#[test]
+fn a_trust_question_is_answered_from_piped_input() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("piped-no");
+    let (code, out) = piped(&server, "gina", &[], &config, "no\nhello\n");
+    assert!(
+        out.iter().any(|l| l.contains("Trust it? (yes/no)")),
+        "{out:#?}"
+    );
+    assert!(out.iter().any(|l| l.contains("not trusted")), "{out:#?}");
+    assert_eq!(code, Some(1));
+    assert!(!server.log_text().contains("registered"), "never joined");
+
+    let (code, out) = piped(&server, "gina", &[], &config, "yes\nhola\n");
+    assert_eq!(code, Some(0), "{out:#?}");
+    server.wait_log("registered gina");
+}
+
+#[test]
+fn a_trust_question_with_no_input_left_refuses() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("piped-eof");
+    let (code, out) = piped(&server, "gina", &[], &config, "");
+    assert!(
+        out.iter().any(|l| l.contains("Trust it? (yes/no)")),
+        "{out:#?}"
+    );
+    assert!(out.iter().any(|l| l.contains("no answer")), "{out:#?}");
+    assert_eq!(code, Some(1));
+    assert!(!config.path().join("known_servers").exists());
+}

@@ -3,12 +3,18 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::Instant;
 
 use charla::config::KnownServers;
-use charla::net::{Command, Event, Network, Target, Trust};
+use charla::net::{Command, Event, Network, OsError, Problem, Resolver, Target, Trust};
+use charla_proto::ErrorCode;
 use common::{certs, gen_certs, Server, TempDir, DEADLINE};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 
 struct Client {
     net: Network,
@@ -146,10 +152,11 @@ fn refusing_a_new_server_does_not_connect() {
     );
     ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }));
     ana.net.send(Command::TrustAnswer(false));
-    let Event::Failed { reason } = ana.wait("Failed", |e| matches!(e, Event::Failed { .. })) else {
+    let Event::Failed { problem } = ana.wait("Failed", |e| matches!(e, Event::Failed { .. }))
+    else {
         unreachable!()
     };
-    assert!(reason.contains("not trusted"), "{reason}");
+    assert!(matches!(problem, Problem::NotTrusted { .. }), "{problem:?}");
     assert!(!dir.path().join("known_servers").exists());
 }
 
@@ -170,11 +177,17 @@ fn a_changed_certificate_is_refused_loudly() {
         server: s,
         expected,
         got,
+        known_servers,
     } = event
     else {
         panic!("connected anyway: {event:?}")
     };
     assert_eq!((s, expected), (name, old));
+    assert_eq!(
+        known_servers,
+        dir.path().join("known_servers"),
+        "names the file to edit"
+    );
     assert_eq!(got, openssl_fingerprint(&certs().cert));
     server.wait_log("accepted");
     assert!(
@@ -189,13 +202,20 @@ fn a_certificate_that_does_not_verify_is_refused() {
     let dir = TempDir::new("otherca");
     let other = gen_certs(dir.path(), &[]);
     let mut ana = Client::start();
-    ana.connect(&server, "ana", Trust::CaFile(other.cert));
-    let Event::Failed { reason } = ana.wait("Failed", |e| {
+    ana.connect(&server, "ana", Trust::CaFile(other.cert.clone()));
+    let Event::Failed { problem } = ana.wait("Failed", |e| {
         matches!(e, Event::Failed { .. } | Event::Registered { .. })
     }) else {
         panic!("connected to a server it should not trust")
     };
-    assert!(reason.contains("could not be verified"), "{reason}");
+    let Problem::CertificateRejected { ca, detail, .. } = &problem else {
+        panic!("not told as a certificate problem: {problem:?}")
+    };
+    assert_eq!(*ca, other.cert);
+    assert!(
+        !detail.is_empty(),
+        "OpenSSL's verdict is given: {problem:?}"
+    );
 }
 
 #[test]
@@ -209,7 +229,7 @@ fn a_taken_nickname_is_reported() {
     }) else {
         panic!("registered a taken nickname")
     };
-    assert_eq!(code, "nick-taken");
+    assert_eq!(code, ErrorCode::NickTaken);
     assert!(text.contains("Bob"), "{text}");
 }
 
@@ -229,12 +249,19 @@ fn connection_refused_at_login_is_a_failure_not_a_retry() {
         password: None,
     };
     ana.net.send(Command::Connect(target));
-    let Event::Failed { reason } = ana.wait("Failed", |e| {
+    let Event::Failed { problem } = ana.wait("Failed", |e| {
         matches!(e, Event::Failed { .. } | Event::Lost { .. })
     }) else {
         panic!("retried instead of reporting")
     };
-    assert!(reason.contains("refused"), "{reason}");
+    let refused = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(
+        problem,
+        Problem::Unreachable {
+            server: format!("127.0.0.1:{port}"),
+            tries: vec![(refused, OsError::Refused)]
+        }
+    );
 }
 
 #[test]
@@ -365,7 +392,13 @@ fn a_server_password_is_sent_before_the_nickname() {
         matches!(e, Event::Refused { .. } | Event::Registered { .. })
     });
     assert!(
-        matches!(&event, Event::Refused { code, .. } if code == "password-required"),
+        matches!(
+            &event,
+            Event::Refused {
+                code: ErrorCode::PasswordRequired,
+                ..
+            }
+        ),
         "{event:?}"
     );
 
@@ -375,7 +408,13 @@ fn a_server_password_is_sent_before_the_nickname() {
         matches!(e, Event::Refused { .. } | Event::Registered { .. })
     });
     assert!(
-        matches!(&event, Event::Refused { code, .. } if code == "bad-password"),
+        matches!(
+            &event,
+            Event::Refused {
+                code: ErrorCode::BadPassword,
+                ..
+            }
+        ),
         "{event:?}"
     );
 
@@ -384,4 +423,175 @@ fn a_server_password_is_sent_before_the_nickname() {
         .net
         .send(Command::Connect(target(Some("clave de clase"))));
     assert_eq!(right.registered(), "ana");
+}
+
+/// A client whose resolver answers `addrs` for every name.
+fn client_resolving_to(addrs: Vec<SocketAddr>) -> Client {
+    let (tx, events) = mpsc::channel();
+    let resolver: Resolver = Arc::new(move |_: &str, _: u16| Ok(addrs.clone()));
+    let net = Network::start_with_resolver(
+        move |e| {
+            let _ = tx.send(e);
+        },
+        resolver,
+    )
+    .unwrap();
+    Client {
+        net,
+        events,
+        seen: Vec::new(),
+    }
+}
+
+/// A loopback address where nothing listens: connecting is refused.
+fn refused_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn every_address_of_a_name_is_tried_in_order() {
+    // As `localhost` on a stock desktop: `::1` first, where the server does not listen.
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let mut ana = client_resolving_to(vec![refused_addr(), server.addr]);
+    ana.connect(&server, "ana", ca());
+    assert_eq!(ana.registered(), "ana");
+    bob.expect_next("JOIN ana");
+}
+
+#[test]
+fn an_address_that_does_not_answer_is_passed_over() {
+    // A listener whose queue is full: the kernel drops further connection requests, so a
+    // connect there neither succeeds nor fails for a long time.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen() on a socket we own; a backlog of 0 admits one queued connection.
+    assert_eq!(unsafe { libc::listen(silent.as_raw_fd(), 0) }, 0);
+    let _queued = std::net::TcpStream::connect(silent.local_addr().unwrap()).unwrap();
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let mut ana = client_resolving_to(vec![silent.local_addr().unwrap(), server.addr]);
+    ana.connect(&server, "ana", ca());
+    assert_eq!(ana.registered(), "ana");
+    bob.expect_next("JOIN ana");
+}
+
+#[test]
+fn when_every_address_fails_each_failure_is_reported() {
+    let (first, second) = (refused_addr(), refused_addr());
+    let mut ana = client_resolving_to(vec![first, second]);
+    ana.net.send(Command::Connect(Target {
+        host: "localhost".into(),
+        port: first.port(),
+        nick: "ana".into(),
+        trust: ca(),
+        password: None,
+    }));
+    let event = ana.wait("Failed", |e| {
+        matches!(e, Event::Failed { .. } | Event::Registered { .. })
+    });
+    let Event::Failed {
+        problem: Problem::Unreachable { tries, .. },
+    } = event
+    else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        tries,
+        vec![(first, OsError::Refused), (second, OsError::Refused)]
+    );
+}
+
+#[test]
+fn closing_while_a_name_lookup_hangs_returns_at_once() {
+    // A resolver that never answers (until the test ends).
+    let (_release, hang) = mpsc::channel::<()>();
+    let hang = Arc::new(std::sync::Mutex::new(hang));
+    let resolver: Resolver = Arc::new(move |_: &str, _: u16| {
+        let _ = hang.lock().unwrap().recv();
+        Ok(Vec::new())
+    });
+    let (tx, events) = mpsc::channel();
+    let net = Network::start_with_resolver(
+        move |e| {
+            let _ = tx.send(e);
+        },
+        resolver,
+    )
+    .unwrap();
+    net.send(Command::Connect(Target {
+        host: "never.invalid".into(),
+        port: 1,
+        nick: "ana".into(),
+        trust: ca(),
+        password: None,
+    }));
+    let connecting = events.recv_timeout(DEADLINE).unwrap();
+    assert!(
+        matches!(connecting, Event::Connecting { .. }),
+        "{connecting:?}"
+    );
+    // The window closes: the network thread must end while the lookup still hangs.
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(net);
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(DEADLINE)
+        .expect("the network thread waited for the lookup");
+}
+
+#[test]
+fn the_password_is_sent_once_then_the_nickname() {
+    // A stand-in server over real TLS that records what the client sends.
+    let c = certs();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_certificate_chain_file(&c.cert).unwrap();
+    acceptor
+        .set_private_key_file(&c.key, SslFiletype::PEM)
+        .unwrap();
+    let acceptor = acceptor.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let tls = acceptor.accept(tcp).unwrap();
+        let mut reader = BufReader::new(tls);
+        let mut received = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            received.push(line.clone());
+            if line == "ana" {
+                reader
+                    .get_mut()
+                    .write_all(b"WELCOME ana\nUSERS 1 ana\n")
+                    .unwrap();
+            }
+            if line == "/quit" {
+                break;
+            }
+        }
+        let _ = lines_tx.send(received);
+    });
+    let mut ana = Client::start();
+    ana.net.send(Command::Connect(Target {
+        host: "localhost".into(),
+        port,
+        nick: "ana".into(),
+        trust: ca(),
+        password: Some("clave secreta".into()),
+    }));
+    assert_eq!(ana.registered(), "ana");
+    ana.net.send(Command::Quit(None));
+    let received = lines
+        .recv_timeout(DEADLINE)
+        .expect("the stand-in server's record");
+    assert_eq!(received, vec!["/pass clave secreta", "ana", "/quit"]);
 }

@@ -6,16 +6,19 @@ use std::rc::Rc;
 
 use charla::config::Settings;
 use charla::gui::{self, UiEvent};
-use charla::net::{Command, Event};
+use charla::net::{Command, Event, OsError, Problem, Trust};
 use charla::present::Shown;
 use charla::AppWindow;
+use charla_proto::ErrorCode;
 use i_slint_backend_testing::ElementHandle;
 use slint::platform::{Key, WindowEvent};
 use slint::{ComponentHandle, Model};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Ui {
     app: AppWindow,
     sent: Rc<RefCell<Vec<Command>>>,
+    dir: std::path::PathBuf,
 }
 
 fn ui(lang: &str) -> Ui {
@@ -24,17 +27,33 @@ fn ui(lang: &str) -> Ui {
     slint::select_bundled_translation(lang).unwrap();
     let sent = Rc::new(RefCell::new(Vec::new()));
     let sink = sent.clone();
-    let dir = std::env::temp_dir().join(format!("charla-ui-test-{}", std::process::id()));
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "charla-ui-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     gui::bind(
         &app,
         &Settings::default(),
-        dir,
+        dir.clone(),
         Rc::new(move |c| sink.borrow_mut().push(c)),
     );
-    Ui { app, sent }
+    Ui { app, sent, dir }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Ui {
+    /// The panel's header counts exactly the names it lists.
+    fn header_agrees(&self) {
+        self.element(&format!("In the chat ({})", self.users().len()));
+    }
+
     fn registered(&self, nick: &str) {
         gui::apply(
             &self.app,
@@ -148,7 +167,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     ui.registered("ana");
     ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
     assert_eq!(ui.users(), vec!["ana", "bob"]);
-    assert_eq!(ui.app.get_user_count(), 2);
+    ui.header_agrees();
     assert!(
         !ui.log()
             .iter()
@@ -157,6 +176,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     );
     ui.show(Shown::Joined("eva".into()));
     assert_eq!(ui.users(), vec!["ana", "bob", "eva"]);
+    ui.header_agrees();
     assert_eq!(
         ui.last_log(),
         ("system".into(), "[+] User eva has joined the chat".into())
@@ -166,11 +186,13 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
         new: "roberto".into(),
     });
     assert_eq!(ui.users(), vec!["ana", "roberto", "eva"]);
+    ui.header_agrees();
     ui.show(Shown::Left {
         nick: "eva".into(),
         reason: Some("too slow".into()),
     });
     assert_eq!(ui.users(), vec!["ana", "roberto"]);
+    ui.header_agrees();
     assert_eq!(
         ui.last_log(),
         (
@@ -178,6 +200,15 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
             "[!] User eva has left the chat (too slow)".into()
         )
     );
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Lost {
+            problem: Problem::ServerClosed,
+            retry_in: std::time::Duration::from_secs(1),
+        }),
+    );
+    assert!(ui.users().is_empty());
+    ui.header_agrees();
 }
 
 #[test]
@@ -189,10 +220,7 @@ fn list_users_asks_the_server_and_prints_the_answer() {
     ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
     assert_eq!(
         ui.last_log(),
-        (
-            "system".into(),
-            "[+] Users in the chat (2): ana, bob".into()
-        )
+        ("system".into(), "Users in the chat (2): ana, bob".into())
     );
 }
 
@@ -250,7 +278,7 @@ fn offline_the_typed_text_is_kept() {
     gui::apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
-            reason: "connection lost".into(),
+            problem: Problem::ServerClosed,
             retry_in: std::time::Duration::from_secs(2),
         }),
     );
@@ -293,30 +321,46 @@ fn the_login_shows_errors_and_stays() {
     );
 
     ui.app.set_port("12345".into());
+    // A relative certificate file is remembered as an absolute one: later runs start elsewhere.
+    ui.app.set_ca_path("certs/server-cert.pem".into());
     ui.element("Connect").invoke_accessible_default_action();
-    assert!(
-        matches!(ui.sent.borrow().last(), Some(Command::Connect(t)) if t.nick == "ana" && t.port == 12345)
+    let absolute = std::env::current_dir()
+        .unwrap()
+        .join("certs/server-cert.pem");
+    assert!(matches!(ui.sent.borrow().last(), Some(Command::Connect(t))
+            if t.nick == "ana" && t.port == 12345
+                && matches!(&t.trust, Trust::CaFile(p) if *p == absolute)));
+    assert_eq!(
+        Settings::load(&ui.dir).ca,
+        absolute.to_str().unwrap(),
+        "the saved settings"
     );
     gui::apply(
         &ui.app,
         UiEvent::Net(Event::Failed {
-            reason: "cannot connect to localhost:12345: Connection refused".into(),
+            problem: Problem::Unreachable {
+                server: "localhost:12345".into(),
+                tries: vec![("[::1]:12345".parse().unwrap(), OsError::Refused)],
+            },
         }),
     );
     assert_eq!(ui.app.get_page(), 0);
-    assert!(ui.app.get_login_error().contains("refused"));
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Error: cannot connect to localhost:12345 ([::1]:12345: refused: no server is listening there)"
+    );
     assert!(!ui.app.get_busy(), "Connect can be pressed again");
 
     gui::apply(
         &ui.app,
         UiEvent::Net(Event::Refused {
-            code: "nick-taken".into(),
+            code: ErrorCode::NickTaken,
             text: "ana is already in use".into(),
         }),
     );
     assert_eq!(
         ui.app.get_login_error(),
-        "Nickname refused: ana is already in use"
+        "Nickname refused: that nickname is already in use: choose another"
     );
 }
 
@@ -349,11 +393,15 @@ fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
             server: "h:1".into(),
             expected: "AA".into(),
             got: "BB".into(),
+            known_servers: "/home/ana/.config/charla/known_servers".into(),
         }),
     );
     let error = ui.app.get_login_error();
     assert!(
-        error.starts_with("WARNING") && error.contains("AA") && error.contains("BB"),
+        error.starts_with("WARNING")
+            && error.contains("AA")
+            && error.contains("BB")
+            && error.contains("/home/ana/.config/charla/known_servers"),
         "{error}"
     );
 }
@@ -372,6 +420,65 @@ fn spanish_strings_follow_the_tutorial() {
         reason: None,
     });
     assert_eq!(ui.last_log().1, "[!] El usuario bob ha abandonado el chat");
+}
+
+#[test]
+fn spanish_sessions_show_no_english() {
+    let ui = ui("es");
+    ui.registered("ana");
+    ui.show(Shown::Left {
+        nick: "bob".into(),
+        reason: Some("connection closed".into()),
+    });
+    assert_eq!(
+        ui.last_log().1,
+        "[!] El usuario bob ha abandonado el chat (conexión cerrada)"
+    );
+    ui.show(Shown::Notice("server shutting down".into()));
+    assert_eq!(ui.last_log().1, "Servidor: el servidor se está apagando");
+    ui.show(Shown::Error {
+        code: "unknown-command".into(),
+        text: "frob".into(),
+    });
+    assert_eq!(
+        ui.last_log().1,
+        "Error: orden desconocida /frob (/help las enumera)"
+    );
+    ui.show(Shown::Users(vec!["ana".into()]));
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Lost {
+            problem: Problem::ServerClosed,
+            retry_in: std::time::Duration::from_secs(2),
+        }),
+    );
+    assert_eq!(
+        ui.last_log().1,
+        "Conexión perdida: el servidor cerró la conexión. Reconectando en 2 s…"
+    );
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Failed {
+            problem: Problem::Unreachable {
+                server: "localhost:12345".into(),
+                tries: vec![
+                    ("[::1]:12345".parse().unwrap(), OsError::Refused),
+                    ("127.0.0.1:12345".parse().unwrap(), OsError::TimedOut),
+                ],
+            },
+        }),
+    );
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Error: no se puede conectar con localhost:12345 ([::1]:12345: rechazada: no hay ningún servidor escuchando ahí; 127.0.0.1:12345: sin respuesta)"
+    );
+}
+
+#[test]
+fn the_about_window_shows_the_version() {
+    let ui = ui("en");
+    ui.element("About").invoke_accessible_default_action();
+    ui.element(&format!("Version {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]

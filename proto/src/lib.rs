@@ -12,7 +12,7 @@ pub use command::{clean_text, parse_client_line, ClientLine};
 pub use fingerprint::{fingerprint, normalize_fingerprint};
 pub use framing::{Frame, LineFramer};
 pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
-pub use reply::{parse_server_line, ErrorCode, ServerLine};
+pub use reply::{leave_reason, notice, parse_server_line, ErrorCode, ServerLine};
 
 /// The tutorial's port, kept so that its users find the server where they expect it.
 pub const DEFAULT_PORT: u16 = 12345;

@@ -60,6 +60,26 @@ impl ErrorCode {
     }
 }
 
+/// The server's fixed notices (`NOTICE <text>`): clients recognise them to say the same in the
+/// user's language.
+pub mod notice {
+    pub const SHUTTING_DOWN: &str = "server shutting down";
+    pub const PASSWORD_ACCEPTED: &str = "password accepted, now send your nickname";
+    pub const PASSWORD_ALREADY_ACCEPTED: &str = "password already accepted";
+    /// Followed by a space and the nickname.
+    pub const NICK_UNCHANGED: &str = "your nickname is already";
+}
+
+/// The reasons the server gives in `LEAVE <nick> <reason>` when the user did not give one with
+/// `/quit`; clients recognise them as they do the notices.
+pub mod leave_reason {
+    pub const CONNECTION_CLOSED: &str = "connection closed";
+    pub const CONNECTION_LOST: &str = "connection lost";
+    pub const TOO_SLOW: &str = "too slow";
+    pub const TIMEOUT: &str = "timeout";
+    pub const SHUTTING_DOWN: &str = super::notice::SHUTTING_DOWN;
+}
+
 /// Appends one line made of `words` separated by single spaces, then `\n`.
 pub fn push_line(out: &mut Vec<u8>, words: &[&str]) {
     for (i, word) in words.iter().enumerate() {
