@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages Charla needs, if missing: through apt-get as root, with sudo
 # otherwise; without either it prints the exact command and fails.
 #   scripts/install-packages.sh            build and run the server and the client
-#   scripts/install-packages.sh --tests    also what the tests use (Xvfb, xdotool, ImageMagick)
+#   scripts/install-packages.sh --tests    also what the tests and CI use (Xvfb, xdotool,
+#                                          ImageMagick, sslscan, g++)
 set -euo pipefail
 
 packages=(
@@ -14,9 +15,9 @@ packages=(
     libx11-6 libx11-xcb1 libxcb1 libxcursor1 libxi6 libxkbcommon0 libxkbcommon-x11-0
 )
 if [ "${1:-}" = "--tests" ]; then
-    # a real window in the tests (a virtual X server, a keyboard robot, screenshots), and an
-    # independent TLS scanner
-    packages+=(xvfb xdotool imagemagick sslscan)
+    # a real window in the tests (a virtual X server, a keyboard robot, screenshots), an
+    # independent TLS scanner, and C++ for libFuzzer when CI lints the fuzz crate
+    packages+=(xvfb xdotool imagemagick sslscan g++)
 fi
 
 missing=()

@@ -5,20 +5,23 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::{require_program, Server};
 
 #[test]
 fn sslscan_finds_only_modern_tls() {
+    require_program("sslscan");
     let server = Server::start(&[]);
     let out = Command::new("timeout")
         .args(["120", "sslscan", "--no-colour", "--xml=-"])
         .arg(server.addr.to_string())
         .output()
-        .expect("sslscan not found: apt-get install sslscan (scripts/install-packages.sh --tests)");
+        .expect("run timeout(1) from coreutils");
     let xml = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && xml.contains("<ssltest"),
-        "sslscan failed: {xml}"
+        "sslscan failed ({}): {xml}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
 
     let enabled: Vec<&str> = xml

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 
-use common::{certs, Server, TempDir, DEADLINE};
+use common::{certs, require_program, Server, TempDir, DEADLINE};
 
 /// An X server of our own; `-displayfd` tells when it is ready and which display it took.
 struct Xvfb {
@@ -20,6 +20,9 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Xvfb {
+        for program in ["Xvfb", "xdotool", "import"] {
+            require_program(program);
+        }
         let mut child = Command::new("Xvfb")
             .args([
                 "-displayfd",
@@ -33,7 +36,7 @@ impl Xvfb {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("Xvfb not found: apt-get install xvfb xdotool imagemagick");
+            .expect("start Xvfb");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -57,7 +60,7 @@ impl Xvfb {
             .args(args)
             .env("DISPLAY", &self.display)
             .output()
-            .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install xdotool imagemagick)"));
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
         assert!(
             out.status.success(),
             "{program} {args:?}: {}",
@@ -132,11 +135,11 @@ fn a_window_chats_with_a_live_server() {
     x.run("xdotool", &["key", "Return"]);
     bob.expect_next("MSG ana bienvenida, eva");
 
+    // Without CHARLA_SCREENSHOT the picture goes to a directory removed at the end.
+    let shots = TempDir::new("window-shot");
     let shot = std::env::var("CHARLA_SCREENSHOT")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::temp_dir().join(format!("charla-window-{}.png", std::process::id()))
-        });
+        .unwrap_or_else(|_| shots.path().join("charla-window.png"));
     // A debug build repaints slowly: take pictures until two in a row are the same.
     let mut previous = Vec::new();
     for _ in 0..30 {

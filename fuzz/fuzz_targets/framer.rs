@@ -28,7 +28,11 @@ fn frames(chunks: &[&[u8]], max: usize) -> Vec<Owned> {
             });
             true
         });
-        assert!(framer.buffered() < max, "held {} bytes with a limit of {max}", framer.buffered());
+        assert!(
+            framer.buffered() < max,
+            "held {} bytes with a limit of {max}",
+            framer.buffered()
+        );
     }
     out
 }

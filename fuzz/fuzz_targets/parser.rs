@@ -3,11 +3,16 @@
 #![no_main]
 
 use charla_proto::reply::{push_line, push_user_list};
-use charla_proto::{clean_text, nick_key, parse_client_line, parse_server_line, validate_nick, ClientLine, MAX_NICK_CHARS};
+use charla_proto::{
+    clean_text, nick_key, parse_client_line, parse_server_line, validate_nick, ClientLine,
+    MAX_NICK_CHARS,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let cleaned = clean_text(text);
     assert!(!cleaned.chars().any(|c| c.is_control() && c != '\t'));
 

@@ -96,16 +96,40 @@ pub fn gen_certs(dir: &Path, extra: &[&str]) -> Certs {
     }
 }
 
-/// One certificate pair per test process, made at run time.
+/// One certificate pair per test process, made at run time, removed when the process exits.
 pub fn certs() -> &'static Certs {
     static CERTS: OnceLock<(TempDir, Certs)> = OnceLock::new();
     &CERTS
         .get_or_init(|| {
             let dir = TempDir::new("certs");
             let certs = gen_certs(dir.path(), &[]);
+            // Statics are never dropped: the test harness's exit runs this instead.
+            extern "C" fn remove_certs() {
+                if let Some((dir, _)) = CERTS.get() {
+                    let _ = std::fs::remove_dir_all(dir.path());
+                }
+            }
+            // SAFETY: atexit with a function that only removes a directory.
+            unsafe { libc::atexit(remove_certs) };
             (dir, certs)
         })
         .1
+}
+
+/// Fails at once, in one line that says how to install it, when a program a test needs is not on
+/// the PATH (instead of a timeout or an empty error later).
+pub fn require_program(program: &str) {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    assert!(
+        found,
+        "{program} is not installed: run scripts/install-packages.sh --tests"
+    );
 }
 
 /// Lets this test process hold a thousand client sockets or more.
