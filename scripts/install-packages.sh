@@ -10,8 +10,10 @@ packages=(
     # the server and gen-certs.sh: OpenSSL's headers for the openssl crate, pkg-config to find
     # them, a C compiler, the openssl command
     openssl libssl-dev pkg-config gcc libc6-dev
-    # the client (Slint): fontconfig to build; fonts and the X11 libraries winit loads at run time
-    libfontconfig-dev libfontconfig1 fonts-dejavu-core
+    # the client (Slint): fontconfig to build; fonts and the X11 libraries winit loads at run time.
+    # Slint's renderer draws outline glyphs only: Symbola has the emoji as outlines (Noto Color
+    # Emoji's bitmaps stay invisible), Unifont a glyph for nearly every other character.
+    libfontconfig-dev libfontconfig1 fonts-dejavu-core fonts-symbola fonts-unifont
     libx11-6 libx11-xcb1 libxcb1 libxcursor1 libxi6 libxkbcommon0 libxkbcommon-x11-0
 )
 if [ "${1:-}" = "--tests" ]; then

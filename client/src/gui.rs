@@ -9,6 +9,7 @@ use charla_proto::{leave_reason, notice, parse_client_line, validate_nick, Clien
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, KnownServers, Settings};
+use crate::glyphs;
 use crate::net::{Command, Event, OsError, Problem, Target, Trust};
 use crate::present::{clock, Decoder, Kind, Shown};
 use crate::{AppWindow, LogEntry, Strings};
@@ -215,7 +216,8 @@ fn push_log(app: &AppWindow, kind: Kind, text: String) {
     model.push(LogEntry {
         time: clock().into(),
         kind: kind.as_str().into(),
-        text: text.into(),
+        // A character no font has would show as nothing at all.
+        text: glyphs::visible(&text).as_ref().into(),
     });
 }
 

@@ -1,6 +1,7 @@
 //! The Charla client: network thread, trust on first use, the Slint window and headless mode.
 
 pub mod config;
+pub mod glyphs;
 pub mod gui;
 pub mod headless;
 pub mod net;
