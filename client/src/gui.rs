@@ -5,7 +5,10 @@ use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use charla_proto::{leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
+use charla_proto::{
+    leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, NickError,
+    MAX_NICK_CHARS,
+};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, KnownServers, Settings};
@@ -133,10 +136,13 @@ fn connect(app: &AppWindow, config_dir: &std::path::Path, send: &dyn Fn(Command)
         return;
     };
     if let Err(e) = validate_nick(&nick) {
-        let text = app
-            .global::<Strings>()
-            .invoke_nick_refused(e.to_string().into());
-        app.set_login_error(text);
+        let strings = app.global::<Strings>();
+        let why = match e {
+            NickError::Empty => strings.invoke_nick_empty(),
+            NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
+            NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
+        };
+        app.set_login_error(strings.invoke_nick_refused(why));
         return;
     }
     let settings = Settings {

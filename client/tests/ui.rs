@@ -304,10 +304,9 @@ fn the_login_shows_errors_and_stays() {
     assert_eq!(ui.app.get_page(), 0);
     ui.app.set_nick("mal nombre".into());
     ui.element("Connect").invoke_accessible_default_action();
-    assert!(
-        ui.app.get_login_error().contains("not allowed"),
-        "{}",
-        ui.app.get_login_error()
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Nickname refused: ' ' is not allowed: use letters, digits, _ - and ."
     );
     assert!(ui.sent.borrow().is_empty());
 
@@ -436,6 +435,12 @@ fn spanish_sessions_show_no_english() {
     );
     ui.show(Shown::Notice("server shutting down".into()));
     assert_eq!(ui.last_log().1, "Servidor: el servidor se está apagando");
+    ui.app.set_nick("".into());
+    ui.app.invoke_connect();
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Nombre rechazado: escribe un nombre"
+    );
     ui.show(Shown::Error {
         code: "unknown-command".into(),
         text: "frob".into(),
