@@ -107,7 +107,12 @@ fn a_window_chats_with_a_live_server() {
         .unwrap();
 
     bob.expect_next("JOIN ana");
-    let found = x.run("xdotool", &["search", "--sync", "--name", "^Charla$"]);
+    // Only a mapped window can take the keyboard (SetInputFocus on one not yet shown fails with
+    // BadMatch): wait for it to be visible, not just created.
+    let found = x.run(
+        "xdotool",
+        &["search", "--sync", "--onlyvisible", "--name", "^Charla$"],
+    );
     let window = String::from_utf8(found.stdout)
         .unwrap()
         .lines()
