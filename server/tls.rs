@@ -50,6 +50,9 @@ pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
     builder
         .set_num_tickets(0)
         .map_err(|e| format!("TLS setup failed: {e}"))?;
+    // TLS 1.2 tickets too: the key that encrypts them would sit in memory for hours, and anyone
+    // who got it could decrypt every recorded session that used a ticket (no forward secrecy).
+    builder.set_options(SslOptions::NO_TICKET);
     // Read whole bursts of records in one system call instead of a header and a body per record;
     // the read buffer is still released whenever it is empty (RELEASE_BUFFERS).
     builder.set_read_ahead(true);

@@ -95,3 +95,28 @@ fn server_picks_aes_128_unless_the_client_prefers_chacha() {
         "TLS_CHACHA20_POLY1305_SHA256"
     );
 }
+
+/// No session resumption on either version: a ticket key kept in memory would let whoever gets
+/// it decrypt recorded sessions. `s_client -reconnect` tries to resume five times.
+#[test]
+fn no_session_is_resumed_with_tls_1_2_or_1_3() {
+    let server = Server::start(&[]);
+    for version in ["-tls1_2", "-tls1_3"] {
+        let out = Command::new("openssl")
+            .args(["s_client", version, "-reconnect", "-connect"])
+            .arg(server.addr.to_string())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run openssl s_client");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("New, "), "{version}: no session at all: {text}");
+        assert!(
+            !text.contains("Reused, "),
+            "{version}: a session was resumed: {text}"
+        );
+        assert!(
+            !text.contains("TLS session ticket lifetime hint"),
+            "{version}: a ticket was issued: {text}"
+        );
+    }
+}
