@@ -15,9 +15,8 @@ pub struct Password {
 impl Password {
     /// The first line of the file (without its line ending) is the password.
     pub fn load(path: &Path) -> Result<Password, String> {
-        let text = std::fs::read_to_string(path)
+        let line = crate::files::first_line(path)
             .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
-        let line = text.lines().next().unwrap_or_default();
         if line.is_empty() {
             return Err(format!(
                 "{}: the first line (the password) is empty",

@@ -4,6 +4,7 @@ mod auth;
 mod chat;
 mod config;
 mod conn;
+mod files;
 mod log;
 mod reactor;
 mod tls;

@@ -1,6 +1,5 @@
 //! The server's TLS configuration, built with the openssl crate.
 
-use std::fs;
 use std::path::Path;
 
 use openssl::pkey::{PKey, Private};
@@ -8,6 +7,7 @@ use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode};
 use openssl::x509::X509;
 
 use crate::config::Config;
+use crate::files;
 
 const HOW_TO_MAKE: &str = "make one with ./gen-certs.sh";
 
@@ -88,7 +88,7 @@ pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    fs::read(path)
+    files::read_small(path)
         .map_err(|e| format!("cannot read {what} {}: {e} ({HOW_TO_MAKE})", path.display()))
 }
 
@@ -118,9 +118,9 @@ fn load_key(cfg: &Config) -> Result<PKey<Private>, String> {
 
 fn passphrase(cfg: &Config) -> Result<Option<String>, String> {
     if let Some(path) = &cfg.key_pass_file {
-        let text = fs::read_to_string(path)
+        let line = files::first_line(path)
             .map_err(|e| format!("cannot read passphrase file {}: {e}", path.display()))?;
-        return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
+        return Ok(Some(line));
     }
     Ok(std::env::var("CHARLA_KEY_PASS")
         .ok()

@@ -119,3 +119,44 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     eva.expect_next("WELCOME eva");
     ana.expect_next("JOIN eva");
 }
+
+#[test]
+fn sighup_with_a_fifo_or_a_device_at_the_certificate_path_keeps_serving() {
+    let dir = TempDir::new("reload-hostile");
+    let certs = gen_certs(dir.path(), &[]);
+    let served = dir.path().join("served-cert.pem");
+    std::fs::copy(&certs.cert, &served).unwrap();
+    let args = [
+        "--cert",
+        served.to_str().unwrap(),
+        "--key",
+        certs.key.to_str().unwrap(),
+    ];
+    let server = Server::start_raw(&args, &[]);
+
+    // A FIFO nobody writes to: reading it would wait for ever.
+    std::fs::remove_file(&served).unwrap();
+    let path = std::ffi::CString::new(served.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    server.signal(libc::SIGHUP);
+    server.wait_log("reload failed, keeping the current certificate");
+    let mut ana = Client::connect_with(server.addr, &trusting(&certs.cert));
+    ana.send("ana");
+    ana.expect_next("WELCOME ana");
+    ana.read_user_list();
+
+    // A device without end: reading it whole would eat the memory.
+    std::fs::remove_file(&served).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", &served).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log_count("reload failed, keeping the current certificate", 2);
+    let mut bob = Client::connect_with(server.addr, &trusting(&certs.cert));
+    bob.send("bob");
+    bob.expect_next("WELCOME bob");
+    ana.expect_next("JOIN bob");
+    assert!(server.log_text().contains("not a regular file"));
+
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit().code(), Some(0));
+}

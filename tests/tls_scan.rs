@@ -109,7 +109,10 @@ fn no_session_is_resumed_with_tls_1_2_or_1_3() {
             .output()
             .expect("run openssl s_client");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("New, "), "{version}: no session at all: {text}");
+        assert!(
+            text.contains("New, "),
+            "{version}: no session at all: {text}"
+        );
         assert!(
             !text.contains("Reused, "),
             "{version}: a session was resumed: {text}"
