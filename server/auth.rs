@@ -23,6 +23,15 @@ impl Password {
                 path.display()
             ));
         }
+        // Clients drop spaces at the ends of what is typed (and `/pass` ignores them), so such a
+        // password could never be given: refuse it now rather than every attempt later.
+        if line.trim() != line {
+            return Err(format!(
+                "{}: the password starts or ends with a space or tab; remove it (spaces inside \
+                 the password are fine)",
+                path.display()
+            ));
+        }
         Ok(Password {
             digest: sha256(line.as_bytes()),
         })

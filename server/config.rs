@@ -39,7 +39,8 @@ Options:
   --handshake-timeout SECS   close connections that have not finished TLS by then [default: 10]
   --register-timeout SECS    close connections that have not chosen a nickname by then
                              [default: 30]
-  --password-file PATH       require a password: the first line of this file; clients send
+  --password-file PATH       require a password: the first line of this file (spaces inside
+                             it count, none may start or end it); clients send
                              '/pass <password>' before their nickname (never give it on the
                              command line, where other users of the machine can see it)
   --max-per-ip N             most connections from one IP address; more get

@@ -325,3 +325,25 @@ fn certificate_verifies_by_ip_address_too() {
     let tls = config.connect("127.0.0.1", tcp);
     assert!(tls.is_ok(), "{:?}", tls.err());
 }
+
+#[test]
+fn a_password_that_could_never_be_typed_is_refused_at_start() {
+    let dir = common::TempDir::new("untypeable");
+    let c = common::certs();
+    for bad in [" clave", "clave ", "clave\t"] {
+        let file = dir.path().join("password");
+        std::fs::write(&file, format!("{bad}\n")).unwrap();
+        let err = refuses(
+            &[
+                "--cert",
+                c.cert.to_str().unwrap(),
+                "--key",
+                c.key.to_str().unwrap(),
+                "--password-file",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(err.contains("starts or ends with a space"), "{bad:?}: {err}");
+    }
+}

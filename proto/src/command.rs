@@ -88,8 +88,10 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
         "ping" => ClientLine::Ping(non_empty(args)),
         "quit" => ClientLine::Quit(non_empty(args)),
         "help" => ClientLine::Help,
+        // Spaces inside the password are part of it; at its ends they are not (nobody sees them
+        // when typing, and the server refuses such a password at start).
         "pass" => match non_empty(args) {
-            Some(_) => ClientLine::Pass(args),
+            Some(password) => ClientLine::Pass(password),
             None => ClientLine::MissingArgument("/pass <password>"),
         },
         _ => ClientLine::Unknown(name),
@@ -147,6 +149,10 @@ mod tests {
         assert_eq!(parse_client_line("/quit me voy"), Quit(Some("me voy")));
         assert_eq!(parse_client_line("/help"), Help);
         assert_eq!(parse_client_line("/pass s3cr3t"), Pass("s3cr3t"));
+        assert_eq!(
+            parse_client_line("/pass  clave de clase \t"),
+            Pass("clave de clase")
+        );
         assert_eq!(parse_client_line("/frobnicate x"), Unknown("frobnicate"));
         assert_eq!(parse_client_line("/"), Unknown(""));
     }
