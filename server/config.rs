@@ -18,8 +18,10 @@ Options:
                              [default: certs/server-key.key]
   --key-pass-file PATH       read the key's passphrase from the first line of this file
                              (otherwise from the CHARLA_KEY_PASS environment variable)
-  --max-clients N            most connections at once, handshaking ones included;
-                             further ones get 'ERROR server-full' [default: 10000]
+  --max-clients N            most connections at once, handshaking ones included; up to
+                             64 more are let in only to be told 'ERROR server-full', and
+                             past those a connection is closed at once without a word
+                             (lowered at start to what 'ulimit -n' allows) [default: 10000]
   --max-line BYTES           longest line a client may send, terminator included;
                              longer ones get 'ERROR line-too-long' [default: 4096]
   --max-queue BYTES          most bytes waiting to be sent to one client; a client that

@@ -98,6 +98,25 @@ fn full_server_says_so_and_closes() {
 }
 
 #[test]
+fn too_few_descriptors_lower_max_clients_and_say_so_once() {
+    // 200 descriptors: room for 36 clients besides the server's own and the 64 it keeps for
+    // telling extra clients that it is full.
+    let server = Server::start_with_descriptor_limit(&["--max-clients", "1000"], 200);
+    let line = server.wait_log("--max-clients lowered from 1000 to ");
+    assert!(line.contains("only 200 file descriptors"), "{line}");
+    let clients: Vec<_> = (0..36).map(|i| server.join(&format!("c{i}"))).collect();
+    let mut extra = server.connect();
+    let lines = extra.expect_closed();
+    assert!(lines[0].starts_with("ERROR server-full "), "{lines:?}");
+    assert_eq!(
+        server.log_text().matches("file descriptors").count(),
+        1,
+        "said once"
+    );
+    drop(clients);
+}
+
+#[test]
 fn a_client_that_does_not_read_is_dropped_and_others_get_everything() {
     let server = Server::start(&["--max-queue", "64K", "--flood-rate", "0"]);
     let mut reader = server.join("reader");

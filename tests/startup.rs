@@ -344,6 +344,9 @@ fn a_password_that_could_never_be_typed_is_refused_at_start() {
             ],
             &[],
         );
-        assert!(err.contains("starts or ends with a space"), "{bad:?}: {err}");
+        assert!(
+            err.contains("starts or ends with a space"),
+            "{bad:?}: {err}"
+        );
     }
 }

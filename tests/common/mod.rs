@@ -176,7 +176,38 @@ impl Server {
 
     /// Starts the server with exactly `args` (plus `--bind 127.0.0.1:0` unless given).
     pub fn start_raw(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(Command::new(server_bin()), args, env)
+    }
+
+    /// As `start`, in a process allowed at most `descriptors` open files (hard limit too).
+    pub fn start_with_descriptor_limit(args: &[&str], descriptors: u64) -> Server {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(server_bin());
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: descriptors as libc::rlim_t,
+                    rlim_max: descriptors as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let c = certs();
+        let mut all = vec![
+            "--cert",
+            c.cert.to_str().unwrap(),
+            "--key",
+            c.key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Server::spawn(cmd, &all, &[])
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
         if !args.contains(&"--bind") {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
