@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use charla_proto::command::HELP;
+
+use crate::address::address_key;
 use charla_proto::reply::{push_line, push_user_list};
 use charla_proto::{
     clean_text, nick_key, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
@@ -302,7 +304,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        let ip = conn.addr.ip();
+        // IPv6 by /64: one host usually has the whole network.
+        let ip = address_key(conn.addr.ip());
         if let Some(wait) = self.throttle.wait_left(ip, self.now) {
             log!("limit: password attempt from {ip} while blocked");
             let text = format!(
@@ -343,6 +346,9 @@ impl Server {
         };
         conn.nick = nick.into();
         conn.phase = Phase::Chatting;
+        if std::mem::take(&mut conn.joining) {
+            self.joining.remove(address_key(conn.addr.ip()));
+        }
         self.room.join(token, conn);
         log!("registered {}", conn.who());
         self.reply(token, &["WELCOME", nick]);

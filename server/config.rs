@@ -45,9 +45,15 @@ Options:
                              it count, none may start or end it); clients send
                              '/pass <password>' before their nickname (never give it on the
                              command line, where other users of the machine can see it)
-  --max-per-ip N             most connections from one IP address; more get
-                             'ERROR too-many-connections' [default: 0 = no limit, since a
-                             classroom behind NAT shares one address]
+  --max-per-ip N             most connections from one IP address (IPv6: one /64 network),
+                             counted from the moment they are accepted; up to 4 more get
+                             'ERROR too-many-connections', further ones are closed at once
+                             [default: 0 = no limit, since a classroom behind NAT shares one
+                             address]
+  --max-joining-per-ip N     most connections from one address (IPv6: one /64) that are still
+                             in their TLS handshake or have no nickname yet; further ones are
+                             closed at once, so that silent sockets from one address cannot
+                             take the places of everyone else [default: 64]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -79,6 +85,8 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     /// Most connections from one IP address; 0 = no limit.
     pub max_per_ip: usize,
+    /// Most connections from one address still in their TLS handshake or without a nickname.
+    pub max_joining_per_ip: usize,
 }
 
 impl Default for Config {
@@ -99,6 +107,7 @@ impl Default for Config {
             register_timeout: Duration::from_secs(30),
             password_file: None,
             max_per_ip: 0,
+            max_joining_per_ip: 64,
         }
     }
 }
@@ -120,6 +129,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "register-timeout",
     "password-file",
     "max-per-ip",
+    "max-joining-per-ip",
 ];
 
 /// What the command line asks for.
@@ -199,6 +209,13 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
             }
             "--password-file" => cfg.password_file = Some(value.into()),
+            "--max-joining-per-ip" => {
+                cfg.max_joining_per_ip = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("expected a whole number above 0"))?
+            }
             "--max-per-ip" => {
                 cfg.max_per_ip = value
                     .parse()

@@ -53,6 +53,8 @@ pub struct Conn {
     pub reject: Option<ErrorCode>,
     /// Gave the server password (or none is needed).
     pub authenticated: bool,
+    /// Counted in the server's `joining` (accepted, no nickname yet).
+    pub joining: bool,
 }
 
 impl Conn {
@@ -82,6 +84,7 @@ impl Conn {
             peer_gone: false,
             reject: None,
             authenticated: true,
+            joining: false,
         }
     }
 

@@ -1,5 +1,6 @@
 //! charla-server: a one-thread TLS chat server. See `--help` and docs/protocol.md.
 
+mod address;
 mod auth;
 mod chat;
 mod config;

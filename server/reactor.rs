@@ -6,13 +6,13 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use charla_proto::{leave_reason, notice, ErrorCode};
+
+use crate::address::{address_key, PerAddress};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::collections::HashMap;
-use std::net::IpAddr;
 
 use crate::auth::{Password, Throttle};
 use crate::chat::Room;
@@ -27,6 +27,9 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 /// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
 /// more, a connection is closed without a word (TLS would cost more than it is worth).
 const OVER_CAPACITY_GRACE: usize = 64;
+/// Connections from an address past --max-per-ip that are still let in to be told
+/// `ERROR too-many-connections`; past these they are closed at once.
+const REFUSALS_TOLD: usize = 4;
 /// How long a closing connection may take to take its last lines and close its side.
 const LINGER: Duration = Duration::from_secs(2);
 /// Bytes read from one connection before the others get their turn.
@@ -170,8 +173,11 @@ pub struct Server {
     pub(crate) now: Instant,
     pub(crate) password: Option<Password>,
     pub(crate) throttle: Throttle,
-    /// Open connections per address, for --max-per-ip.
-    per_ip: HashMap<IpAddr, usize>,
+    /// Open connections per address key, for --max-per-ip.
+    per_ip: PerAddress,
+    /// Connections per address key still in their handshake or without a nickname, for
+    /// --max-joining-per-ip.
+    pub(crate) joining: PerAddress,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
@@ -234,7 +240,8 @@ impl Server {
             now: Instant::now(),
             password,
             throttle: Throttle::default(),
-            per_ip: HashMap::new(),
+            per_ip: PerAddress::default(),
+            joining: PerAddress::default(),
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
@@ -379,6 +386,18 @@ impl Server {
             log!("limit: server full, closed {addr} without a handshake");
             return;
         }
+        // An address past its limits is turned away before anything is spent on it, so that it
+        // cannot hold the places of others until its handshakes time out.
+        let key = address_key(addr.ip());
+        if self.cfg.max_per_ip > 0 && self.per_ip.count(key) >= self.cfg.max_per_ip + REFUSALS_TOLD
+        {
+            log!("limit: too many connections from {key}, closed {addr} at once");
+            return;
+        }
+        if self.joining.count(key) >= self.cfg.max_joining_per_ip {
+            log!("limit: too many connections joining from {key}, closed {addr} at once");
+            return;
+        }
         // Chat lines are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         if self.cfg.send_buffer > 0 {
@@ -405,11 +424,12 @@ impl Server {
         let serial = self.next_serial;
         let mut conn = Conn::new(tls, addr, serial, self.now, self.cfg.flood_burst);
         conn.authenticated = self.password.is_none();
-        let from_here = self.per_ip.entry(addr.ip()).or_insert(0);
-        *from_here += 1;
+        let from_here = self.per_ip.add(key);
+        self.joining.add(key);
+        conn.joining = true;
         if count >= self.cfg.max_clients {
             conn.reject = Some(ErrorCode::ServerFull);
-        } else if self.cfg.max_per_ip > 0 && *from_here > self.cfg.max_per_ip {
+        } else if self.cfg.max_per_ip > 0 && from_here > self.cfg.max_per_ip {
             conn.reject = Some(ErrorCode::TooManyConnections);
         }
         self.conns.insert(conn);
@@ -731,8 +751,12 @@ impl Server {
         }
         conn.close_started = true;
         conn.phase = Phase::Closing;
-        // A connection on its way out no longer counts against --max-per-ip.
-        release_ip(&mut self.per_ip, conn.addr.ip());
+        // A connection on its way out no longer counts against the per-address limits.
+        let key = address_key(conn.addr.ip());
+        self.per_ip.remove(key);
+        if std::mem::take(&mut conn.joining) {
+            self.joining.remove(key);
+        }
         conn.peer_gone = matches!(reason, CloseReason::PeerClosed);
         let abrupt = reason.abrupt();
         if abrupt {
@@ -772,7 +796,11 @@ impl Server {
     fn drop_conn(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(token.0) {
             if !conn.close_started {
-                release_ip(&mut self.per_ip, conn.addr.ip());
+                let key = address_key(conn.addr.ip());
+                self.per_ip.remove(key);
+                if conn.joining {
+                    self.joining.remove(key);
+                }
             }
             if let Some(slot) = conn.room_slot.take() {
                 // Every path out of the room goes through close(); this is a safety net.
@@ -873,15 +901,6 @@ impl Server {
                 }
                 Phase::Closing => {}
             }
-        }
-    }
-}
-
-fn release_ip(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
-    if let Some(n) = per_ip.get_mut(&ip) {
-        *n -= 1;
-        if *n == 0 {
-            per_ip.remove(&ip);
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 
-use common::{raise_fd_limit, wait_tcp_closed, Server};
+use common::{connector, raise_fd_limit, tcp_from, wait_tcp_closed, Client, Server};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -25,7 +25,15 @@ fn two_thousand_silent_sockets_do_not_disturb_the_chat_and_are_closed() {
     raise_fd_limit();
     // Flood control off: the twenty lines below go out as fast as the machine allows, and whether
     // the burst allowance covers them must not depend on its speed.
-    let server = Server::start(&["--handshake-timeout", "15", "--flood-rate", "0"]);
+    // As if from many addresses: all 2000 are let in and wait for their handshake timeout.
+    let server = Server::start(&[
+        "--handshake-timeout",
+        "15",
+        "--flood-rate",
+        "0",
+        "--max-joining-per-ip",
+        "3000",
+    ]);
     let pid = server.pid();
     let (mut ana, mut bob) = server.pair();
     let rss_before = rss_kib(pid);
@@ -112,4 +120,39 @@ fn clients_vanishing_at_every_stage_leave_the_rest_chatting_and_leak_nothing() {
     server.wait_log_count("handshake failed", 20);
     assert_eq!(open_fds(pid), fds_before, "no descriptor leaks");
     assert!(!server.log_text().contains("panicked"));
+}
+
+/// Many silent sockets from 127.0.0.1 (never a byte of TLS); a client from another address gets
+/// in at once, long before the silent ones' handshakes would time out.
+fn silent_sockets_from_one_address_leave_room_for_others(args: &[&str], held_at_most: usize) {
+    raise_fd_limit();
+    let mut all = vec!["--max-clients", "500", "--handshake-timeout", "120"];
+    all.extend_from_slice(args);
+    let server = Server::start(&all);
+    let silent: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // Every one of them has been accepted, or closed at once, before the others come.
+    server.wait_log_count("limit: too many connections", 600 - held_at_most);
+    for (i, from) in ["127.0.0.2", "127.0.0.3"].into_iter().enumerate() {
+        let tcp = tcp_from(from.parse().unwrap(), server.addr);
+        let mut c = Client::over(tcp, connector());
+        c.send(&format!("otro{i}"));
+        c.expect_next(&format!("WELCOME otro{i}"));
+    }
+    let accepted = server.log_text().matches("accepted 127.0.0.1:").count();
+    assert_eq!(accepted, held_at_most, "places held by the silent address");
+    drop(silent);
+}
+
+#[test]
+fn silent_sockets_over_max_per_ip_do_not_take_everyone_s_place() {
+    // --max-per-ip 10: ten connections, and four more only to be told they are too many.
+    silent_sockets_from_one_address_leave_room_for_others(&["--max-per-ip", "10"], 14);
+}
+
+#[test]
+fn silent_sockets_without_max_per_ip_do_not_take_everyone_s_place() {
+    // No --max-per-ip (a classroom behind NAT): still at most 64 joining at once from one address.
+    silent_sockets_from_one_address_leave_room_for_others(&[], 64);
 }

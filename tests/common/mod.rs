@@ -132,6 +132,46 @@ pub fn require_program(program: &str) {
     );
 }
 
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.2, 127.0.0.3...): one
+/// test process can be several clients' addresses at once.
+pub fn tcp_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = addr else {
+        panic!("tcp_from is for IPv4")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, bound and connected with valid sockaddr_in values, then owned by
+    // the TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = sockaddr(from, 0);
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind {from}: {}",
+            std::io::Error::last_os_error()
+        );
+        let remote = sockaddr(*to.ip(), to.port());
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0,
+            "connect from {from}: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+    }
+}
+
 /// Lets this test process hold a thousand client sockets or more.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
@@ -365,7 +405,11 @@ impl Client {
     }
 
     pub fn connect_with(addr: SocketAddr, connector: &SslConnector) -> Client {
-        let tcp = TcpStream::connect(addr).expect("tcp connect");
+        Client::over(TcpStream::connect(addr).expect("tcp connect"), connector)
+    }
+
+    /// TLS over a connection already made (for example with [`tcp_from`]).
+    pub fn over(tcp: TcpStream, connector: &SslConnector) -> Client {
         // As Charla's client does: without it, Nagle's algorithm and delayed ACKs hold small
         // lines back up to 40 ms.
         tcp.set_nodelay(true).unwrap();
