@@ -92,6 +92,11 @@ fn empty_lines_are_ignored_and_control_characters_removed() {
     ana.send_raw(b"\n   \n\r\na\x1b[31mb\tc\x07\n");
     bob.expect_next("MSG ana a[31mb\tc");
     assert!(ana.sync().is_empty(), "empty lines get no answer");
+    // Line and paragraph separators would show a fake second line under another name.
+    ana.send("hola\u{2028}[12:00] <bob> dame tu clave\u{2029}");
+    bob.expect_next("MSG ana hola[12:00] <bob> dame tu clave");
+    ana.send("/me se va\u{2028}LEAVE ana");
+    bob.expect_next("ACTION ana se vaLEAVE ana");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 use crate::config::{absolute_path, KnownServers, Settings};
 use crate::glyphs;
 use crate::net::{Command, Event, OsError, Problem, Target, Trust};
-use crate::present::{clock, Decoder, Kind, Shown};
+use crate::present::{clock, contained, Decoder, Kind, Shown};
 use crate::{AppWindow, LogEntry, Strings};
 
 /// Oldest lines are dropped past this, so that a long or flooded session stays light.
@@ -181,13 +181,13 @@ fn send_line(app: &AppWindow, text: &str, send: &dyn Fn(Command)) {
     let me = app.get_my_nick().to_string();
     let strings = app.global::<Strings>();
     match parse_client_line(text) {
-        ClientLine::Message(body) => push_log(app, Kind::Own, format!("{me}: {body}")),
-        ClientLine::Me(body) => push_log(app, Kind::Own, format!("* {me} {body}")),
+        ClientLine::Message(body) => push_log(app, Kind::Own, format!("{me}: {}", contained(body))),
+        ClientLine::Me(body) => push_log(app, Kind::Own, format!("* {me} {}", contained(body))),
         ClientLine::Msg { to, text } => push_log(
             app,
             Kind::Private,
             strings
-                .invoke_private_to(to.into(), text.into())
+                .invoke_private_to(to.into(), contained(text).as_ref().into())
                 .to_string(),
         ),
         ClientLine::Users => USERS_REQUESTED.set(true),
@@ -347,13 +347,18 @@ fn back_to_login(app: &AppWindow, error: SharedString) {
 fn show(app: &AppWindow, shown: Shown) {
     let strings = app.global::<Strings>();
     match shown {
-        Shown::Message { from, text } => push_log(app, Kind::Message, format!("{from}: {text}")),
-        Shown::Action { from, text } => push_log(app, Kind::Action, format!("* {from} {text}")),
+        // Each message is shown so that bidi controls in it cannot reach what follows.
+        Shown::Message { from, text } => {
+            push_log(app, Kind::Message, format!("{from}: {}", contained(&text)))
+        }
+        Shown::Action { from, text } => {
+            push_log(app, Kind::Action, format!("* {from} {}", contained(&text)))
+        }
         Shown::Private { from, text } => push_log(
             app,
             Kind::Private,
             strings
-                .invoke_private_from(from.into(), text.into())
+                .invoke_private_from(from.into(), contained(&text).as_ref().into())
                 .to_string(),
         ),
         Shown::Joined(nick) => {
@@ -371,7 +376,9 @@ fn show(app: &AppWindow, shown: Shown) {
         Shown::Left { nick, reason } => {
             with_users(app, |m| remove_user(m, &nick));
             let text = match reason {
-                Some(r) => strings.invoke_left_because(nick.into(), leave_words(app, &r)),
+                Some(r) => {
+                    strings.invoke_left_because(nick.into(), leave_words(app, &contained(&r)))
+                }
                 None => strings.invoke_left(nick.into()),
             };
             push_log(app, Kind::System, text.to_string());

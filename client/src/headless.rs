@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
 
 use crate::net::{Command, Event, Network, OsError, Problem, Target};
-use crate::present::{clock, Decoder, Shown};
+use crate::present::{clock, escape_bidi, Decoder, Shown};
 
 enum Input {
     Typed(String),
@@ -272,7 +272,8 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
 
 fn say(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
+    // A terminal would let bidi controls in a message reorder the rest of the line.
+    let _ = writeln!(out, "{}", escape_bidi(text));
     let _ = out.flush();
 }
 

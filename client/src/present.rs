@@ -123,6 +123,64 @@ impl Decoder {
     }
 }
 
+/// Unicode's explicit bidirectional formatting characters: embeddings, overrides, isolates and
+/// marks. In a message they can make text run backwards into what follows it.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+const FIRST_STRONG_ISOLATE: char = '\u{2068}';
+const POP_DIRECTIONAL_ISOLATE: char = '\u{2069}';
+
+/// `text` as a directional isolate: whatever bidi controls it holds end with it, and its
+/// direction does not move what is shown around it (the sender's name). A pop that would close
+/// an isolate opened outside the text is dropped; isolates the text leaves open are closed.
+pub fn isolate(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push(FIRST_STRONG_ISOLATE);
+    let mut open = 0usize;
+    for c in text.chars() {
+        match c {
+            '\u{2066}'..='\u{2068}' => open += 1,
+            POP_DIRECTIONAL_ISOLATE if open == 0 => continue,
+            POP_DIRECTIONAL_ISOLATE => open -= 1,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out.extend(std::iter::repeat_n(POP_DIRECTIONAL_ISOLATE, open + 1));
+    out
+}
+
+/// `text` ready to show after a name: isolated when it holds bidi controls (plain text stays as
+/// it is, so that what is copied from the log has nothing invisible in it).
+pub fn contained(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_bidi_control) {
+        std::borrow::Cow::Owned(isolate(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `text` with its bidi controls written out as `\u{202E}`, for a terminal transcript.
+pub fn escape_bidi(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_bidi_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The local time as `hh:mm`.
 pub fn clock() -> String {
     let now = std::time::SystemTime::now()
@@ -171,6 +229,30 @@ mod tests {
             })
         );
         assert_eq!(d.decode("FOO bar"), Some(Shown::Other("FOO bar".into())));
+    }
+
+    #[test]
+    fn bidi_controls_cannot_escape_an_isolated_message() {
+        // An override left open ends with the isolate.
+        assert_eq!(isolate("abc\u{202E}def"), "\u{2068}abc\u{202E}def\u{2069}");
+        // A pop that would close the isolate early is dropped.
+        assert_eq!(isolate("a\u{2069}\u{202E}b"), "\u{2068}a\u{202E}b\u{2069}");
+        // Isolates opened inside are closed before it.
+        assert_eq!(
+            isolate("\u{2067}x\u{2066}y"),
+            "\u{2068}\u{2067}x\u{2066}y\u{2069}\u{2069}\u{2069}"
+        );
+        // Balanced ones are kept as they are.
+        assert_eq!(
+            isolate("\u{2067}x\u{2069}"),
+            "\u{2068}\u{2067}x\u{2069}\u{2069}"
+        );
+    }
+
+    #[test]
+    fn bidi_controls_are_written_out_for_a_terminal() {
+        assert_eq!(escape_bidi("a\u{202E}b\u{200F}"), "a\\u{202E}b\\u{200F}");
+        assert_eq!(escape_bidi("hola"), "hola");
     }
 
     #[test]

@@ -108,6 +108,9 @@ fn typed_lines_are_sent_and_events_printed() {
     assert!(eva.expect("<bob> hola eva").starts_with('['), "timestamped");
     bob.send("/me saluda");
     eva.expect("* bob saluda");
+    // Bidi controls are written out: a terminal would reorder the line with them.
+    bob.send("al reves \u{202E}odnum");
+    eva.expect("<bob> al reves \\u{202E}odnum");
     bob.send("/msg eva en privado");
     eva.expect("[private] <bob> en privado");
     eva.type_line("!usuarios");

@@ -494,3 +494,25 @@ fn english_strings_are_there_too() {
         ui.element(label);
     }
 }
+
+#[test]
+fn bidi_controls_in_a_message_stay_inside_it() {
+    let ui = ui("en");
+    ui.registered("ana");
+    // An override that would show the rest of the row backwards, after a pop meant to close the
+    // isolate early.
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "hola\u{2069}\u{202E}evil".into(),
+    });
+    assert_eq!(
+        ui.last_log().1,
+        "bob: \u{2068}hola\u{202E}evil\u{2069}",
+        "isolated, the stray pop dropped"
+    );
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "plain".into(),
+    });
+    assert_eq!(ui.last_log().1, "bob: plain", "plain text is left alone");
+}

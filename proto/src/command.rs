@@ -100,21 +100,32 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
 
 /// Removes control characters other than tab from text that others will see.
 pub fn clean_text(text: &str) -> Cow<'_, str> {
-    if text.chars().any(|c| c.is_control() && c != '\t') {
-        Cow::Owned(
-            text.chars()
-                .filter(|&c| !c.is_control() || c == '\t')
-                .collect(),
-        )
+    if text.chars().any(removed) {
+        Cow::Owned(text.chars().filter(|&c| !removed(c)).collect())
     } else {
         Cow::Borrowed(text)
     }
+}
+
+/// Control characters (but tab), and the line and paragraph separators, with which a line could
+/// show a fake second line under someone else's name.
+fn removed(c: char) -> bool {
+    (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}'
 }
 
 #[cfg(test)]
 mod tests {
     use super::ClientLine::*;
     use super::*;
+
+    #[test]
+    fn separators_and_controls_are_removed() {
+        assert_eq!(
+            clean_text("uno\u{2028}MSG bob dos\u{2029}tres\u{7}\tcuatro"),
+            "unoMSG bob dostres\tcuatro"
+        );
+        assert!(matches!(clean_text("sin nada"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn plain_lines_are_messages() {
