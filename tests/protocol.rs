@@ -60,6 +60,26 @@ fn invalid_nick_is_refused_and_another_may_be_tried() {
 }
 
 #[test]
+fn nicknames_cannot_pass_for_someone_else() {
+    let server = Server::start(&[]);
+    let _ana = server.join("ana");
+    let mut c = server.connect();
+    // An invisible Hangul filler after "ana", and a Cyrillic "а" among Latin letters.
+    for fake in ["ana\u{3164}", "\u{3164}", "\u{430}na"] {
+        c.send(fake);
+        let line = c.line();
+        assert!(line.starts_with("ERROR nick-invalid "), "{fake:?}: {line}");
+    }
+    // Greek capitals that look like "ANA": the same name as "ana".
+    c.send("\u{391}\u{39D}\u{391}");
+    let line = c.line();
+    assert!(line.starts_with("ERROR nick-taken "), "{line}");
+    // A name wholly in another script is welcome.
+    c.send("анна");
+    c.expect_next("WELCOME анна");
+}
+
+#[test]
 fn taken_nick_is_refused_case_insensitively() {
     let server = Server::start(&[]);
     let _ana = server.join("Ana");

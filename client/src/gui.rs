@@ -141,6 +141,10 @@ fn connect(app: &AppWindow, config_dir: &std::path::Path, send: &dyn Fn(Command)
             NickError::Empty => strings.invoke_nick_empty(),
             NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
             NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
+            NickError::UnfitChar(c) => {
+                strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
+            }
+            NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
         };
         app.set_login_error(strings.invoke_nick_refused(why));
         return;

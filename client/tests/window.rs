@@ -107,11 +107,18 @@ fn a_window_chats_with_a_live_server() {
         .unwrap();
 
     bob.expect_next("JOIN ana");
-    // Only a mapped window can take the keyboard (SetInputFocus on one not yet shown fails with
-    // BadMatch): wait for it to be visible, not just created.
+    // The server has registered ana; the window shows the chat (and its title says so) a moment
+    // later: keys typed before would go to the login page. Only a mapped window can take the
+    // keyboard (SetInputFocus on one not yet shown fails with BadMatch): visible, not just made.
     let found = x.run(
         "xdotool",
-        &["search", "--sync", "--onlyvisible", "--name", "^Charla$"],
+        &[
+            "search",
+            "--sync",
+            "--onlyvisible",
+            "--name",
+            "^Charla: ana$",
+        ],
     );
     let window = String::from_utf8(found.stdout)
         .unwrap()

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use unicode_security::{skeleton, GeneralSecurityProfile, MixedScript};
+
 pub const MAX_NICK_CHARS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +11,11 @@ pub enum NickError {
     Empty,
     TooLong,
     BadChar(char),
+    /// A letter Unicode does not recommend in names: invisible fillers (U+3164), obsolete or
+    /// limited-use characters.
+    UnfitChar(char),
+    /// Letters of more than one script, as in a Cyrillic "а" among Latin letters.
+    MixedScripts,
 }
 
 impl fmt::Display for NickError {
@@ -21,6 +28,15 @@ impl fmt::Display for NickError {
             NickError::BadChar(c) => write!(
                 f,
                 "{c:?} is not allowed: use letters, digits, '_', '-' and '.'"
+            ),
+            NickError::UnfitChar(c) => write!(
+                f,
+                "{c:?} (U+{:04X}) is not allowed in nicknames: it can be invisible or mistaken for another",
+                *c as u32
+            ),
+            NickError::MixedScripts => write!(
+                f,
+                "a nickname uses the letters of one script (not Latin and Cyrillic together, for example)"
             ),
         }
     }
@@ -40,12 +56,22 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
     if nick.chars().count() > MAX_NICK_CHARS {
         return Err(NickError::TooLong);
     }
+    // UTS #39's General Security Profile: no default-ignorable fillers, nothing obsolete.
+    if let Some(c) = nick.chars().find(|c| !c.identifier_allowed()) {
+        return Err(NickError::UnfitChar(c));
+    }
+    if !nick.is_single_script() {
+        return Err(NickError::MixedScripts);
+    }
     Ok(())
 }
 
-/// The key under which a nickname is unique: nicknames differing only in case are the same person.
+/// The key under which a nickname is unique: nicknames that differ only in case, or that look
+/// the same (UTS #39 confusable skeletons: Greek "ΑΝΑ" and Latin "ANA"), are the same name.
 pub fn nick_key(nick: &str) -> String {
-    nick.to_lowercase()
+    let lower = skeleton(nick).collect::<String>().to_lowercase();
+    // Lowercasing can make new look-alikes ("I" → "i"): the skeleton again.
+    skeleton(&lower).collect()
 }
 
 #[cfg(test)]
@@ -86,5 +112,42 @@ mod tests {
     fn case_insensitive_key() {
         assert_eq!(nick_key("ÁNGEL"), nick_key("ángel"));
         assert_ne!(nick_key("ana"), nick_key("ana2"));
+    }
+
+    #[test]
+    fn invisible_and_unfit_characters_are_refused() {
+        for filler in ['\u{3164}', '\u{FFA0}', '\u{115F}', '\u{1160}'] {
+            assert_eq!(
+                validate_nick(&format!("ana{filler}")),
+                Err(NickError::UnfitChar(filler))
+            );
+            assert!(validate_nick(&filler.to_string()).is_err());
+        }
+    }
+
+    #[test]
+    fn one_script_per_nickname() {
+        // A Cyrillic "а" (U+0430) among Latin letters.
+        assert_eq!(validate_nick("\u{430}na"), Err(NickError::MixedScripts));
+        for ok in [
+            "анна",
+            "Ελένη",
+            "山田太郎",
+            "やまだ",
+            "ヤマダ_2",
+            "محمد",
+            "ana-2.b",
+        ] {
+            assert_eq!(validate_nick(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn names_that_look_the_same_are_the_same_name() {
+        // Greek capitals that look like Latin ones.
+        assert_eq!(nick_key("\u{391}\u{39D}\u{391}"), nick_key("ana"));
+        assert_eq!(nick_key("ANA"), nick_key("ana"));
+        assert_ne!(nick_key("ana"), nick_key("anna"));
+        assert_ne!(nick_key("анна"), nick_key("ana"));
     }
 }
