@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures charla-server with charla-bench: release build, server pinned to core 0 with flood
-# control off, the load generator on core 1, each scenario against a fresh server. Prints the
-# JSON of every run, then a table. Figures for docs/benchmarks.md come from here.
+# control and the per-address limits off (all the load comes from one address), the load
+# generator on core 1, each scenario against a fresh server. Prints the JSON of every run, then a
+# table. Figures for docs/benchmarks.md come from here.
 #   scripts/bench.sh            all scenarios
 #   QUICK=1 scripts/bench.sh    smaller runs, for a first look
 set -euo pipefail
@@ -20,7 +21,8 @@ server_args=()
 start_server() {
     taskset -c 0 target/release/charla-server --bind "127.0.0.1:$port" \
         --cert "$certs/server-cert.pem" --key "$certs/server-key.key" \
-        --flood-rate 0 --max-clients 20000 "$@" 2>"$dir/server.log" &
+        --flood-rate 0 --max-clients 20000 --max-joining-per-ip 20000 --max-connects-per-ip 0 \
+        "$@" 2>"$dir/server.log" &
     server_pid=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$dir/server.log" 2>/dev/null && return

@@ -14,7 +14,8 @@ trap 'kill "${server_pid:-}" 2>/dev/null || true; cp "$dir/server.log" "$log_cop
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
 port=${PORT:-23457}
 target/release/charla-server --bind "127.0.0.1:$port" --cert "$dir/certs/server-cert.pem" \
-    --key "$dir/certs/server-key.key" --max-queue 256K 2>"$dir/server.log" &
+    --key "$dir/certs/server-key.key" --max-queue 256K --max-connects-per-ip 0 \
+    --max-joining-per-ip 1000 2>"$dir/server.log" &
 server_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$dir/server.log" && break; sleep 0.05; done
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 /// The key an address is counted under.
 pub fn address_key(ip: IpAddr) -> IpAddr {
@@ -45,6 +46,49 @@ impl PerAddress {
     }
 }
 
+/// How many addresses [`ConnectRate`] follows at most; past it, those whose allowance is full
+/// again are forgotten, and if that is not enough, all (a flood from that many addresses is not
+/// stopped by a per-address limit anyway).
+const MAX_TRACKED: usize = 65_536;
+
+/// New connections per address over time (--max-connects-per-ip): an allowance of N that refills
+/// at N per minute, so that one address cannot churn connect-join-quit and drown the room in
+/// JOIN and LEAVE lines.
+#[derive(Default)]
+pub struct ConnectRate {
+    allowance: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl ConnectRate {
+    /// Takes one new connection from `key`'s allowance; when none is left, how long until one
+    /// is. `per_minute` 0 is no limit.
+    pub fn take(&mut self, key: IpAddr, now: Instant, per_minute: u32) -> Result<(), Duration> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let full = f64::from(per_minute);
+        let per_second = full / 60.0;
+        let refilled = |(left, at): (f64, Instant)| {
+            (left + now.saturating_duration_since(at).as_secs_f64() * per_second).min(full)
+        };
+        if self.allowance.len() >= MAX_TRACKED && !self.allowance.contains_key(&key) {
+            self.allowance.retain(|_, entry| refilled(*entry) < full);
+            if self.allowance.len() >= MAX_TRACKED {
+                self.allowance.clear();
+            }
+        }
+        let entry = self.allowance.entry(key).or_insert((full, now));
+        let left = refilled(*entry);
+        if left >= 1.0 {
+            *entry = (left - 1.0, now);
+            Ok(())
+        } else {
+            *entry = (left, now);
+            Err(Duration::from_secs_f64((1.0 - left) / per_second))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +104,28 @@ mod tests {
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
         assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+    }
+
+    #[test]
+    fn new_connections_come_out_of_an_allowance_that_refills() {
+        let mut rate = ConnectRate::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..6 {
+            assert_eq!(rate.take(a, t0, 6), Ok(()));
+        }
+        // Six a minute: the next one in ten seconds.
+        let wait = rate.take(a, t0, 6).unwrap_err();
+        assert!((9.9..=10.0).contains(&wait.as_secs_f64()), "{wait:?}");
+        assert_eq!(
+            rate.take(b, t0, 6),
+            Ok(()),
+            "another address is not affected"
+        );
+        assert_eq!(rate.take(a, t0 + Duration::from_secs(10), 6), Ok(()));
+        assert!(rate.take(a, t0 + Duration::from_secs(10), 6).is_err());
+        assert_eq!(rate.take(a, t0, 0), Ok(()), "0 is no limit");
     }
 
     #[test]

@@ -54,6 +54,11 @@ Options:
                              in their TLS handshake or have no nickname yet; further ones are
                              closed at once, so that silent sockets from one address cannot
                              take the places of everyone else [default: 64]
+  --max-connects-per-ip N    new connections one address (IPv6: one /64) may open per
+                             minute, all at once if it likes; past it, 'ERROR
+                             too-many-connections' says when to try again, so that a
+                             connect-join-quit loop cannot drown the room in JOIN and LEAVE
+                             lines [default: 60; 0 = no limit]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -87,6 +92,8 @@ pub struct Config {
     pub max_per_ip: usize,
     /// Most connections from one address still in their TLS handshake or without a nickname.
     pub max_joining_per_ip: usize,
+    /// New connections one address may open per minute; 0 = no limit.
+    pub max_connects_per_ip: u32,
 }
 
 impl Default for Config {
@@ -108,6 +115,7 @@ impl Default for Config {
             password_file: None,
             max_per_ip: 0,
             max_joining_per_ip: 64,
+            max_connects_per_ip: 60,
         }
     }
 }
@@ -130,6 +138,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "password-file",
     "max-per-ip",
     "max-joining-per-ip",
+    "max-connects-per-ip",
 ];
 
 /// What the command line asks for.
@@ -215,6 +224,11 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| bad("expected a whole number above 0"))?
+            }
+            "--max-connects-per-ip" => {
+                cfg.max_connects_per_ip = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number per minute, 0 for no limit"))?
             }
             "--max-per-ip" => {
                 cfg.max_per_ip = value

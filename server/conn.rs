@@ -48,9 +48,9 @@ pub struct Conn {
     pub close_notify_sent: bool,
     /// The peer closed its side first.
     pub peer_gone: bool,
-    /// Accepted over a limit (--max-clients, --max-per-ip): after the handshake it only gets
-    /// this error.
-    pub reject: Option<ErrorCode>,
+    /// Accepted over a limit (--max-clients, --max-per-ip, --max-connects-per-ip): after the
+    /// handshake it only gets this error, with this text.
+    pub reject: Option<(ErrorCode, Box<str>)>,
     /// Gave the server password (or none is needed).
     pub authenticated: bool,
     /// Counted in the server's `joining` (accepted, no nickname yet).

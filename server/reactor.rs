@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use charla_proto::{leave_reason, notice, ErrorCode};
 
-use crate::address::{address_key, PerAddress};
+use crate::address::{address_key, ConnectRate, PerAddress};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
@@ -178,6 +178,8 @@ pub struct Server {
     /// Connections per address key still in their handshake or without a nickname, for
     /// --max-joining-per-ip.
     pub(crate) joining: PerAddress,
+    /// New connections per address key over time, for --max-connects-per-ip.
+    connect_rate: ConnectRate,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
@@ -242,6 +244,7 @@ impl Server {
             throttle: Throttle::default(),
             per_ip: PerAddress::default(),
             joining: PerAddress::default(),
+            connect_rate: ConnectRate::default(),
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
@@ -398,6 +401,14 @@ impl Server {
             log!("limit: too many connections joining from {key}, closed {addr} at once");
             return;
         }
+        let too_fast = self
+            .connect_rate
+            .take(key, self.now, self.cfg.max_connects_per_ip)
+            .err();
+        if too_fast.is_some() && self.joining.count(key) >= REFUSALS_TOLD {
+            log!("limit: new connections from {key} too fast, closed {addr} at once");
+            return;
+        }
         // Chat lines are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         if self.cfg.send_buffer > 0 {
@@ -428,9 +439,24 @@ impl Server {
         self.joining.add(key);
         conn.joining = true;
         if count >= self.cfg.max_clients {
-            conn.reject = Some(ErrorCode::ServerFull);
+            conn.reject = Some((
+                ErrorCode::ServerFull,
+                "the server is full, try again later".into(),
+            ));
         } else if self.cfg.max_per_ip > 0 && from_here > self.cfg.max_per_ip {
-            conn.reject = Some(ErrorCode::TooManyConnections);
+            conn.reject = Some((
+                ErrorCode::TooManyConnections,
+                "too many connections from your address".into(),
+            ));
+        } else if let Some(wait) = too_fast {
+            conn.reject = Some((
+                ErrorCode::TooManyConnections,
+                format!(
+                    "too many new connections from your address; try again in {} s",
+                    wait.as_secs() + 1
+                )
+                .into(),
+            ));
         }
         self.conns.insert(conn);
         self.handshake_deadlines.push_back(Deadline {
@@ -478,18 +504,10 @@ impl Server {
         };
         match conn.tls.accept() {
             Ok(()) => {
-                if let Some(code) = conn.reject {
-                    let text = match code {
-                        ErrorCode::ServerFull => "the server is full, try again later",
-                        _ => "too many connections from your address",
-                    };
-                    log!(
-                        "limit: {}, rejecting {}",
-                        CloseReason::Rejected(code).describe(),
-                        conn.addr
-                    );
+                if let Some((code, text)) = conn.reject.take() {
+                    log!("limit: {text}, rejecting {}", conn.addr);
                     conn.phase = Phase::Registering;
-                    self.reply_error(token, code, text);
+                    self.reply_error(token, code, &text);
                     self.close(token, CloseReason::Rejected(code));
                     return;
                 }

@@ -33,6 +33,8 @@ fn two_thousand_silent_sockets_do_not_disturb_the_chat_and_are_closed() {
         "0",
         "--max-joining-per-ip",
         "3000",
+        "--max-connects-per-ip",
+        "0",
     ]);
     let pid = server.pid();
     let (mut ana, mut bob) = server.pair();
@@ -126,7 +128,14 @@ fn clients_vanishing_at_every_stage_leave_the_rest_chatting_and_leak_nothing() {
 /// in at once, long before the silent ones' handshakes would time out.
 fn silent_sockets_from_one_address_leave_room_for_others(args: &[&str], held_at_most: usize) {
     raise_fd_limit();
-    let mut all = vec!["--max-clients", "500", "--handshake-timeout", "120"];
+    let mut all = vec![
+        "--max-clients",
+        "500",
+        "--handshake-timeout",
+        "120",
+        "--max-connects-per-ip",
+        "0",
+    ];
     all.extend_from_slice(args);
     let server = Server::start(&all);
     let silent: Vec<TcpStream> = (0..600)
@@ -155,4 +164,40 @@ fn silent_sockets_over_max_per_ip_do_not_take_everyone_s_place() {
 fn silent_sockets_without_max_per_ip_do_not_take_everyone_s_place() {
     // No --max-per-ip (a classroom behind NAT): still at most 64 joining at once from one address.
     silent_sockets_from_one_address_leave_room_for_others(&[], 64);
+}
+
+/// One address looping connect, join, quit: past its allowance of new connections it is told when
+/// to try again, and the room sees no more JOIN and LEAVE lines than the allowance.
+#[test]
+fn connection_churn_from_one_address_cannot_drown_the_room() {
+    let server = Server::start(&["--max-connects-per-ip", "5"]);
+    let watcher = tcp_from("127.0.0.2".parse().unwrap(), server.addr);
+    let mut watcher = Client::over(watcher, connector());
+    watcher.send("vigia");
+    watcher.expect_next("WELCOME vigia");
+    watcher.read_user_list();
+    for i in 0..5 {
+        let mut c = server.connect();
+        c.send(&format!("churn{i}"));
+        c.expect_next(&format!("WELCOME churn{i}"));
+        c.read_user_list();
+        c.send("/quit");
+        c.expect_closed();
+    }
+    let mut sixth = server.connect();
+    let lines = sixth.expect_closed();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("ERROR too-many-connections too many new connections")
+            && lines[0].contains("try again in "),
+        "{lines:?}"
+    );
+    // The watcher saw five joins and five leaves, then nothing more from the churn.
+    let mut seen = Vec::new();
+    for line in watcher.sync() {
+        seen.push(line);
+    }
+    let joins = seen.iter().filter(|l| l.starts_with("JOIN churn")).count();
+    let leaves = seen.iter().filter(|l| l.starts_with("LEAVE churn")).count();
+    assert_eq!((joins, leaves), (5, 5), "{seen:?}");
 }

@@ -144,7 +144,7 @@ fn users_and_usuarios_list_everyone() {
 #[test]
 fn long_user_list_continues_in_users_plus_lines() {
     common::raise_fd_limit();
-    let server = Server::start(&["--flood-rate", "0"]);
+    let server = Server::start(&["--flood-rate", "0", "--max-connects-per-ip", "0"]);
     // 150 nicks of 32 characters do not fit in one 4096-byte line.
     let nicks: Vec<String> = (0..150)
         .map(|i| format!("{i:03}{}", "n".repeat(29)))

@@ -519,6 +519,7 @@ fn problem_words(app: &AppWindow, problem: &Problem) -> SharedString {
             s.invoke_known_servers_failed(path(p), os_words(app, error))
         }
         Problem::NotTrusted { server } => s.invoke_not_trusted(server.into()),
+        Problem::Busy { code, text } => server_error(app, code.as_str(), text),
         Problem::ServerClosed => s.invoke_server_closed(),
         Problem::NoAnswer { server } => s.invoke_no_answer(server.into()),
         Problem::Broken(error) => s.invoke_broken(os_words(app, error)),

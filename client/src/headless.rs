@@ -79,6 +79,9 @@ pub fn describe_problem(problem: &Problem) -> String {
             describe_os_error(error)
         ),
         Problem::NotTrusted { server } => format!("{server} was not trusted: not connected"),
+        Problem::Busy { code, text } => {
+            format!("the server is busy ({}): {text}", code.as_str())
+        }
         Problem::ServerClosed => "the server closed the connection".into(),
         Problem::NoAnswer { server } => format!("{server} did not answer in time"),
         Problem::Broken(error) => format!("connection broken ({})", describe_os_error(error)),

@@ -151,6 +151,9 @@ pub enum Problem {
     KnownServers { path: PathBuf, error: OsError },
     /// The user did not trust a new server.
     NotTrusted { server: String },
+    /// The server turned a reconnection away for now (full, or too many connections from this
+    /// address): retried later.
+    Busy { code: ErrorCode, text: String },
     /// The server closed the connection.
     ServerClosed,
     /// No answer in time.
@@ -885,6 +888,14 @@ impl Worker {
             }
             ServerLine::Error { code, text } => {
                 match ErrorCode::from_word(code).filter(|&c| refuses_registration(c)) {
+                    // Busy for now, as when a restarted server sees everyone come back at once:
+                    // a client that was in the chat tries again later.
+                    Some(code @ (ErrorCode::ServerFull | ErrorCode::TooManyConnections))
+                        if self.was_registered =>
+                    {
+                        let text = text.to_string();
+                        self.connection_lost(Problem::Busy { code, text });
+                    }
                     Some(code) => {
                         let text = text.to_string();
                         self.drop_link();

@@ -595,3 +595,63 @@ fn the_password_is_sent_once_then_the_nickname() {
         .expect("the stand-in server's record");
     assert_eq!(received, vec!["/pass clave secreta", "ana", "/quit"]);
 }
+
+#[test]
+fn a_reconnection_turned_away_for_now_is_tried_again() {
+    // A stand-in server: welcomes ana, drops her; turns the reconnection away as too many;
+    // welcomes the next one.
+    let c = certs();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_certificate_chain_file(&c.cert).unwrap();
+    acceptor
+        .set_private_key_file(&c.key, SslFiletype::PEM)
+        .unwrap();
+    let acceptor = acceptor.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let answers: [&[u8]; 3] = [
+            b"WELCOME ana\nUSERS 1 ana\n",
+            b"ERROR too-many-connections too many new connections from your address; try again in 1 s\n",
+            b"WELCOME ana\nUSERS 1 ana\n",
+        ];
+        for answer in answers {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut tls = BufReader::new(acceptor.accept(tcp).unwrap());
+            let mut nick = String::new();
+            tls.read_line(&mut nick).unwrap();
+            tls.get_mut().write_all(answer).unwrap();
+            let _ = tls.get_mut().shutdown();
+        }
+    });
+    let mut ana = Client::start();
+    ana.net.send(Command::Connect(Target {
+        host: "localhost".into(),
+        port,
+        nick: "ana".into(),
+        trust: ca(),
+        password: None,
+    }));
+    assert_eq!(ana.registered(), "ana");
+    ana.wait("Lost", |e| matches!(e, Event::Lost { .. }));
+    let event = ana.wait("the second Lost", |e| {
+        matches!(
+            e,
+            Event::Lost { .. } | Event::Refused { .. } | Event::Failed { .. }
+        )
+    });
+    assert!(
+        matches!(
+            &event,
+            Event::Lost {
+                problem: Problem::Busy {
+                    code: ErrorCode::TooManyConnections,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+    assert_eq!(ana.registered(), "ana", "tried again, and got in");
+}
