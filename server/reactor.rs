@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -180,6 +181,7 @@ pub struct Server {
     pub(crate) joining: PerAddress,
     /// New connections per address key over time, for --max-connects-per-ip.
     connect_rate: ConnectRate,
+    quiet_closes: QuietCloses,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
@@ -245,6 +247,7 @@ impl Server {
             per_ip: PerAddress::default(),
             joining: PerAddress::default(),
             connect_rate: ConnectRate::default(),
+            quiet_closes: QuietCloses::default(),
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
@@ -295,6 +298,7 @@ impl Server {
                 self.conn_ready(token, true, false);
             }
             self.expire_deadlines();
+            self.quiet_closes.report_if_due(self.now);
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
             let due = flush_due(
                 batch_delay,
@@ -356,6 +360,7 @@ impl Server {
         .chain(self.accept_paused_until)
         .chain(self.shutdown_deadline)
         .chain(self.trim_due)
+        .chain(self.quiet_closes.due())
         .min()
         // Rounded up: epoll counts whole milliseconds and waking early just loops again.
         .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
@@ -386,7 +391,8 @@ impl Server {
     fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let count = self.conns.len();
         if count >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
-            log!("limit: server full, closed {addr} without a handshake");
+            self.quiet_closes
+                .note(QuietClose::ServerFull, addr.ip(), self.now);
             return;
         }
         // An address past its limits is turned away before anything is spent on it, so that it
@@ -394,11 +400,12 @@ impl Server {
         let key = address_key(addr.ip());
         if self.cfg.max_per_ip > 0 && self.per_ip.count(key) >= self.cfg.max_per_ip + REFUSALS_TOLD
         {
-            log!("limit: too many connections from {key}, closed {addr} at once");
+            self.quiet_closes
+                .note(QuietClose::PerAddress, key, self.now);
             return;
         }
         if self.joining.count(key) >= self.cfg.max_joining_per_ip {
-            log!("limit: too many connections joining from {key}, closed {addr} at once");
+            self.quiet_closes.note(QuietClose::Joining, key, self.now);
             return;
         }
         let too_fast = self
@@ -406,7 +413,7 @@ impl Server {
             .take(key, self.now, self.cfg.max_connects_per_ip)
             .err();
         if too_fast.is_some() && self.joining.count(key) >= REFUSALS_TOLD {
-            log!("limit: new connections from {key} too fast, closed {addr} at once");
+            self.quiet_closes.note(QuietClose::TooFast, key, self.now);
             return;
         }
         // Chat lines are small and latency matters more than packet count.
@@ -898,6 +905,7 @@ impl Server {
         } else {
             "SIGTERM"
         };
+        self.quiet_closes.report();
         log!(
             "{name}: shutting down, closing {} connections",
             self.conns.len()
@@ -920,6 +928,70 @@ impl Server {
                 Phase::Closing => {}
             }
         }
+    }
+}
+
+/// Why a connection was closed at once, without a handshake.
+#[derive(Clone, Copy)]
+enum QuietClose {
+    ServerFull,
+    PerAddress,
+    Joining,
+    TooFast,
+}
+
+/// Connections closed at once for a limit, logged as one line a second: a line each would let
+/// whoever connects in a loop grow the log as fast as it connects.
+#[derive(Default)]
+struct QuietCloses {
+    /// Per [`QuietClose`]: how many, and the address (key) of the last one.
+    counts: [(u64, Option<IpAddr>); 4],
+    since: Option<Instant>,
+}
+
+impl QuietCloses {
+    fn note(&mut self, why: QuietClose, key: IpAddr, now: Instant) {
+        self.since.get_or_insert(now);
+        let entry = &mut self.counts[why as usize];
+        entry.0 += 1;
+        entry.1 = Some(key);
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + Duration::from_secs(1))
+    }
+
+    fn report_if_due(&mut self, now: Instant) {
+        if self.due().is_some_and(|due| due <= now) {
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        const WHY: [&str; 4] = [
+            "server full",
+            "too many connections from",
+            "too many joining from",
+            "new connections too fast from",
+        ];
+        let mut total = 0;
+        let mut parts = Vec::new();
+        for (i, (count, key)) in self.counts.iter().enumerate() {
+            if *count > 0 {
+                total += count;
+                match (i, key) {
+                    (0, _) | (_, None) => parts.push(format!("{}: {count}", WHY[i])),
+                    (_, Some(key)) => parts.push(format!("{} {key} (last): {count}", WHY[i])),
+                }
+            }
+        }
+        if total > 0 {
+            log!(
+                "limit: closed {total} connections at once in the last second ({})",
+                parts.join(", ")
+            );
+        }
+        *self = QuietCloses::default();
     }
 }
 

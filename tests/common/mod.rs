@@ -326,6 +326,30 @@ impl Server {
         }
     }
 
+    /// Waits until the server has logged `n` connections closed at once for a limit (it sums
+    /// them up once a second: `closed N connections at once in the last second (...)`).
+    pub fn wait_closed_at_once(&self, n: u64) {
+        let deadline = Instant::now() + DEADLINE * 2;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            let total: u64 = lines
+                .iter()
+                .filter_map(|l| l.split("limit: closed ").nth(1))
+                .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+                .sum();
+            if total >= n {
+                assert_eq!(total, n, "more connections closed at once than expected");
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {total} of {n} connections logged as closed at once"
+            );
+            lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lines.lock().unwrap().join("\n")
     }
