@@ -89,6 +89,34 @@ impl ConnectRate {
     }
 }
 
+/// When each address was last told why it was refused: telling takes a TLS handshake, so an
+/// address is told at most once a second, and its other refused connections are closed at once.
+#[derive(Default)]
+pub struct Refusals {
+    last_told: HashMap<IpAddr, Instant>,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    pub fn may_tell(&mut self, key: IpAddr, now: Instant) -> bool {
+        if self.last_told.len() >= MAX_TRACKED && !self.last_told.contains_key(&key) {
+            self.last_told
+                .retain(|_, at| now.saturating_duration_since(*at) < Self::EVERY);
+            if self.last_told.len() >= MAX_TRACKED {
+                self.last_told.clear();
+            }
+        }
+        match self.last_told.get(&key) {
+            Some(at) if now.saturating_duration_since(*at) < Self::EVERY => false,
+            _ => {
+                self.last_told.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +154,18 @@ mod tests {
         assert_eq!(rate.take(a, t0 + Duration::from_secs(10), 6), Ok(()));
         assert!(rate.take(a, t0 + Duration::from_secs(10), 6).is_err());
         assert_eq!(rate.take(a, t0, 0), Ok(()), "0 is no limit");
+    }
+
+    #[test]
+    fn an_address_is_told_why_at_most_once_a_second() {
+        let mut told = Refusals::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(told.may_tell(a, t0));
+        assert!(!told.may_tell(a, t0 + Duration::from_millis(999)));
+        assert!(told.may_tell(b, t0));
+        assert!(told.may_tell(a, t0 + Duration::from_secs(1)));
     }
 
     #[test]

@@ -18,10 +18,10 @@ Options:
                              [default: certs/server-key.key]
   --key-pass-file PATH       read the key's passphrase from the first line of this file
                              (otherwise from the CHARLA_KEY_PASS environment variable)
-  --max-clients N            most connections at once, handshaking ones included; up to
-                             64 more are let in only to be told 'ERROR server-full', and
-                             past those a connection is closed at once without a word
-                             (lowered at start to what 'ulimit -n' allows) [default: 10000]
+  --max-clients N            most connections at once, handshaking ones included; an extra
+                             one is told 'ERROR server-full' (see 'Refused connections'
+                             below) (lowered at start to what 'ulimit -n' allows)
+                             [default: 10000]
   --max-line BYTES           longest line a client may send, terminator included;
                              longer ones get 'ERROR line-too-long' [default: 4096]
   --max-queue BYTES          most bytes waiting to be sent to one client; a client that
@@ -46,21 +46,25 @@ Options:
                              '/pass <password>' before their nickname (never give it on the
                              command line, where other users of the machine can see it)
   --max-per-ip N             most connections from one IP address (IPv6: one /64 network),
-                             counted from the moment they are accepted; up to 4 more get
-                             'ERROR too-many-connections', further ones are closed at once
-                             [default: 0 = no limit, since a classroom behind NAT shares one
-                             address]
+                             counted from the moment they are accepted; an extra one is told
+                             'ERROR too-many-connections' (see below) [default: 0 = no
+                             limit, since a classroom behind NAT shares one address]
   --max-joining-per-ip N     most connections from one address (IPv6: one /64) that are still
                              in their TLS handshake or have no nickname yet; further ones are
                              closed at once, so that silent sockets from one address cannot
                              take the places of everyone else [default: 64]
   --max-connects-per-ip N    new connections one address (IPv6: one /64) may open per
                              minute, all at once if it likes; past it, 'ERROR
-                             too-many-connections' says when to try again, so that a
-                             connect-join-quit loop cannot drown the room in JOIN and LEAVE
-                             lines [default: 60; 0 = no limit]
+                             too-many-connections' says when to try again (see below), so
+                             that a connect-join-quit loop cannot drown the room in JOIN and
+                             LEAVE lines [default: 60; 0 = no limit]
   -h, --help                 print this help
   -V, --version              print the version
+
+Refused connections: telling a refused connection why takes a TLS handshake, so an address is
+told at most once a second, and only while it has fewer than 4 connections still joining; other
+refused connections, and any past --max-clients + 64, are closed at once without a word. They
+are counted in one log line a second.
 
 Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', close every
 connection and exit 0; SIGHUP reloads the certificate and key from disk (a broken file is

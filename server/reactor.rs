@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use charla_proto::{leave_reason, notice, ErrorCode};
 
-use crate::address::{address_key, ConnectRate, PerAddress};
+use crate::address::{address_key, ConnectRate, PerAddress, Refusals};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
@@ -28,8 +28,8 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 /// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
 /// more, a connection is closed without a word (TLS would cost more than it is worth).
 const OVER_CAPACITY_GRACE: usize = 64;
-/// Connections from an address past --max-per-ip that are still let in to be told
-/// `ERROR too-many-connections`; past these they are closed at once.
+/// A refused connection is let in to be told why only while its address has fewer than this many
+/// connections still joining; else it is closed at once.
 const REFUSALS_TOLD: usize = 4;
 /// How long a closing connection may take to take its last lines and close its side.
 const LINGER: Duration = Duration::from_secs(2);
@@ -182,6 +182,8 @@ pub struct Server {
     /// New connections per address key over time, for --max-connects-per-ip.
     connect_rate: ConnectRate,
     quiet_closes: QuietCloses,
+    /// When each address was last told why it was refused.
+    refusals: Refusals,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
@@ -248,6 +250,7 @@ impl Server {
             joining: PerAddress::default(),
             connect_rate: ConnectRate::default(),
             quiet_closes: QuietCloses::default(),
+            refusals: Refusals::default(),
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
@@ -390,31 +393,36 @@ impl Server {
 
     fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let count = self.conns.len();
-        if count >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
-            self.quiet_closes
-                .note(QuietClose::ServerFull, addr.ip(), self.now);
-            return;
-        }
-        // An address past its limits is turned away before anything is spent on it, so that it
-        // cannot hold the places of others until its handshakes time out.
         let key = address_key(addr.ip());
-        if self.cfg.max_per_ip > 0 && self.per_ip.count(key) >= self.cfg.max_per_ip + REFUSALS_TOLD
-        {
-            self.quiet_closes
-                .note(QuietClose::PerAddress, key, self.now);
-            return;
+        // Turned away before anything is spent on it, so that an address cannot hold the places
+        // of others until its handshakes time out.
+        if count >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
+            return self
+                .quiet_closes
+                .note(QuietClose::ServerFull, key, self.now);
         }
         if self.joining.count(key) >= self.cfg.max_joining_per_ip {
-            self.quiet_closes.note(QuietClose::Joining, key, self.now);
-            return;
+            return self.quiet_closes.note(QuietClose::Joining, key, self.now);
         }
         let too_fast = self
             .connect_rate
             .take(key, self.now, self.cfg.max_connects_per_ip)
             .err();
-        if too_fast.is_some() && self.joining.count(key) >= REFUSALS_TOLD {
-            self.quiet_closes.note(QuietClose::TooFast, key, self.now);
-            return;
+        let refusal = if count >= self.cfg.max_clients {
+            Some(QuietClose::ServerFull)
+        } else if self.cfg.max_per_ip > 0 && self.per_ip.count(key) >= self.cfg.max_per_ip {
+            Some(QuietClose::PerAddress)
+        } else if too_fast.is_some() {
+            Some(QuietClose::TooFast)
+        } else {
+            None
+        };
+        // Telling why takes a TLS handshake: an address is told while it has few connections
+        // still joining, and once a second; past that it is closed at once.
+        if let Some(why) = refusal {
+            if self.joining.count(key) >= REFUSALS_TOLD || !self.refusals.may_tell(key, self.now) {
+                return self.quiet_closes.note(why, key, self.now);
+            }
         }
         // Chat lines are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
@@ -442,29 +450,28 @@ impl Server {
         let serial = self.next_serial;
         let mut conn = Conn::new(tls, addr, serial, self.now, self.cfg.flood_burst);
         conn.authenticated = self.password.is_none();
-        let from_here = self.per_ip.add(key);
+        self.per_ip.add(key);
         self.joining.add(key);
         conn.joining = true;
-        if count >= self.cfg.max_clients {
-            conn.reject = Some((
+        conn.reject = match refusal {
+            None => None,
+            Some(QuietClose::ServerFull) => Some((
                 ErrorCode::ServerFull,
                 "the server is full, try again later".into(),
-            ));
-        } else if self.cfg.max_per_ip > 0 && from_here > self.cfg.max_per_ip {
-            conn.reject = Some((
-                ErrorCode::TooManyConnections,
-                "too many connections from your address".into(),
-            ));
-        } else if let Some(wait) = too_fast {
-            conn.reject = Some((
+            )),
+            Some(QuietClose::TooFast) => Some((
                 ErrorCode::TooManyConnections,
                 format!(
                     "too many new connections from your address; try again in {} s",
-                    wait.as_secs() + 1
+                    too_fast.unwrap_or_default().as_secs() + 1
                 )
                 .into(),
-            ));
-        }
+            )),
+            Some(_) => Some((
+                ErrorCode::TooManyConnections,
+                "too many connections from your address".into(),
+            )),
+        };
         self.conns.insert(conn);
         self.handshake_deadlines.push_back(Deadline {
             at: self.now + self.cfg.handshake_timeout,

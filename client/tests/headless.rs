@@ -10,6 +10,27 @@ use std::time::Instant;
 
 use common::{certs, Server, TempDir, DEADLINE};
 
+/// `charla --headless` for `server` (by the name `localhost`), with piped input and output.
+fn spawn(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args([
+            "--headless",
+            "--host",
+            "localhost",
+            "--port",
+            &server.addr.port().to_string(),
+            "--nick",
+            nick,
+        ])
+        .arg("--config-dir")
+        .arg(config.path())
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 struct Headless {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -19,23 +40,7 @@ struct Headless {
 
 impl Headless {
     fn start(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Headless {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-            .args([
-                "--headless",
-                "--host",
-                "localhost",
-                "--port",
-                &server.addr.port().to_string(),
-                "--nick",
-                nick,
-            ])
-            .arg("--config-dir")
-            .arg(config.path())
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(server, nick, extra, config);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -199,23 +204,7 @@ fn piped(
     config: &TempDir,
     input: &str,
 ) -> (Option<i32>, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-        .args([
-            "--headless",
-            "--host",
-            "localhost",
-            "--port",
-            &server.addr.port().to_string(),
-            "--nick",
-            nick,
-        ])
-        .arg("--config-dir")
-        .arg(config.path())
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(server, nick, extra, config);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);

@@ -543,18 +543,24 @@ fn closing_while_a_name_lookup_hangs_returns_at_once() {
         .expect("the network thread waited for the lookup");
 }
 
-#[test]
-fn the_password_is_sent_once_then_the_nickname() {
-    // A stand-in server over real TLS that records what the client sends.
+/// A TLS server of the test's own with the test certificate, on a free loopback port: it plays
+/// a Charla server's part line by line.
+fn stand_in_server() -> (SslAcceptor, std::net::TcpListener, u16) {
     let c = certs();
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
     acceptor.set_certificate_chain_file(&c.cert).unwrap();
     acceptor
         .set_private_key_file(&c.key, SslFiletype::PEM)
         .unwrap();
-    let acceptor = acceptor.build();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    (acceptor.build(), listener, port)
+}
+
+#[test]
+fn the_password_is_sent_once_then_the_nickname() {
+    // A stand-in server over real TLS that records what the client sends.
+    let (acceptor, listener, port) = stand_in_server();
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
@@ -600,15 +606,7 @@ fn the_password_is_sent_once_then_the_nickname() {
 fn a_reconnection_turned_away_for_now_is_tried_again() {
     // A stand-in server: welcomes ana, drops her; turns the reconnection away as too many;
     // welcomes the next one.
-    let c = certs();
-    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    acceptor.set_certificate_chain_file(&c.cert).unwrap();
-    acceptor
-        .set_private_key_file(&c.key, SslFiletype::PEM)
-        .unwrap();
-    let acceptor = acceptor.build();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (acceptor, listener, port) = stand_in_server();
     std::thread::spawn(move || {
         let answers: [&[u8]; 3] = [
             b"WELCOME ana\nUSERS 1 ana\n",

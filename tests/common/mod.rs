@@ -187,6 +187,19 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// `--cert` and `--key` of the test certificates, then `args`.
+fn with_test_certs<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let c = certs();
+    let mut all = vec![
+        "--cert",
+        c.cert.to_str().unwrap(),
+        "--key",
+        c.key.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    all
+}
+
 #[derive(Default)]
 struct LogLines {
     lines: Mutex<Vec<String>>,
@@ -203,15 +216,7 @@ pub struct Server {
 impl Server {
     /// Starts the server with the test certificates and `args`.
     pub fn start(args: &[&str]) -> Server {
-        let c = certs();
-        let mut all = vec![
-            "--cert",
-            c.cert.to_str().unwrap(),
-            "--key",
-            c.key.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        Server::start_raw(&all, &[])
+        Server::start_raw(&with_test_certs(args), &[])
     }
 
     /// Starts the server with exactly `args` (plus `--bind 127.0.0.1:0` unless given).
@@ -236,15 +241,7 @@ impl Server {
                 Ok(())
             });
         }
-        let c = certs();
-        let mut all = vec![
-            "--cert",
-            c.cert.to_str().unwrap(),
-            "--key",
-            c.key.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        Server::spawn(cmd, &all, &[])
+        Server::spawn(cmd, &with_test_certs(args), &[])
     }
 
     fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
