@@ -57,7 +57,8 @@ Options:
                              minute, all at once if it likes; past it, 'ERROR
                              too-many-connections' says when to try again (see below), so
                              that a connect-join-quit loop cannot drown the room in JOIN and
-                             LEAVE lines [default: 60; 0 = no limit]
+                             LEAVE lines; raise it for a large network behind one NAT
+                             address [default: 120; 0 = no limit]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -119,7 +120,7 @@ impl Default for Config {
             password_file: None,
             max_per_ip: 0,
             max_joining_per_ip: 64,
-            max_connects_per_ip: 60,
+            max_connects_per_ip: 120,
         }
     }
 }

@@ -96,7 +96,8 @@ impl CloseReason {
             CloseReason::RegisterTimeout => "no nickname in time (--register-timeout)".into(),
             CloseReason::Rejected(ErrorCode::ServerFull) => "server full (--max-clients)".into(),
             CloseReason::Rejected(ErrorCode::TooManyConnections) => {
-                "too many connections from this address (--max-per-ip)".into()
+                "too many connections from this address (--max-per-ip or --max-connects-per-ip)"
+                    .into()
             }
             CloseReason::Rejected(ErrorCode::BadPassword) => "wrong password".into(),
             CloseReason::Rejected(code) => code.as_str().into(),

@@ -2,7 +2,8 @@
 //! visible placeholder instead of nothing (the renderer draws no box for a missing glyph).
 //!
 //! Asks fontconfig, which the window already loads (Slint finds its fonts through it): the union
-//! of the character sets of every installed font, computed once.
+//! of the character sets of every installed outline font that is not a colour font (Slint's
+//! software renderer draws neither bitmaps nor colour glyphs), computed once.
 
 use std::borrow::Cow;
 use std::ffi::{c_char, c_int, c_void};
@@ -31,6 +32,12 @@ extern "C" {
     fn FcObjectSetDestroy(set: *mut c_void);
     fn FcFontList(config: *mut c_void, pattern: *mut c_void, set: *mut c_void) -> *mut FcFontSet;
     fn FcFontSetDestroy(set: *mut FcFontSet);
+    fn FcPatternGetBool(
+        pattern: *const c_void,
+        object: *const c_char,
+        n: c_int,
+        value: *mut c_int,
+    ) -> c_int;
     fn FcPatternGetCharSet(
         pattern: *const c_void,
         object: *const c_char,
@@ -52,8 +59,9 @@ unsafe impl Sync for Coverage {}
 
 impl Coverage {
     fn load() -> Option<Coverage> {
-        const CHARSET: &[u8] = b"charset\0";
-        let charset_name = CHARSET.as_ptr().cast::<c_char>();
+        let charset_name = c"charset".as_ptr();
+        let color_name = c"color".as_ptr();
+        let outline_name = c"outline".as_ptr();
         // SAFETY: plain fontconfig calls; every object made here is destroyed here, except the
         // merged character set, which lives as long as the program.
         unsafe {
@@ -64,6 +72,8 @@ impl Coverage {
             let pattern = FcPatternCreate();
             let objects = FcObjectSetCreate();
             FcObjectSetAdd(objects, charset_name);
+            FcObjectSetAdd(objects, color_name);
+            FcObjectSetAdd(objects, outline_name);
             let fonts = FcFontList(config, pattern, objects);
             let all = FcCharSetCreate();
             let mut found = false;
@@ -71,6 +81,16 @@ impl Coverage {
                 let set = &*fonts;
                 for i in 0..set.nfont.max(0) as usize {
                     let font = *set.fonts.add(i);
+                    // The renderer draws outline glyphs only: a colour (bitmap) emoji font or a
+                    // bitmap font draws nothing for it.
+                    let flag = |name: *const c_char| {
+                        let mut value: c_int = 0;
+                        (FcPatternGetBool(font, name, 0, &mut value) == FC_RESULT_MATCH)
+                            .then_some(value != 0)
+                    };
+                    if flag(color_name) == Some(true) || flag(outline_name) == Some(false) {
+                        continue;
+                    }
                     let mut chars = std::ptr::null_mut();
                     if FcPatternGetCharSet(font, charset_name, 0, &mut chars) == FC_RESULT_MATCH {
                         FcCharSetMerge(all, chars, std::ptr::null_mut());

@@ -292,6 +292,10 @@ pub fn apply(app: &AppWindow, event: UiEvent) {
             );
             app.invoke_focus_input();
         }
+        // The window was closed while the connection was being made again: it closes now.
+        UiEvent::Net(Event::Failed { .. } | Event::Refused { .. }) if EXITING.get() => {
+            let _ = slint::quit_event_loop();
+        }
         UiEvent::Net(Event::Refused { code, text }) => {
             let why = server_error(app, code.as_str(), &text);
             let text = match code {

@@ -111,17 +111,12 @@ fn describe_own(me: &str, line: &str) -> Option<String> {
     }
 }
 
-/// `/quit [reason]` typed: the reason, if any.
+/// `/quit [reason]` typed (in any case, as the server takes it): the reason, if any.
 fn quit_reason(line: &str) -> Option<Option<String>> {
-    let rest = line.strip_prefix("/quit")?;
-    if !(rest.is_empty() || rest.starts_with(' ')) {
-        return None;
+    match parse_client_line(line) {
+        ClientLine::Quit(reason) => Some(reason.map(String::from)),
+        _ => None,
     }
-    Some(
-        Some(rest.trim())
-            .filter(|r| !r.is_empty())
-            .map(String::from),
-    )
 }
 
 pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {

@@ -589,7 +589,11 @@ impl Worker {
 
     /// A connecting socket is ready: connected, or failed.
     fn dial_ready(&mut self, token: Token) {
-        let Link::Dialing(mut dialer) = std::mem::replace(&mut self.link, Link::Down) else {
+        // A stale event (an attempt already given up, or the link moved on in this batch) must
+        // leave the current link alone.
+        let link = std::mem::replace(&mut self.link, Link::Down);
+        let Link::Dialing(mut dialer) = link else {
+            self.link = link;
             return;
         };
         let Some(i) = dialer.trying.iter().position(|(t, ..)| *t == token) else {
@@ -942,6 +946,7 @@ impl Worker {
         self.drop_link();
         if self.quitting {
             self.quitting = false;
+            self.deadline = None;
             return self.emit(Event::Closed);
         }
         if self.was_registered && self.target.is_some() && self.quit_when_registered.is_none() {

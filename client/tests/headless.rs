@@ -282,7 +282,14 @@ fn piped_lines_to_a_server_that_is_not_there_fail() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(DEADLINE)
+        .expect("charla did not exit")
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "nothing was sent: {text}");
     assert!(text.contains("refused"), "{text}");
@@ -318,4 +325,25 @@ fn a_trust_question_with_no_input_left_refuses() {
     assert!(out.iter().any(|l| l.contains("no answer")), "{out:#?}");
     assert_eq!(code, Some(1));
     assert!(!config.path().join("known_servers").exists());
+}
+
+#[test]
+fn quit_is_understood_in_any_case() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("quit-case");
+    let mut bob = server.join("bob");
+    let (code, out) = piped(
+        &server,
+        "gina",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+        "/QUIT hasta luego\nnot sent\n",
+    );
+    assert_eq!(code, Some(0), "{out:#?}");
+    bob.expect_next("JOIN gina");
+    bob.expect_next("LEAVE gina hasta luego");
+    assert!(
+        bob.sync().is_empty(),
+        "nothing after /QUIT, and no second join"
+    );
 }
