@@ -785,11 +785,7 @@ impl Server {
         conn.close_started = true;
         conn.phase = Phase::Closing;
         // A connection on its way out no longer counts against the per-address limits.
-        let key = address_key(conn.addr.ip());
-        self.per_ip.remove(key);
-        if std::mem::take(&mut conn.joining) {
-            self.joining.remove(key);
-        }
+        release_address(&mut self.per_ip, &mut self.joining, conn);
         conn.peer_gone = matches!(reason, CloseReason::PeerClosed);
         let abrupt = reason.abrupt();
         if abrupt {
@@ -829,11 +825,7 @@ impl Server {
     fn drop_conn(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(token.0) {
             if !conn.close_started {
-                let key = address_key(conn.addr.ip());
-                self.per_ip.remove(key);
-                if conn.joining {
-                    self.joining.remove(key);
-                }
+                release_address(&mut self.per_ip, &mut self.joining, &mut conn);
             }
             if let Some(slot) = conn.room_slot.take() {
                 // Every path out of the room goes through close(); this is a safety net.
@@ -936,6 +928,16 @@ impl Server {
                 Phase::Closing => {}
             }
         }
+    }
+}
+
+/// Takes a connection out of the per-address counts (once: `close` does it for every connection
+/// that goes through it, `drop_conn` for the others).
+fn release_address(per_ip: &mut PerAddress, joining: &mut PerAddress, conn: &mut Conn) {
+    let key = address_key(conn.addr.ip());
+    per_ip.remove(key);
+    if std::mem::take(&mut conn.joining) {
+        joining.remove(key);
     }
 }
 
