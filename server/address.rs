@@ -51,6 +51,18 @@ impl PerAddress {
 /// stopped by a per-address limit anyway).
 const MAX_TRACKED: usize = 65_536;
 
+/// Before `key` is added to a full map: keeps only the entries `still_needed` says are, and if
+/// that frees nothing, forgets them all.
+fn make_room<V>(map: &mut HashMap<IpAddr, V>, key: IpAddr, still_needed: impl FnMut(&V) -> bool) {
+    if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+        let mut still_needed = still_needed;
+        map.retain(|_, value| still_needed(value));
+        if map.len() >= MAX_TRACKED {
+            map.clear();
+        }
+    }
+}
+
 /// New connections per address over time (--max-connects-per-ip): an allowance of N that refills
 /// at N per minute, so that one address cannot churn connect-join-quit and drown the room in
 /// JOIN and LEAVE lines.
@@ -71,12 +83,7 @@ impl ConnectRate {
         let refilled = |(left, at): (f64, Instant)| {
             (left + now.saturating_duration_since(at).as_secs_f64() * per_second).min(full)
         };
-        if self.allowance.len() >= MAX_TRACKED && !self.allowance.contains_key(&key) {
-            self.allowance.retain(|_, entry| refilled(*entry) < full);
-            if self.allowance.len() >= MAX_TRACKED {
-                self.allowance.clear();
-            }
-        }
+        make_room(&mut self.allowance, key, |entry| refilled(*entry) < full);
         let entry = self.allowance.entry(key).or_insert((full, now));
         let left = refilled(*entry);
         if left >= 1.0 {
@@ -100,13 +107,9 @@ impl Refusals {
     const EVERY: Duration = Duration::from_secs(1);
 
     pub fn may_tell(&mut self, key: IpAddr, now: Instant) -> bool {
-        if self.last_told.len() >= MAX_TRACKED && !self.last_told.contains_key(&key) {
-            self.last_told
-                .retain(|_, at| now.saturating_duration_since(*at) < Self::EVERY);
-            if self.last_told.len() >= MAX_TRACKED {
-                self.last_told.clear();
-            }
-        }
+        make_room(&mut self.last_told, key, |at| {
+            now.saturating_duration_since(*at) < Self::EVERY
+        });
         match self.last_told.get(&key) {
             Some(at) if now.saturating_duration_since(*at) < Self::EVERY => false,
             _ => {

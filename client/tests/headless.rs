@@ -10,15 +10,16 @@ use std::time::Instant;
 
 use common::{certs, Server, TempDir, DEADLINE};
 
-/// `charla --headless` for `server` (by the name `localhost`), with piped input and output.
-fn spawn(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Child {
+/// `charla --headless` for the server on `port` (by the name `localhost`), with piped input and
+/// output.
+fn spawn(port: u16, nick: &str, extra: &[&str], config: &TempDir) -> Child {
     Command::new(env!("CARGO_BIN_EXE_charla"))
         .args([
             "--headless",
             "--host",
             "localhost",
             "--port",
-            &server.addr.port().to_string(),
+            &port.to_string(),
             "--nick",
             nick,
         ])
@@ -40,7 +41,7 @@ struct Headless {
 
 impl Headless {
     fn start(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Headless {
-        let mut child = spawn(server, nick, extra, config);
+        let mut child = spawn(server.addr.port(), nick, extra, config);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -198,13 +199,13 @@ fn a_taken_nickname_ends_with_an_error() {
 /// Runs `charla --headless` with all of `input` piped in at once, as a script does; returns its
 /// exit code and output.
 fn piped(
-    server: &Server,
+    port: u16,
     nick: &str,
     extra: &[&str],
     config: &TempDir,
     input: &str,
 ) -> (Option<i32>, Vec<String>) {
-    let mut child = spawn(server, nick, extra, config);
+    let mut child = spawn(port, nick, extra, config);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
@@ -229,7 +230,7 @@ fn piped_lines_are_sent_in_order_then_it_leaves() {
     let config = TempDir::new("piped");
     let mut bob = server.join("bob");
     let (code, out) = piped(
-        &server,
+        server.addr.port(),
         "gina",
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
@@ -262,44 +263,19 @@ fn piped_lines_are_sent_in_order_then_it_leaves() {
 fn piped_lines_to_a_server_that_is_not_there_fail() {
     let server = Server::start(&[]);
     let config = TempDir::new("piped-gone");
-    let port = server.addr.port().to_string();
+    let port = server.addr.port();
     drop(server);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-        .args([
-            "--headless",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--nick",
-            "gina",
-        ])
-        .args(["--ca", certs().cert.to_str().unwrap()])
-        .arg("--config-dir")
-        .arg(config.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = rx
-        .recv_timeout(DEADLINE)
-        .expect("charla did not exit")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "nothing was sent: {text}");
-    assert!(text.contains("refused"), "{text}");
+    let ca = ["--ca", certs().cert.to_str().unwrap()];
+    let (code, out) = piped(port, "gina", &ca, &config, "hello\n");
+    assert_eq!(code, Some(1), "nothing was sent: {out:#?}");
+    assert!(out.iter().any(|l| l.contains("refused")), "{out:#?}");
 }
 
 #[test]
 fn a_trust_question_is_answered_from_piped_input() {
     let server = Server::start(&[]);
     let config = TempDir::new("piped-no");
-    let (code, out) = piped(&server, "gina", &[], &config, "no\nhello\n");
+    let (code, out) = piped(server.addr.port(), "gina", &[], &config, "no\nhello\n");
     assert!(
         out.iter().any(|l| l.contains("Trust it? (yes/no)")),
         "{out:#?}"
@@ -308,7 +284,7 @@ fn a_trust_question_is_answered_from_piped_input() {
     assert_eq!(code, Some(1));
     assert!(!server.log_text().contains("registered"), "never joined");
 
-    let (code, out) = piped(&server, "gina", &[], &config, "yes\nhola\n");
+    let (code, out) = piped(server.addr.port(), "gina", &[], &config, "yes\nhola\n");
     assert_eq!(code, Some(0), "{out:#?}");
     server.wait_log("registered gina");
 }
@@ -317,7 +293,7 @@ fn a_trust_question_is_answered_from_piped_input() {
 fn a_trust_question_with_no_input_left_refuses() {
     let server = Server::start(&[]);
     let config = TempDir::new("piped-eof");
-    let (code, out) = piped(&server, "gina", &[], &config, "");
+    let (code, out) = piped(server.addr.port(), "gina", &[], &config, "");
     assert!(
         out.iter().any(|l| l.contains("Trust it? (yes/no)")),
         "{out:#?}"
@@ -333,7 +309,7 @@ fn quit_is_understood_in_any_case() {
     let config = TempDir::new("quit-case");
     let mut bob = server.join("bob");
     let (code, out) = piped(
-        &server,
+        server.addr.port(),
         "gina",
         &["--ca", certs().cert.to_str().unwrap()],
         &config,

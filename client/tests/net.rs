@@ -37,14 +37,8 @@ impl Client {
     }
 
     fn connect(&self, server: &Server, nick: &str, trust: Trust) {
-        let target = Target {
-            host: "localhost".into(),
-            port: server.addr.port(),
-            nick: nick.into(),
-            trust,
-            password: None,
-        };
-        self.net.send(Command::Connect(target));
+        self.net
+            .send(Command::Connect(local(server.addr.port(), nick, trust)));
     }
 
     /// Waits for an event matching `want`; returns it.
@@ -71,6 +65,17 @@ impl Client {
 
     fn line(&mut self, want: &str) {
         self.wait(want, |e| *e == Event::Line(want.to_string()));
+    }
+}
+
+/// `nick` on `localhost:port`, without a password.
+fn local(port: u16, nick: &str, trust: Trust) -> Target {
+    Target {
+        host: "localhost".into(),
+        port,
+        nick: nick.into(),
+        trust,
+        password: None,
     }
 }
 
@@ -482,13 +487,8 @@ fn an_address_that_does_not_answer_is_passed_over() {
 fn when_every_address_fails_each_failure_is_reported() {
     let (first, second) = (refused_addr(), refused_addr());
     let mut ana = client_resolving_to(vec![first, second]);
-    ana.net.send(Command::Connect(Target {
-        host: "localhost".into(),
-        port: first.port(),
-        nick: "ana".into(),
-        trust: ca(),
-        password: None,
-    }));
+    ana.net
+        .send(Command::Connect(local(first.port(), "ana", ca())));
     let event = ana.wait("Failed", |e| {
         matches!(e, Event::Failed { .. } | Event::Registered { .. })
     });
@@ -588,11 +588,8 @@ fn the_password_is_sent_once_then_the_nickname() {
     });
     let mut ana = Client::start();
     ana.net.send(Command::Connect(Target {
-        host: "localhost".into(),
-        port,
-        nick: "ana".into(),
-        trust: ca(),
         password: Some("clave secreta".into()),
+        ..local(port, "ana", ca())
     }));
     assert_eq!(ana.registered(), "ana");
     ana.net.send(Command::Quit(None));
@@ -623,13 +620,7 @@ fn a_reconnection_turned_away_for_now_is_tried_again() {
         }
     });
     let mut ana = Client::start();
-    ana.net.send(Command::Connect(Target {
-        host: "localhost".into(),
-        port,
-        nick: "ana".into(),
-        trust: ca(),
-        password: None,
-    }));
+    ana.net.send(Command::Connect(local(port, "ana", ca())));
     assert_eq!(ana.registered(), "ana");
     ana.wait("Lost", |e| matches!(e, Event::Lost { .. }));
     let event = ana.wait("the second Lost", |e| {

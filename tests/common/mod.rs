@@ -307,42 +307,36 @@ impl Server {
 
     /// Waits until at least `n` log lines contain `needle`.
     pub fn wait_log_count(&self, needle: &str, n: usize) {
-        let deadline = Instant::now() + DEADLINE * 2;
-        let mut lines = self.log.lines.lock().unwrap();
-        loop {
-            let count = lines.iter().filter(|l| l.contains(needle)).count();
-            if count >= n {
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {count} of {n} log lines containing {needle:?}"
-            );
-            lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
-        }
+        self.wait_log_until(&format!("{n} log lines containing {needle:?}"), |lines| {
+            lines.iter().filter(|l| l.contains(needle)).count() >= n
+        });
     }
 
     /// Waits until the server has logged `n` connections closed at once for a limit (it sums
     /// them up once a second: `closed N connections at once in the last second (...)`).
     pub fn wait_closed_at_once(&self, n: u64) {
-        let deadline = Instant::now() + DEADLINE * 2;
-        let mut lines = self.log.lines.lock().unwrap();
-        loop {
-            let total: u64 = lines
+        let total = |lines: &[String]| -> u64 {
+            lines
                 .iter()
                 .filter_map(|l| l.split("limit: closed ").nth(1))
                 .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
-                .sum();
-            if total >= n {
-                assert_eq!(total, n, "more connections closed at once than expected");
-                return;
-            }
+                .sum()
+        };
+        self.wait_log_until(
+            &format!("{n} connections logged as closed at once"),
+            |lines| total(lines) >= n,
+        );
+        let logged = total(&self.log.lines.lock().unwrap());
+        assert_eq!(logged, n, "more connections closed at once than expected");
+    }
+
+    /// Waits, up to twice the deadline, until `done` holds for the log lines so far.
+    fn wait_log_until(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + DEADLINE * 2;
+        let mut lines = self.log.lines.lock().unwrap();
+        while !done(&lines) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {total} of {n} connections logged as closed at once"
-            );
+            assert!(!left.is_zero(), "the log never showed {what}");
             lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
         }
     }
