@@ -1,9 +1,10 @@
 //! Many non-blocking TLS client connections on one mio `Poll`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use charla_proto::io::write_until_blocked;
 use charla_proto::{Frame, LineFramer};
 
 use crate::dialect::Dialect;
@@ -242,14 +243,8 @@ impl Engine {
         if conn.state != State::Open {
             return Ok(());
         }
-        while conn.sent < conn.out.len() {
-            match conn.tls.write(&conn.out[conn.sent..]) {
-                Ok(n) => conn.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
+        conn.sent += write_until_blocked(&mut conn.tls, &conn.out[conn.sent..])
+            .map_err(|e| format!("write: {e}"))?;
         if conn.sent == conn.out.len() {
             conn.out.clear();
             conn.sent = 0;

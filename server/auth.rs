@@ -15,7 +15,7 @@ pub struct Password {
 impl Password {
     /// The first line of the file (without its line ending) is the password.
     pub fn load(path: &Path) -> Result<Password, String> {
-        let line = crate::files::first_line(path)
+        let line = charla_proto::files::first_line(path)
             .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
         if line.is_empty() {
             return Err(format!(

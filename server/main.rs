@@ -5,7 +5,6 @@ mod auth;
 mod chat;
 mod config;
 mod conn;
-mod files;
 mod log;
 mod reactor;
 mod tls;

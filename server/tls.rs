@@ -7,7 +7,7 @@ use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode};
 use openssl::x509::X509;
 
 use crate::config::Config;
-use crate::files;
+use charla_proto::files;
 
 const HOW_TO_MAKE: &str = "make one with ./gen-certs.sh";
 

@@ -184,13 +184,9 @@ fn main() -> ExitCode {
 /// The server password for --headless: --password-file, else $CHARLA_PASSWORD.
 fn read_password(opts: &Opts) -> Result<Option<String>, String> {
     if let Some(path) = &opts.password_file {
-        let text = std::fs::read_to_string(path)
+        let line = charla_proto::files::first_line(path)
             .map_err(|e| format!("cannot read --password-file {}: {e}", path.display()))?;
-        return Ok(text
-            .lines()
-            .next()
-            .map(String::from)
-            .filter(|p| !p.is_empty()));
+        return Ok(Some(line).filter(|p| !p.is_empty()));
     }
     Ok(std::env::var("CHARLA_PASSWORD")
         .ok()

@@ -9,7 +9,7 @@
 //! first address that answers gets the TLS handshake.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use charla_proto::io::write_until_blocked;
 use charla_proto::{fingerprint, parse_server_line, ErrorCode, Frame, LineFramer, ServerLine};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -796,23 +797,15 @@ impl Worker {
         let Link::Up(tls) = &mut self.link else {
             return;
         };
-        let mut failure = None;
-        while self.out_sent < self.out.len() {
-            match tls.write(&self.out[self.out_sent..]) {
-                Ok(n) => self.out_sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+        let written = write_until_blocked(tls, &self.out[self.out_sent..]);
+        if let Ok(n) = written {
+            self.out_sent += n;
         }
         if self.out_sent == self.out.len() {
             self.out.clear();
             self.out_sent = 0;
         }
-        if let Some(e) = failure {
+        if let Err(e) = written {
             return self.connection_lost(Problem::Broken(OsError::from(&e)));
         }
         let wanted = if self.out.is_empty() {

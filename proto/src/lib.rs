@@ -3,8 +3,10 @@
 //! Every message is one line of UTF-8 ending in `\n`; see `docs/protocol.md`.
 
 pub mod command;
+pub mod files;
 pub mod fingerprint;
 pub mod framing;
+pub mod io;
 pub mod nick;
 pub mod reply;
 

@@ -1,6 +1,6 @@
-//! Reading the server's small files (certificate, key, passphrase, password). The certificate and
-//! key are read again on SIGHUP by the event loop, which must neither block (a FIFO at the path
-//! would wait for a writer) nor swallow a file without end (a link to /dev/urandom).
+//! Reading small files (certificate, key, passphrase, password). The server reads the certificate
+//! and key again on SIGHUP from its event loop, which must neither block (a FIFO at the path would
+//! wait for a writer) nor swallow a file without end (a link to /dev/urandom).
 
 use std::fs::OpenOptions;
 use std::io::{self, Read};
