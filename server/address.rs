@@ -3,6 +3,8 @@
 //! given a whole /64 and could otherwise use 2^64 addresses.
 
 use std::collections::HashMap;
+
+use crate::log::log;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -49,11 +51,11 @@ impl PerAddress {
 /// How many addresses [`ConnectRate`] follows at most; past it, those whose allowance is full
 /// again are forgotten, and if that is not enough, all (a flood from that many addresses is not
 /// stopped by a per-address limit anyway).
-const MAX_TRACKED: usize = 65_536;
+pub const MAX_TRACKED: usize = 65_536;
 
 /// Before `key` is added to a full map: keeps only the entries `still_needed` says are, and if
 /// that frees nothing, forgets them all.
-fn make_room<V>(map: &mut HashMap<IpAddr, V>, key: IpAddr, still_needed: impl FnMut(&V) -> bool) {
+pub fn make_room<V>(map: &mut HashMap<IpAddr, V>, key: IpAddr, still_needed: impl FnMut(&V) -> bool) {
     if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
         let mut still_needed = still_needed;
         map.retain(|_, value| still_needed(value));
@@ -117,6 +119,70 @@ impl Refusals {
                 true
             }
         }
+    }
+}
+
+/// Why a connection was closed at once, without a handshake.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QuietClose {
+    ServerFull,
+    PerAddress,
+    Joining,
+    TooFast,
+}
+
+/// Connections closed at once for a limit, logged as one line a second: a line each would let
+/// whoever connects in a loop grow the log as fast as it connects.
+#[derive(Default)]
+pub struct QuietCloses {
+    /// Per [`QuietClose`]: how many, and the address (key) of the last one.
+    counts: [(u64, Option<IpAddr>); 4],
+    since: Option<Instant>,
+}
+
+impl QuietCloses {
+    pub fn note(&mut self, why: QuietClose, key: IpAddr, now: Instant) {
+        self.since.get_or_insert(now);
+        let entry = &mut self.counts[why as usize];
+        entry.0 += 1;
+        entry.1 = Some(key);
+    }
+
+    pub fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + Duration::from_secs(1))
+    }
+
+    pub fn report_if_due(&mut self, now: Instant) {
+        if self.due().is_some_and(|due| due <= now) {
+            self.report();
+        }
+    }
+
+    pub fn report(&mut self) {
+        const WHY: [&str; 4] = [
+            "server full",
+            "too many connections from",
+            "too many joining from",
+            "new connections too fast from",
+        ];
+        let mut total = 0;
+        let mut parts = Vec::new();
+        for (i, (count, key)) in self.counts.iter().enumerate() {
+            if *count > 0 {
+                total += count;
+                match (i, key) {
+                    (0, _) | (_, None) => parts.push(format!("{}: {count}", WHY[i])),
+                    (_, Some(key)) => parts.push(format!("{} {key} (last): {count}", WHY[i])),
+                }
+            }
+        }
+        if total > 0 {
+            log!(
+                "limit: closed {total} connections at once in the last second ({})",
+                parts.join(", ")
+            );
+        }
+        *self = QuietCloses::default();
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use openssl::sha::sha256;
 
+use crate::address::make_room;
+
 pub struct Password {
     digest: [u8; 32],
 }
@@ -71,10 +73,10 @@ impl Throttle {
 
     /// Records a failure; returns how long the address must now wait.
     pub fn failed(&mut self, ip: IpAddr, now: Instant) -> Duration {
-        if self.by_ip.len() > 4096 {
-            self.by_ip
-                .retain(|_, f| now.saturating_duration_since(f.last) < FORGET_AFTER);
-        }
+        // Bounded: failures from more addresses than that forget the old ones first, then all.
+        make_room(&mut self.by_ip, ip, |f| {
+            now.saturating_duration_since(f.last) < FORGET_AFTER
+        });
         let f = self.by_ip.entry(ip).or_insert(Failures {
             count: 0,
             until: now,
@@ -133,5 +135,15 @@ mod tests {
         assert!(t.wait_left(ip, t0 + Duration::from_secs(61)).is_none());
         t.succeeded(ip);
         assert!(t.wait_left(ip, t0).is_none());
+    }
+
+    #[test]
+    fn failures_from_ever_more_addresses_stay_bounded() {
+        let t0 = Instant::now();
+        let mut t = Throttle::default();
+        for i in 0..(crate::address::MAX_TRACKED as u32 + 10) {
+            t.failed(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), t0);
+        }
+        assert!(t.by_ip.len() <= crate::address::MAX_TRACKED);
     }
 }

@@ -1,469 +1,721 @@
-//! The chat itself: registration, the room, commands and fan-out of lines.
+//! The chat's rules (docs/protocol.md) without any I/O: who may connect, registration,
+//! nicknames, the password, commands, flood control, the user list and who gets which line.
+//!
+//! The reactor tells the core what happened — a connection arrived ([`Chat::admit`],
+//! [`Chat::opened`]), its TLS is up ([`Chat::handshake_done`]), a line came ([`Chat::frame`]), it
+//! is gone ([`Chat::disconnected`], [`Chat::forget`]), time passed ([`Chat::tick`]) — and the core
+//! answers into its [`Outbox`] (bytes for a connection, lines for the room) and its list of
+//! connections to close ([`Chat::take_closes`]), which the reactor carries out. Unit tests drive it
+//! directly, without sockets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use charla_proto::command::HELP;
-
-use crate::address::address_key;
-use charla_proto::reply::{push_line, push_user_list};
+use charla_proto::reply::{push_bounded_line, push_line, push_user_list};
 use charla_proto::{
     clean_text, nick_key, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
+    LineFramer,
 };
-use mio::Token;
 
-use crate::conn::{BufferPool, Conn, Phase, Slab};
+use crate::address::{address_key, ConnectRate, PerAddress, QuietClose, QuietCloses, Refusals};
+use crate::auth::{Password, Throttle};
+use crate::close::CloseReason;
+use crate::config::Config;
 use crate::log::log;
-use crate::reactor::{CloseReason, Server};
+use crate::outbox::{ConnId, Outbox};
 
-/// Who is in the chat: registered connections and their nicknames, and what was said to all of
-/// them in the current pass of the event loop.
-///
-/// A line for the whole room is appended once to `log`; at the end of the pass each member's
-/// socket is written straight from it (`Server::flush_room`), so a line is not copied once per
-/// recipient. A member only gets a copy of the log's bytes in its own queue (`catch_up`) when
-/// something private must come after them (a reply, its own line skipped) or when its socket
-/// is full. Every member has been served the whole log by the end of the pass, when it is
-/// emptied.
-#[derive(Default)]
-pub struct Room {
-    /// Every registered connection, for fan-out without scanning idle slots.
-    members: Vec<Token>,
-    /// Case-insensitive nickname key → connection.
-    by_key: HashMap<String, Token>,
-    /// Lines for everyone, this pass.
-    log: Vec<u8>,
-    /// Position of `log[0]` in everything the room has been sent since the server started.
-    log_base: u64,
-    /// Lines were added since the room was last flushed.
-    pub dirty: bool,
+/// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
+/// more, a connection is closed without a word (TLS would cost more than it is worth).
+pub const OVER_CAPACITY_GRACE: usize = 64;
+/// A refused connection is let in to be told why only while its address has fewer than this many
+/// connections still joining; else it is closed at once.
+const REFUSALS_TOLD: usize = 4;
+
+/// What to do with a new connection.
+#[derive(Debug, PartialEq)]
+pub enum Admission {
+    /// Go on with the TLS handshake; with a refusal, only to be told it after the handshake.
+    Let(Option<Refusal>),
+    /// Close it at once, without a word.
+    Close,
 }
 
-/// Largest log capacity kept from one pass to the next.
-const LOG_KEEP: usize = 256 << 10;
-
-impl Room {
-    pub fn log_end(&self) -> u64 {
-        self.log_base + self.log.len() as u64
-    }
-
-    /// The room's bytes `conn` has not been served yet.
-    pub fn unserved(&self, conn: &Conn) -> &[u8] {
-        let from = conn.room_pos.saturating_sub(self.log_base) as usize;
-        &self.log[from.min(self.log.len())..]
-    }
-
-    /// Copies the room's bytes `conn` has not been served into its own queue, so that whatever
-    /// is queued for it next comes after them.
-    pub fn catch_up(&self, conn: &mut Conn, pool: &mut BufferPool) {
-        if conn.room_slot.is_some() {
-            let unserved = self.unserved(conn);
-            if !unserved.is_empty() {
-                conn.out.push(unserved, pool);
-            }
-            conn.room_pos = self.log_end();
-        }
-    }
-
-    /// Marks the log served to every member (the end of a flush) and empties it.
-    pub fn clear_log(&mut self) {
-        self.log_base = self.log_end();
-        self.log.clear();
-        if self.log.capacity() > LOG_KEEP {
-            self.log = Vec::new();
-        }
-    }
-
-    pub fn members(&self) -> &[Token] {
-        &self.members
-    }
-
-    pub fn find(&self, nick: &str) -> Option<Token> {
-        self.by_key.get(&nick_key(nick)).copied()
-    }
-
-    fn join(&mut self, token: Token, conn: &mut Conn) {
-        conn.room_slot = Some(self.members.len());
-        conn.room_pos = self.log_end();
-        self.members.push(token);
-        self.by_key.insert(nick_key(&conn.nick), token);
-    }
-
-    pub fn leave(&mut self, conns: &mut Slab, slot: usize, nick: &str) {
-        self.members.swap_remove(slot);
-        if let Some(&moved) = self.members.get(slot) {
-            if let Some(conn) = conns.get_mut(moved.0) {
-                conn.room_slot = Some(slot);
-            }
-        }
-        self.by_key.remove(&nick_key(nick));
-    }
-
-    fn rename(&mut self, token: Token, old: &str, new: &str) {
-        self.by_key.remove(&nick_key(old));
-        self.by_key.insert(nick_key(new), token);
-    }
-
-    /// Appends the user list as `USERS`/`USERS+` lines.
-    fn push_user_list(&self, conns: &Slab, out: &mut Vec<u8>) {
-        let nicks = self
-            .members
-            .iter()
-            .map(|t| conns.get(t.0).map_or("", |c| &*c.nick));
-        push_user_list(out, nicks);
-    }
+/// The error a connection accepted over a limit gets once its TLS is up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    code: ErrorCode,
+    text: Box<str>,
 }
 
-impl Server {
-    /// Queues raw protocol bytes for one connection. A connection whose queue would pass
-    /// --max-queue, even after writing what its socket takes, is marked too slow instead, to be
-    /// closed once the current pass is done.
-    fn send_bytes(&mut self, token: Token, line: &[u8]) {
-        let max_queue = self.cfg.max_queue;
-        let Server {
-            room,
-            conns,
-            flush_queue,
-            to_close,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(token.0) else {
-            return;
-        };
-        if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
-            return;
+struct Peer {
+    addr: SocketAddr,
+    serial: u64,
+    state: PeerState,
+    /// The part of a line read so far.
+    framer: LineFramer,
+}
+
+/// Where a connection is in the protocol. Counted against its address (--max-per-ip) in every
+/// state but `Closing`, and as joining (--max-joining-per-ip) while `Handshaking` or
+/// `Registering`.
+enum PeerState {
+    Handshaking {
+        refusal: Option<Refusal>,
+    },
+    /// TLS is up; no nickname yet.
+    Registering {
+        /// Gave the server password (or none is needed).
+        authenticated: bool,
+        flood: FloodBucket,
+    },
+    /// In the room.
+    Chatting {
+        nick: Box<str>,
+        flood: FloodBucket,
+    },
+    /// Out of the room; the reactor sends what is left and closes it.
+    Closing,
+}
+
+pub struct Chat {
+    cfg: Config,
+    password: Option<Password>,
+    throttle: Throttle,
+    peers: Vec<Option<Peer>>,
+    /// Case-insensitive nickname key → connection, for everyone in the room.
+    by_nick: HashMap<String, ConnId>,
+    pub outbox: Outbox,
+    closes: Vec<(ConnId, CloseReason)>,
+    /// When each registering connection must have chosen a nickname; stale entries are skipped
+    /// by serial.
+    register_deadlines: VecDeque<(Instant, ConnId, u64)>,
+    next_serial: u64,
+    /// Open connections per address key, for --max-per-ip.
+    per_address: PerAddress,
+    /// Connections per address key still handshaking or without a nickname.
+    joining: PerAddress,
+    connect_rate: ConnectRate,
+    refusals: Refusals,
+    quiet_closes: QuietCloses,
+    shutting_down: bool,
+    /// A reusable buffer for formatting one line.
+    line: Vec<u8>,
+}
+
+impl Chat {
+    pub fn new(cfg: Config, password: Option<Password>) -> Chat {
+        Chat {
+            cfg,
+            password,
+            throttle: Throttle::default(),
+            peers: Vec::new(),
+            by_nick: HashMap::new(),
+            outbox: Outbox::default(),
+            closes: Vec::new(),
+            register_deadlines: VecDeque::new(),
+            next_serial: 0,
+            per_address: PerAddress::default(),
+            joining: PerAddress::default(),
+            connect_rate: ConnectRate::default(),
+            refusals: Refusals::default(),
+            quiet_closes: QuietCloses::default(),
+            shutting_down: false,
+            line: Vec::new(),
         }
-        // What was said to the room before this line reaches this client before it.
-        room.catch_up(conn, pool);
-        if conn.out.pending() + line.len() > max_queue {
-            // Lines queued this pass have not been offered to the socket yet: a burst bigger than
-            // the queue must not drop a client that reads. Only what the socket refuses counts.
-            let written = conn.out.write_to(&mut conn.tls, pool);
-            let reason = match written {
-                Err(e) => Some(CloseReason::Lost(e.to_string())),
-                Ok(_) if conn.out.pending() + line.len() > max_queue => Some(CloseReason::TooSlow),
-                Ok(_) => None,
-            };
-            if let Some(reason) = reason {
-                conn.give_up();
-                to_close.push((token, conn.serial, reason));
-                return;
-            }
+    }
+
+    fn peer(&self, id: ConnId) -> Option<&Peer> {
+        self.peers.get(id)?.as_ref()
+    }
+
+    fn peer_mut(&mut self, id: ConnId) -> Option<&mut Peer> {
+        self.peers.get_mut(id)?.as_mut()
+    }
+
+    /// Registering or chatting: its lines are read and answered.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.peer(id).is_some_and(|p| {
+            matches!(
+                p.state,
+                PeerState::Registering { .. } | PeerState::Chatting { .. }
+            )
+        })
+    }
+
+    pub fn nick(&self, id: ConnId) -> Option<&str> {
+        match &self.peer(id)?.state {
+            PeerState::Chatting { nick, .. } => Some(nick),
+            _ => None,
         }
-        conn.out.push(line, pool);
-        if !conn.flush_queued {
-            conn.flush_queued = true;
-            flush_queue.push(token);
+    }
+
+    /// Who this is in a log line.
+    fn who(&self, id: ConnId) -> String {
+        match (self.peer(id), self.nick(id)) {
+            (Some(p), Some(nick)) => format!("{nick} ({})", p.addr),
+            (Some(p), None) => p.addr.to_string(),
+            (None, _) => format!("connection {id}"),
         }
     }
 
-    /// Formats into the server's reusable line buffer (no allocation per line), then sends
-    /// what was formatted, if anything.
-    fn with_line(
-        &mut self,
-        format: impl FnOnce(&Server, &mut Vec<u8>),
-        send: impl FnOnce(&mut Server, &[u8]),
-    ) {
-        let mut line = std::mem::take(&mut self.line_buf);
-        line.clear();
-        format(self, &mut line);
-        if !line.is_empty() {
-            send(self, &line);
+    /// A connection arrived from `addr` while `open` connections are open: turned away before
+    /// anything is spent on it when over a limit, so that an address cannot hold the places of
+    /// others until its handshakes time out.
+    pub fn admit(&mut self, addr: SocketAddr, open: usize, now: Instant) -> Admission {
+        let key = address_key(addr.ip());
+        if open >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
+            self.quiet_closes.note(QuietClose::ServerFull, key, now);
+            return Admission::Close;
         }
-        self.line_buf = line;
-    }
-
-    /// Sends one line made of `words` to one connection.
-    pub(crate) fn reply(&mut self, token: Token, words: &[&str]) {
-        self.with_line(
-            |_, line| push_line(line, words),
-            |s, line| s.send_bytes(token, line),
-        );
-    }
-
-    pub(crate) fn reply_error(&mut self, token: Token, code: ErrorCode, text: &str) {
-        self.reply(token, &["ERROR", code.as_str(), text]);
-    }
-
-    /// Sends one line to everyone in the room but `except`, formatted once.
-    pub(crate) fn send_to_room(&mut self, except: Option<Token>, words: &[&str]) {
-        self.with_line(
-            |_, line| push_line(line, words),
-            |s, line| s.fan_out(except, line),
-        );
-    }
-
-    fn fan_out(&mut self, except: Option<Token>, line: &[u8]) {
-        let Server {
-            room, conns, pool, ..
-        } = self;
-        // The one left out is served up to here, then skips the line.
-        let skipping = except
-            .and_then(|t| conns.get_mut(t.0))
-            .filter(|c| matches!(c.phase, Phase::Registering | Phase::Chatting));
-        if let Some(conn) = skipping {
-            room.catch_up(conn, pool);
-            room.log.extend_from_slice(line);
-            conn.room_pos = room.log_end();
+        if self.joining.count(key) >= self.cfg.max_joining_per_ip {
+            self.quiet_closes.note(QuietClose::Joining, key, now);
+            return Admission::Close;
+        }
+        let too_fast = self
+            .connect_rate
+            .take(key, now, self.cfg.max_connects_per_ip)
+            .err();
+        let refusal = if open >= self.cfg.max_clients {
+            QuietClose::ServerFull
+        } else if self.cfg.max_per_ip > 0 && self.per_address.count(key) >= self.cfg.max_per_ip {
+            QuietClose::PerAddress
+        } else if too_fast.is_some() {
+            QuietClose::TooFast
         } else {
-            room.log.extend_from_slice(line);
+            return Admission::Let(None);
+        };
+        // Telling why takes a TLS handshake: an address is told while it has few connections
+        // still joining, and once a second; past that it is closed at once.
+        if self.joining.count(key) >= REFUSALS_TOLD || !self.refusals.may_tell(key, now) {
+            self.quiet_closes.note(refusal, key, now);
+            return Admission::Close;
         }
-        room.dirty = true;
+        let (code, text) = match refusal {
+            QuietClose::ServerFull => (
+                ErrorCode::ServerFull,
+                "the server is full, try again later".to_string(),
+            ),
+            QuietClose::TooFast => (
+                ErrorCode::TooManyConnections,
+                format!(
+                    "too many new connections from your address; try again in {} s",
+                    too_fast.unwrap_or_default().as_secs() + 1
+                ),
+            ),
+            _ => (
+                ErrorCode::TooManyConnections,
+                "too many connections from your address".to_string(),
+            ),
+        };
+        Admission::Let(Some(Refusal {
+            code,
+            text: text.into(),
+        }))
     }
 
-    fn send_user_list(&mut self, token: Token) {
-        self.with_line(
-            |s, lines| s.room.push_user_list(&s.conns, lines),
-            |s, lines| s.send_bytes(token, lines),
-        );
+    /// A connection `admit` let in is open, its TLS handshake about to start.
+    pub fn opened(&mut self, id: ConnId, addr: SocketAddr, refusal: Option<Refusal>) {
+        let key = address_key(addr.ip());
+        self.per_address.add(key);
+        self.joining.add(key);
+        self.next_serial += 1;
+        if self.peers.len() <= id {
+            self.peers.resize_with(id + 1, || None);
+        }
+        self.peers[id] = Some(Peer {
+            addr,
+            serial: self.next_serial,
+            state: PeerState::Handshaking { refusal },
+            framer: LineFramer::new(),
+        });
+        self.outbox.open(id);
+        log!("accepted {addr}");
     }
 
-    /// Handles one frame from a connection; returns whether to keep reading its input.
-    pub(crate) fn handle_frame(&mut self, token: Token, frame: Frame<'_>) -> bool {
-        let Some(conn) = self.conns.get_mut(token.0) else {
+    /// The TLS handshake is done: the connection may register, or is told why it is refused.
+    pub fn handshake_done(&mut self, id: ConnId, now: Instant) {
+        let burst = self.cfg.flood_burst;
+        let authenticated = self.password.is_none();
+        let register_by = now + self.cfg.register_timeout;
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let PeerState::Handshaking { refusal } = &mut peer.state else {
+            return;
+        };
+        let refusal = refusal.take();
+        peer.state = PeerState::Registering {
+            authenticated,
+            flood: FloodBucket::new(now, burst),
+        };
+        let serial = peer.serial;
+        if let Some(Refusal { code, text }) = refusal {
+            log!("limit: {text}, rejecting {}", peer.addr);
+            self.reply_error(id, code, &text);
+            return self.close(id, CloseReason::Rejected(code));
+        }
+        self.register_deadlines.push_back((register_by, id, serial));
+    }
+
+    /// Bytes read from a connection: each complete line is handled, until the connection is
+    /// closed by one of them.
+    pub fn feed(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        let max_line = self.cfg.max_line;
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let mut framer = std::mem::take(&mut peer.framer);
+        framer.feed(bytes, max_line, |frame| self.frame(id, frame, now));
+        if let Some(peer) = self.peer_mut(id) {
+            peer.framer = framer;
+        }
+    }
+
+    /// One line (or a line that could not be taken) from a connection; returns whether more
+    /// of its input should be read.
+    pub fn frame(&mut self, id: ConnId, frame: Frame<'_>, now: Instant) -> bool {
+        let (rate, burst) = (self.cfg.flood_rate, self.cfg.flood_burst);
+        let Some(peer) = self.peer_mut(id) else {
             return false;
         };
-        if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
-            return false;
-        }
-        if self.cfg.flood_rate > 0.0
-            && !conn
-                .flood
-                .allow(self.now, self.cfg.flood_rate, self.cfg.flood_burst)
-        {
-            if !conn.flood.warned {
-                conn.flood.warned = true;
-                log!("limit: flood from {}, dropping lines", conn.who());
-                let text = format!(
-                    "too many lines: at most {} per second; lines dropped",
-                    self.cfg.flood_rate
-                );
-                self.reply_error(token, ErrorCode::Flood, &text);
+        let (flood, registered) = match &mut peer.state {
+            PeerState::Registering { flood, .. } => (flood, false),
+            PeerState::Chatting { flood, .. } => (flood, true),
+            _ => return false,
+        };
+        if rate > 0.0 && !flood.allow(now, rate, burst) {
+            if !std::mem::replace(&mut flood.warned, true) {
+                log!("limit: flood from {}, dropping lines", self.who(id));
+                let text = format!("too many lines: at most {rate} per second; lines dropped");
+                self.reply_error(id, ErrorCode::Flood, &text);
             }
             return true;
         }
-        let registered = conn.phase == Phase::Chatting;
         match frame {
             Frame::TooLong => {
-                log!("limit: line too long from {}", conn.who());
+                log!("limit: line too long from {}", self.who(id));
                 let text = format!(
                     "lines are at most {} bytes; line dropped",
                     self.cfg.max_line
                 );
-                self.reply_error(token, ErrorCode::LineTooLong, &text);
+                self.reply_error(id, ErrorCode::LineTooLong, &text);
             }
-            Frame::BadUtf8 => self.reply_error(
-                token,
-                ErrorCode::BadUtf8,
-                "lines must be UTF-8; line dropped",
-            ),
-            Frame::Line(line) if registered => self.chat_line(token, line),
-            Frame::Line(line) => self.registration_line(token, line),
+            Frame::BadUtf8 => {
+                self.reply_error(id, ErrorCode::BadUtf8, "lines must be UTF-8; line dropped")
+            }
+            Frame::Line(line) if registered => self.chat_line(id, line),
+            Frame::Line(line) => self.registration_line(id, line, now),
         }
-        self.conns
-            .get(token.0)
-            .is_some_and(|c| matches!(c.phase, Phase::Registering | Phase::Chatting))
+        self.is_open(id)
+    }
+
+    /// The reactor found the connection gone or unfit (closed by its peer, broken, too slow, a
+    /// failed handshake): it leaves the room at once, and the others are told. Nothing happens
+    /// for a connection already closing, so that two causes in one pass announce it once.
+    pub fn disconnected(&mut self, id: ConnId, reason: CloseReason) {
+        self.end(id, &reason);
+    }
+
+    /// The connection is closed and its slot may be reused. One that was never said goodbye to
+    /// leaves the room here, so that nobody can stay in the others' user lists.
+    pub fn forget(&mut self, id: ConnId) {
+        self.end(id, &CloseReason::Lost("dropped".into()));
+        self.outbox.remove(id);
+        if let Some(slot) = self.peers.get_mut(id) {
+            *slot = None;
+        }
+    }
+
+    /// Connections the core has finished with (a `/quit`, a wrong password, a refusal, a
+    /// timeout): the reactor sends what is queued for them, then closes them.
+    pub fn take_closes(&mut self) -> Vec<(ConnId, CloseReason)> {
+        std::mem::take(&mut self.closes)
+    }
+
+    pub fn has_closes(&self) -> bool {
+        !self.closes.is_empty()
+    }
+
+    /// Time passed: connections without a nickname in time are closed; the count of connections
+    /// closed at once is logged.
+    pub fn tick(&mut self, now: Instant) {
+        while let Some(&(at, id, serial)) = self.register_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.register_deadlines.pop_front();
+            let current = self.peer(id).is_some_and(|p| {
+                p.serial == serial && matches!(p.state, PeerState::Registering { .. })
+            });
+            if current {
+                let secs = self.cfg.register_timeout.as_secs_f64();
+                self.reply_error(
+                    id,
+                    ErrorCode::Timeout,
+                    &format!("no nickname within {secs} s"),
+                );
+                self.close(id, CloseReason::RegisterTimeout);
+            }
+        }
+        self.quiet_closes.report_if_due(now);
+    }
+
+    /// The next moment [`Chat::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let register = self.register_deadlines.front().map(|d| d.0);
+        register.into_iter().chain(self.quiet_closes.due()).min()
+    }
+
+    /// SIGINT or SIGTERM: everyone is told and closed; nobody is told of the others leaving.
+    pub fn shutdown(&mut self) {
+        self.quiet_closes.report();
+        self.shutting_down = true;
+        for id in 0..self.peers.len() {
+            match self.peer(id).map(|p| &p.state) {
+                Some(PeerState::Registering { .. } | PeerState::Chatting { .. }) => {
+                    self.reply(id, &["NOTICE", notice::SHUTTING_DOWN]);
+                    self.close(id, CloseReason::Shutdown);
+                }
+                Some(PeerState::Handshaking { .. }) => {
+                    self.close(id, CloseReason::Shutdown);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The core is done with a connection: it ends here, and the reactor closes it.
+    fn close(&mut self, id: ConnId, reason: CloseReason) {
+        if self.end(id, &reason) {
+            self.closes.push((id, reason));
+        }
+    }
+
+    /// Takes a connection out of the chat: out of the per-address counts, out of the room (the
+    /// others get `LEAVE`). Returns false if it had ended already.
+    fn end(&mut self, id: ConnId, reason: &CloseReason) -> bool {
+        let who = self.who(id);
+        let Some(peer) = self.peer_mut(id) else {
+            return false;
+        };
+        let key = address_key(peer.addr.ip());
+        let was = std::mem::replace(&mut peer.state, PeerState::Closing);
+        match &was {
+            PeerState::Closing => return false,
+            PeerState::Handshaking { .. } | PeerState::Registering { .. } => {
+                self.joining.remove(key);
+            }
+            PeerState::Chatting { .. } => {}
+        }
+        // A connection on its way out no longer counts against the per-address limits.
+        self.per_address.remove(key);
+        if reason.abrupt() {
+            self.outbox.discard(id);
+        }
+        let PeerState::Chatting { nick, .. } = was else {
+            log!("closed {who}: {}", reason.describe());
+            return true;
+        };
+        self.by_nick.remove(&nick_key(&nick));
+        // What the room said before it left still reaches it, unless it is gone.
+        self.outbox.leave(id, !reason.abrupt());
+        log!("left {who}: {}", reason.describe());
+        if !self.shutting_down {
+            let mut words = vec!["LEAVE", &*nick];
+            words.extend(reason.leave_text());
+            self.to_room(None, &words);
+        }
+        true
+    }
+
+    /// Formats into the reusable line buffer, then hands the bytes to `send`.
+    fn with_line(
+        &mut self,
+        format: impl FnOnce(&Chat, &mut Vec<u8>),
+        send: impl FnOnce(&mut Outbox, &[u8]),
+    ) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        format(self, &mut line);
+        if !line.is_empty() {
+            send(&mut self.outbox, &line);
+        }
+        self.line = line;
+    }
+
+    /// One line of the server's own to one connection, at most 4096 bytes.
+    fn reply(&mut self, id: ConnId, words: &[&str]) {
+        self.with_line(
+            |_, line| push_bounded_line(line, words),
+            |out, line| out.send(id, line),
+        );
+    }
+
+    fn reply_error(&mut self, id: ConnId, code: ErrorCode, text: &str) {
+        self.reply(id, &["ERROR", code.as_str(), text]);
+    }
+
+    /// One line of the server's own to everyone in the room but `except`, formatted once.
+    fn to_room(&mut self, except: Option<ConnId>, words: &[&str]) {
+        self.with_line(
+            |_, line| push_bounded_line(line, words),
+            |out, line| out.to_room(except, line),
+        );
+    }
+
+    fn send_user_list(&mut self, id: ConnId) {
+        self.with_line(
+            |chat, lines| {
+                let nicks = chat.outbox.members().iter().map(|&m| chat.nick(m).unwrap_or(""));
+                push_user_list(lines, nicks);
+            },
+            |out, lines| out.send(id, lines),
+        );
     }
 
     /// A line before the client has a nickname: the nickname, or one of the few commands that
     /// make sense without one.
-    fn registration_line(&mut self, token: Token, line: &str) {
+    fn registration_line(&mut self, id: ConnId, line: &str, now: Instant) {
         let wanted = line.trim();
-        let authenticated = self.conns.get(token.0).is_some_and(|c| c.authenticated);
+        let authenticated = matches!(
+            self.peer(id).map(|p| &p.state),
+            Some(PeerState::Registering {
+                authenticated: true,
+                ..
+            })
+        );
         match parse_client_line(wanted) {
-            ClientLine::Pass(given) if !authenticated => self.check_password(token, given),
-            ClientLine::Pass(_) => {
-                self.reply(token, &["NOTICE", notice::PASSWORD_ALREADY_ACCEPTED])
-            }
-            ClientLine::Ping(tok) => self.pong(token, tok),
-            ClientLine::Help => self.help(token),
-            ClientLine::Quit(reason) => self.quit(token, reason),
+            ClientLine::Pass(given) if !authenticated => self.check_password(id, given, now),
+            ClientLine::Pass(_) => self.reply(id, &["NOTICE", notice::PASSWORD_ALREADY_ACCEPTED]),
+            ClientLine::Ping(token) => self.pong(id, token),
+            ClientLine::Help => self.help(id),
+            ClientLine::Quit(reason) => self.quit(id, reason),
             _ if !authenticated => self.reply_error(
-                token,
+                id,
                 ErrorCode::PasswordRequired,
                 "this server needs a password: send /pass <password> first",
             ),
             ClientLine::Message(_) | ClientLine::Empty if !wanted.starts_with("//") => {
-                self.try_register(token, wanted)
+                self.try_register(id, wanted)
             }
-            ClientLine::Nick(nick) => self.try_register(token, nick),
-            ClientLine::MissingArgument(usage) => self.reply_error(
-                token,
-                ErrorCode::MissingArgument,
-                &format!("usage: {usage}"),
-            ),
+            ClientLine::Nick(nick) => self.try_register(id, nick),
+            ClientLine::MissingArgument(usage) => {
+                self.reply_error(id, ErrorCode::MissingArgument, &format!("usage: {usage}"))
+            }
             _ => self.reply_error(
-                token,
+                id,
                 ErrorCode::NickInvalid,
                 "choose a nickname first: send it alone on a line",
             ),
         }
     }
 
-    fn check_password(&mut self, token: Token, given: &str) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
+    fn check_password(&mut self, id: ConnId, given: &str, now: Instant) {
+        let Some(peer) = self.peer(id) else {
             return;
         };
         // IPv6 by /64: one host usually has the whole network.
-        let ip = address_key(conn.addr.ip());
-        if let Some(wait) = self.throttle.wait_left(ip, self.now) {
+        let ip = address_key(peer.addr.ip());
+        if let Some(wait) = self.throttle.wait_left(ip, now) {
             log!("limit: password attempt from {ip} while blocked");
             let text = format!(
                 "too many wrong passwords from your address; try again in {} s",
                 wait.as_secs() + 1
             );
-            self.reply_error(token, ErrorCode::BadPassword, &text);
-            return self.close(token, CloseReason::Rejected(ErrorCode::BadPassword));
+            self.reply_error(id, ErrorCode::BadPassword, &text);
+            return self.close(id, CloseReason::Rejected(ErrorCode::BadPassword));
         }
-        let right = self.password.as_ref().is_some_and(|p| p.matches(given));
-        if right {
-            conn.authenticated = true;
+        if self.password.as_ref().is_some_and(|p| p.matches(given)) {
+            if let Some(PeerState::Registering { authenticated, .. }) =
+                self.peer_mut(id).map(|p| &mut p.state)
+            {
+                *authenticated = true;
+            }
             self.throttle.succeeded(ip);
-            return self.reply(token, &["NOTICE", notice::PASSWORD_ACCEPTED]);
+            return self.reply(id, &["NOTICE", notice::PASSWORD_ACCEPTED]);
         }
-        let wait = self.throttle.failed(ip, self.now);
+        let wait = self.throttle.failed(ip, now);
         log!(
             "limit: wrong password from {ip} (next attempt allowed in {} s)",
             wait.as_secs()
         );
-        self.reply_error(token, ErrorCode::BadPassword, "wrong password");
-        self.close(token, CloseReason::Rejected(ErrorCode::BadPassword));
+        self.reply_error(id, ErrorCode::BadPassword, "wrong password");
+        self.close(id, CloseReason::Rejected(ErrorCode::BadPassword));
     }
 
-    fn try_register(&mut self, token: Token, nick: &str) {
+    fn try_register(&mut self, id: ConnId, nick: &str) {
         if let Err(e) = validate_nick(nick) {
-            return self.reply_error(token, ErrorCode::NickInvalid, &e.to_string());
+            return self.reply_error(id, ErrorCode::NickInvalid, &e.to_string());
         }
-        if self.room.find(nick).is_some() {
+        if self.by_nick.contains_key(&nick_key(nick)) {
             return self.reply_error(
-                token,
+                id,
                 ErrorCode::NickTaken,
                 &format!("{nick} is already in use, choose another"),
             );
         }
-        let Some(conn) = self.conns.get_mut(token.0) else {
+        let Some(peer) = self.peer_mut(id) else {
             return;
         };
-        conn.nick = nick.into();
-        conn.phase = Phase::Chatting;
-        if std::mem::take(&mut conn.joining) {
-            self.joining.remove(address_key(conn.addr.ip()));
-        }
-        self.room.join(token, conn);
-        log!("registered {}", conn.who());
-        self.reply(token, &["WELCOME", nick]);
-        self.send_user_list(token);
-        self.send_to_room(Some(token), &["JOIN", nick]);
+        let PeerState::Registering { flood, .. } = &peer.state else {
+            return;
+        };
+        peer.state = PeerState::Chatting {
+            nick: nick.into(),
+            flood: flood.clone(),
+        };
+        let key = address_key(peer.addr.ip());
+        self.joining.remove(key);
+        self.by_nick.insert(nick_key(nick), id);
+        self.outbox.join(id);
+        log!("registered {}", self.who(id));
+        self.reply(id, &["WELCOME", nick]);
+        self.send_user_list(id);
+        self.to_room(Some(id), &["JOIN", nick]);
     }
 
-    fn chat_line(&mut self, token: Token, line: &str) {
+    fn chat_line(&mut self, id: ConnId, line: &str) {
         match parse_client_line(line) {
             ClientLine::Empty => {}
-            ClientLine::Message(text) => self.say(token, "MSG", text),
-            ClientLine::Me(text) => self.say(token, "ACTION", text),
-            ClientLine::Users => self.send_user_list(token),
-            ClientLine::Msg { to, text } => self.private_message(token, to, text),
-            ClientLine::Nick(new) => self.change_nick(token, new),
-            ClientLine::Ping(tok) => self.pong(token, tok),
-            ClientLine::Quit(reason) => self.quit(token, reason),
-            ClientLine::Help => self.help(token),
-            ClientLine::MissingArgument(usage) => self.reply_error(
-                token,
-                ErrorCode::MissingArgument,
-                &format!("usage: {usage}"),
-            ),
-            ClientLine::Pass(_) => self.reply_error(token, ErrorCode::UnknownCommand, "pass"),
-            ClientLine::Unknown("") => self.reply_error(token, ErrorCode::UnknownCommand, "/"),
+            ClientLine::Message(text) => self.say(id, "MSG", text),
+            ClientLine::Me(text) => self.say(id, "ACTION", text),
+            ClientLine::Users => self.send_user_list(id),
+            ClientLine::Msg { to, text } => self.private_message(id, to, text),
+            ClientLine::Nick(new) => self.change_nick(id, new),
+            ClientLine::Ping(token) => self.pong(id, token),
+            ClientLine::Quit(reason) => self.quit(id, reason),
+            ClientLine::Help => self.help(id),
+            ClientLine::MissingArgument(usage) => {
+                self.reply_error(id, ErrorCode::MissingArgument, &format!("usage: {usage}"))
+            }
+            ClientLine::Pass(_) => self.reply_error(id, ErrorCode::UnknownCommand, "pass"),
+            ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
-                self.reply_error(token, ErrorCode::UnknownCommand, &clean_text(name))
+                self.reply_error(id, ErrorCode::UnknownCommand, &clean_text(name))
             }
         }
     }
 
-    /// A public message or action: formatted once, queued for everyone else.
-    fn say(&mut self, token: Token, kind: &str, text: &str) {
+    /// A public message or action: formatted once, for everyone else.
+    fn say(&mut self, id: ConnId, kind: &str, text: &str) {
         let text = clean_text(text);
         if text.trim().is_empty() {
             return;
         }
-        self.relay(token, kind, &text, None);
+        self.relay(id, kind, &text, None);
     }
 
-    /// `<kind> <sender's nick> <text>`, formatted once, for one connection (`to`) or for
-    /// everyone but the sender.
-    fn relay(&mut self, from: Token, kind: &str, text: &str, to: Option<Token>) {
+    /// `<kind> <sender's nick> <text>`, for one connection (`to`) or for everyone but the
+    /// sender. Not cut to 4096 bytes: it carries the sender's whole line (protocol.md).
+    fn relay(&mut self, from: ConnId, kind: &str, text: &str, to: Option<ConnId>) {
         self.with_line(
-            |s, line| {
-                if let Some(conn) = s.conns.get(from.0) {
-                    push_line(line, &[kind, &conn.nick, text]);
+            |chat, line| {
+                if let Some(nick) = chat.nick(from) {
+                    push_line(line, &[kind, nick, text]);
                 }
             },
-            |s, line| match to {
-                Some(target) => s.send_bytes(target, line),
-                None => s.fan_out(Some(from), line),
+            |out, line| match to {
+                Some(target) => out.send(target, line),
+                None => out.to_room(Some(from), line),
             },
         );
     }
 
-    fn private_message(&mut self, token: Token, to: &str, text: &str) {
+    fn private_message(&mut self, id: ConnId, to: &str, text: &str) {
         let text = clean_text(text);
         if text.trim().is_empty() {
-            return self.reply_error(
-                token,
-                ErrorCode::MissingArgument,
-                "usage: /msg <nick> <text>",
-            );
+            return self.reply_error(id, ErrorCode::MissingArgument, "usage: /msg <nick> <text>");
         }
-        let Some(target) = self.room.find(to) else {
-            return self.reply_error(token, ErrorCode::NoSuchUser, &clean_text(to));
+        let Some(&target) = self.by_nick.get(&nick_key(to)) else {
+            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(to));
         };
-        self.relay(token, "PRIVMSG", &text, Some(target));
+        self.relay(id, "PRIVMSG", &text, Some(target));
     }
 
-    fn change_nick(&mut self, token: Token, new: &str) {
+    fn change_nick(&mut self, id: ConnId, new: &str) {
         if let Err(e) = validate_nick(new) {
-            return self.reply_error(token, ErrorCode::NickInvalid, &e.to_string());
+            return self.reply_error(id, ErrorCode::NickInvalid, &e.to_string());
         }
-        let Some(conn) = self.conns.get(token.0) else {
+        let Some(old) = self.nick(id) else {
             return;
         };
-        if *conn.nick == *new {
-            return self.reply(token, &["NOTICE", notice::NICK_UNCHANGED, new]);
+        if old == new {
+            return self.reply(id, &["NOTICE", notice::NICK_UNCHANGED, new]);
         }
-        if self.room.find(new).is_some_and(|holder| holder != token) {
+        let new_key = nick_key(new);
+        if self.by_nick.get(&new_key).is_some_and(|&holder| holder != id) {
             return self.reply_error(
-                token,
+                id,
                 ErrorCode::NickTaken,
                 &format!("{new} is already in use, choose another"),
             );
         }
-        let Some(conn) = self.conns.get_mut(token.0) else {
+        let addr = self.peer(id).map(|p| p.addr);
+        let Some(PeerState::Chatting { nick, .. }) = self.peer_mut(id).map(|p| &mut p.state) else {
             return;
         };
-        let old = std::mem::replace(&mut conn.nick, new.into());
-        self.room.rename(token, &old, new);
-        log!("nick {old} -> {new} ({})", conn.addr);
+        let old = std::mem::replace(nick, new.into());
+        self.by_nick.remove(&nick_key(&old));
+        self.by_nick.insert(new_key, id);
+        if let Some(addr) = addr {
+            log!("nick {old} -> {new} ({addr})");
+        }
         // Everyone, the sender included, so that the client learns the change took effect.
-        self.send_to_room(None, &["NICK", &old, new]);
+        self.to_room(None, &["NICK", &old, new]);
     }
 
-    fn pong(&mut self, token: Token, tok: Option<&str>) {
-        match tok {
-            Some(tok) => self.reply(token, &["PONG", &clean_text(tok)]),
-            None => self.reply(token, &["PONG"]),
+    fn pong(&mut self, id: ConnId, token: Option<&str>) {
+        match token {
+            Some(token) => self.reply(id, &["PONG", &clean_text(token)]),
+            None => self.reply(id, &["PONG"]),
         }
     }
 
-    fn help(&mut self, token: Token) {
+    fn help(&mut self, id: ConnId) {
         for line in HELP {
-            self.reply(token, &["NOTICE", line]);
+            self.reply(id, &["NOTICE", line]);
         }
     }
 
-    fn quit(&mut self, token: Token, reason: Option<&str>) {
+    fn quit(&mut self, id: ConnId, reason: Option<&str>) {
         let reason = reason
             .map(|r| clean_text(r).into_owned())
             .filter(|r| !r.trim().is_empty());
-        self.close(token, CloseReason::Quit(reason));
+        self.close(id, CloseReason::Quit(reason));
     }
 }
+
+/// Token bucket: `rate` lines per second on average, `burst` at once.
+#[derive(Clone)]
+pub struct FloodBucket {
+    tokens: f64,
+    last: Instant,
+    /// `ERROR flood` was sent for the current run of dropped lines.
+    warned: bool,
+}
+
+impl FloodBucket {
+    fn new(now: Instant, burst: f64) -> Self {
+        FloodBucket {
+            tokens: burst,
+            last: now,
+            warned: false,
+        }
+    }
+
+    fn allow(&mut self, now: Instant, rate: f64, burst: f64) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.warned = false;
+            true
+        } else {
+            false
+        }
+    }
+}
+

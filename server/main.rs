@@ -3,9 +3,11 @@
 mod address;
 mod auth;
 mod chat;
+mod close;
 mod config;
 mod conn;
 mod log;
+mod outbox;
 mod reactor;
 mod tls;
 

@@ -1,143 +1,62 @@
-//! The event loop: one thread, one `mio::Poll`, every socket.
+//! The event loop: one thread, one `mio::Poll`, every socket. I/O only: accepting, TLS
+//! handshakes, reading until `WouldBlock`, writing what the chat core put in its outbox, interest,
+//! deadlines and signals. What a line means is the chat core's business (`chat.rs`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::IpAddr;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use charla_proto::{leave_reason, notice, ErrorCode};
-
-use crate::address::{address_key, ConnectRate, PerAddress, Refusals};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{ErrorCode as SslErrorCode, Ssl, SslAcceptor, SslStream};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::auth::{Password, Throttle};
-use crate::chat::Room;
+use crate::auth::Password;
+use crate::chat::{Admission, Chat};
+use crate::close::CloseReason;
 use crate::config::Config;
-use crate::conn::{write_until_blocked, BufferPool, Conn, Phase, Slab};
+use crate::conn::{Conn, Link, Slab};
 use crate::log::log;
+use crate::outbox::ConnId;
 use crate::tls;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
-/// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
-/// more, a connection is closed without a word (TLS would cost more than it is worth).
-const OVER_CAPACITY_GRACE: usize = 64;
-/// A refused connection is let in to be told why only while its address has fewer than this many
-/// connections still joining; else it is closed at once.
-const REFUSALS_TOLD: usize = 4;
 /// How long a closing connection may take to take its last lines and close its side.
 const LINGER: Duration = Duration::from_secs(2);
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH_SIZE: usize = 16 * 1024;
+/// The room's lines of one pass are written out once they pass this size, whatever the pass
+/// still has to read: the room's log is bounded in bytes, not only by the length of a pass.
+const ROOM_LOG_MAX: usize = 1 << 20;
 /// Longest time lines wait to be written while more input keeps arriving.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 /// Quiet time after which freed memory is handed back to the system.
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// The kernel's queue of connections not yet accepted: a burst (a class joining at once, a flood
+/// of sockets) waits there instead of being dropped (Linux caps it at net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
 
-/// Why a connection is being closed.
-#[derive(Debug)]
-pub enum CloseReason {
-    Quit(Option<String>),
-    PeerClosed,
-    Lost(String),
-    TooSlow,
-    HandshakeFailed(String),
-    HandshakeTimeout,
-    RegisterTimeout,
-    /// Turned away after the handshake with this error (a limit, a wrong password).
-    Rejected(ErrorCode),
-    Shutdown,
-}
-
-impl CloseReason {
-    /// The reason others see in `LEAVE <nick> [reason]`.
-    fn leave_text(&self) -> Option<&str> {
-        match self {
-            CloseReason::Quit(reason) => reason.as_deref(),
-            CloseReason::PeerClosed => Some(leave_reason::CONNECTION_CLOSED),
-            CloseReason::Lost(_) => Some(leave_reason::CONNECTION_LOST),
-            CloseReason::TooSlow => Some(leave_reason::TOO_SLOW),
-            CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => {
-                Some(leave_reason::TIMEOUT)
-            }
-            CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => None,
-            CloseReason::Shutdown => Some(leave_reason::SHUTTING_DOWN),
-        }
-    }
-
-    /// Closed on the spot, without close_notify: the peer is gone, broken or not reading.
-    fn abrupt(&self) -> bool {
-        matches!(
-            self,
-            CloseReason::Lost(_)
-                | CloseReason::TooSlow
-                | CloseReason::HandshakeFailed(_)
-                | CloseReason::HandshakeTimeout
-        )
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            CloseReason::Quit(_) => "quit".into(),
-            CloseReason::PeerClosed => "connection closed by peer".into(),
-            CloseReason::Lost(why) => format!("connection lost: {why}"),
-            CloseReason::TooSlow => "too slow: send queue over --max-queue".into(),
-            CloseReason::HandshakeFailed(why) => format!("handshake failed: {why}"),
-            CloseReason::HandshakeTimeout => "handshake timed out (--handshake-timeout)".into(),
-            CloseReason::RegisterTimeout => "no nickname in time (--register-timeout)".into(),
-            CloseReason::Rejected(ErrorCode::ServerFull) => "server full (--max-clients)".into(),
-            CloseReason::Rejected(ErrorCode::TooManyConnections) => {
-                "too many connections from this address (--max-per-ip or --max-connects-per-ip)"
-                    .into()
-            }
-            CloseReason::Rejected(ErrorCode::BadPassword) => "wrong password".into(),
-            CloseReason::Rejected(code) => code.as_str().into(),
-            CloseReason::Shutdown => "server shutting down".into(),
-        }
-    }
-}
-
-/// A moment when a connection must have left a phase; stale entries are skipped by serial.
+/// A moment when a connection must have left a state; stale entries are skipped by serial.
 struct Deadline {
     at: Instant,
     token: Token,
     serial: u64,
 }
 
-/// Fixes the kernel's send buffer for one client (SO_SNDBUF; Linux doubles the value for its
-/// bookkeeping). Without it the kernel grows the buffer up to net.ipv4.tcp_wmem's maximum, which
-/// lets a client that stopped reading hold megabytes of kernel memory before --max-queue counts.
-fn set_send_buffer(stream: &TcpStream, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt reads `size` for the given length; the descriptor is open.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
 /// Whether the output queued so far goes out at the end of this pass. While more input keeps
 /// arriving, lines for each client pile up and go out together (fewer TLS records and write
 /// calls): they wait at most FLUSH_AFTER, and not at all once the input stops. With
 /// --batch-delay they wait that long, whatever the input does. Connections to close (too slow,
-/// or everyone at shutdown) never wait.
-fn flush_due(batch_delay: Duration, waited: Duration, had_input: bool, closing: bool) -> bool {
-    closing
+/// or everyone at shutdown) and a full room log never wait.
+fn flush_due(batch_delay: Duration, waited: Duration, had_input: bool, urgent: bool) -> bool {
+    urgent
         || if batch_delay.is_zero() {
             !had_input || waited >= FLUSH_AFTER
         } else {
@@ -145,46 +64,40 @@ fn flush_due(batch_delay: Duration, waited: Duration, had_input: bool, closing: 
         }
 }
 
+/// The listening socket, made through socket2 so that the backlog can be chosen and every call
+/// is checked.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // A restarted server can listen again at once, while old connections are in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 pub struct Server {
-    pub(crate) poll: Poll,
+    poll: Poll,
     listener: Option<TcpListener>,
     signals: Signals,
     acceptor: SslAcceptor,
-    pub(crate) cfg: Config,
-    pub(crate) conns: Slab,
-    pub(crate) room: Room,
-    /// Connections with output to write at the end of this pass.
-    pub(crate) flush_queue: Vec<Token>,
-    /// The room's members while they are flushed (kept to reuse its allocation).
-    member_scratch: Vec<Token>,
-    /// Connections found too slow while a line was being fanned out, closed after it.
-    pub(crate) to_close: Vec<(Token, u64, CloseReason)>,
-    /// Connections that used their read budget and have more to read.
+    cfg: Config,
+    conns: Slab,
+    chat: Chat,
+    /// Connections to write this round (kept to reuse its allocation).
+    writers: Vec<ConnId>,
+    /// Connections that used their read budget, or met a full room log, and have more to read.
     read_again: Vec<Token>,
     handshake_deadlines: VecDeque<Deadline>,
-    register_deadlines: VecDeque<Deadline>,
     linger_deadlines: VecDeque<Deadline>,
     scratch: Vec<u8>,
-    /// Output buffers between uses.
-    pub(crate) pool: BufferPool,
-    /// A reusable buffer for formatting one line.
-    pub(crate) line_buf: Vec<u8>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    pub(crate) now: Instant,
-    pub(crate) password: Option<Password>,
-    pub(crate) throttle: Throttle,
-    /// Open connections per address key, for --max-per-ip.
-    per_ip: PerAddress,
-    /// Connections per address key still in their handshake or without a nickname, for
-    /// --max-joining-per-ip.
-    pub(crate) joining: PerAddress,
-    /// New connections per address key over time, for --max-connects-per-ip.
-    connect_rate: ConnectRate,
-    quiet_closes: QuietCloses,
-    /// When each address was last told why it was refused.
-    refusals: Refusals,
+    now: Instant,
+    /// SO_SNDBUF could not be set: said once.
+    send_buffer_warned: bool,
     /// Most connections since memory was last handed back to the system.
     peak_conns: usize,
     /// When to hand memory back if nothing happens until then.
@@ -201,20 +114,13 @@ impl Server {
         password: Option<Password>,
     ) -> Result<Server, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
-        let mut listener = TcpListener::bind(cfg.bind).map_err(|e| match e.kind() {
+        let mut listener = listen(cfg.bind).map_err(|e| match e.kind() {
             io::ErrorKind::AddrInUse => format!(
                 "cannot listen on {}: the address is already in use (another server running? pick another with --bind)",
                 cfg.bind
             ),
             _ => format!("cannot listen on {}: {e}", cfg.bind),
         })?;
-        // mio listens with a backlog of 1024; a burst of connections (a class joining at once, a
-        // flood of sockets) should wait in the kernel's queue, not be dropped. Linux lets
-        // listen() be called again to raise it (up to net.core.somaxconn).
-        // SAFETY: listen() on the socket we own.
-        unsafe {
-            libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096);
-        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot watch the listening socket: {e}"))?;
@@ -228,30 +134,19 @@ impl Server {
             listener: Some(listener),
             signals,
             acceptor,
+            chat: Chat::new(cfg.clone(), password),
             cfg,
             conns: Slab::default(),
-            room: Room::default(),
-            flush_queue: Vec::new(),
-            member_scratch: Vec::new(),
-            to_close: Vec::new(),
+            writers: Vec::new(),
             read_again: Vec::new(),
             handshake_deadlines: VecDeque::new(),
-            register_deadlines: VecDeque::new(),
             linger_deadlines: VecDeque::new(),
             scratch: vec![0; SCRATCH_SIZE],
-            pool: BufferPool::default(),
-            line_buf: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,
             shutdown_deadline: None,
             now: Instant::now(),
-            password,
-            throttle: Throttle::default(),
-            per_ip: PerAddress::default(),
-            joining: PerAddress::default(),
-            connect_rate: ConnectRate::default(),
-            quiet_closes: QuietCloses::default(),
-            refusals: Refusals::default(),
+            send_buffer_warned: false,
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
@@ -265,15 +160,23 @@ impl Server {
         }
     }
 
+    /// Output that must not wait for the batching: connections to close, a full room log.
+    fn output_urgent(&self) -> bool {
+        self.chat.has_closes()
+            || self.shutdown_deadline.is_some()
+            || self.chat.outbox.room_len() >= ROOM_LOG_MAX
+    }
+
     /// Runs until SIGINT or SIGTERM has closed every connection.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let batch_delay = self.cfg.batch_delay;
+            let waiting = self.chat.outbox.has_output() || self.chat.has_closes();
             let timeout = match self.queued_since {
-                _ if !self.output_waiting() && self.to_close.is_empty() => self.next_timeout(),
+                _ if !waiting => self.next_timeout(),
                 // --batch-delay: output waits for its time (or for anything due earlier).
-                Some(since) if !batch_delay.is_zero() => {
+                Some(since) if !batch_delay.is_zero() && !self.output_urgent() => {
                     let due = (since + batch_delay).saturating_duration_since(Instant::now());
                     Some(self.next_timeout().map_or(due, |t| t.min(due)))
                 }
@@ -302,18 +205,12 @@ impl Server {
                 self.conn_ready(token, true, false);
             }
             self.expire_deadlines();
-            self.quiet_closes.report_if_due(self.now);
+            self.chat.tick(self.now);
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
-            let due = flush_due(
-                batch_delay,
-                waited,
-                !events.is_empty(),
-                !self.to_close.is_empty() || self.shutdown_deadline.is_some(),
-            );
-            if due {
+            if flush_due(batch_delay, waited, !events.is_empty(), self.output_urgent()) {
                 self.finish_pass();
                 self.queued_since = None;
-            } else if self.queued_since.is_none() && self.output_waiting() {
+            } else if self.queued_since.is_none() && self.chat.outbox.has_output() {
                 self.queued_since = Some(self.now);
             }
             self.trim_memory(!events.is_empty());
@@ -354,20 +251,16 @@ impl Server {
         if !self.read_again.is_empty() {
             return Some(Duration::ZERO);
         }
-        [
-            &self.handshake_deadlines,
-            &self.register_deadlines,
-            &self.linger_deadlines,
-        ]
-        .into_iter()
-        .filter_map(|q| q.front().map(|d| d.at))
-        .chain(self.accept_paused_until)
-        .chain(self.shutdown_deadline)
-        .chain(self.trim_due)
-        .chain(self.quiet_closes.due())
-        .min()
-        // Rounded up: epoll counts whole milliseconds and waking early just loops again.
-        .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+        [&self.handshake_deadlines, &self.linger_deadlines]
+            .into_iter()
+            .filter_map(|q| q.front().map(|d| d.at))
+            .chain(self.accept_paused_until)
+            .chain(self.shutdown_deadline)
+            .chain(self.trim_due)
+            .chain(self.chat.next_deadline())
+            .min()
+            // Rounded up: epoll counts whole milliseconds and waking early just loops again.
+            .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
     fn accept_all(&mut self) {
@@ -393,42 +286,22 @@ impl Server {
     }
 
     fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
-        let count = self.conns.len();
-        let key = address_key(addr.ip());
-        // Turned away before anything is spent on it, so that an address cannot hold the places
-        // of others until its handshakes time out.
-        if count >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
-            return self
-                .quiet_closes
-                .note(QuietClose::ServerFull, key, self.now);
-        }
-        if self.joining.count(key) >= self.cfg.max_joining_per_ip {
-            return self.quiet_closes.note(QuietClose::Joining, key, self.now);
-        }
-        let too_fast = self
-            .connect_rate
-            .take(key, self.now, self.cfg.max_connects_per_ip)
-            .err();
-        let refusal = if count >= self.cfg.max_clients {
-            Some(QuietClose::ServerFull)
-        } else if self.cfg.max_per_ip > 0 && self.per_ip.count(key) >= self.cfg.max_per_ip {
-            Some(QuietClose::PerAddress)
-        } else if too_fast.is_some() {
-            Some(QuietClose::TooFast)
-        } else {
-            None
+        let Admission::Let(refusal) = self.chat.admit(addr, self.conns.len(), self.now) else {
+            return;
         };
-        // Telling why takes a TLS handshake: an address is told while it has few connections
-        // still joining, and once a second; past that it is closed at once.
-        if let Some(why) = refusal {
-            if self.joining.count(key) >= REFUSALS_TOLD || !self.refusals.may_tell(key, self.now) {
-                return self.quiet_closes.note(why, key, self.now);
-            }
-        }
         // Chat lines are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         if self.cfg.send_buffer > 0 {
-            set_send_buffer(&stream, self.cfg.send_buffer);
+            // Fixes the kernel's send buffer for one client (Linux doubles the value for its
+            // bookkeeping). Without it the kernel grows the buffer up to net.ipv4.tcp_wmem's
+            // maximum, which lets a client that stopped reading hold megabytes of kernel memory
+            // before --max-queue counts.
+            let set = socket2::SockRef::from(&stream).set_send_buffer_size(self.cfg.send_buffer);
+            if let Err(e) = set {
+                if !std::mem::replace(&mut self.send_buffer_warned, true) {
+                    log!("cannot set --send-buffer on client sockets: {e}");
+                }
+            }
         }
         let token = Token(self.conns.next_index());
         if let Err(e) = self
@@ -449,62 +322,38 @@ impl Server {
             };
         self.next_serial += 1;
         let serial = self.next_serial;
-        let mut conn = Conn::new(tls, addr, serial, self.now, self.cfg.flood_burst);
-        conn.authenticated = self.password.is_none();
-        self.per_ip.add(key);
-        self.joining.add(key);
-        conn.joining = true;
-        conn.reject = match refusal {
-            None => None,
-            Some(QuietClose::ServerFull) => Some((
-                ErrorCode::ServerFull,
-                "the server is full, try again later".into(),
-            )),
-            Some(QuietClose::TooFast) => Some((
-                ErrorCode::TooManyConnections,
-                format!(
-                    "too many new connections from your address; try again in {} s",
-                    too_fast.unwrap_or_default().as_secs() + 1
-                )
-                .into(),
-            )),
-            Some(_) => Some((
-                ErrorCode::TooManyConnections,
-                "too many connections from your address".into(),
-            )),
-        };
-        self.conns.insert(conn);
+        self.conns.insert(Conn::new(tls, serial));
+        self.chat.opened(token.0, addr, refusal);
         self.handshake_deadlines.push_back(Deadline {
             at: self.now + self.cfg.handshake_timeout,
             token,
             serial,
         });
-        log!("accepted {addr}");
     }
 
     fn conn_ready(&mut self, token: Token, readable: bool, writable: bool) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        match conn.phase {
-            Phase::Handshaking => self.continue_handshake(token),
-            Phase::Registering | Phase::Chatting => {
-                if writable && conn.out.pending() > 0 {
+        match conn.link {
+            Link::Handshaking { .. } => self.continue_handshake(token),
+            Link::Open => {
+                if writable && self.chat.outbox.pending(token.0) > 0 {
                     // The socket has room again. The output goes out with this pass's other
                     // lines, or, with --batch-delay, at once: it has waited its turn already.
                     if self.cfg.batch_delay.is_zero() {
-                        self.queue_flush(token);
+                        self.chat.outbox.list_for_flush(token.0);
                     } else {
-                        self.flush(token);
+                        self.flush(token.0);
                     }
                 }
                 if readable {
                     self.read_lines(token);
                 }
             }
-            Phase::Closing => {
-                if writable && !conn.close_notify_sent {
-                    self.queue_flush(token);
+            Link::Closing { notify_sent, .. } => {
+                if writable && !notify_sent {
+                    self.chat.outbox.list_for_flush(token.0);
                 }
                 if readable {
                     self.drain_closing(token);
@@ -517,79 +366,64 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        match conn.tls.accept() {
+        let wants = match conn.tls.accept() {
             Ok(()) => {
-                if let Some((code, text)) = conn.reject.take() {
-                    log!("limit: {text}, rejecting {}", conn.addr);
-                    conn.phase = Phase::Registering;
-                    self.reply_error(token, code, &text);
-                    self.close(token, CloseReason::Rejected(code));
-                    return;
-                }
-                conn.phase = Phase::Registering;
-                let serial = conn.serial;
-                self.register_deadlines.push_back(Deadline {
-                    at: self.now + self.cfg.register_timeout,
-                    token,
-                    serial,
-                });
-                self.update_interest(token);
+                conn.link = Link::Open;
+                self.chat.handshake_done(token.0, self.now);
+                self.update_interest(token.0);
                 // The nickname may have come in the same packets as the handshake's end.
-                self.read_lines(token);
+                return self.read_lines(token);
             }
-            Err(e) if e.code() == SslErrorCode::WANT_READ => {
-                conn.handshake_interest = Interest::READABLE;
-                self.update_interest(token);
-            }
-            Err(e) if e.code() == SslErrorCode::WANT_WRITE => {
-                conn.handshake_interest = Interest::READABLE | Interest::WRITABLE;
-                self.update_interest(token);
-            }
+            Err(e) if e.code() == SslErrorCode::WANT_READ => Interest::READABLE,
+            Err(e) if e.code() == SslErrorCode::WANT_WRITE => Interest::READABLE | Interest::WRITABLE,
             Err(e) => {
                 let why = describe_ssl_error(&e);
-                self.close(token, CloseReason::HandshakeFailed(why));
+                return self.end_now(token.0, CloseReason::HandshakeFailed(why));
             }
-        }
+        };
+        conn.link = Link::Handshaking { wants };
+        self.update_interest(token.0);
     }
 
     /// Reads until the socket is empty (OpenSSL keeps decrypted bytes that epoll never reports
-    /// again) or the read budget is used, handling each complete line.
+    /// again), the read budget is used or the room's log is full, handing each line to the chat.
     fn read_lines(&mut self, token: Token) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut budget = READ_BUDGET;
-        let max_line = self.cfg.max_line;
-        while let Some(conn) = self.conns.get_mut(token.0) {
-            if !matches!(conn.phase, Phase::Registering | Phase::Chatting) {
+        let id = token.0;
+        while let Some(conn) = self.conns.get_mut(id) {
+            if conn.link != Link::Open || !self.chat.is_open(id) {
+                break;
+            }
+            if budget == 0 || self.chat.outbox.room_len() >= ROOM_LOG_MAX {
+                self.read_again.push(token);
                 break;
             }
             match conn.tls.read(&mut scratch) {
                 Ok(0) => {
-                    self.close(token, CloseReason::PeerClosed);
+                    self.peer_closed(id);
                     break;
                 }
                 Ok(n) => {
-                    let mut framer = std::mem::take(&mut conn.framer);
-                    framer.feed(&scratch[..n], max_line, |frame| {
-                        self.handle_frame(token, frame)
-                    });
-                    if let Some(conn) = self.conns.get_mut(token.0) {
-                        conn.framer = framer;
-                    }
                     budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        self.read_again.push(token);
-                        break;
-                    }
+                    self.chat.feed(id, &scratch[..n], self.now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.close(token, CloseReason::Lost(describe_io_error(&e)));
+                    self.end_now(id, CloseReason::Lost(describe_io_error(&e)));
                     break;
                 }
             }
         }
         self.scratch = scratch;
+    }
+
+    /// The peer closed its side: it leaves the chat, and gets what is queued for it (it may
+    /// still read) before close_notify.
+    fn peer_closed(&mut self, id: ConnId) {
+        self.chat.disconnected(id, CloseReason::PeerClosed);
+        self.start_closing(id, true);
     }
 
     /// A closing connection's input is read and dropped until the peer closes.
@@ -598,14 +432,14 @@ impl Server {
         while let Some(conn) = self.conns.get_mut(token.0) {
             match conn.tls.read(&mut scratch) {
                 Ok(0) => {
-                    self.drop_conn(token);
+                    self.drop_conn(token.0);
                     break;
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.drop_conn(token);
+                    self.drop_conn(token.0);
                     break;
                 }
             }
@@ -613,249 +447,143 @@ impl Server {
         self.scratch = scratch;
     }
 
-    pub(crate) fn queue_flush(&mut self, token: Token) {
-        if let Some(conn) = self.conns.get_mut(token.0) {
-            if !conn.flush_queued {
-                conn.flush_queued = true;
-                self.flush_queue.push(token);
-            }
-        }
-    }
-
-    /// Output is queued for some connection, or lines for the room.
-    fn output_waiting(&self) -> bool {
-        !self.flush_queue.is_empty() || self.room.dirty
-    }
-
-    /// Ends a loop pass: closes what was found too slow, then writes every connection that has
-    /// output once, with everything queued for it this pass in as few TLS records as possible.
+    /// Ends a pass: closes what the chat is done with, then writes every connection that has
+    /// output once, with everything queued for it this pass in as few TLS records as possible;
+    /// rounds again while that produces more (LEAVE lines of connections found too slow).
     fn finish_pass(&mut self) {
+        let mut writers = std::mem::take(&mut self.writers);
         loop {
-            while let Some((token, serial, reason)) = self.to_close.pop() {
-                if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
-                    self.close(token, reason);
+            for (id, _) in self.chat.take_closes() {
+                match self.conns.get(id).map(|c| c.link) {
+                    Some(Link::Handshaking { .. }) => self.drop_conn(id),
+                    Some(Link::Open) => self.start_closing(id, false),
+                    _ => {}
                 }
             }
-            if self.room.dirty {
-                // Closing connections (too slow, lost) adds LEAVE lines: round again.
-                self.room.dirty = false;
-                self.flush_room();
-                continue;
-            }
-            if self.flush_queue.is_empty() {
-                if self.to_close.is_empty() {
-                    self.room.clear_log();
-                    return;
+            writers.clear();
+            self.chat.outbox.take_writers(&mut writers);
+            if writers.is_empty() {
+                if !self.chat.has_closes() {
+                    break;
                 }
                 continue;
             }
-            let queue = std::mem::take(&mut self.flush_queue);
-            for &token in &queue {
-                self.flush(token);
-            }
-            if self.flush_queue.is_empty() {
-                // Keep the allocation for the next pass.
-                self.flush_queue = queue;
-                self.flush_queue.clear();
+            for &id in &writers {
+                self.flush(id);
             }
         }
+        self.chat.outbox.end_pass();
+        self.writers = writers;
     }
 
-    /// Serves every member the room's lines of this pass: its own queue first (its bytes come
-    /// before the room's), then straight from the room's log. Whatever the socket does not take
-    /// is copied into the member's queue, to go out when it drains; past --max-queue the member
-    /// is too slow.
-    fn flush_room(&mut self) {
-        let mut members = std::mem::take(&mut self.member_scratch);
-        members.clear();
-        members.extend_from_slice(self.room.members());
-        for &token in &members {
-            self.flush_member(token);
-        }
-        self.member_scratch = members;
-    }
-
-    fn flush_member(&mut self, token: Token) {
-        let max_queue = self.cfg.max_queue;
-        let Server {
-            room, conns, pool, ..
-        } = self;
-        let Some(conn) = conns.get_mut(token.0) else {
+    /// Writes what waits for one connection; a connection that leaves more than --max-queue
+    /// unwritten is too slow.
+    fn flush(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        // A member that spoke has the room's earlier lines in its own queue (`catch_up`).
-        if !matches!(conn.phase, Phase::Registering | Phase::Chatting)
-            || (room.unserved(conn).is_empty() && conn.out.pending() == 0)
-        {
+        if matches!(conn.link, Link::Handshaking { .. }) {
             return;
         }
-        // Its own bytes first; once they are all out, the room's, from the shared log.
-        let result = conn.out.write_to(&mut conn.tls, pool).and_then(|all_out| {
-            if all_out {
-                let unserved = room.unserved(conn);
-                conn.room_pos += write_until_blocked(&mut conn.tls, unserved)? as u64;
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            self.close(token, CloseReason::Lost(describe_io_error(&e)));
-            return;
-        }
-        // The socket is full: the rest waits in the member's queue. A write that returned
-        // WouldBlock is retried from there with the same bytes first, which OpenSSL allows
-        // (ACCEPT_MOVING_WRITE_BUFFER).
-        room.catch_up(conn, pool);
-        if conn.out.pending() > max_queue {
-            conn.give_up();
-            self.to_close
-                .push((token, conn.serial, CloseReason::TooSlow));
-            return;
-        }
-        self.update_interest(token);
-    }
-
-    fn flush(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return;
+        let pending = match self.chat.outbox.write(id, &mut conn.tls) {
+            Ok(pending) => pending,
+            Err(e) => return self.end_now(id, CloseReason::Lost(describe_io_error(&e))),
         };
-        let serial = conn.serial;
-        conn.flush_queued = false;
-        if conn.phase == Phase::Handshaking {
-            return;
-        }
-        match conn.out.write_to(&mut conn.tls, &mut self.pool) {
-            Ok(true) if conn.phase == Phase::Closing && !conn.close_notify_sent => {
+        match conn.link {
+            Link::Open if pending > self.cfg.max_queue => {
+                return self.end_now(id, CloseReason::TooSlow)
+            }
+            Link::Closing {
+                notify_sent: false,
+                peer_gone,
+            } if pending == 0 => {
                 // close_notify once; the peer's is not waited for.
-                conn.close_notify_sent = true;
+                conn.link = Link::Closing {
+                    notify_sent: true,
+                    peer_gone,
+                };
                 let _ = conn.tls.shutdown();
                 let _ = conn.tls.get_ref().shutdown(Shutdown::Write);
-                if conn.peer_gone {
-                    // Its end is closed already: nothing to linger for.
-                    return self.drop_conn(token);
+                if peer_gone {
+                    return self.drop_conn(id);
                 }
                 // The peer may have closed already (a client that sends /quit and hangs up): its
                 // end of stream, if there, is read now rather than at the end of the linger.
-                self.drain_closing(token);
-                if self.conns.get(token.0).is_none_or(|c| c.serial != serial) {
+                let serial = conn.serial;
+                self.drain_closing(Token(id));
+                if self.conns.get(id).is_none_or(|c| c.serial != serial) {
                     return;
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                if conn.phase == Phase::Closing {
-                    self.drop_conn(token);
-                } else {
-                    self.close(token, CloseReason::Lost(describe_io_error(&e)));
-                }
-                return;
-            }
+            _ => {}
         }
-        self.update_interest(token);
+        self.update_interest(id);
     }
 
-    fn update_interest(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
+    fn update_interest(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let wanted = conn.wanted_interest();
+        let wanted = conn.wanted_interest(self.chat.outbox.pending(id));
         if wanted != conn.interest {
             match self
                 .poll
                 .registry()
-                .reregister(conn.tls.get_mut(), token, wanted)
+                .reregister(conn.tls.get_mut(), Token(id), wanted)
             {
                 Ok(()) => conn.interest = wanted,
-                Err(e) => {
-                    let why = format!("cannot watch socket: {e}");
-                    self.close(token, CloseReason::Lost(why));
-                }
+                Err(e) => self.end_now(id, CloseReason::Lost(format!("cannot watch socket: {e}"))),
             }
         }
     }
 
-    /// Starts closing a connection: it leaves the room (others get LEAVE), then either goes at
-    /// once or flushes its last lines and says close_notify.
-    pub(crate) fn close(&mut self, token: Token, reason: CloseReason) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
+    /// Starts saying goodbye: what is queued goes out, then close_notify, then a short linger.
+    fn start_closing(&mut self, id: ConnId, peer_gone: bool) {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.close_started {
+        if matches!(conn.link, Link::Closing { .. }) {
             return;
         }
-        conn.close_started = true;
-        conn.phase = Phase::Closing;
-        // A connection on its way out no longer counts against the per-address limits.
-        release_address(&mut self.per_ip, &mut self.joining, conn);
-        conn.peer_gone = matches!(reason, CloseReason::PeerClosed);
-        let abrupt = reason.abrupt();
-        if abrupt {
-            conn.out.clear();
-        }
-        let who = conn.who();
-        if !abrupt {
-            // What the room said before it left still reaches it.
-            self.room.catch_up(conn, &mut self.pool);
-        }
-        if let Some(slot) = conn.room_slot.take() {
-            let nick = std::mem::take(&mut conn.nick);
-            self.room.leave(&mut self.conns, slot, &nick);
-            log!("left {who}: {}", reason.describe());
-            if self.shutdown_deadline.is_none() {
-                let leave = reason.leave_text();
-                let mut words = vec!["LEAVE", &*nick];
-                words.extend(leave);
-                self.send_to_room(None, &words);
-            }
-        } else {
-            log!("closed {who}: {}", reason.describe());
-        }
-        if abrupt {
-            self.drop_conn(token);
-        } else if let Some(conn) = self.conns.get(token.0) {
-            let serial = conn.serial;
-            self.linger_deadlines.push_back(Deadline {
-                at: self.now + LINGER,
-                token,
-                serial,
-            });
-            self.queue_flush(token);
-        }
+        conn.link = Link::Closing {
+            notify_sent: false,
+            peer_gone,
+        };
+        let serial = conn.serial;
+        self.linger_deadlines.push_back(Deadline {
+            at: self.now + LINGER,
+            token: Token(id),
+            serial,
+        });
+        self.chat.outbox.list_for_flush(id);
     }
 
-    fn drop_conn(&mut self, token: Token) {
-        if let Some(mut conn) = self.conns.remove(token.0) {
-            if !conn.close_started {
-                release_address(&mut self.per_ip, &mut self.joining, &mut conn);
-            }
-            if let Some(slot) = conn.room_slot.take() {
-                // Every path out of the room goes through close(); this is a safety net.
-                self.room.leave(&mut self.conns, slot, &conn.nick);
-            }
+    /// Closes a connection on the spot (broken, too slow, failed handshake): the chat is told
+    /// why, so that the room hears it left.
+    fn end_now(&mut self, id: ConnId, reason: CloseReason) {
+        self.chat.disconnected(id, reason);
+        self.drop_conn(id);
+    }
+
+    /// The connection is gone: its socket is closed and the chat forgets it (one that it had
+    /// not been told about leaves the room there, announced).
+    fn drop_conn(&mut self, id: ConnId) {
+        if let Some(mut conn) = self.conns.remove(id) {
             let _ = self.poll.registry().deregister(conn.tls.get_mut());
+            self.chat.forget(id);
         }
     }
 
     fn expire_deadlines(&mut self) {
         let now = self.now;
         while let Some(d) = pop_due(&mut self.handshake_deadlines, now) {
-            if self.is_current(&d, Phase::Handshaking) {
-                self.close(d.token, CloseReason::HandshakeTimeout);
-            }
-        }
-        while let Some(d) = pop_due(&mut self.register_deadlines, now) {
-            if self.is_current(&d, Phase::Registering) {
-                let secs = self.cfg.register_timeout.as_secs_f64();
-                self.reply_error(
-                    d.token,
-                    charla_proto::ErrorCode::Timeout,
-                    &format!("no nickname within {secs} s"),
-                );
-                self.close(d.token, CloseReason::RegisterTimeout);
+            if self.is_current(&d, |link| matches!(link, Link::Handshaking { .. })) {
+                self.end_now(d.token.0, CloseReason::HandshakeTimeout);
             }
         }
         while let Some(d) = pop_due(&mut self.linger_deadlines, now) {
-            if self.is_current(&d, Phase::Closing) {
-                self.drop_conn(d.token);
+            if self.is_current(&d, |link| matches!(link, Link::Closing { .. })) {
+                self.drop_conn(d.token.0);
             }
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {
@@ -864,10 +592,10 @@ impl Server {
         }
     }
 
-    fn is_current(&self, d: &Deadline, phase: Phase) -> bool {
+    fn is_current(&self, d: &Deadline, state: impl Fn(Link) -> bool) -> bool {
         self.conns
             .get(d.token.0)
-            .is_some_and(|c| c.serial == d.serial && c.phase == phase)
+            .is_some_and(|c| c.serial == d.serial && state(c.link))
     }
 
     fn handle_signals(&mut self) {
@@ -905,7 +633,6 @@ impl Server {
         } else {
             "SIGTERM"
         };
-        self.quiet_closes.report();
         log!(
             "{name}: shutting down, closing {} connections",
             self.conns.len()
@@ -914,94 +641,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
-        for index in self.conns.indexes() {
-            let token = Token(index);
-            let Some(conn) = self.conns.get(index) else {
-                continue;
-            };
-            match conn.phase {
-                Phase::Handshaking => self.drop_conn(token),
-                Phase::Registering | Phase::Chatting => {
-                    self.reply(token, &["NOTICE", notice::SHUTTING_DOWN]);
-                    self.close(token, CloseReason::Shutdown);
-                }
-                Phase::Closing => {}
-            }
-        }
-    }
-}
-
-/// Takes a connection out of the per-address counts (once: `close` does it for every connection
-/// that goes through it, `drop_conn` for the others).
-fn release_address(per_ip: &mut PerAddress, joining: &mut PerAddress, conn: &mut Conn) {
-    let key = address_key(conn.addr.ip());
-    per_ip.remove(key);
-    if std::mem::take(&mut conn.joining) {
-        joining.remove(key);
-    }
-}
-
-/// Why a connection was closed at once, without a handshake.
-#[derive(Clone, Copy)]
-enum QuietClose {
-    ServerFull,
-    PerAddress,
-    Joining,
-    TooFast,
-}
-
-/// Connections closed at once for a limit, logged as one line a second: a line each would let
-/// whoever connects in a loop grow the log as fast as it connects.
-#[derive(Default)]
-struct QuietCloses {
-    /// Per [`QuietClose`]: how many, and the address (key) of the last one.
-    counts: [(u64, Option<IpAddr>); 4],
-    since: Option<Instant>,
-}
-
-impl QuietCloses {
-    fn note(&mut self, why: QuietClose, key: IpAddr, now: Instant) {
-        self.since.get_or_insert(now);
-        let entry = &mut self.counts[why as usize];
-        entry.0 += 1;
-        entry.1 = Some(key);
-    }
-
-    fn due(&self) -> Option<Instant> {
-        self.since.map(|since| since + Duration::from_secs(1))
-    }
-
-    fn report_if_due(&mut self, now: Instant) {
-        if self.due().is_some_and(|due| due <= now) {
-            self.report();
-        }
-    }
-
-    fn report(&mut self) {
-        const WHY: [&str; 4] = [
-            "server full",
-            "too many connections from",
-            "too many joining from",
-            "new connections too fast from",
-        ];
-        let mut total = 0;
-        let mut parts = Vec::new();
-        for (i, (count, key)) in self.counts.iter().enumerate() {
-            if *count > 0 {
-                total += count;
-                match (i, key) {
-                    (0, _) | (_, None) => parts.push(format!("{}: {count}", WHY[i])),
-                    (_, Some(key)) => parts.push(format!("{} {key} (last): {count}", WHY[i])),
-                }
-            }
-        }
-        if total > 0 {
-            log!(
-                "limit: closed {total} connections at once in the last second ({})",
-                parts.join(", ")
-            );
-        }
-        *self = QuietCloses::default();
+        self.chat.shutdown();
     }
 }
 

@@ -91,6 +91,26 @@ pub fn push_line(out: &mut Vec<u8>, words: &[&str]) {
     out.push(b'\n');
 }
 
+/// As [`push_line`], with the last word cut (at a character boundary) so that the line, its
+/// `\n` included, is at most [`MAX_SERVER_LINE`] bytes: for lines that carry something a client
+/// sent (a `/ping` token, a `/quit` reason, an unknown command) but are not its message.
+pub fn push_bounded_line(out: &mut Vec<u8>, words: &[&str]) {
+    let start = out.len();
+    push_line(out, words);
+    if out.len() - start > MAX_SERVER_LINE {
+        let mut end = start + MAX_SERVER_LINE - 1;
+        while !is_char_start(out[end]) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push(b'\n');
+    }
+}
+
+fn is_char_start(byte: u8) -> bool {
+    byte & 0b1100_0000 != 0b1000_0000
+}
+
 /// Appends the user list: `USERS <n> <nick>...`, continued in `USERS+ <nick>...` lines so that no
 /// line is longer than [`MAX_SERVER_LINE`] bytes.
 pub fn push_user_list<'a>(out: &mut Vec<u8>, nicks: impl ExactSizeIterator<Item = &'a str>) {
@@ -220,6 +240,20 @@ mod tests {
             assert_eq!(ErrorCode::from_word(code.as_str()), Some(code));
         }
         assert_eq!(ErrorCode::from_word("nope"), None);
+    }
+
+    #[test]
+    fn bounded_lines_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(3000);
+        let mut out = Vec::new();
+        push_bounded_line(&mut out, &["PONG", &long]);
+        assert!(out.len() <= MAX_SERVER_LINE, "{}", out.len());
+        assert!(out.len() >= MAX_SERVER_LINE - 1);
+        let text = String::from_utf8(out).expect("still UTF-8");
+        assert!(text.starts_with("PONG éé") && text.ends_with("é\n"));
+        let mut short = Vec::new();
+        push_bounded_line(&mut short, &["PONG", "x"]);
+        assert_eq!(short, b"PONG x\n");
     }
 
     #[test]
