@@ -55,7 +55,11 @@ pub const MAX_TRACKED: usize = 65_536;
 
 /// Before `key` is added to a full map: keeps only the entries `still_needed` says are, and if
 /// that frees nothing, forgets them all.
-pub fn make_room<V>(map: &mut HashMap<IpAddr, V>, key: IpAddr, still_needed: impl FnMut(&V) -> bool) {
+pub fn make_room<V>(
+    map: &mut HashMap<IpAddr, V>,
+    key: IpAddr,
+    still_needed: impl FnMut(&V) -> bool,
+) {
     if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
         let mut still_needed = still_needed;
         map.retain(|_, value| still_needed(value));

@@ -34,9 +34,13 @@ impl Password {
                 path.display()
             ));
         }
-        Ok(Password {
-            digest: sha256(line.as_bytes()),
-        })
+        Ok(Password::from_text(&line))
+    }
+
+    pub fn from_text(password: &str) -> Password {
+        Password {
+            digest: sha256(password.as_bytes()),
+        }
     }
 
     /// Comparing digests keeps the time independent of where, or whether, the two differ.

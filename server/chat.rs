@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use charla_proto::command::HELP;
 use charla_proto::reply::{push_bounded_line, push_line, push_user_list};
@@ -201,7 +201,7 @@ impl Chat {
                 ErrorCode::TooManyConnections,
                 format!(
                     "too many new connections from your address; try again in {} s",
-                    too_fast.unwrap_or_default().as_secs() + 1
+                    seconds_up(too_fast.unwrap_or_default())
                 ),
             ),
             _ => (
@@ -468,7 +468,11 @@ impl Chat {
     fn send_user_list(&mut self, id: ConnId) {
         self.with_line(
             |chat, lines| {
-                let nicks = chat.outbox.members().iter().map(|&m| chat.nick(m).unwrap_or(""));
+                let nicks = chat
+                    .outbox
+                    .members()
+                    .iter()
+                    .map(|&m| chat.nick(m).unwrap_or(""));
                 push_user_list(lines, nicks);
             },
             |out, lines| out.send(id, lines),
@@ -522,7 +526,7 @@ impl Chat {
             log!("limit: password attempt from {ip} while blocked");
             let text = format!(
                 "too many wrong passwords from your address; try again in {} s",
-                wait.as_secs() + 1
+                seconds_up(wait)
             );
             self.reply_error(id, ErrorCode::BadPassword, &text);
             return self.close(id, CloseReason::Rejected(ErrorCode::BadPassword));
@@ -645,7 +649,11 @@ impl Chat {
             return self.reply(id, &["NOTICE", notice::NICK_UNCHANGED, new]);
         }
         let new_key = nick_key(new);
-        if self.by_nick.get(&new_key).is_some_and(|&holder| holder != id) {
+        if self
+            .by_nick
+            .get(&new_key)
+            .is_some_and(|&holder| holder != id)
+        {
             return self.reply_error(
                 id,
                 ErrorCode::NickTaken,
@@ -687,6 +695,11 @@ impl Chat {
     }
 }
 
+/// Whole seconds, rounded up: "try again in 1 s" means that in a second it works.
+fn seconds_up(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 /// Token bucket: `rate` lines per second on average, `burst` at once.
 #[derive(Clone)]
 pub struct FloodBucket {
@@ -719,3 +732,6 @@ impl FloodBucket {
     }
 }
 
+#[cfg(test)]
+#[path = "chat_tests.rs"]
+mod tests;

@@ -372,7 +372,10 @@ mod tests {
         assert_eq!(queue.buf.capacity(), 0, "an empty queue holds no memory");
         assert_eq!(out.pool.free.len(), 1, "its buffer went back to the pool");
         out.send(0, b"again");
-        assert!(out.pool.free.is_empty() && out.pool.bytes == 0, "and is reused");
+        assert!(
+            out.pool.free.is_empty() && out.pool.bytes == 0,
+            "and is reused"
+        );
     }
 
     #[test]
@@ -386,7 +389,11 @@ mod tests {
         out.to_room(None, b"4 room\n");
         let mut writers = Vec::new();
         out.take_writers(&mut writers);
-        assert_eq!(writers, [0, 1, 0], "members, then those with their own bytes");
+        assert_eq!(
+            writers,
+            [0, 1, 0],
+            "members, then those with their own bytes"
+        );
         let (mut p0, mut p1) = (pipe(1000), pipe(1000));
         out.write(0, &mut p0).unwrap();
         out.write(1, &mut p1).unwrap();
@@ -449,6 +456,10 @@ mod tests {
         out.to_room(None, b"kept\n");
         out.end_pass();
         assert_eq!(out.room_len(), 0);
-        assert_eq!(out.pending(0), 5, "copied into its queue before the log was emptied");
+        assert_eq!(
+            out.pending(0),
+            5,
+            "copied into its queue before the log was emptied"
+        );
     }
 }

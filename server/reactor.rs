@@ -207,7 +207,12 @@ impl Server {
             self.expire_deadlines();
             self.chat.tick(self.now);
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
-            if flush_due(batch_delay, waited, !events.is_empty(), self.output_urgent()) {
+            if flush_due(
+                batch_delay,
+                waited,
+                !events.is_empty(),
+                self.output_urgent(),
+            ) {
                 self.finish_pass();
                 self.queued_since = None;
             } else if self.queued_since.is_none() && self.chat.outbox.has_output() {
@@ -375,7 +380,9 @@ impl Server {
                 return self.read_lines(token);
             }
             Err(e) if e.code() == SslErrorCode::WANT_READ => Interest::READABLE,
-            Err(e) if e.code() == SslErrorCode::WANT_WRITE => Interest::READABLE | Interest::WRITABLE,
+            Err(e) if e.code() == SslErrorCode::WANT_WRITE => {
+                Interest::READABLE | Interest::WRITABLE
+            }
             Err(e) => {
                 let why = describe_ssl_error(&e);
                 return self.end_now(token.0, CloseReason::HandshakeFailed(why));

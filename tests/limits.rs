@@ -323,3 +323,55 @@ fn send_buffer_bounds_what_a_client_that_stops_reading_holds() {
     );
     drop(slow);
 }
+
+/// A client found too slow while others' lines are read, whose hang-up comes in the same pass of
+/// the event loop, still leaves everyone's user list with a LEAVE line. (It once left a ghost:
+/// the hang-up removed it through a path that announced nothing.)
+#[test]
+fn a_slow_client_that_hangs_up_in_the_same_pass_is_announced_as_leaving() {
+    let server = Server::start(&[
+        "--max-queue",
+        "4K",
+        "--send-buffer",
+        "4K",
+        "--flood-rate",
+        "0",
+    ]);
+    let mut watcher = server.join("watcher");
+    // A small receive window: a few kilobytes fill what the kernel holds for it.
+    let tcp = {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        TcpStream::from(socket)
+    };
+    let mut slow = Client::over(tcp, common::connector());
+    slow.send("slow");
+    slow.expect_next("WELCOME slow");
+    let mut sender = server.join("sender");
+    watcher.expect_line("JOIN slow");
+    watcher.expect_line("JOIN sender");
+    sender.sync();
+    let text = "x".repeat(4000);
+    {
+        let _paused = server.pause();
+        // Far more than the slow client's window, its socket buffer and --max-queue together,
+        // all found in one read of the sender...
+        for _ in 0..16 {
+            sender.send(&format!("/msg slow {text}"));
+        }
+        // ...and, in the same pass, the slow client hangs up.
+        slow.tls
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+    }
+    let (leave, _) = watcher.expect_prefix("LEAVE slow");
+    assert!(
+        leave == "LEAVE slow too slow" || leave == "LEAVE slow connection closed",
+        "{leave}"
+    );
+    watcher.send("/users");
+    assert_eq!(watcher.read_user_list(), ["watcher", "sender"]);
+}

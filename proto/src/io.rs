@@ -45,7 +45,13 @@ mod tests {
 
     #[test]
     fn stops_at_would_block_and_says_how_much_went() {
-        assert_eq!(write_until_blocked(&mut Full { room: 7 }, b"0123456789").unwrap(), 7);
-        assert_eq!(write_until_blocked(&mut Full { room: 70 }, b"0123456789").unwrap(), 10);
+        assert_eq!(
+            write_until_blocked(&mut Full { room: 7 }, b"0123456789").unwrap(),
+            7
+        );
+        assert_eq!(
+            write_until_blocked(&mut Full { room: 70 }, b"0123456789").unwrap(),
+            10
+        );
     }
 }

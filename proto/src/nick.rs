@@ -69,8 +69,11 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
 /// The key under which a nickname is unique: nicknames that differ only in case, or that look
 /// the same (UTS #39 confusable skeletons: Greek "ΑΝΑ" and Latin "ANA"), are the same name.
 pub fn nick_key(nick: &str) -> String {
-    let lower = skeleton(nick).collect::<String>().to_lowercase();
-    // Lowercasing can make new look-alikes ("I" → "i"): the skeleton again.
+    // Capitals first, so that case cannot matter: the skeleton of a capital may be a lower-case
+    // letter other than its own ("I" → "l"), which made "anita" and "ANITA" two names.
+    let upper = nick.to_uppercase();
+    let lower = skeleton(&upper).collect::<String>().to_lowercase();
+    // Lowercasing can make new look-alikes: the skeleton again.
     skeleton(&lower).collect()
 }
 
@@ -111,6 +114,14 @@ mod tests {
     #[test]
     fn case_insensitive_key() {
         assert_eq!(nick_key("ÁNGEL"), nick_key("ángel"));
+        // "I" looks like "l": case must still not matter.
+        assert_eq!(nick_key("ANITA"), nick_key("anita"));
+        assert_eq!(nick_key("Anita"), nick_key("aNITA"));
+        assert_eq!(
+            nick_key("ANlTA"),
+            nick_key("anita"),
+            "l for I is a look-alike"
+        );
         assert_ne!(nick_key("ana"), nick_key("ana2"));
     }
 

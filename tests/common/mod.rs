@@ -29,6 +29,10 @@ pub fn root() -> PathBuf {
 /// The server binary: this package's, or, for the client's tests, the one built beside the client
 /// (`cargo test --workspace` builds both).
 pub fn server_bin() -> PathBuf {
+    // To see a test fail against another build (an older commit's, to reproduce a bug first).
+    if let Some(path) = std::env::var_os("CHARLA_TEST_SERVER_BIN") {
+        return path.into();
+    }
     if let Some(path) = option_env!("CARGO_BIN_EXE_charla-server") {
         return path.into();
     }
@@ -266,7 +270,10 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                sink.lines.lock().unwrap().push(line);
+                sink.lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
                 sink.grew.notify_all();
             }
         });
@@ -290,7 +297,7 @@ impl Server {
     /// Waits for a log line containing `needle`; returns it.
     pub fn wait_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
-        let mut lines = self.log.lines.lock().unwrap();
+        let mut lines = self.log.lines.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
                 return line.clone();
@@ -326,14 +333,14 @@ impl Server {
             &format!("{n} connections logged as closed at once"),
             |lines| total(lines) >= n,
         );
-        let logged = total(&self.log.lines.lock().unwrap());
+        let logged = total(&self.log.lines.lock().unwrap_or_else(|e| e.into_inner()));
         assert_eq!(logged, n, "more connections closed at once than expected");
     }
 
     /// Waits, up to twice the deadline, until `done` holds for the log lines so far.
     fn wait_log_until(&self, what: &str, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + DEADLINE * 2;
-        let mut lines = self.log.lines.lock().unwrap();
+        let mut lines = self.log.lines.lock().unwrap_or_else(|e| e.into_inner());
         while !done(&lines) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "the log never showed {what}");
@@ -342,7 +349,11 @@ impl Server {
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lines.lock().unwrap().join("\n")
+        self.log
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
     }
 
     pub fn connect(&self) -> Client {
@@ -369,6 +380,14 @@ impl Server {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Stops the server process (SIGSTOP) until the returned guard is dropped (SIGCONT): what
+    /// clients send meanwhile waits in the kernel, and the server then finds it all in one pass
+    /// of its event loop, in the order it arrived.
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal(libc::SIGSTOP);
+        Paused(self)
     }
 
     /// Waits for the process to exit, within the deadline.
@@ -400,6 +419,14 @@ pub fn trusting(cert: &Path) -> SslConnector {
     b.set_ca_file(cert).unwrap();
     b.set_verify(SslVerifyMode::PEER);
     b.build()
+}
+
+pub struct Paused<'a>(&'a Server);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
 }
 
 /// A client context that trusts only the test certificate (built once: loading it is slow).

@@ -1,0 +1,609 @@
+//! The rules of docs/protocol.md, one test each, driven through the chat core without sockets.
+//! (tests/ checks the same over real TLS with the real server.)
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+const ANY: &str = "192.0.2.1:40000";
+
+/// A chat core and what each connection has been sent.
+struct Harness {
+    chat: Chat,
+    now: Instant,
+    sent: HashMap<ConnId, Vec<u8>>,
+    closed: Vec<(ConnId, CloseReason)>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(|_| {})
+    }
+
+    fn with(change: impl FnOnce(&mut Config)) -> Harness {
+        let mut cfg = Config::default();
+        change(&mut cfg);
+        Harness {
+            chat: Chat::new(cfg, None),
+            now: Instant::now(),
+            sent: HashMap::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn with_password(password: &str) -> Harness {
+        let mut h = Harness::new();
+        h.chat.password = Some(Password::from_text(password));
+        h
+    }
+
+    /// A connection from `addr` with its TLS up.
+    fn connect_from(&mut self, id: ConnId, addr: &str) {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let open = self.chat.peers.iter().flatten().count();
+        let Admission::Let(refusal) = self.chat.admit(addr, open, self.now) else {
+            panic!("{addr} was closed at once");
+        };
+        self.chat.opened(id, addr, refusal);
+        self.chat.handshake_done(id, self.now);
+    }
+
+    fn connect(&mut self, id: ConnId) {
+        self.connect_from(id, ANY);
+    }
+
+    /// Connected and registered as `nick`; what it was sent so far is read.
+    fn join(&mut self, id: ConnId, nick: &str) {
+        self.connect(id);
+        self.send(id, nick);
+        assert_eq!(self.lines(id)[0], format!("WELCOME {nick}"));
+    }
+
+    fn send(&mut self, id: ConnId, line: &str) {
+        self.chat.feed(id, format!("{line}\n").as_bytes(), self.now);
+    }
+
+    /// Writes everything the core produced, as the reactor would at the end of a pass.
+    fn pump(&mut self) {
+        for (id, reason) in self.chat.take_closes() {
+            // As the reactor does: what is queued for it goes out before close_notify.
+            self.chat.outbox.list_for_flush(id);
+            self.closed.push((id, reason));
+        }
+        let mut writers = Vec::new();
+        self.chat.outbox.take_writers(&mut writers);
+        for id in writers {
+            let sink = self.sent.entry(id).or_default();
+            self.chat.outbox.write(id, sink).unwrap();
+        }
+        self.chat.outbox.end_pass();
+    }
+
+    /// The lines `id` got since last asked.
+    fn lines(&mut self, id: ConnId) -> Vec<String> {
+        self.pump();
+        let bytes = self.sent.remove(&id).unwrap_or_default();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn closes(&mut self) -> Vec<(ConnId, CloseReason)> {
+        self.pump();
+        std::mem::take(&mut self.closed)
+    }
+}
+
+// Registration
+
+#[test]
+fn a_free_nickname_is_welcomed_with_the_user_list_and_announced() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.connect(2);
+    h.send(2, "  bob ");
+    assert_eq!(h.lines(2), ["WELCOME bob", "USERS 2 ana bob"]);
+    assert_eq!(h.lines(1), ["JOIN bob"]);
+}
+
+#[test]
+fn an_invalid_nickname_is_refused_and_another_may_follow() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "no spaces allowed");
+    let lines = h.lines(1);
+    assert!(lines[0].starts_with("ERROR nick-invalid "), "{lines:?}");
+    h.send(1, "ana");
+    assert_eq!(h.lines(1)[0], "WELCOME ana");
+}
+
+#[test]
+fn a_nickname_in_use_in_any_case_or_look_alike_script_is_taken() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.connect(2);
+    for nick in ["ana", "ANA", "ΑΝΑ"] {
+        h.send(2, nick);
+        let lines = h.lines(2);
+        assert!(
+            lines[0].starts_with("ERROR nick-taken "),
+            "{nick}: {lines:?}"
+        );
+    }
+    h.send(2, "/nick bob");
+    assert_eq!(
+        h.lines(2)[0],
+        "WELCOME bob",
+        "/nick works before registration"
+    );
+}
+
+#[test]
+fn before_a_nickname_only_ping_help_quit_and_pass_are_commands() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "/ping t");
+    h.send(1, "/users");
+    h.send(1, "//ana");
+    h.send(1, "/nick");
+    h.send(1, "/help");
+    let lines = h.lines(1);
+    let choose = "ERROR nick-invalid choose a nickname first: send it alone on a line";
+    assert_eq!(lines[..3], ["PONG t", choose, choose]);
+    assert_eq!(
+        lines[3],
+        "ERROR missing-argument usage: /nick <new nickname>"
+    );
+    assert!(lines[4..].iter().all(|l| l.starts_with("NOTICE ")) && lines.len() > 5);
+    h.send(1, "/quit");
+    assert_eq!(h.closes(), [(1, CloseReason::Quit(None))]);
+}
+
+#[test]
+fn no_nickname_in_time_is_told_and_closed() {
+    let mut h = Harness::with(|c| c.register_timeout = Duration::from_secs(30));
+    h.connect(1);
+    h.join(2, "ana");
+    h.chat.tick(h.now + Duration::from_secs(29));
+    assert!(h.closes().is_empty());
+    assert_eq!(
+        h.chat.next_deadline(),
+        Some(h.now + Duration::from_secs(30))
+    );
+    h.chat.tick(h.now + Duration::from_secs(30));
+    assert_eq!(h.lines(1), ["ERROR timeout no nickname within 30 s"]);
+    assert_eq!(h.closes(), [(1, CloseReason::RegisterTimeout)]);
+}
+
+// The password
+
+#[test]
+fn a_password_comes_before_the_nickname() {
+    let mut h = Harness::with_password("abre sésamo");
+    h.connect(1);
+    h.send(1, "ana");
+    let lines = h.lines(1);
+    assert!(
+        lines[0].starts_with("ERROR password-required "),
+        "{lines:?}"
+    );
+    h.send(1, "/pass  abre sésamo ");
+    h.send(1, "/pass again");
+    h.send(1, "ana");
+    let lines = h.lines(1);
+    assert_eq!(
+        lines[..3],
+        [
+            "NOTICE password accepted, now send your nickname",
+            "NOTICE password already accepted",
+            "WELCOME ana"
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_password_closes_and_repeated_ones_make_the_address_wait() {
+    let mut h = Harness::with_password("right");
+    for id in 0..4 {
+        h.connect(id);
+        h.send(id, "/pass wrong");
+        assert_eq!(h.lines(id), ["ERROR bad-password wrong password"]);
+        assert_eq!(
+            h.closes(),
+            [(id, CloseReason::Rejected(ErrorCode::BadPassword))]
+        );
+        h.chat.forget(id);
+    }
+    // Three free failures, then the fourth made the address wait a second.
+    h.connect(9);
+    h.send(9, "/pass right");
+    assert_eq!(
+        h.lines(9),
+        ["ERROR bad-password too many wrong passwords from your address; try again in 1 s"]
+    );
+    assert_eq!(h.closes().len(), 1);
+    h.now += Duration::from_secs(1);
+    h.connect(10);
+    h.send(10, "/pass right");
+    assert_eq!(
+        h.lines(10),
+        ["NOTICE password accepted, now send your nickname"]
+    );
+}
+
+// Chatting
+
+#[test]
+fn a_public_line_goes_to_everyone_else_cleaned_and_blank_lines_nowhere() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(1, "hola\u{7}\u{1b} a\ttodos");
+    h.send(1, "   ");
+    h.send(1, "");
+    h.send(1, "//tmp");
+    assert_eq!(h.lines(2), ["MSG ana hola a\ttodos", "MSG ana /tmp"]);
+    assert!(h.lines(1).is_empty(), "no echo to the sender");
+}
+
+#[test]
+fn users_and_usuarios_list_everyone() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.send(2, "/users");
+    h.send(2, "!usuarios");
+    assert_eq!(h.lines(2), ["USERS 2 ana bob", "USERS 2 ana bob"]);
+}
+
+#[test]
+fn a_private_message_reaches_only_its_target() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.join(3, "eva");
+    h.lines(1);
+    h.lines(2);
+    h.send(1, "/msg BOB psst");
+    h.send(1, "/msg nadie hola");
+    h.send(1, "/msg bob   ");
+    h.send(1, "/msg bob");
+    assert_eq!(h.lines(2), ["PRIVMSG ana psst"]);
+    assert!(h.lines(3).is_empty());
+    assert_eq!(
+        h.lines(1),
+        [
+            "ERROR no-such-user nadie",
+            "ERROR missing-argument usage: /msg <nick> <text>",
+            "ERROR missing-argument usage: /msg <nick> <text>"
+        ]
+    );
+}
+
+#[test]
+fn an_action_goes_to_everyone_else() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(1, "/me saluda");
+    h.send(1, "/me");
+    assert_eq!(h.lines(2), ["ACTION ana saluda"]);
+    assert_eq!(h.lines(1), ["ERROR missing-argument usage: /me <text>"]);
+}
+
+#[test]
+fn a_nick_change_is_told_to_everyone_the_sender_included() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(1, "/nick Anita");
+    assert_eq!(h.lines(1), ["NICK ana Anita"]);
+    assert_eq!(h.lines(2), ["NICK ana Anita"]);
+    h.send(1, "/nick Anita");
+    h.send(1, "/nick BOB");
+    h.send(1, "/nick a b");
+    let lines = h.lines(1);
+    assert_eq!(lines[0], "NOTICE your nickname is already Anita");
+    assert!(lines[1].starts_with("ERROR nick-taken "), "{lines:?}");
+    assert!(lines[2].starts_with("ERROR nick-invalid "), "{lines:?}");
+    h.send(1, "/nick ANITA");
+    assert_eq!(
+        h.lines(2),
+        ["NICK Anita ANITA"],
+        "a change of case is a change"
+    );
+    h.lines(1);
+    h.send(2, "/msg anita hola");
+    assert_eq!(h.lines(1), ["PRIVMSG bob hola"], "found by the new name");
+}
+
+#[test]
+fn ping_is_answered_and_the_answer_fits_in_a_server_line() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.send(1, "/ping");
+    h.send(1, "/PING abc");
+    h.send(1, &format!("/ping {}", "é".repeat(2040)));
+    let lines = h.lines(1);
+    assert_eq!(lines[..2], ["PONG", "PONG abc"]);
+    assert!(lines[2].starts_with("PONG éé"));
+    assert!(
+        lines[2].len() < charla_proto::MAX_SERVER_LINE,
+        "{}",
+        lines[2].len()
+    );
+}
+
+#[test]
+fn quit_tells_the_others_with_the_reason_and_closes() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(2, "/quit me voy");
+    assert_eq!(h.lines(1), ["LEAVE bob me voy"]);
+    assert_eq!(h.closes(), [(2, CloseReason::Quit(Some("me voy".into())))]);
+    h.send(1, "/users");
+    assert_eq!(h.lines(1), ["USERS 1 ana"]);
+    h.send(2, "still here?");
+    assert!(
+        h.lines(1).is_empty(),
+        "nothing is read from a closed connection"
+    );
+}
+
+#[test]
+fn a_long_quit_reason_is_cut_to_fit_a_server_line() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(2, &format!("/quit {}", "x".repeat(4089)));
+    let lines = h.lines(1);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("LEAVE bob xxx") && lines[0].len() == 4095);
+}
+
+#[test]
+fn help_and_unknown_commands() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.send(1, "/help");
+    let help = h.lines(1);
+    assert!(help.len() > 3 && help.iter().all(|l| l.starts_with("NOTICE ")));
+    h.send(1, "/bogus x");
+    h.send(1, "/");
+    h.send(1, "/pass x");
+    h.send(1, &format!("/{}", "a".repeat(4094)));
+    let lines = h.lines(1);
+    assert_eq!(
+        lines[..3],
+        [
+            "ERROR unknown-command bogus",
+            "ERROR unknown-command /",
+            "ERROR unknown-command pass"
+        ]
+    );
+    assert!(lines[3].len() < charla_proto::MAX_SERVER_LINE);
+}
+
+// Errors and limits
+
+#[test]
+fn lines_too_long_or_not_utf8_are_dropped_and_the_connection_kept() {
+    let mut h = Harness::with(|c| c.max_line = 16);
+    h.join(1, "ana");
+    h.chat
+        .feed(1, b"this line is far too long\n\xff\xfe\n/ping ok\n", h.now);
+    assert_eq!(
+        h.lines(1),
+        [
+            "ERROR line-too-long lines are at most 16 bytes; line dropped",
+            "ERROR bad-utf8 lines must be UTF-8; line dropped",
+            "PONG ok"
+        ]
+    );
+}
+
+#[test]
+fn a_flood_is_told_once_per_run_and_the_excess_dropped() {
+    let mut h = Harness::with(|c| {
+        c.flood_rate = 1.0;
+        c.flood_burst = 2.0;
+    });
+    h.join(1, "ana"); // one token
+    h.join(2, "bob");
+    h.lines(1);
+    for n in 0..4 {
+        h.send(1, &format!("line {n}"));
+    }
+    assert_eq!(h.lines(2), ["MSG ana line 0"]);
+    assert_eq!(
+        h.lines(1),
+        ["ERROR flood too many lines: at most 1 per second; lines dropped"]
+    );
+    h.now += Duration::from_secs(1);
+    h.send(1, "later");
+    assert_eq!(h.lines(2), ["MSG ana later"]);
+}
+
+#[test]
+fn a_full_server_tells_a_few_why_and_closes_the_rest_at_once() {
+    let mut h = Harness::with(|c| c.max_clients = 1);
+    h.join(1, "ana");
+    h.connect_from(2, "192.0.2.2:1");
+    assert_eq!(
+        h.lines(2),
+        ["ERROR server-full the server is full, try again later"]
+    );
+    assert_eq!(
+        h.closes(),
+        [(2, CloseReason::Rejected(ErrorCode::ServerFull))]
+    );
+    // The same address again within the second: not told, closed at once.
+    let addr = "192.0.2.2:2".parse().unwrap();
+    assert_eq!(h.chat.admit(addr, 2, h.now), Admission::Close);
+    let addr = "192.0.2.3:1".parse().unwrap();
+    assert_eq!(
+        h.chat.admit(addr, 1 + OVER_CAPACITY_GRACE, h.now),
+        Admission::Close,
+        "past the grace, nobody is told"
+    );
+}
+
+#[test]
+fn per_address_limits() {
+    let mut h = Harness::with(|c| {
+        c.max_per_ip = 1;
+        c.max_connects_per_ip = 3;
+        c.max_joining_per_ip = 2;
+    });
+    h.join(1, "ana");
+    h.connect(2);
+    let lines = h.lines(2);
+    assert_eq!(
+        lines,
+        ["ERROR too-many-connections too many connections from your address"]
+    );
+    h.closes();
+    let other = "192.0.2.9:1".parse().unwrap();
+    let mut chat = Chat::new(
+        Config {
+            max_joining_per_ip: 2,
+            ..Config::default()
+        },
+        None,
+    );
+    for id in 0..2 {
+        assert_eq!(chat.admit(other, id, h.now), Admission::Let(None));
+        chat.opened(id, other, None);
+    }
+    assert_eq!(
+        chat.admit(other, 2, h.now),
+        Admission::Close,
+        "two still joining"
+    );
+    // --max-connects-per-ip 3: ana, the refused one, then a third; the fourth is refused.
+    h.chat.forget(2);
+    h.chat.per_address = PerAddress::default();
+    let addr = ANY.parse().unwrap();
+    assert_eq!(h.chat.admit(addr, 1, h.now), Admission::Let(None));
+    let Admission::Let(Some(refusal)) = h.chat.admit(addr, 1, h.now + Duration::from_secs(1))
+    else {
+        panic!("the fourth connection in a minute is refused");
+    };
+    assert_eq!(refusal.code, ErrorCode::TooManyConnections);
+    assert!(refusal.text.contains("try again in"), "{}", refusal.text);
+}
+
+// Leaving
+
+#[test]
+fn a_lost_connection_is_announced_with_the_reason() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    for (id, nick, reason, text) in [
+        (2, "bob", CloseReason::PeerClosed, "connection closed"),
+        (
+            3,
+            "eva",
+            CloseReason::Lost("reset".into()),
+            "connection lost",
+        ),
+        (4, "leo", CloseReason::TooSlow, "too slow"),
+    ] {
+        h.join(id, nick);
+        h.lines(1);
+        h.chat.disconnected(id, reason);
+        assert_eq!(h.lines(1), [format!("LEAVE {nick} {text}")]);
+        assert!(
+            h.closes().is_empty(),
+            "the reactor closes what it found gone"
+        );
+    }
+}
+
+#[test]
+fn two_causes_of_leaving_in_one_pass_announce_it_once() {
+    // The ghost-user bug: too slow, then its hang-up in the same pass.
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.chat.disconnected(2, CloseReason::TooSlow);
+    h.chat.disconnected(2, CloseReason::PeerClosed);
+    h.chat.forget(2);
+    assert_eq!(h.lines(1), ["LEAVE bob too slow"]);
+    h.send(1, "/users");
+    assert_eq!(h.lines(1), ["USERS 1 ana"]);
+}
+
+#[test]
+fn a_connection_forgotten_without_a_word_still_leaves_the_room_announced() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.chat.forget(2);
+    assert_eq!(h.lines(1), ["LEAVE bob connection lost"]);
+    h.join(2, "bob");
+    assert_eq!(
+        h.lines(1),
+        ["JOIN bob"],
+        "the nickname and the slot are free again"
+    );
+}
+
+#[test]
+fn shutdown_tells_everyone_and_announces_no_leaves() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.connect(3);
+    h.lines(1);
+    h.chat.shutdown();
+    for id in [1, 2, 3] {
+        assert_eq!(h.lines(id), ["NOTICE server shutting down"]);
+    }
+    let closes = h.closes();
+    assert_eq!(closes.len(), 3);
+    assert!(closes.iter().all(|(_, r)| *r == CloseReason::Shutdown));
+}
+
+// Order
+
+#[test]
+fn a_reply_comes_after_the_room_lines_said_before_it() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    // In one pass: bob speaks, then ana asks for the list, then bob speaks again.
+    h.send(2, "uno");
+    h.send(1, "/users");
+    h.send(2, "dos");
+    h.send(1, "tres");
+    assert_eq!(
+        h.lines(1),
+        ["MSG bob uno", "USERS 2 ana bob", "MSG bob dos"]
+    );
+    assert_eq!(h.lines(2), ["MSG ana tres"]);
+}
+
+#[test]
+fn what_the_room_said_before_a_quit_still_reaches_the_one_who_quits() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(1, "adiós bob");
+    h.send(2, "/quit");
+    assert_eq!(h.lines(2), ["MSG ana adiós bob"]);
+    assert_eq!(h.lines(1), ["LEAVE bob"]);
+}
