@@ -1,7 +1,7 @@
 //! Binds the Slint window (ui/*.slint) to the network thread. UI callbacks never do I/O: they hand
 //! a command to the network thread, whose events come back through the event loop.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -13,12 +13,13 @@ use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, KnownServers, Settings};
 use crate::glyphs;
-use crate::net::{Command, Event, OsError, Problem, Target, Trust};
-use crate::present::{clock, contained, Decoder, Kind, Shown};
-use crate::{AppWindow, LogEntry, Strings};
+use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
+use crate::present::{clock, contained, Decoder, Shown};
+use crate::ring_model::RingModel;
+use crate::{AppWindow, LogEntry, LogKind, Page, Strings};
 
 /// Oldest lines are dropped past this, so that a long or flooded session stays light.
-const MAX_LOG_LINES: usize = 5000;
+pub const MAX_LOG_LINES: usize = 5000;
 
 /// What reaches the UI thread: network events, with server lines already decoded.
 #[derive(Debug, Clone)]
@@ -27,12 +28,28 @@ pub enum UiEvent {
     Shown(Shown),
 }
 
-thread_local! {
+/// The window's models, and what the UI thread remembers from one event to the next.
+struct UiState {
+    log: Rc<RingModel<LogEntry>>,
+    users: Rc<VecModel<SharedString>>,
+    commands: Rc<dyn Fn(Command)>,
     /// The user asked for the user list: show the next one in the log too (the panel always
     /// follows it).
-    static USERS_REQUESTED: Cell<bool> = const { Cell::new(false) };
+    users_requested: Cell<bool>,
     /// Exit was asked: quit the event loop once the connection is closed.
-    static EXITING: Cell<bool> = const { Cell::new(false) };
+    exiting: Cell<bool>,
+    /// The slots of the network's batches shown in this turn of the event loop, given back on the
+    /// next turn by `release_slots`. Given back at once, they would let the network thread post
+    /// a new batch while the event loop still runs the posted ones, and (on X11 at least) the
+    /// loop draws the window only once none is left: a flood would never be drawn.
+    shown_slots: RefCell<Vec<Slot>>,
+    release_slots: slint::Timer,
+}
+
+thread_local! {
+    /// The same state the callbacks hold, for the network's batches: those come to the UI thread
+    /// in closures that must be `Send`, which an `Rc` is not. One window per thread.
+    static UI_STATE: RefCell<Option<Rc<UiState>>> = const { RefCell::new(None) };
 }
 
 /// Sets up models and callbacks. `commands` hands a command to the network thread.
@@ -42,8 +59,17 @@ pub fn bind(
     config_dir: PathBuf,
     commands: Rc<dyn Fn(Command)>,
 ) {
-    app.set_log(ModelRc::new(VecModel::<LogEntry>::default()));
-    app.set_users(ModelRc::new(VecModel::<SharedString>::default()));
+    let state = Rc::new(UiState {
+        log: Rc::new(RingModel::new(MAX_LOG_LINES)),
+        users: Rc::new(VecModel::default()),
+        commands,
+        users_requested: Cell::new(false),
+        exiting: Cell::new(false),
+        shown_slots: RefCell::new(Vec::new()),
+        release_slots: slint::Timer::default(),
+    });
+    app.set_log(ModelRc::from(state.log.clone()));
+    app.set_users(ModelRc::from(state.users.clone()));
     app.set_host(settings.host.as_str().into());
     app.set_port(settings.port.to_string().into());
     app.set_nick(settings.nick.as_str().into());
@@ -51,33 +77,33 @@ pub fn bind(
     app.set_version(env!("CARGO_PKG_VERSION").into());
 
     let weak = app.as_weak();
-    let send = commands.clone();
+    let ui = state.clone();
     app.on_connect(move || {
         let Some(app) = weak.upgrade() else { return };
-        connect(&app, &config_dir, &*send);
+        ui.connect(&app, &config_dir);
     });
 
     let weak = app.as_weak();
-    let send = commands.clone();
+    let ui = state.clone();
     app.on_send(move |text| {
         let Some(app) = weak.upgrade() else { return };
-        send_line(&app, &text, &*send);
+        ui.send_line(&app, &text);
     });
 
     let weak = app.as_weak();
-    let send = commands.clone();
+    let ui = state.clone();
     app.on_list_users(move || {
         if weak.upgrade().is_some_and(|app| app.get_online()) {
-            USERS_REQUESTED.set(true);
-            send(Command::Send("/users".into()));
+            ui.users_requested.set(true);
+            (ui.commands)(Command::Send("/users".into()));
         }
     });
 
     let weak = app.as_weak();
-    let send = commands.clone();
+    let ui = state.clone();
     app.on_exit(move || {
         if let Some(app) = weak.upgrade() {
-            exit(&app, &*send);
+            ui.exit(&app);
         }
     });
 
@@ -88,7 +114,7 @@ pub fn bind(
     });
 
     let weak = app.as_weak();
-    let send = commands.clone();
+    let ui = state.clone();
     app.on_trust_answer(move |accepted| {
         let Some(app) = weak.upgrade() else { return };
         app.set_trust_visible(false);
@@ -96,251 +122,368 @@ pub fn bind(
             app.set_busy(false);
             app.set_login_status("".into());
         }
-        send(Command::TrustAnswer(accepted));
+        (ui.commands)(Command::TrustAnswer(accepted));
     });
 
     let weak = app.as_weak();
-    let send = commands;
+    let ui = state.clone();
     app.window().on_close_requested(move || {
         if let Some(app) = weak.upgrade() {
-            exit(&app, &*send);
+            ui.exit(&app);
         }
         slint::CloseRequestResponse::KeepWindowShown
     });
+
+    UI_STATE.set(Some(state));
 }
 
-/// The network events as the UI thread gets them; runs on the network thread.
-pub fn event_sink(app: &AppWindow) -> impl FnMut(Event) + Send + 'static {
+/// The network's batches as the UI thread gets them; runs on the network thread. Each batch is
+/// shown in one go, and its slot is held until then (and a little longer, see
+/// `UiState::shown_slots`), so that the network thread reads no further ahead of the window than
+/// its bound.
+pub fn event_sink(app: &AppWindow) -> impl FnMut(Batch) + Send + 'static {
     let weak = app.as_weak();
     let mut decoder = Decoder::default();
-    move |event| {
-        let ui_event = match event {
-            Event::Line(line) => match decoder.decode(&line) {
-                Some(shown) => UiEvent::Shown(shown),
-                None => return,
+    move |batch: Batch| {
+        let Batch { events, slot } = batch;
+        let ui_events: Vec<UiEvent> = events
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Line(line) => decoder.decode(&line).map(UiEvent::Shown),
+                other => Some(UiEvent::Net(other)),
+            })
+            .collect();
+        if ui_events.is_empty() {
+            return;
+        }
+        // Without an event loop the closure is dropped, and the slot with it.
+        let _ = weak.upgrade_in_event_loop(move |app| show_batch(&app, ui_events, slot));
+    }
+}
+
+fn show_batch(app: &AppWindow, events: Vec<UiEvent>, slot: Slot) {
+    let Some(state) = bound_state() else { return };
+    for event in events {
+        state.apply(app, event);
+    }
+    state.shown_slots.borrow_mut().push(slot);
+    if !state.release_slots.running() {
+        // Timers run when the event loop starts its next turn, after it has drawn this one.
+        let weak = Rc::downgrade(&state);
+        state.release_slots.start(
+            slint::TimerMode::SingleShot,
+            std::time::Duration::ZERO,
+            move || {
+                if let Some(state) = weak.upgrade() {
+                    state.shown_slots.borrow_mut().clear();
+                }
             },
-            other => UiEvent::Net(other),
-        };
-        let _ = weak.upgrade_in_event_loop(move |app| apply(&app, ui_event));
+        );
     }
 }
 
-fn connect(app: &AppWindow, config_dir: &std::path::Path, send: &dyn Fn(Command)) {
-    let host = app.get_host().trim().to_string();
-    let nick = app.get_nick().trim().to_string();
-    // Saved for later runs, which may start in another directory.
-    let ca = absolute_path(app.get_ca_path().trim());
-    app.set_ca_path(ca.as_str().into());
-    let Some(port) = app.get_port().trim().parse::<u16>().ok().filter(|&p| p > 0) else {
-        app.set_login_error(app.global::<Strings>().invoke_bad_port());
-        return;
-    };
-    if let Err(e) = validate_nick(&nick) {
-        let strings = app.global::<Strings>();
-        let why = match e {
-            NickError::Empty => strings.invoke_nick_empty(),
-            NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
-            NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
-            NickError::UnfitChar(c) => {
-                strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
-            }
-            NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
-        };
-        app.set_login_error(strings.invoke_nick_refused(why));
-        return;
-    }
-    let settings = Settings {
-        host: host.clone(),
-        port,
-        nick: nick.clone(),
-        ca: ca.clone(),
-    };
-    // Remembering the values is a convenience: failing to is not worth stopping for.
-    let _ = settings.save(config_dir);
-    let trust = if ca.is_empty() {
-        Trust::Pinned(KnownServers::in_dir(config_dir))
-    } else {
-        Trust::CaFile(PathBuf::from(ca))
-    };
-    app.set_login_error("".into());
-    app.set_busy(true);
-    EXITING.set(false);
-    let password = Some(app.get_password().to_string()).filter(|p| !p.is_empty());
-    send(Command::Connect(Target {
-        host,
-        port,
-        nick,
-        trust,
-        password,
-    }));
-}
-
-/// Enter or Send: the line goes to the network and, if it is the user's own text, into the log
-/// at once (the server does not echo it back).
-fn send_line(app: &AppWindow, text: &str, send: &dyn Fn(Command)) {
-    if !app.get_online() || text.trim().is_empty() {
-        // Nothing is lost: the text stays in the input until it can be sent.
-        return;
-    }
-    let me = app.get_my_nick().to_string();
-    let strings = app.global::<Strings>();
-    match parse_client_line(text) {
-        ClientLine::Message(body) => push_log(app, Kind::Own, format!("{me}: {}", contained(body))),
-        ClientLine::Me(body) => push_log(app, Kind::Own, format!("* {me} {}", contained(body))),
-        ClientLine::Msg { to, text } => push_log(
-            app,
-            Kind::Private,
-            strings
-                .invoke_private_to(to.into(), contained(text).as_ref().into())
-                .to_string(),
-        ),
-        ClientLine::Users => USERS_REQUESTED.set(true),
-        ClientLine::Quit(_) => {
-            app.set_input("".into());
-            return exit(app, send);
-        }
-        _ => {}
-    }
-    send(Command::Send(text.to_string()));
-    app.set_input("".into());
-}
-
-fn exit(app: &AppWindow, send: &dyn Fn(Command)) {
-    if app.get_online() {
-        EXITING.set(true);
-        send(Command::Quit(None));
-    } else {
-        send(Command::Shutdown);
-        let _ = slint::quit_event_loop();
-    }
-}
-
-fn push_log(app: &AppWindow, kind: Kind, text: String) {
-    let log = app.get_log();
-    let Some(model) = log.as_any().downcast_ref::<VecModel<LogEntry>>() else {
-        return;
-    };
-    if model.row_count() >= MAX_LOG_LINES {
-        model.remove(0);
-    }
-    model.push(LogEntry {
-        time: clock().into(),
-        kind: kind.as_str().into(),
-        // A character no font has would show as nothing at all.
-        text: glyphs::visible(&text).as_ref().into(),
-    });
-}
-
-fn with_users(app: &AppWindow, f: impl FnOnce(&VecModel<SharedString>)) {
-    let users = app.get_users();
-    if let Some(model) = users.as_any().downcast_ref::<VecModel<SharedString>>() {
-        f(model);
-    }
-}
-
-fn remove_user(model: &VecModel<SharedString>, nick: &str) {
-    if let Some(i) = model.iter().position(|n| n == nick) {
-        model.remove(i);
-    }
-}
-
-/// Applies one event to the window.
+/// Applies one event to the window bound on this thread.
 pub fn apply(app: &AppWindow, event: UiEvent) {
-    let strings = app.global::<Strings>();
-    match event {
-        UiEvent::Net(Event::Connecting { server, .. }) => {
-            let text = strings.invoke_connecting(server.into());
-            if app.get_page() == 0 {
-                app.set_login_status(text);
-            } else {
-                app.set_chat_status(text);
+    apply_batch(app, vec![event]);
+}
+
+/// Applies a batch of events, in order, to the window bound on this thread.
+pub fn apply_batch(app: &AppWindow, events: Vec<UiEvent>) {
+    let Some(state) = bound_state() else { return };
+    for event in events {
+        state.apply(app, event);
+    }
+}
+
+/// The state `bind` made on this thread. Events only follow commands, and only a bound window
+/// gives commands: an event with no state has no window to go to.
+fn bound_state() -> Option<Rc<UiState>> {
+    UI_STATE.with_borrow(|state| state.clone())
+}
+
+impl UiState {
+    fn connect(&self, app: &AppWindow, config_dir: &std::path::Path) {
+        let host = app.get_host().trim().to_string();
+        let nick = app.get_nick().trim().to_string();
+        // Saved for later runs, which may start in another directory.
+        let ca = absolute_path(app.get_ca_path().trim());
+        app.set_ca_path(ca.as_str().into());
+        let Some(port) = app.get_port().trim().parse::<u16>().ok().filter(|&p| p > 0) else {
+            app.set_login_error(app.global::<Strings>().invoke_bad_port());
+            return;
+        };
+        if let Err(e) = validate_nick(&nick) {
+            let strings = app.global::<Strings>();
+            let why = match e {
+                NickError::Empty => strings.invoke_nick_empty(),
+                NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
+                NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
+                NickError::UnfitChar(c) => {
+                    strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
+                }
+                NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
+            };
+            app.set_login_error(strings.invoke_nick_refused(why));
+            return;
+        }
+        let settings = Settings {
+            host: host.clone(),
+            port,
+            nick: nick.clone(),
+            ca: ca.clone(),
+        };
+        // Remembering the values is a convenience: failing to is not worth stopping for.
+        let _ = settings.save(config_dir);
+        let trust = if ca.is_empty() {
+            Trust::Pinned(KnownServers::in_dir(config_dir))
+        } else {
+            Trust::CaFile(PathBuf::from(ca))
+        };
+        app.set_login_error("".into());
+        app.set_busy(true);
+        self.exiting.set(false);
+        let password = Some(app.get_password().to_string()).filter(|p| !p.is_empty());
+        (self.commands)(Command::Connect(Target {
+            host,
+            port,
+            nick,
+            trust,
+            password,
+        }));
+    }
+
+    /// Enter or Send: the line goes to the network and, if it is the user's own text, into the
+    /// log at once (the server does not echo it back).
+    fn send_line(&self, app: &AppWindow, text: &str) {
+        if !app.get_online() || text.trim().is_empty() {
+            // Nothing is lost: the text stays in the input until it can be sent.
+            return;
+        }
+        let me = app.get_my_nick().to_string();
+        let strings = app.global::<Strings>();
+        match parse_client_line(text) {
+            ClientLine::Message(body) => {
+                self.push_log(LogKind::Own, format!("{me}: {}", contained(body)))
             }
+            ClientLine::Me(body) => {
+                self.push_log(LogKind::Own, format!("* {me} {}", contained(body)))
+            }
+            ClientLine::Msg { to, text } => self.push_log(
+                LogKind::Private,
+                strings
+                    .invoke_private_to(to.into(), contained(text).as_ref().into())
+                    .to_string(),
+            ),
+            ClientLine::Users => self.users_requested.set(true),
+            ClientLine::Quit(_) => {
+                app.set_input("".into());
+                return self.exit(app);
+            }
+            _ => {}
         }
-        UiEvent::Net(Event::NewServer {
-            server,
-            fingerprint,
-        }) => {
-            app.set_trust_server(server.into());
-            app.set_trust_fingerprint(fingerprint.into());
-            app.set_trust_visible(true);
-        }
-        UiEvent::Net(Event::ServerChanged {
-            server,
-            expected,
-            got,
-            known_servers,
-        }) => {
-            let text = strings.invoke_server_changed(
-                server.into(),
-                expected.into(),
-                got.into(),
-                known_servers.display().to_string().into(),
-            );
-            back_to_login(app, text);
-        }
-        UiEvent::Net(Event::Registered { nick }) => {
-            app.set_my_nick(nick.as_str().into());
-            app.set_online(true);
-            app.set_busy(false);
-            app.set_page(1);
-            app.set_login_status("".into());
-            app.set_chat_status("".into());
-            push_log(
-                app,
-                Kind::System,
-                strings.invoke_connected(nick.into()).to_string(),
-            );
-            app.invoke_focus_input();
-        }
-        // The window was closed while the connection was being made again: it closes now.
-        UiEvent::Net(Event::Failed { .. } | Event::Refused { .. }) if EXITING.get() => {
+        (self.commands)(Command::Send(text.to_string()));
+        app.set_input("".into());
+    }
+
+    fn exit(&self, app: &AppWindow) {
+        if app.get_online() {
+            self.exiting.set(true);
+            (self.commands)(Command::Quit(None));
+        } else {
+            (self.commands)(Command::Shutdown);
             let _ = slint::quit_event_loop();
         }
-        UiEvent::Net(Event::Refused { code, text }) => {
-            let why = server_error(app, code.as_str(), &text);
-            let text = match code {
-                ErrorCode::NickTaken | ErrorCode::NickInvalid => strings.invoke_nick_refused(why),
-                ErrorCode::PasswordRequired | ErrorCode::BadPassword => {
-                    strings.invoke_password_refused(why)
+    }
+
+    fn push_log(&self, kind: LogKind, text: String) {
+        self.log.push(LogEntry {
+            time: clock().into(),
+            kind,
+            // A character no font has would show as nothing at all.
+            text: glyphs::visible(&text).as_ref().into(),
+        });
+    }
+
+    fn remove_user(&self, nick: &str) {
+        if let Some(i) = self.users.iter().position(|n| n == nick) {
+            self.users.remove(i);
+        }
+    }
+
+    fn apply(&self, app: &AppWindow, event: UiEvent) {
+        let strings = app.global::<Strings>();
+        match event {
+            UiEvent::Net(Event::Connecting { server, .. }) => {
+                let text = strings.invoke_connecting(server.into());
+                if app.get_page() == Page::Login {
+                    app.set_login_status(text);
+                } else {
+                    app.set_chat_status(text);
                 }
-                _ => strings.invoke_error(why),
-            };
-            if app.get_page() == 1 {
-                push_log(app, Kind::Error, text.to_string());
             }
-            back_to_login(app, text);
-        }
-        UiEvent::Net(Event::Lost { problem, retry_in }) => {
-            let reason = problem_words(app, &problem);
-            let text = strings.invoke_lost(reason, retry_in.as_secs() as i32);
-            app.set_chat_status(text.clone());
-            // The log says it once; further failed attempts only update the status line.
-            if app.get_online() {
-                app.set_online(false);
-                push_log(app, Kind::System, text.to_string());
-                // Who is in the chat is unknown until the server answers again.
-                with_users(app, |m| m.set_vec(Vec::new()));
+            UiEvent::Net(Event::NewServer {
+                server,
+                fingerprint,
+            }) => {
+                app.set_trust_server(server.into());
+                app.set_trust_fingerprint(fingerprint.into());
+                app.set_trust_visible(true);
             }
-        }
-        UiEvent::Net(Event::Failed { problem }) => {
-            let text = strings.invoke_error(problem_words(app, &problem));
-            if app.get_page() == 1 {
-                push_log(app, Kind::Error, text.to_string());
+            UiEvent::Net(Event::ServerChanged {
+                server,
+                expected,
+                got,
+                known_servers,
+            }) => {
+                let text = strings.invoke_server_changed(
+                    server.into(),
+                    expected.into(),
+                    got.into(),
+                    known_servers.display().to_string().into(),
+                );
+                back_to_login(app, text);
             }
-            back_to_login(app, text);
-        }
-        // Own lines are in the log since they were typed.
-        UiEvent::Net(Event::Sent(_)) => {}
-        UiEvent::Net(Event::Closed) => {
-            app.set_online(false);
-            if EXITING.get() {
+            UiEvent::Net(Event::Registered { nick }) => {
+                app.set_my_nick(nick.as_str().into());
+                app.set_online(true);
+                app.set_busy(false);
+                app.set_page(Page::Chat);
+                app.set_login_status("".into());
+                app.set_chat_status("".into());
+                self.push_log(
+                    LogKind::System,
+                    strings.invoke_connected(nick.into()).to_string(),
+                );
+                app.invoke_focus_input();
+            }
+            // The window was closed while the connection was being made again: it closes now.
+            UiEvent::Net(Event::Failed { .. } | Event::Refused { .. }) if self.exiting.get() => {
                 let _ = slint::quit_event_loop();
-            } else {
-                app.set_page(0);
             }
+            UiEvent::Net(Event::Refused { code, text }) => {
+                let why = server_error(app, code.as_str(), &text);
+                let text = match code {
+                    ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                        strings.invoke_nick_refused(why)
+                    }
+                    ErrorCode::PasswordRequired | ErrorCode::BadPassword => {
+                        strings.invoke_password_refused(why)
+                    }
+                    _ => strings.invoke_error(why),
+                };
+                if app.get_page() == Page::Chat {
+                    self.push_log(LogKind::Error, text.to_string());
+                }
+                back_to_login(app, text);
+            }
+            UiEvent::Net(Event::Lost { problem, retry_in }) => {
+                let reason = problem_words(app, &problem);
+                let text = strings.invoke_lost(reason, retry_in.as_secs() as i32);
+                app.set_chat_status(text.clone());
+                // The log says it once; further failed attempts only update the status line.
+                if app.get_online() {
+                    app.set_online(false);
+                    self.push_log(LogKind::System, text.to_string());
+                    // Who is in the chat is unknown until the server answers again.
+                    self.users.clear();
+                }
+            }
+            UiEvent::Net(Event::Failed { problem }) => {
+                let text = strings.invoke_error(problem_words(app, &problem));
+                if app.get_page() == Page::Chat {
+                    self.push_log(LogKind::Error, text.to_string());
+                }
+                back_to_login(app, text);
+            }
+            // Own lines are in the log since they were typed.
+            UiEvent::Net(Event::Sent(_)) => {}
+            UiEvent::Net(Event::Closed) => {
+                app.set_online(false);
+                if self.exiting.get() {
+                    let _ = slint::quit_event_loop();
+                } else {
+                    app.set_page(Page::Login);
+                }
+            }
+            UiEvent::Net(Event::Line(line)) => self.push_log(LogKind::System, line),
+            UiEvent::Shown(shown) => self.show(app, shown),
         }
-        UiEvent::Net(Event::Line(line)) => push_log(app, Kind::System, line),
-        UiEvent::Shown(shown) => show(app, shown),
+    }
+
+    fn show(&self, app: &AppWindow, shown: Shown) {
+        let strings = app.global::<Strings>();
+        match shown {
+            // Each message is shown so that bidi controls in it cannot reach what follows.
+            Shown::Message { from, text } => {
+                self.push_log(LogKind::Message, format!("{from}: {}", contained(&text)))
+            }
+            Shown::Action { from, text } => {
+                self.push_log(LogKind::Action, format!("* {from} {}", contained(&text)))
+            }
+            Shown::Private { from, text } => self.push_log(
+                LogKind::Private,
+                strings
+                    .invoke_private_from(from.into(), contained(&text).as_ref().into())
+                    .to_string(),
+            ),
+            Shown::Joined(nick) => {
+                if !self.users.iter().any(|n| n == nick.as_str()) {
+                    self.users.push(nick.as_str().into());
+                }
+                self.push_log(
+                    LogKind::System,
+                    strings.invoke_joined(nick.into()).to_string(),
+                );
+            }
+            Shown::Left { nick, reason } => {
+                self.remove_user(&nick);
+                let text = match reason {
+                    Some(r) => {
+                        strings.invoke_left_because(nick.into(), leave_words(app, &contained(&r)))
+                    }
+                    None => strings.invoke_left(nick.into()),
+                };
+                self.push_log(LogKind::System, text.to_string());
+            }
+            Shown::Renamed { old, new } => {
+                if let Some(i) = self.users.iter().position(|n| n == old.as_str()) {
+                    self.users.set_row_data(i, new.as_str().into());
+                }
+                if app.get_my_nick() == old.as_str() {
+                    app.set_my_nick(new.as_str().into());
+                }
+                self.push_log(
+                    LogKind::System,
+                    strings.invoke_renamed(old.into(), new.into()).to_string(),
+                );
+            }
+            Shown::Users(mut nicks) => {
+                nicks.sort_by_key(|n| n.to_lowercase());
+                if self.users_requested.replace(false) {
+                    let text =
+                        strings.invoke_user_list(nicks.len() as i32, nicks.join(", ").into());
+                    self.push_log(LogKind::System, text.to_string());
+                }
+                self.users.set_vec(
+                    nicks
+                        .into_iter()
+                        .map(SharedString::from)
+                        .collect::<Vec<_>>(),
+                );
+            }
+            Shown::Pong(_) => self.push_log(LogKind::System, strings.invoke_pong().to_string()),
+            Shown::Notice(text) => self.push_log(
+                LogKind::System,
+                strings.invoke_notice(notice_words(app, &text)).to_string(),
+            ),
+            Shown::Error { code, text } => self.push_log(
+                LogKind::Error,
+                strings
+                    .invoke_error(server_error(app, &code, &text))
+                    .to_string(),
+            ),
+            Shown::Other(line) => self.push_log(LogKind::System, line),
+        }
     }
 }
 
@@ -349,93 +492,7 @@ fn back_to_login(app: &AppWindow, error: SharedString) {
     app.set_busy(false);
     app.set_login_status("".into());
     app.set_login_error(error);
-    app.set_page(0);
-}
-
-fn show(app: &AppWindow, shown: Shown) {
-    let strings = app.global::<Strings>();
-    match shown {
-        // Each message is shown so that bidi controls in it cannot reach what follows.
-        Shown::Message { from, text } => {
-            push_log(app, Kind::Message, format!("{from}: {}", contained(&text)))
-        }
-        Shown::Action { from, text } => {
-            push_log(app, Kind::Action, format!("* {from} {}", contained(&text)))
-        }
-        Shown::Private { from, text } => push_log(
-            app,
-            Kind::Private,
-            strings
-                .invoke_private_from(from.into(), contained(&text).as_ref().into())
-                .to_string(),
-        ),
-        Shown::Joined(nick) => {
-            with_users(app, |m| {
-                if !m.iter().any(|n| n == nick.as_str()) {
-                    m.push(nick.as_str().into());
-                }
-            });
-            push_log(
-                app,
-                Kind::System,
-                strings.invoke_joined(nick.into()).to_string(),
-            );
-        }
-        Shown::Left { nick, reason } => {
-            with_users(app, |m| remove_user(m, &nick));
-            let text = match reason {
-                Some(r) => {
-                    strings.invoke_left_because(nick.into(), leave_words(app, &contained(&r)))
-                }
-                None => strings.invoke_left(nick.into()),
-            };
-            push_log(app, Kind::System, text.to_string());
-        }
-        Shown::Renamed { old, new } => {
-            with_users(app, |m| {
-                if let Some(i) = m.iter().position(|n| n == old.as_str()) {
-                    m.set_row_data(i, new.as_str().into());
-                }
-            });
-            if app.get_my_nick() == old.as_str() {
-                app.set_my_nick(new.as_str().into());
-            }
-            push_log(
-                app,
-                Kind::System,
-                strings.invoke_renamed(old.into(), new.into()).to_string(),
-            );
-        }
-        Shown::Users(mut nicks) => {
-            nicks.sort_by_key(|n| n.to_lowercase());
-            if USERS_REQUESTED.replace(false) {
-                let text = strings.invoke_user_list(nicks.len() as i32, nicks.join(", ").into());
-                push_log(app, Kind::System, text.to_string());
-            }
-            with_users(app, |m| {
-                m.set_vec(
-                    nicks
-                        .into_iter()
-                        .map(SharedString::from)
-                        .collect::<Vec<_>>(),
-                )
-            });
-        }
-        Shown::Pong(_) => push_log(app, Kind::System, strings.invoke_pong().to_string()),
-        Shown::Notice(text) => push_log(
-            app,
-            Kind::System,
-            strings.invoke_notice(notice_words(app, &text)).to_string(),
-        ),
-        Shown::Error { code, text } => push_log(
-            app,
-            Kind::Error,
-            strings
-                .invoke_error(server_error(app, &code, &text))
-                .to_string(),
-        ),
-        Shown::Other(line) => push_log(app, Kind::System, line),
-    }
+    app.set_page(Page::Login);
 }
 
 /// A server's `ERROR <code> <text>` in the user's language; the server's text is used only where

@@ -8,14 +8,16 @@ use std::sync::mpsc;
 
 use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
 
-use crate::net::{Command, Event, Network, OsError, Problem, Target};
+use crate::net::{Batch, Command, Event, Network, OsError, Problem, Target};
 use crate::present::{clock, escape_bidi, Decoder, Shown};
 
 enum Input {
     Typed(String),
     /// Standard input ended (Ctrl-D or a closed pipe).
     Eof,
-    Net(Event),
+    /// Dropped once its events are printed: until then it counts against the network thread's
+    /// bound on what it reads ahead.
+    Net(Batch),
 }
 
 /// One event as a line of text (English; the window has the translations).
@@ -122,8 +124,8 @@ fn quit_reason(line: &str) -> Option<Option<String>> {
 pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
     let (tx, rx) = mpsc::channel();
     let net_tx = tx.clone();
-    let network = match Network::start(move |event| {
-        let _ = net_tx.send(Input::Net(event));
+    let network = match Network::start(move |batch| {
+        let _ = net_tx.send(Input::Net(batch));
     }) {
         Ok(n) => n,
         Err(e) => {
@@ -171,97 +173,100 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                     session.leave(None);
                 }
             }
-            Input::Net(event) => {
-                match event {
-                    Event::Connecting { server, attempt } if attempt <= 1 => {
-                        say(&format!("* connecting to {server}"))
-                    }
-                    Event::Connecting { server, attempt } => {
-                        say(&format!("* connecting to {server} (attempt {attempt})"))
-                    }
-                    Event::NewServer {
-                        server,
-                        fingerprint,
-                    } => match &accept {
-                        Some(fp) if *fp == fingerprint => {
-                            say(&format!("* trusting {server}: its fingerprint is the one given with --accept-fingerprint"));
-                            network.send(Command::TrustAnswer(true));
+            Input::Net(Batch { events, slot }) => {
+                for event in events {
+                    match event {
+                        Event::Connecting { server, attempt } if attempt <= 1 => {
+                            say(&format!("* connecting to {server}"))
                         }
-                        Some(fp) => {
-                            say(&format!("! {server} shows fingerprint {fingerprint}, not the {fp} given with --accept-fingerprint: not connecting"));
-                            network.send(Command::TrustAnswer(false));
+                        Event::Connecting { server, attempt } => {
+                            say(&format!("* connecting to {server} (attempt {attempt})"))
                         }
-                        None => {
-                            say(&format!("* {server} is not known yet. Its certificate's SHA-256 fingerprint is"));
-                            say(&format!("  {fingerprint}"));
-                            say("  Compare it with the one gen-certs.sh printed on the server. Trust it? (yes/no)");
-                            session.asking_trust = true;
-                            if let Some(answer) = session.pending.pop_front() {
-                                session.trust_answer(&answer);
-                            } else if session.input_ended {
-                                say("* no answer (end of input): not trusted");
-                                session.asking_trust = false;
+                        Event::NewServer {
+                            server,
+                            fingerprint,
+                        } => match &accept {
+                            Some(fp) if *fp == fingerprint => {
+                                say(&format!("* trusting {server}: its fingerprint is the one given with --accept-fingerprint"));
+                                network.send(Command::TrustAnswer(true));
+                            }
+                            Some(fp) => {
+                                say(&format!("! {server} shows fingerprint {fingerprint}, not the {fp} given with --accept-fingerprint: not connecting"));
                                 network.send(Command::TrustAnswer(false));
                             }
-                        }
-                    },
-                    Event::ServerChanged {
-                        server,
-                        expected,
-                        got,
-                        known_servers,
-                    } => {
-                        say(&format!("! WARNING: {server} shows a DIFFERENT certificate than the one trusted before."));
-                        say(&format!("!   trusted: {expected}"));
-                        say(&format!("!   now:     {got}"));
-                        say("! Someone may be impersonating the server, or it got a new certificate. Not connecting.");
-                        say(&format!(
+                            None => {
+                                say(&format!("* {server} is not known yet. Its certificate's SHA-256 fingerprint is"));
+                                say(&format!("  {fingerprint}"));
+                                say("  Compare it with the one gen-certs.sh printed on the server. Trust it? (yes/no)");
+                                session.asking_trust = true;
+                                if let Some(answer) = session.pending.pop_front() {
+                                    session.trust_answer(&answer);
+                                } else if session.input_ended {
+                                    say("* no answer (end of input): not trusted");
+                                    session.asking_trust = false;
+                                    network.send(Command::TrustAnswer(false));
+                                }
+                            }
+                        },
+                        Event::ServerChanged {
+                            server,
+                            expected,
+                            got,
+                            known_servers,
+                        } => {
+                            say(&format!("! WARNING: {server} shows a DIFFERENT certificate than the one trusted before."));
+                            say(&format!("!   trusted: {expected}"));
+                            say(&format!("!   now:     {got}"));
+                            say("! Someone may be impersonating the server, or it got a new certificate. Not connecting.");
+                            say(&format!(
                         "! If the change is expected, remove the line of {server} from {} and connect again.",
                         known_servers.display()
                     ));
-                        return ExitCode::FAILURE;
-                    }
-                    Event::Registered { nick } => {
-                        say(&format!("* connected as {nick}"));
-                        session.me = nick;
-                        session.registered = true;
-                        while let Some(line) = session.pending.pop_front() {
-                            session.typed(line);
+                            return ExitCode::FAILURE;
                         }
-                        if session.input_ended {
-                            session.leave(None);
-                        }
-                    }
-                    Event::Sent(line) => {
-                        if let Some(text) = describe_own(&session.me, &line) {
-                            say(&format!("[{}] {text}", clock()));
-                        }
-                    }
-                    Event::Line(line) => {
-                        if let Some(shown) = decoder.decode(&line) {
-                            if let Shown::Renamed { old, new } = &shown {
-                                if *old == session.me {
-                                    session.me = new.clone();
-                                }
+                        Event::Registered { nick } => {
+                            say(&format!("* connected as {nick}"));
+                            session.me = nick;
+                            session.registered = true;
+                            while let Some(line) = session.pending.pop_front() {
+                                session.typed(line);
                             }
-                            say(&format!("[{}] {}", clock(), describe(&shown)));
+                            if session.input_ended {
+                                session.leave(None);
+                            }
                         }
+                        Event::Sent(line) => {
+                            if let Some(text) = describe_own(&session.me, &line) {
+                                say(&format!("[{}] {text}", clock()));
+                            }
+                        }
+                        Event::Line(line) => {
+                            if let Some(shown) = decoder.decode(&line) {
+                                if let Shown::Renamed { old, new } = &shown {
+                                    if *old == session.me {
+                                        session.me = new.clone();
+                                    }
+                                }
+                                say(&format!("[{}] {}", clock(), describe(&shown)));
+                            }
+                        }
+                        Event::Refused { code, text } => {
+                            say(&format!("! refused ({}): {text}", code.as_str()));
+                            return ExitCode::FAILURE;
+                        }
+                        Event::Lost { problem, retry_in } => say(&format!(
+                            "! {}; reconnecting in {} s",
+                            describe_problem(&problem),
+                            retry_in.as_secs()
+                        )),
+                        Event::Failed { problem } => {
+                            say(&format!("! {}", describe_problem(&problem)));
+                            return ExitCode::FAILURE;
+                        }
+                        Event::Closed => return ExitCode::SUCCESS,
                     }
-                    Event::Refused { code, text } => {
-                        say(&format!("! refused ({}): {text}", code.as_str()));
-                        return ExitCode::FAILURE;
-                    }
-                    Event::Lost { problem, retry_in } => say(&format!(
-                        "! {}; reconnecting in {} s",
-                        describe_problem(&problem),
-                        retry_in.as_secs()
-                    )),
-                    Event::Failed { problem } => {
-                        say(&format!("! {}", describe_problem(&problem)));
-                        return ExitCode::FAILURE;
-                    }
-                    Event::Closed => return ExitCode::SUCCESS,
                 }
+                drop(slot);
             }
         }
     }

@@ -6,5 +6,6 @@ pub mod gui;
 pub mod headless;
 pub mod net;
 pub mod present;
+pub mod ring_model;
 
 slint::include_modules!();

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +39,10 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retries come back within this: a restarted server sees its users again within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_SERVER_LINE: usize = 1 << 20;
+/// The network thread reads from the server only while fewer batches than this wait for their
+/// consumer: a UI that falls behind a flood then holds at most this many reads (16 KiB each) of
+/// lines, the rest stays in the socket, and the server deals with the slow reader.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 8;
 
 /// Looks up a host's addresses, in the order to try them. Runs on a thread of its own.
 pub type Resolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
@@ -228,6 +233,56 @@ pub enum Event {
     Closed,
 }
 
+/// What the network thread produced in one go, in order: all that one read from the server
+/// brought, or what a command or a timer caused.
+pub struct Batch {
+    pub events: Vec<Event>,
+    /// Drop it once the events are dealt with: until then the batch counts as in flight.
+    pub slot: Slot,
+}
+
+/// A batch's place among the [`MAX_BATCHES_IN_FLIGHT`]; dropping it gives the place back.
+pub struct Slot(Arc<InFlight>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Only the place that ends a full house wakes the thread: it stopped reading then, and
+        // while it reads anyway a wake-up per batch would be a system call per batch for nothing.
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == self.0.bound {
+            (self.0.wake)();
+        }
+    }
+}
+
+/// Counts the batches handed over whose [`Slot`] is still alive.
+struct InFlight {
+    count: AtomicUsize,
+    bound: usize,
+    /// Called when a place frees up in a full house.
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl InFlight {
+    fn new(bound: usize, wake: impl Fn() + Send + Sync + 'static) -> Arc<InFlight> {
+        Arc::new(InFlight {
+            count: AtomicUsize::new(0),
+            bound,
+            wake: Box::new(wake),
+        })
+    }
+
+    /// A place for one more batch. Always given: only reading waits for places, so that what a
+    /// command or a timer brings about (`Closed`, `Sent`) is never held up by a slow consumer.
+    fn slot(self: &Arc<InFlight>) -> Slot {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Slot(self.clone())
+    }
+
+    fn is_full(&self) -> bool {
+        self.count.load(Ordering::SeqCst) >= self.bound
+    }
+}
+
 /// The errors with which a server turns a registration down (and closes, or waits for another
 /// try that this client does not make).
 fn refuses_registration(code: ErrorCode) -> bool {
@@ -251,20 +306,35 @@ pub struct Network {
 }
 
 impl Network {
-    /// Starts the thread; `on_event` runs on it for every event.
-    pub fn start(on_event: impl FnMut(Event) + Send + 'static) -> io::Result<Network> {
-        Network::start_with_resolver(on_event, system_resolver())
+    /// Starts the thread; `on_batch` runs on it for every batch of events. The thread stops
+    /// reading from the server while [`MAX_BATCHES_IN_FLIGHT`] batches are alive; it still serves
+    /// commands then.
+    pub fn start(on_batch: impl FnMut(Batch) + Send + 'static) -> io::Result<Network> {
+        Network::start_with_resolver(on_batch, system_resolver())
     }
 
     /// As `start`, with names looked up by `resolver`.
     pub fn start_with_resolver(
-        on_event: impl FnMut(Event) + Send + 'static,
+        on_batch: impl FnMut(Batch) + Send + 'static,
         resolver: Resolver,
     ) -> io::Result<Network> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (commands, rx) = mpsc::channel();
-        let worker = Worker::new(poll, waker.clone(), rx, Box::new(on_event), resolver);
+        let in_flight = {
+            let waker = waker.clone();
+            InFlight::new(MAX_BATCHES_IN_FLIGHT, move || {
+                let _ = waker.wake();
+            })
+        };
+        let worker = Worker::new(
+            poll,
+            waker.clone(),
+            rx,
+            Box::new(on_batch),
+            in_flight,
+            resolver,
+        );
         let thread = std::thread::Builder::new()
             .name("charla-net".into())
             .spawn(move || worker.run())?;
@@ -319,7 +389,14 @@ struct Worker {
     poll: Poll,
     waker: Arc<Waker>,
     commands: Receiver<Command>,
-    on_event: Box<dyn FnMut(Event) + Send>,
+    on_batch: Box<dyn FnMut(Batch) + Send>,
+    in_flight: Arc<InFlight>,
+    /// Events of this step, handed over together by `deliver`.
+    batch: Vec<Event>,
+    /// Reading stopped with all places in flight taken, possibly with data still waiting: the
+    /// socket will not tell again (its readiness is edge-triggered), so reading resumes when a
+    /// place frees up.
+    reading_paused: bool,
     resolver: Resolver,
     lookups_tx: Sender<Lookup>,
     lookups: Receiver<Lookup>,
@@ -350,7 +427,8 @@ impl Worker {
         poll: Poll,
         waker: Arc<Waker>,
         commands: Receiver<Command>,
-        on_event: Box<dyn FnMut(Event) + Send>,
+        on_batch: Box<dyn FnMut(Batch) + Send>,
+        in_flight: Arc<InFlight>,
         resolver: Resolver,
     ) -> Worker {
         let (lookups_tx, lookups) = mpsc::channel();
@@ -358,7 +436,10 @@ impl Worker {
             poll,
             waker,
             commands,
-            on_event,
+            on_batch,
+            in_flight,
+            batch: Vec::new(),
+            reading_paused: false,
             resolver,
             lookups_tx,
             lookups,
@@ -382,7 +463,16 @@ impl Worker {
     }
 
     fn emit(&mut self, event: Event) {
-        (self.on_event)(event);
+        self.batch.push(event);
+    }
+
+    fn deliver(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.batch);
+        let slot = self.in_flight.slot();
+        (self.on_batch)(Batch { events, slot });
     }
 
     fn server_name(&self) -> String {
@@ -405,6 +495,7 @@ impl Worker {
                 if e.kind() != io::ErrorKind::Interrupted {
                     let problem = Problem::Internal(format!("event loop failed: {e}"));
                     self.emit(Event::Failed { problem });
+                    self.deliver();
                     return;
                 }
             }
@@ -417,6 +508,7 @@ impl Worker {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
                         self.drop_link();
+                        self.deliver();
                         return;
                     }
                     Ok(command) => self.command(command),
@@ -426,6 +518,9 @@ impl Worker {
             while let Ok((id, result)) = self.lookups.try_recv() {
                 self.looked_up(id, result);
             }
+            if self.reading_paused && !self.in_flight.is_full() {
+                self.read();
+            }
             for token in ready {
                 if token == SOCKET {
                     self.socket_ready();
@@ -434,6 +529,7 @@ impl Worker {
                 }
             }
             self.timers();
+            self.deliver();
         }
     }
 
@@ -832,6 +928,15 @@ impl Worker {
     fn read(&mut self) {
         let mut buf = [0u8; 16 * 1024];
         loop {
+            if !matches!(self.link, Link::Up(_)) {
+                return;
+            }
+            // The server's lines wait in the socket, not in this process, while the consumer is
+            // behind; once the socket is full the server sees a slow reader.
+            self.reading_paused = self.in_flight.is_full();
+            if self.reading_paused {
+                return;
+            }
             let Link::Up(tls) = &mut self.link else {
                 return;
             };
@@ -850,6 +955,7 @@ impl Worker {
                     for line in lines {
                         self.server_line(line);
                     }
+                    self.deliver();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -978,6 +1084,7 @@ impl Worker {
             Link::Down | Link::Resolving(_) | Link::AwaitingTrust(_) => {}
         }
         self.registered = false;
+        self.reading_paused = false;
         self.out.clear();
         self.out_sent = 0;
     }
@@ -1082,6 +1189,38 @@ fn verify_verdict(e: &native_tls::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_house_of_batches_wakes_the_thread_when_a_place_frees_up() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let counter = wakes.clone();
+        let in_flight = InFlight::new(2, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let first = in_flight.slot();
+        assert!(!in_flight.is_full());
+        let second = in_flight.slot();
+        assert!(in_flight.is_full());
+        // Past the bound too: what commands and timers bring is never held back.
+        let third = in_flight.slot();
+        drop(third);
+        assert!(in_flight.is_full(), "still two in flight");
+        assert_eq!(wakes.load(Ordering::SeqCst), 0, "not yet a free place");
+        drop(first);
+        assert!(!in_flight.is_full());
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "the thread is woken to read"
+        );
+        drop(second);
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "no wake-up while reading anyway"
+        );
+        assert_eq!(in_flight.count.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn backoff_grows_to_ten_seconds() {

@@ -1,33 +1,6 @@
-//! What a server line means for a person: the kind of log line and its parts.
+//! What a server line means for a person: its parts, decoded for display.
 
 use charla_proto::{parse_server_line, ServerLine};
-
-/// How a log line looks; the GUI colours by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Someone's public message.
-    Message,
-    /// The user's own line, shown at once (the server does not echo).
-    Own,
-    Action,
-    Private,
-    /// Join, leave, nick change, user list, notices.
-    System,
-    Error,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Message => "message",
-            Kind::Own => "own",
-            Kind::Action => "action",
-            Kind::Private => "private",
-            Kind::System => "system",
-            Kind::Error => "error",
-        }
-    }
-}
 
 /// A server line, decoded for display and for the user panel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use charla::config::KnownServers;
-use charla::net::{Command, Event, Network, OsError, Problem, Resolver, Target, Trust};
+use charla::net::{
+    Batch, Command, Event, Network, OsError, Problem, Resolver, Target, Trust,
+    MAX_BATCHES_IN_FLIGHT,
+};
 use charla_proto::ErrorCode;
 use common::{certs, gen_certs, Server, TempDir, DEADLINE};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
@@ -25,8 +28,10 @@ struct Client {
 impl Client {
     fn start() -> Client {
         let (tx, events) = mpsc::channel();
-        let net = Network::start(move |e| {
-            let _ = tx.send(e);
+        let net = Network::start(move |batch: Batch| {
+            for e in batch.events {
+                let _ = tx.send(e);
+            }
         })
         .unwrap();
         Client {
@@ -435,8 +440,10 @@ fn client_resolving_to(addrs: Vec<SocketAddr>) -> Client {
     let (tx, events) = mpsc::channel();
     let resolver: Resolver = Arc::new(move |_: &str, _: u16| Ok(addrs.clone()));
     let net = Network::start_with_resolver(
-        move |e| {
-            let _ = tx.send(e);
+        move |batch: Batch| {
+            for e in batch.events {
+                let _ = tx.send(e);
+            }
         },
         resolver,
     )
@@ -515,8 +522,10 @@ fn closing_while_a_name_lookup_hangs_returns_at_once() {
     });
     let (tx, events) = mpsc::channel();
     let net = Network::start_with_resolver(
-        move |e| {
-            let _ = tx.send(e);
+        move |batch: Batch| {
+            for e in batch.events {
+                let _ = tx.send(e);
+            }
         },
         resolver,
     )
@@ -643,4 +652,158 @@ fn a_reconnection_turned_away_for_now_is_tried_again() {
         "{event:?}"
     );
     assert_eq!(ana.registered(), "ana", "tried again, and got in");
+}
+
+/// A stand-in server that welcomes ana and sends `text` in one write (blocking while the client
+/// does not read); then it takes lines until `/quit` and sends them on `received`.
+fn one_write_server(text: String) -> (u16, Receiver<Vec<String>>) {
+    let (acceptor, listener, port) = stand_in_server();
+    let (received_tx, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut tls = BufReader::new(acceptor.accept(tcp).unwrap());
+        let mut nick = String::new();
+        tls.read_line(&mut nick).unwrap();
+        // The client may be gone before all of it is taken (the closing test).
+        if tls.get_mut().write_all(text.as_bytes()).is_err() {
+            return;
+        }
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        while matches!(tls.read_line(&mut line), Ok(n) if n > 0) {
+            lines.push(line.trim_end().to_string());
+            if line.trim_end() == "/quit" {
+                break;
+            }
+            line.clear();
+        }
+        let _ = tls.get_mut().shutdown();
+        let _ = received_tx.send(lines);
+    });
+    (port, received)
+}
+
+/// A network thread whose batches are handed over as they are, slots and all.
+fn batches_start() -> (Network, Receiver<Batch>) {
+    let (tx, batches) = mpsc::channel();
+    let net = Network::start(move |batch| {
+        let _ = tx.send(batch);
+    })
+    .unwrap();
+    (net, batches)
+}
+
+#[test]
+fn what_one_read_brings_comes_as_one_batch() {
+    let (port, _) = one_write_server("WELCOME ana\nUSERS 1 ana\nMSG bob uno\nMSG bob dos\n".into());
+    let (net, batches) = batches_start();
+    net.send(Command::Connect(local(port, "ana", ca())));
+    let deadline = Instant::now() + DEADLINE;
+    let events = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let batch = batches.recv_timeout(left).expect("no Registered");
+        if batch
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Registered { .. }))
+        {
+            break batch.events;
+        }
+    };
+    assert_eq!(
+        events,
+        vec![
+            Event::Registered { nick: "ana".into() },
+            Event::Line("USERS 1 ana".into()),
+            Event::Line("MSG bob uno".into()),
+            Event::Line("MSG bob dos".into()),
+        ]
+    );
+}
+
+/// More lines than the batches in flight can hold, many times over.
+const BURST: usize = 100_000;
+
+fn burst() -> String {
+    let mut text = String::from("WELCOME ana\n");
+    for i in 0..BURST {
+        text.push_str(&format!("MSG bob línea {i}\n"));
+    }
+    text
+}
+
+/// Takes batches, keeping them in flight, until the network thread stops handing more over.
+fn hold_until_full(batches: &Receiver<Batch>) -> Vec<Batch> {
+    let mut held = Vec::new();
+    while held.len() < MAX_BATCHES_IN_FLIGHT {
+        held.push(
+            batches
+                .recv_timeout(DEADLINE)
+                .expect("batches stopped before the bound"),
+        );
+    }
+    // Reading waits now; a batch arriving past the bound would be a read that did not.
+    match batches.recv_timeout(std::time::Duration::from_millis(500)) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+        Ok(batch) => panic!("read past the bound: {:?}", &batch.events[..1]),
+        Err(e) => panic!("{e}"),
+    }
+    held
+}
+
+#[test]
+fn a_burst_past_the_bound_waits_in_the_socket_and_loses_no_line() {
+    let (port, received) = one_write_server(burst());
+    let (net, batches) = batches_start();
+    net.send(Command::Connect(local(port, "ana", ca())));
+    let held = hold_until_full(&batches);
+
+    // Commands are still served while reading waits, and what they bring is not held back.
+    net.send(Command::Send("hola".into()));
+    let sent = batches
+        .recv_timeout(DEADLINE)
+        .expect("no answer to a command while reading waits");
+    assert_eq!(sent.events, vec![Event::Sent("hola".into())]);
+
+    // Dealt with, the batch and its slot go: the network thread may read on.
+    let lines_of = |batch: Batch| {
+        batch.events.into_iter().filter_map(|e| match e {
+            Event::Line(line) => Some(line),
+            _ => None,
+        })
+    };
+    let mut lines: Vec<String> = held.into_iter().flat_map(lines_of).collect();
+    let deadline = Instant::now() + DEADLINE;
+    while lines.len() < BURST {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match batches.recv_timeout(left) {
+            Ok(batch) => lines.extend(lines_of(batch)),
+            Err(_) => panic!("{} of {BURST} lines", lines.len()),
+        }
+    }
+    assert_eq!(lines.len(), BURST);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, format!("MSG bob línea {i}"));
+    }
+    net.send(Command::Quit(None));
+    let received = received
+        .recv_timeout(DEADLINE)
+        .expect("the stand-in server's record");
+    assert_eq!(received, vec!["hola", "/quit"]);
+}
+
+#[test]
+fn closing_while_the_consumer_is_behind_returns_at_once() {
+    let (port, _) = one_write_server(burst());
+    let (net, batches) = batches_start();
+    net.send(Command::Connect(local(port, "ana", ca())));
+    // The consumer never gets to these: the window closes with them still queued.
+    let _held = hold_until_full(&batches);
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(net);
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(DEADLINE)
+        .expect("the network thread waited for the consumer");
 }

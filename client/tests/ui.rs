@@ -8,7 +8,7 @@ use charla::config::Settings;
 use charla::gui::{self, UiEvent};
 use charla::net::{Command, Event, OsError, Problem, Trust};
 use charla::present::Shown;
-use charla::AppWindow;
+use charla::{AppWindow, LogKind, Page};
 use charla_proto::ErrorCode;
 use i_slint_backend_testing::ElementHandle;
 use slint::platform::{Key, WindowEvent};
@@ -71,15 +71,15 @@ impl Ui {
             .unwrap_or_else(|| panic!("no element labelled {label:?}"))
     }
 
-    fn log(&self) -> Vec<(String, String)> {
+    fn log(&self) -> Vec<(LogKind, String)> {
         self.app
             .get_log()
             .iter()
-            .map(|e| (e.kind.to_string(), e.text.to_string()))
+            .map(|e| (e.kind, e.text.to_string()))
             .collect()
     }
 
-    fn last_log(&self) -> (String, String) {
+    fn last_log(&self) -> (LogKind, String) {
         self.log().last().cloned().expect("empty log")
     }
 
@@ -109,15 +109,15 @@ impl Ui {
     }
 }
 
-fn own(text: &str) -> (String, String) {
-    ("own".into(), text.into())
+fn own(text: &str) -> (LogKind, String) {
+    (LogKind::Own, text.into())
 }
 
 #[test]
 fn send_button_puts_the_line_in_the_log_and_hands_it_to_the_network() {
     let ui = ui("en");
     ui.registered("ana");
-    assert_eq!(ui.app.get_page(), 1);
+    assert_eq!(ui.app.get_page(), Page::Chat);
     ui.element("Message").set_accessible_value("hola a todos");
     ui.element("Send").invoke_accessible_default_action();
     assert_eq!(ui.sent_lines(), vec!["hola a todos"]);
@@ -150,7 +150,7 @@ fn commands_typed_in_the_input_work() {
     let log = ui.log();
     assert!(log.contains(&own("* ana saluda")), "{log:?}");
     assert!(
-        log.contains(&("private".into(), "(private to bob) psst".into())),
+        log.contains(&(LogKind::Private, "(private to bob) psst".into())),
         "{log:?}"
     );
     assert!(log.contains(&own("ana: /tmp")), "{log:?}");
@@ -179,7 +179,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     ui.header_agrees();
     assert_eq!(
         ui.last_log(),
-        ("system".into(), "[+] User eva has joined the chat".into())
+        (LogKind::System, "[+] User eva has joined the chat".into())
     );
     ui.show(Shown::Renamed {
         old: "bob".into(),
@@ -196,7 +196,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     assert_eq!(
         ui.last_log(),
         (
-            "system".into(),
+            LogKind::System,
             "[!] User eva has left the chat (too slow)".into()
         )
     );
@@ -220,7 +220,7 @@ fn list_users_asks_the_server_and_prints_the_answer() {
     ui.show(Shown::Users(vec!["bob".into(), "ana".into()]));
     assert_eq!(
         ui.last_log(),
-        ("system".into(), "Users in the chat (2): ana, bob".into())
+        (LogKind::System, "Users in the chat (2): ana, bob".into())
     );
 }
 
@@ -263,10 +263,16 @@ fn messages_private_lines_and_errors_are_told_apart() {
     });
     ui.show(Shown::Notice("server shutting down".into()));
     let log = ui.log();
-    let kinds: Vec<&str> = log.iter().skip(1).map(|(k, _)| k.as_str()).collect();
+    let kinds: Vec<LogKind> = log.iter().skip(1).map(|(k, _)| *k).collect();
     assert_eq!(
         kinds,
-        vec!["message", "private", "action", "error", "system"]
+        vec![
+            LogKind::Message,
+            LogKind::Private,
+            LogKind::Action,
+            LogKind::Error,
+            LogKind::System
+        ]
     );
     assert_eq!(log[2].1, "(private) bob: psst");
 }
@@ -301,7 +307,7 @@ fn offline_the_typed_text_is_kept() {
 #[test]
 fn the_login_shows_errors_and_stays() {
     let ui = ui("en");
-    assert_eq!(ui.app.get_page(), 0);
+    assert_eq!(ui.app.get_page(), Page::Login);
     ui.app.set_nick("mal nombre".into());
     ui.element("Connect").invoke_accessible_default_action();
     assert_eq!(
@@ -343,7 +349,7 @@ fn the_login_shows_errors_and_stays() {
             },
         }),
     );
-    assert_eq!(ui.app.get_page(), 0);
+    assert_eq!(ui.app.get_page(), Page::Login);
     assert_eq!(
         ui.app.get_login_error(),
         "Error: cannot connect to localhost:12345 ([::1]:12345: refused: no server is listening there)"
@@ -515,4 +521,63 @@ fn bidi_controls_in_a_message_stay_inside_it() {
         text: "plain".into(),
     });
     assert_eq!(ui.last_log().1, "bob: plain", "plain text is left alone");
+}
+
+#[test]
+fn a_batch_is_applied_whole_and_in_order() {
+    let ui = ui("en");
+    ui.registered("ana");
+    gui::apply_batch(
+        &ui.app,
+        vec![
+            UiEvent::Shown(Shown::Users(vec!["ana".into()])),
+            UiEvent::Shown(Shown::Joined("bob".into())),
+            UiEvent::Shown(Shown::Message {
+                from: "bob".into(),
+                text: "hola".into(),
+            }),
+            UiEvent::Shown(Shown::Left {
+                nick: "bob".into(),
+                reason: None,
+            }),
+        ],
+    );
+    let log = ui.log();
+    assert_eq!(
+        log[log.len() - 3..],
+        [
+            (LogKind::System, "[+] User bob has joined the chat".into()),
+            (LogKind::Message, "bob: hola".into()),
+            (LogKind::System, "[!] User bob has left the chat".into()),
+        ]
+    );
+    assert_eq!(ui.users(), vec!["ana"]);
+    ui.header_agrees();
+}
+
+#[test]
+fn the_log_keeps_the_newest_lines_past_its_bound() {
+    let ui = ui("en");
+    ui.registered("ana");
+    let extra = 10;
+    let flood: Vec<UiEvent> = (0..gui::MAX_LOG_LINES + extra)
+        .map(|i| {
+            UiEvent::Shown(Shown::Message {
+                from: "bob".into(),
+                text: format!("{i}"),
+            })
+        })
+        .collect();
+    gui::apply_batch(&ui.app, flood);
+    let log = ui.log();
+    assert_eq!(log.len(), gui::MAX_LOG_LINES);
+    assert_eq!(log[0].1, format!("bob: {extra}"), "the oldest lines went");
+    assert_eq!(
+        log[log.len() - 1].1,
+        format!("bob: {}", gui::MAX_LOG_LINES + extra - 1)
+    );
+    assert_eq!(
+        ui.app.get_log().row_data(1).unwrap().text,
+        format!("bob: {}", extra + 1)
+    );
 }
