@@ -7,12 +7,24 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use charla_proto::io::write_until_blocked;
+
 thread_local! {
-    static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { bytes: Vec::new(), dropped: 0 }) };
+}
+
+/// Lines not yet taken by stderr.
+struct Pending {
+    bytes: Vec<u8>,
+    /// Lines dropped since the last that went out, because stderr was not being read.
+    dropped: u64,
 }
 
 /// Written at once past this size, so that a storm of events does not pile up lines.
 const FLUSH_AT: usize = 16 << 10;
+/// Most bytes kept while stderr takes nothing (a pipe nobody reads): further lines are dropped
+/// and counted, rather than the event loop waiting for the reader or memory growing.
+const MAX_PENDING: usize = 64 << 10;
 
 /// `log!("accepted {addr}")` writes `2026-11-27T22:10:03Z accepted 127.0.0.1:50123`.
 macro_rules! log {
@@ -26,15 +38,21 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
         let Ok(mut pending) = pending.try_borrow_mut() else {
             return;
         };
-        let _ = writeln!(pending, "{stamp} {args}");
-        if pending.len() >= FLUSH_AT {
+        let before = pending.bytes.len();
+        let _ = writeln!(pending.bytes, "{stamp} {args}");
+        if pending.bytes.len() > MAX_PENDING {
+            pending.bytes.truncate(before);
+            pending.dropped += 1;
+            return;
+        }
+        if pending.bytes.len() >= FLUSH_AT {
             write_out(&mut pending);
         }
     });
 }
 
-/// Writes the gathered lines: at the end of each pass of the event loop, before the server
-/// exits, and from the panic hook.
+/// Writes the gathered lines, as far as stderr takes them: at the end of each pass of the event
+/// loop, before the server exits, and from the panic hook.
 pub fn flush() {
     PENDING.with(|pending| {
         if let Ok(mut pending) = pending.try_borrow_mut() {
@@ -43,11 +61,71 @@ pub fn flush() {
     });
 }
 
-fn write_out(pending: &mut Vec<u8>) {
-    if !pending.is_empty() {
-        // A log line that cannot be written (stderr closed) is not worth stopping the chat for.
-        let _ = std::io::stderr().lock().write_all(pending);
-        pending.clear();
+fn write_out(pending: &mut Pending) {
+    let mut stderr = std::io::stderr().lock();
+    loop {
+        match write_until_blocked(&mut stderr, &pending.bytes) {
+            Ok(n) => {
+                pending.bytes.drain(..n);
+            }
+            // A log that cannot be written (stderr closed) is not worth stopping the chat for.
+            Err(_) => pending.bytes.clear(),
+        }
+        if !pending.bytes.is_empty() || pending.dropped == 0 {
+            return;
+        }
+        let stamp = utc_timestamp(SystemTime::now());
+        let dropped = std::mem::take(&mut pending.dropped);
+        let _ = writeln!(
+            pending.bytes,
+            "{stamp} log: {dropped} lines dropped: stderr was not being read"
+        );
+    }
+}
+
+/// While the server runs, a full stderr pipe or socket (a log reader that stalls) must not stop
+/// the event loop: writes to it return at once instead of waiting ([`write_out`] keeps the rest).
+/// Terminals and files are left as they are (they do not stall for long, and the flag would be
+/// shared with the shell). The flag comes off again when the guard is dropped.
+pub fn nonblocking_stderr() -> NonblockingStderr {
+    use std::os::fd::AsRawFd;
+    let fd = std::io::stderr().as_raw_fd();
+    // SAFETY: fstat and fcntl on descriptor 2 with a struct of ours.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let kind = if libc::fstat(fd, &mut stat) == 0 {
+            stat.st_mode & libc::S_IFMT
+        } else {
+            0
+        };
+        let stalls = kind == libc::S_IFIFO || kind == libc::S_IFSOCK;
+        if flags < 0 || !stalls || flags & libc::O_NONBLOCK != 0 {
+            return NonblockingStderr { restore: None };
+        }
+        if libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
+            return NonblockingStderr { restore: None };
+        }
+        NonblockingStderr {
+            restore: Some(flags),
+        }
+    }
+}
+
+pub struct NonblockingStderr {
+    restore: Option<libc::c_int>,
+}
+
+impl Drop for NonblockingStderr {
+    fn drop(&mut self) {
+        flush();
+        if let Some(flags) = self.restore {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fcntl on descriptor 2, putting back the flags it had.
+            unsafe {
+                libc::fcntl(std::io::stderr().as_raw_fd(), libc::F_SETFL, flags);
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod outbox;
 mod reactor;
 mod tls;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use config::Command;
@@ -67,7 +68,11 @@ fn run() -> ExitCode {
         Ok(addr) => log!("listening on {addr}"),
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),
     }
-    match server.run() {
+    let run = {
+        let _stderr = log::nonblocking_stderr();
+        server.run()
+    };
+    match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("event loop failed: {e}")),
     }
@@ -75,7 +80,8 @@ fn run() -> ExitCode {
 
 fn fail(message: &str) -> ExitCode {
     log::flush();
-    eprintln!("charla-server: {message}");
+    // Not eprintln!, which panics when stderr cannot take the line.
+    let _ = writeln!(std::io::stderr(), "charla-server: {message}");
     ExitCode::FAILURE
 }
 

@@ -375,3 +375,37 @@ fn a_slow_client_that_hangs_up_in_the_same_pass_is_announced_as_leaving() {
     watcher.send("/users");
     assert_eq!(watcher.read_user_list(), ["watcher", "sender"]);
 }
+
+/// A log reader that stalls (a full stderr pipe) must not stall the chat: the server keeps
+/// serving, drops log lines it cannot write, and says how many once stderr is read again.
+#[test]
+fn a_server_whose_log_is_not_read_keeps_serving_and_counts_what_it_dropped() {
+    let server = Server::start(&[
+        "--max-connects-per-ip",
+        "0",
+        "--max-joining-per-ip",
+        "100000",
+    ]);
+    server.stop_reading_log();
+    // Each plain TCP connection that hangs up makes two log lines: far more than the pipe's
+    // page and the server's 64 KiB of pending lines.
+    for _ in 0..1500 {
+        drop(TcpStream::connect(server.addr).unwrap());
+    }
+    let (mut ana, mut bob) = server.pair();
+    ana.send("still here");
+    bob.expect_line("MSG ana still here");
+    server.resume_reading_log();
+    // The log is written at the end of a pass of the event loop: pings make passes.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while !server
+        .log_text()
+        .contains(" lines dropped: stderr was not being read")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no count of dropped lines"
+        );
+        ana.sync();
+    }
+}

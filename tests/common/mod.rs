@@ -208,6 +208,9 @@ fn with_test_certs<'a>(args: &[&'a str]) -> Vec<&'a str> {
 struct LogLines {
     lines: Mutex<Vec<String>>,
     grew: Condvar,
+    /// The test wants the server's stderr left unread for a while.
+    unread: Mutex<bool>,
+    resumed: Condvar,
 }
 
 /// A running charla-server on a free loopback port; killed when dropped.
@@ -215,6 +218,8 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<LogLines>,
+    /// The read end of the server's stderr pipe.
+    log_fd: i32,
 }
 
 impl Server {
@@ -266,6 +271,7 @@ impl Server {
             .expect("spawn charla-server");
         let log = Arc::new(LogLines::default());
         let stderr = child.stderr.take().unwrap();
+        let log_fd = std::os::fd::AsRawFd::as_raw_fd(&stderr);
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -275,12 +281,17 @@ impl Server {
                     .unwrap_or_else(|e| e.into_inner())
                     .push(line);
                 sink.grew.notify_all();
+                let mut unread = sink.unread.lock().unwrap_or_else(|e| e.into_inner());
+                while *unread {
+                    unread = sink.resumed.wait(unread).unwrap_or_else(|e| e.into_inner());
+                }
             }
         });
         let mut server = Server {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             log,
+            log_fd,
         };
         let line = server.wait_log("listening on ");
         let addr = line.rsplit("listening on ").next().unwrap().trim();
@@ -382,6 +393,24 @@ impl Server {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
 
+    /// Stops reading the server's stderr (after the line being read), its pipe shrunk to one
+    /// page, so that the server finds it full: as a log reader that stalls.
+    pub fn stop_reading_log(&self) {
+        *self.log.unread.lock().unwrap() = true;
+        // SAFETY: fcntl on the pipe's read end, which the reader thread keeps open.
+        let size = unsafe { libc::fcntl(self.log_fd, libc::F_SETPIPE_SZ, 4096) };
+        assert!(
+            size > 0,
+            "F_SETPIPE_SZ: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    pub fn resume_reading_log(&self) {
+        *self.log.unread.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.log.resumed.notify_all();
+    }
+
     /// Stops the server process (SIGSTOP) until the returned guard is dropped (SIGCONT): what
     /// clients send meanwhile waits in the kernel, and the server then finds it all in one pass
     /// of its event loop, in the order it arrived.
@@ -408,6 +437,7 @@ impl Drop for Server {
         if std::thread::panicking() {
             eprintln!("--- server log ---\n{}\n---", self.log_text());
         }
+        self.resume_reading_log();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
