@@ -26,13 +26,13 @@ case $kind in ngircd|inspircd|asyncio) ;; *) usage ;; esac
 
 bench=target/release/charla-bench
 if [ ! -x "$bench" ]; then
-    echo "$0: $bench not found: run scripts/bench.sh, or cargo build --release --bin charla-bench, first" >&2
+    echo "$0: $bench not found: run scripts/bench.sh, or cargo build --release -p charla-bench, first" >&2
     exit 1
 fi
 dialect=()
 if [ "$kind" != asyncio ]; then
     if ! "$bench" --help | grep -q -- --dialect; then
-        echo "$0: $bench has no --dialect option: rebuild it (cargo build --release --bin charla-bench)" >&2
+        echo "$0: $bench has no --dialect option: rebuild it (cargo build --release -p charla-bench)" >&2
         exit 1
     fi
     dialect=(--dialect irc)

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bin charla-server --bin charla-bench
+cargo build --release -p charla-server -p charla-bench
 dir=$(mktemp -d)
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1

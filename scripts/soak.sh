@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${SECONDS_TO_RUN:-1800}
 
-cargo build --release --bin charla-server --bin charla-bench
+cargo build --release -p charla-server -p charla-bench
 dir=$(mktemp -d)
 log_copy=${SOAK_LOG:-/tmp/charla-soak-server.log}
 trap 'kill "${server_pid:-}" 2>/dev/null || true; cp "$dir/server.log" "$log_copy" 2>/dev/null; rm -rf "$dir"' EXIT

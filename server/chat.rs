@@ -425,7 +425,7 @@ impl Chat {
         if !self.shutting_down {
             let mut words = vec!["LEAVE", &*nick];
             words.extend(reason.leave_text());
-            self.to_room(None, &words);
+            self.send_to_room(None, &words);
         }
         true
     }
@@ -458,10 +458,10 @@ impl Chat {
     }
 
     /// One line of the server's own to everyone in the room but `except`, formatted once.
-    fn to_room(&mut self, except: Option<ConnId>, words: &[&str]) {
+    fn send_to_room(&mut self, except: Option<ConnId>, words: &[&str]) {
         self.with_line(
             |_, line| push_bounded_line(line, words),
-            |out, line| out.to_room(except, line),
+            |out, line| out.send_to_room(except, line),
         );
     }
 
@@ -577,7 +577,7 @@ impl Chat {
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
         self.send_user_list(id);
-        self.to_room(Some(id), &["JOIN", nick]);
+        self.send_to_room(Some(id), &["JOIN", nick]);
     }
 
     fn chat_line(&mut self, id: ConnId, line: &str) {
@@ -622,7 +622,7 @@ impl Chat {
             },
             |out, line| match to {
                 Some(target) => out.send(target, line),
-                None => out.to_room(Some(from), line),
+                None => out.send_to_room(Some(from), line),
             },
         );
     }
@@ -671,7 +671,7 @@ impl Chat {
             log!("nick {old} -> {new} ({addr})");
         }
         // Everyone, the sender included, so that the client learns the change took effect.
-        self.to_room(None, &["NICK", &old, new]);
+        self.send_to_room(None, &["NICK", &old, new]);
     }
 
     fn pong(&mut self, id: ConnId, token: Option<&str>) {

@@ -6,7 +6,7 @@
 //! straight from it, so that a line is not copied once per recipient. A member only gets a copy
 //! of the log's bytes in its own queue when something private must come after them (a reply, its
 //! own line skipped) or when its socket is full. That copy ([`Outbox::catch_up`]) is made inside
-//! [`Outbox::send`] and [`Outbox::to_room`]: room lines and private lines reach each connection in
+//! [`Outbox::send`] and [`Outbox::send_to_room`]: room lines and private lines reach each connection in
 //! the order they were produced, whoever calls.
 
 use std::io::{self, Write};
@@ -132,7 +132,7 @@ impl Outbox {
     }
 
     /// A line for every member but `except` (who is served up to here, then skips it).
-    pub fn to_room(&mut self, except: Option<ConnId>, bytes: &[u8]) {
+    pub fn send_to_room(&mut self, except: Option<ConnId>, bytes: &[u8]) {
         if let Some(id) = except {
             self.catch_up(id);
         }
@@ -383,10 +383,10 @@ mod tests {
         let mut out = Outbox::default();
         member(&mut out, 0);
         member(&mut out, 1);
-        out.to_room(None, b"1 room\n");
+        out.send_to_room(None, b"1 room\n");
         out.send(0, b"2 private\n");
-        out.to_room(Some(0), b"3 not for 0\n");
-        out.to_room(None, b"4 room\n");
+        out.send_to_room(Some(0), b"3 not for 0\n");
+        out.send_to_room(None, b"4 room\n");
         let mut writers = Vec::new();
         out.take_writers(&mut writers);
         assert_eq!(
@@ -406,11 +406,11 @@ mod tests {
     fn a_full_socket_keeps_the_rest_in_order_for_the_next_pass() {
         let mut out = Outbox::default();
         member(&mut out, 0);
-        out.to_room(None, b"abcdef\n");
+        out.send_to_room(None, b"abcdef\n");
         let mut p = pipe(3);
         assert_eq!(out.write(0, &mut p).unwrap(), 4, "the rest is in its queue");
         out.end_pass();
-        out.to_room(None, b"next\n");
+        out.send_to_room(None, b"next\n");
         out.send(0, b"mine\n");
         p.room = 100;
         out.write(0, &mut p).unwrap();
@@ -423,10 +423,10 @@ mod tests {
         member(&mut out, 0);
         member(&mut out, 1);
         member(&mut out, 2);
-        out.to_room(None, b"before\n");
+        out.send_to_room(None, b"before\n");
         out.leave(0, true);
         out.leave(1, false);
-        out.to_room(None, b"after\n");
+        out.send_to_room(None, b"after\n");
         assert_eq!(out.members(), [2]);
         let (mut p0, mut p1) = (pipe(100), pipe(100));
         out.write(0, &mut p0).unwrap();
@@ -453,7 +453,7 @@ mod tests {
     fn end_of_pass_serves_members_that_were_not_written() {
         let mut out = Outbox::default();
         member(&mut out, 0);
-        out.to_room(None, b"kept\n");
+        out.send_to_room(None, b"kept\n");
         out.end_pass();
         assert_eq!(out.room_len(), 0);
         assert_eq!(

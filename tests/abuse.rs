@@ -1,7 +1,7 @@
 //! Abuse and faults: silent sockets, clients that vanish at every stage, resets. Bounded in time,
 //! loopback only. Nobody else is disturbed, and nothing leaks.
 
-mod common;
+use charla_test_support as common;
 
 use std::io::Write;
 use std::net::TcpStream;

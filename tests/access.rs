@@ -1,6 +1,6 @@
 //! Who may enter: the server password, connections per address, certificate reload.
 
-mod common;
+use charla_test_support as common;
 
 use common::{gen_certs, trusting, Client, Server, TempDir};
 

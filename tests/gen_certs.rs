@@ -1,6 +1,6 @@
 //! gen-certs.sh: the tutorial's four openssl steps, scripted.
 
-mod common;
+use charla_test_support as common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};

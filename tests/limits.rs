@@ -1,6 +1,6 @@
 //! Bad input and limits: every case answered, nobody else disturbed.
 
-mod common;
+use charla_test_support as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! Protocol v1 over real TLS against the real server binary: one test per line of the spec.
 
-mod common;
+use charla_test_support as common;
 
 use common::{Client, Server};
 

@@ -1,6 +1,6 @@
 //! Starting the server: flags, certificate and key problems, the port, TLS versions and suites.
 
-mod common;
+use charla_test_support as common;
 
 use std::net::TcpStream;
 use std::process::Command;

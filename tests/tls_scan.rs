@@ -1,7 +1,7 @@
 //! An independent check of the TLS setup: sslscan (Debian's package, installed by .ci/run)
 //! against the running server.
 
-mod common;
+use charla_test_support as common;
 
 use std::process::Command;
 

@@ -1,7 +1,6 @@
 //! `charla --headless` as a person or a script uses it: a real process, stdin and stdout.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use charla_test_support as common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,7 +1,6 @@
 //! The client's network thread against a real charla-server over TLS.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use charla_test_support as common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

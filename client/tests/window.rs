@@ -3,8 +3,7 @@
 //! `CHARLA_SCREENSHOT=docs/screenshot.png cargo test -p charla --test window` refreshes the
 //! README's screenshot.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use charla_test_support as common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

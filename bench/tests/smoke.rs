@@ -1,7 +1,7 @@
 //! charla-bench against the real server, tiny sizes: correctness only (all registered, nothing
 //! lost, order kept), never speed.
 
-mod common;
+use charla_test_support as common;
 
 use std::process::Command;
 

@@ -1,7 +1,6 @@
 //! Test harness: certificates from gen-certs.sh, the real server binary, real TLS clients.
 //!
 //! Nothing here sleeps to synchronise: every wait is for an expected line, with a deadline.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,30 +15,26 @@ use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 /// How long any single expected event may take (generous: debug builds on a busy CI machine).
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The workspace root (where gen-certs.sh is), from the server's or the client's package.
+/// The workspace root (where gen-certs.sh is).
 pub fn root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if manifest.join("gen-certs.sh").exists() {
-        manifest
-    } else {
-        manifest.parent().expect("workspace root").to_path_buf()
-    }
+    // This crate is tests/common in the workspace.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
-/// The server binary: this package's, or, for the client's tests, the one built beside the client
-/// (`cargo test --workspace` builds both).
+/// The server binary that `cargo test` built beside the test being run (target/<profile>/, one
+/// level above the test executable in deps/), or `CHARLA_TEST_SERVER_BIN`, to see a test fail
+/// against another build (an older commit's, to reproduce a bug first).
 pub fn server_bin() -> PathBuf {
-    // To see a test fail against another build (an older commit's, to reproduce a bug first).
     if let Some(path) = std::env::var_os("CHARLA_TEST_SERVER_BIN") {
         return path.into();
     }
-    if let Some(path) = option_env!("CARGO_BIN_EXE_charla-server") {
-        return path.into();
-    }
-    let Some(client) = option_env!("CARGO_BIN_EXE_charla").map(PathBuf::from) else {
-        panic!("server_bin() is for tests of the server or the client package");
-    };
-    let server = client.with_file_name("charla-server");
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let server = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .join("charla-server");
     assert!(
         server.exists(),
         "{} is missing: run `cargo build -p charla-server` (cargo test --workspace builds it)",
