@@ -5,10 +5,13 @@
 # table. Figures for docs/benchmarks.md come from here.
 #   scripts/bench.sh            all scenarios
 #   QUICK=1 scripts/bench.sh    smaller runs, for a first look
+#   SERVER_BIN=path scripts/bench.sh   measure another build of the server (an older commit's,
+#                                      for a before/after comparison) with the same load generator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release -p charla-server -p charla-bench
+server_bin=${SERVER_BIN:-target/release/charla-server}
 dir=$(mktemp -d)
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
@@ -19,7 +22,7 @@ results=()
 server_args=()
 
 start_server() {
-    taskset -c 0 target/release/charla-server --bind "127.0.0.1:$port" \
+    taskset -c 0 "$server_bin" --bind "127.0.0.1:$port" \
         --cert "$certs/server-cert.pem" --key "$certs/server-key.key" \
         --flood-rate 0 --max-clients 20000 --max-joining-per-ip 20000 --max-connects-per-ip 0 \
         "$@" 2>"$dir/server.log" &
