@@ -9,8 +9,9 @@
 //! directly, without sockets.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use charla_proto::command::HELP;
 use charla_proto::reply::{push_bounded_line, push_line, push_user_list};
@@ -23,8 +24,10 @@ use crate::address::{address_key, ConnectRate, PerAddress, QuietClose, QuietClos
 use crate::auth::{Password, Throttle};
 use crate::close::CloseReason;
 use crate::config::Config;
-use crate::log::log;
+use crate::history::{Entry, History};
+use crate::log::{log, utc_timestamp};
 use crate::outbox::{ConnId, Outbox};
+use crate::sessions::{Held, Session, Sessions};
 
 /// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
 /// more, a connection is closed without a word (TLS would cost more than it is worth).
@@ -69,18 +72,49 @@ enum PeerState {
         /// Gave the server password (or none is needed).
         authenticated: bool,
         flood: FloodBucket,
+        resume: Resume,
+        /// Wants the history replayed when it joins (`/history off` says no).
+        replay: bool,
     },
     /// In the room.
     Chatting {
         nick: Box<str>,
         flood: FloodBucket,
+        /// Its lines in the history are marked with this.
+        author: u64,
+        /// Its session token, if it asked for one (it then gets line ids).
+        session: Option<Box<str>>,
     },
     /// Out of the room; the reactor sends what is left and closes it.
     Closing,
 }
 
+/// What a registering client asked for with `/resume`.
+#[derive(Clone)]
+enum Resume {
+    No,
+    /// Line ids and a session token.
+    New,
+    /// Coming back: its token and the id of the last public line it has.
+    Back {
+        token: Box<str>,
+        last: u64,
+    },
+}
+
+/// Makes session tokens: OpenSSL's random generator in the server, something predictable in
+/// tests. Kept out of the core so that it needs no cryptography library.
+pub type TokenSource = Box<dyn FnMut() -> String>;
+
 pub struct Chat {
     cfg: Config,
+    history: History,
+    sessions: Sessions,
+    new_token: TokenSource,
+    /// Numbers authors of history lines (a session keeps its number across connections).
+    next_author: u64,
+    /// The time of the latest event, for what happens outside one (a connection found gone).
+    now: Instant,
     password: Option<Password>,
     throttle: Throttle,
     peers: Vec<Option<Peer>>,
@@ -100,19 +134,31 @@ pub struct Chat {
     refusals: Refusals,
     quiet_closes: QuietCloses,
     shutting_down: bool,
-    /// A reusable buffer for formatting one line.
+    /// Reusable buffers for formatting one line, and its copy with a line id.
     line: Vec<u8>,
+    tagged_line: Vec<u8>,
 }
 
 impl Chat {
-    pub fn new(cfg: Config, password: Option<Password>) -> Chat {
+    pub fn new(cfg: Config, password: Option<Password>, new_token: TokenSource) -> Chat {
+        // Ids start at the time in microseconds: above any id a client kept from an earlier run
+        // of the server (the history does not survive a restart).
+        let first_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let outbox = Outbox::new(cfg.max_queue);
         Chat {
+            history: History::new(cfg.history, cfg.history_bytes, first_id),
+            sessions: Sessions::default(),
+            new_token,
+            next_author: 0,
+            now: Instant::now(),
             cfg,
             password,
             throttle: Throttle::default(),
             peers: Vec::new(),
             by_nick: HashMap::new(),
-            outbox: Outbox::default(),
+            outbox,
             closes: Vec::new(),
             register_deadlines: VecDeque::new(),
             next_serial: 0,
@@ -123,6 +169,7 @@ impl Chat {
             quiet_closes: QuietCloses::default(),
             shutting_down: false,
             line: Vec::new(),
+            tagged_line: Vec::new(),
         }
     }
 
@@ -164,6 +211,7 @@ impl Chat {
     /// anything is spent on it when over a limit, so that an address cannot hold the places of
     /// others until its handshakes time out.
     pub fn admit(&mut self, addr: SocketAddr, open: usize, now: Instant) -> Admission {
+        self.now = now;
         let key = address_key(addr.ip());
         if open >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
             self.quiet_closes.note(QuietClose::ServerFull, key, now);
@@ -239,6 +287,7 @@ impl Chat {
         let burst = self.cfg.flood_burst;
         let authenticated = self.password.is_none();
         let register_by = now + self.cfg.register_timeout;
+        self.now = now;
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
@@ -249,6 +298,8 @@ impl Chat {
         peer.state = PeerState::Registering {
             authenticated,
             flood: FloodBucket::new(now, burst),
+            resume: Resume::No,
+            replay: true,
         };
         let serial = peer.serial;
         if let Some(Refusal { code, text }) = refusal {
@@ -262,6 +313,7 @@ impl Chat {
     /// Bytes read from a connection: each complete line is handled, until the connection is
     /// closed by one of them.
     pub fn feed(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        self.now = now;
         let max_line = self.cfg.max_line;
         let Some(peer) = self.peer_mut(id) else {
             return;
@@ -322,6 +374,8 @@ impl Chat {
     /// leaves the room here, so that nobody can stay in the others' user lists.
     pub fn forget(&mut self, id: ConnId) {
         self.end(id, &CloseReason::Lost("dropped".into()));
+        // A close the reactor has not carried out must not reach the next connection in the slot.
+        self.closes.retain(|(c, _)| *c != id);
         self.outbox.remove(id);
         if let Some(slot) = self.peers.get_mut(id) {
             *slot = None;
@@ -341,6 +395,10 @@ impl Chat {
     /// Time passed: connections without a nickname in time are closed; the count of connections
     /// closed at once is logged.
     pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+        for session in self.sessions.expire(now) {
+            self.gave_up_waiting(session);
+        }
         while let Some(&(at, id, serial)) = self.register_deadlines.front() {
             if at > now {
                 break;
@@ -365,7 +423,11 @@ impl Chat {
     /// The next moment [`Chat::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let register = self.register_deadlines.front().map(|d| d.0);
-        register.into_iter().chain(self.quiet_closes.due()).min()
+        register
+            .into_iter()
+            .chain(self.quiet_closes.due())
+            .chain(self.sessions.next_expiry())
+            .min()
     }
 
     /// SIGINT or SIGTERM: everyone is told and closed; nobody is told of the others leaving.
@@ -414,11 +476,24 @@ impl Chat {
         if reason.abrupt() {
             self.outbox.discard(id);
         }
-        let PeerState::Chatting { nick, .. } = was else {
+        let PeerState::Chatting { nick, session, .. } = was else {
             log!("closed {who}: {}", reason.describe());
             return true;
         };
-        self.by_nick.remove(&nick_key(&nick));
+        let key = nick_key(&nick);
+        self.by_nick.remove(&key);
+        if let Some(token) = session {
+            // Someone who asked for a session may come back: its nickname and private messages
+            // wait for it, unless it said goodbye.
+            let away = !matches!(reason, CloseReason::Quit(_) | CloseReason::Shutdown)
+                && !self.cfg.resume_window.is_zero();
+            if away {
+                let until = self.now + self.cfg.resume_window;
+                self.sessions.go_away(&token, key, until);
+            } else {
+                self.sessions.end(&token);
+            }
+        }
         // What the room said before it left still reaches it, unless it is gone.
         self.outbox.leave(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
@@ -491,6 +566,14 @@ impl Chat {
             })
         );
         match parse_client_line(wanted) {
+            ClientLine::Resume(asked) => self.ask_resume(id, asked),
+            ClientLine::History(on) => {
+                if let Some(PeerState::Registering { replay, .. }) =
+                    self.peer_mut(id).map(|p| &mut p.state)
+                {
+                    *replay = on;
+                }
+            }
             ClientLine::Pass(given) if !authenticated => self.check_password(id, given, now),
             ClientLine::Pass(_) => self.reply(id, &["NOTICE", notice::PASSWORD_ALREADY_ACCEPTED]),
             ClientLine::Ping(token) => self.pong(id, token),
@@ -549,35 +632,184 @@ impl Chat {
         self.close(id, CloseReason::Rejected(ErrorCode::BadPassword));
     }
 
+    fn ask_resume(&mut self, id: ConnId, asked: Option<(&str, u64)>) {
+        if let Some(PeerState::Registering { resume, .. }) = self.peer_mut(id).map(|p| &mut p.state)
+        {
+            *resume = match asked {
+                None => Resume::New,
+                Some((token, last)) => Resume::Back {
+                    token: token.into(),
+                    last,
+                },
+            };
+        }
+    }
+
     fn try_register(&mut self, id: ConnId, nick: &str) {
         if let Err(e) = validate_nick(nick) {
             return self.reply_error(id, ErrorCode::NickInvalid, &e.to_string());
         }
-        if self.by_nick.contains_key(&nick_key(nick)) {
+        let Some(PeerState::Registering {
+            flood,
+            resume,
+            replay,
+            ..
+        }) = self.peer(id).map(|p| &p.state)
+        else {
+            return;
+        };
+        let (flood, resume, replay) = (flood.clone(), resume.clone(), *replay);
+        let key = nick_key(nick);
+        // A session coming back takes its nickname back from the away list, or from its old
+        // connection if the server has not yet found that one dead.
+        let back = match &resume {
+            Resume::Back { token, .. } => self.sessions.get(token).map(|s| (token.clone(), s.conn)),
+            _ => None,
+        };
+        let old_conn = back.as_ref().and_then(|(_, conn)| *conn);
+        if self
+            .by_nick
+            .get(&key)
+            .is_some_and(|&holder| Some(holder) != old_conn)
+        {
             return self.reply_error(
                 id,
                 ErrorCode::NickTaken,
                 &format!("{nick} is already in use, choose another"),
             );
         }
+        if let Some(away) = self.sessions.away_holder(&key) {
+            if back.as_ref().is_none_or(|(token, _)| **token != *away) {
+                let secs = self.cfg.resume_window.as_secs();
+                return self.reply_error(
+                    id,
+                    ErrorCode::NickTaken,
+                    &format!(
+                        "{nick} is kept for its user, whose connection dropped, for up to {secs} s; choose another"
+                    ),
+                );
+            }
+        }
+        if let Some(old) = old_conn {
+            self.close(
+                old,
+                CloseReason::Lost("replaced: its session connected again".into()),
+            );
+        }
+        // The session: the one coming back, a new one, or none.
+        let (session, author, held) = match (&resume, back) {
+            (_, Some((token, _))) => {
+                let author = self.sessions.get(&token).map_or(0, |s| s.author);
+                let held = self.sessions.come_back(&token, id);
+                if let Some(s) = self.sessions.get_mut(&token) {
+                    s.nick = nick.into();
+                }
+                (Some(token), author, held)
+            }
+            (Resume::No, None) => {
+                self.next_author += 1;
+                (None, self.next_author, Vec::new())
+            }
+            (_, None) => {
+                self.next_author += 1;
+                let token: Box<str> = (self.new_token)().into();
+                if token.is_empty() {
+                    (None, self.next_author, Vec::new())
+                } else {
+                    self.sessions
+                        .start(token.clone(), self.next_author, nick, id);
+                    (Some(token), self.next_author, Vec::new())
+                }
+            }
+        };
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
-        let PeerState::Registering { flood, .. } = &peer.state else {
-            return;
-        };
+        let addr_key = address_key(peer.addr.ip());
         peer.state = PeerState::Chatting {
             nick: nick.into(),
-            flood: flood.clone(),
+            flood,
+            author,
+            session: session.clone(),
         };
-        let key = address_key(peer.addr.ip());
-        self.joining.remove(key);
-        self.by_nick.insert(nick_key(nick), id);
-        self.outbox.join(id);
+        self.joining.remove(addr_key);
+        self.by_nick.insert(key, id);
+        self.outbox.join(id, session.is_some());
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
         self.send_user_list(id);
+        if let Some(token) = &session {
+            let last = self.history.last_id().to_string();
+            self.reply(id, &["SESSION", token, &last]);
+        }
+        if replay {
+            let (after, skip_author) = match &resume {
+                Resume::Back { last, .. } => (*last, Some(author)),
+                _ => (0, None),
+            };
+            self.replay_history(id, after, skip_author, session.is_some());
+        }
+        for message in held {
+            let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(message.at));
+            self.reply_unbounded(id, &["HISTORY", &time, &message.line]);
+        }
+        if self.history.max_lines() > 0 {
+            let text = format!(
+                "{} {} public messages in memory, shown to whoever joins",
+                notice::HISTORY_KEPT,
+                self.history.max_lines()
+            );
+            self.reply(id, &["NOTICE", &text]);
+        }
         self.send_to_room(Some(id), &["JOIN", nick]);
+    }
+
+    /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`; without
+    /// the lines of `skip_author` (a client coming back showed its own lines already).
+    fn replay_history(&mut self, id: ConnId, after: u64, skip_author: Option<u64>, ids: bool) {
+        let mut lines = std::mem::take(&mut self.line);
+        lines.clear();
+        for entry in self.history.after(after) {
+            if Some(entry.author) == skip_author {
+                continue;
+            }
+            let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(entry.at));
+            let id_word = format!("@{}", entry.id);
+            let words: &[&str] = if ids {
+                &["HISTORY", &time, &id_word, &entry.line]
+            } else {
+                &["HISTORY", &time, &entry.line]
+            };
+            push_line(&mut lines, words);
+        }
+        if !lines.is_empty() {
+            self.outbox.send(id, &lines);
+        }
+        self.line = lines;
+    }
+
+    /// The user who was away did not come back in time: its nickname is free again, and those
+    /// whose private messages were waiting for it are told.
+    fn gave_up_waiting(&mut self, session: Session) {
+        log!("session of {} expired", session.nick);
+        let mut senders: Vec<((ConnId, u64), usize)> = Vec::new();
+        for held in &session.held {
+            match senders.iter_mut().find(|(s, _)| *s == held.sender) {
+                Some((_, n)) => *n += 1,
+                None => senders.push((held.sender, 1)),
+            }
+        }
+        let secs = self.cfg.resume_window.as_secs();
+        for ((conn, serial), count) in senders {
+            if self.peer(conn).is_some_and(|p| p.serial == serial) && self.is_open(conn) {
+                let text = format!(
+                    "{} {}: not back within {secs} s, {count} messages dropped",
+                    notice::NOT_DELIVERED_TO,
+                    session.nick
+                );
+                self.reply(conn, &["NOTICE", &text]);
+            }
+        }
     }
 
     fn chat_line(&mut self, id: ConnId, line: &str) {
@@ -594,7 +826,10 @@ impl Chat {
             ClientLine::MissingArgument(usage) => {
                 self.reply_error(id, ErrorCode::MissingArgument, &format!("usage: {usage}"))
             }
+            // Said before the nickname, or not at all.
             ClientLine::Pass(_) => self.reply_error(id, ErrorCode::UnknownCommand, "pass"),
+            ClientLine::Resume(_) => self.reply_error(id, ErrorCode::UnknownCommand, "resume"),
+            ClientLine::History(_) => self.reply_error(id, ErrorCode::UnknownCommand, "history"),
             ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
                 self.reply_error(id, ErrorCode::UnknownCommand, &clean_text(name))
@@ -602,28 +837,64 @@ impl Chat {
         }
     }
 
-    /// A public message or action: formatted once, for everyone else.
+    /// A public message or action: formatted once for everyone else, and kept in the history.
     fn say(&mut self, id: ConnId, kind: &str, text: &str) {
         let text = clean_text(text);
         if text.trim().is_empty() {
             return;
         }
-        self.relay(id, kind, &text, None);
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let author = match self.peer(id).map(|p| &p.state) {
+            Some(PeerState::Chatting { nick, author, .. }) => {
+                push_line(&mut line, &[kind, nick, &text]);
+                *author
+            }
+            _ => {
+                self.line = line;
+                return;
+            }
+        };
+        let line_id = self.history.take_id();
+        let mut tagged = std::mem::take(&mut self.tagged_line);
+        tagged.clear();
+        if self.outbox.has_tagged_members() {
+            let _ = write!(tagged, "@{line_id} ");
+            tagged.extend_from_slice(&line);
+        }
+        // Not cut to 4096 bytes: it carries the sender's whole line (protocol.md).
+        self.outbox.send_public(Some(id), &line, &tagged);
+        if self.history.max_lines() > 0 {
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into();
+            self.history.record(Entry {
+                id: line_id,
+                at: unix_seconds(),
+                author,
+                line: text,
+            });
+        }
+        self.line = line;
+        self.tagged_line = tagged;
     }
 
-    /// `<kind> <sender's nick> <text>`, for one connection (`to`) or for everyone but the
-    /// sender. Not cut to 4096 bytes: it carries the sender's whole line (protocol.md).
-    fn relay(&mut self, from: ConnId, kind: &str, text: &str, to: Option<ConnId>) {
+    /// `<kind> <sender's nick> <text>` for one connection. Not cut to 4096 bytes: it carries
+    /// the sender's whole line (protocol.md).
+    fn relay(&mut self, from: ConnId, kind: &str, text: &str, to: ConnId) {
         self.with_line(
             |chat, line| {
                 if let Some(nick) = chat.nick(from) {
                     push_line(line, &[kind, nick, text]);
                 }
             },
-            |out, line| match to {
-                Some(target) => out.send(target, line),
-                None => out.send_to_room(Some(from), line),
-            },
+            |out, line| out.send(to, line),
+        );
+    }
+
+    /// A line of several parts (`HISTORY <time> <line>`) that may be as long as a relayed one.
+    fn reply_unbounded(&mut self, id: ConnId, words: &[&str]) {
+        self.with_line(
+            |_, line| push_line(line, words),
+            |out, line| out.send(id, line),
         );
     }
 
@@ -632,10 +903,40 @@ impl Chat {
         if text.trim().is_empty() {
             return self.reply_error(id, ErrorCode::MissingArgument, "usage: /msg <nick> <text>");
         }
-        let Some(&target) = self.by_nick.get(&nick_key(to)) else {
+        let key = nick_key(to);
+        if let Some(&target) = self.by_nick.get(&key) {
+            return self.relay(id, "PRIVMSG", &text, target);
+        }
+        let Some(token) = self.sessions.away_holder(&key).map(Box::<str>::from) else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(to));
         };
-        self.relay(id, "PRIVMSG", &text, Some(target));
+        let (Some(from), Some(peer)) = (self.nick(id), self.peer(id)) else {
+            return;
+        };
+        let held = Held {
+            at: unix_seconds(),
+            line: format!("PRIVMSG {from} {text}").into(),
+            sender: (id, peer.serial),
+        };
+        let (away_nick, until) = self
+            .sessions
+            .get(&token)
+            .map_or((to.into(), None), |s| (s.nick.clone(), s.away_until));
+        let text = if self.sessions.hold(&token, held) {
+            let secs = until.map_or(0, |until| {
+                seconds_up(until.saturating_duration_since(self.now))
+            });
+            format!(
+                "{} {away_nick}: away, delivered if back within {secs} s",
+                notice::HELD_FOR
+            )
+        } else {
+            format!(
+                "{} {away_nick}: too many messages waiting",
+                notice::NOT_HELD_FOR
+            )
+        };
+        self.reply(id, &["NOTICE", &text]);
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {
@@ -693,6 +994,12 @@ impl Chat {
             .filter(|r| !r.trim().is_empty());
         self.close(id, CloseReason::Quit(reason));
     }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whole seconds, rounded up: "try again in 1 s" means that in a second it works.

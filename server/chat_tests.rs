@@ -8,6 +8,15 @@ use super::*;
 
 const ANY: &str = "192.0.2.1:40000";
 
+/// Session tokens tok1, tok2...
+fn tokens() -> TokenSource {
+    let mut n = 0;
+    Box::new(move || {
+        n += 1;
+        format!("tok{n}")
+    })
+}
+
 /// A chat core and what each connection has been sent.
 struct Harness {
     chat: Chat,
@@ -25,7 +34,7 @@ impl Harness {
         let mut cfg = Config::default();
         change(&mut cfg);
         Harness {
-            chat: Chat::new(cfg, None),
+            chat: Chat::new(cfg, None, tokens()),
             now: Instant::now(),
             sent: HashMap::new(),
             closed: Vec::new(),
@@ -105,7 +114,14 @@ fn a_free_nickname_is_welcomed_with_the_user_list_and_announced() {
     h.join(1, "ana");
     h.connect(2);
     h.send(2, "  bob ");
-    assert_eq!(h.lines(2), ["WELCOME bob", "USERS 2 ana bob"]);
+    assert_eq!(
+        h.lines(2),
+        [
+            "WELCOME bob",
+            "USERS 2 ana bob",
+            "NOTICE history kept: 100 public messages in memory, shown to whoever joins"
+        ]
+    );
     assert_eq!(h.lines(1), ["JOIN bob"]);
 }
 
@@ -150,7 +166,14 @@ fn before_a_nickname_only_ping_help_quit_and_pass_are_commands() {
     h.send(1, "//ana");
     h.send(1, "/nick");
     h.send(1, "/help");
+    h.send(1, "/pass x");
     let lines = h.lines(1);
+    assert_eq!(
+        lines.last().unwrap(),
+        "NOTICE password already accepted",
+        "no password needed here"
+    );
+    let lines = &lines[..lines.len() - 1];
     let choose = "ERROR nick-invalid choose a nickname first: send it alone on a line";
     assert_eq!(lines[..3], ["PONG t", choose, choose]);
     assert_eq!(
@@ -479,6 +502,7 @@ fn per_address_limits() {
             ..Config::default()
         },
         None,
+        tokens(),
     );
     for id in 0..2 {
         assert_eq!(chat.admit(other, id, h.now), Admission::Let(None));
@@ -566,14 +590,102 @@ fn shutdown_tells_everyone_and_announces_no_leaves() {
     h.join(1, "ana");
     h.join(2, "bob");
     h.connect(3);
+    // One still in its TLS handshake: closed, with nothing to tell.
+    let addr = ANY.parse().unwrap();
+    assert_eq!(h.chat.admit(addr, 3, h.now), Admission::Let(None));
+    h.chat.opened(4, addr, None);
     h.lines(1);
     h.chat.shutdown();
     for id in [1, 2, 3] {
         assert_eq!(h.lines(id), ["NOTICE server shutting down"]);
     }
+    assert!(h.lines(4).is_empty());
     let closes = h.closes();
-    assert_eq!(closes.len(), 3);
+    assert_eq!(closes.len(), 4);
     assert!(closes.iter().all(|(_, r)| *r == CloseReason::Shutdown));
+}
+
+#[test]
+fn every_way_out_gives_the_address_its_places_back() {
+    let key = address_key(ANY.parse::<SocketAddr>().unwrap().ip());
+    type Ending = fn(&mut Harness);
+    let endings: [(&str, Ending); 10] = [
+        ("handshake failed", |h| {
+            let addr = ANY.parse().unwrap();
+            let _ = h.chat.admit(addr, 0, h.now);
+            h.chat.opened(1, addr, None);
+            h.chat
+                .disconnected(1, CloseReason::HandshakeFailed("x".into()));
+            h.chat.forget(1);
+        }),
+        ("refused", |h| {
+            h.chat.cfg.max_clients = 0;
+            h.connect(1);
+            h.closes();
+            h.chat.forget(1);
+        }),
+        ("wrong password", |h| {
+            h.chat.password = Some(Password::from_text("right"));
+            h.connect(1);
+            h.send(1, "/pass wrong");
+            h.closes();
+            h.chat.forget(1);
+        }),
+        ("quit before a nickname", |h| {
+            h.connect(1);
+            h.send(1, "/quit");
+            h.closes();
+            h.chat.forget(1);
+        }),
+        ("no nickname in time", |h| {
+            h.connect(1);
+            h.chat.tick(h.now + Duration::from_secs(3600));
+            h.closes();
+            h.chat.forget(1);
+        }),
+        ("quit", |h| {
+            h.join(1, "ana");
+            h.send(1, "/quit");
+            h.closes();
+            h.chat.forget(1);
+        }),
+        ("peer closed", |h| {
+            h.join(1, "ana");
+            h.chat.disconnected(1, CloseReason::PeerClosed);
+            h.chat.forget(1);
+        }),
+        ("too slow, then gone", |h| {
+            h.join(1, "ana");
+            h.chat.disconnected(1, CloseReason::TooSlow);
+            h.chat.disconnected(1, CloseReason::PeerClosed);
+            h.chat.forget(1);
+        }),
+        ("shutdown", |h| {
+            h.join(1, "ana");
+            h.connect(2);
+            h.chat.shutdown();
+            h.closes();
+            h.chat.forget(1);
+            h.chat.forget(2);
+        }),
+        ("dropped without a word", |h| {
+            h.join(1, "ana");
+            h.connect(2);
+            h.chat.forget(1);
+            h.chat.forget(2);
+        }),
+    ];
+    for (name, ending) in endings {
+        let mut h = Harness::new();
+        ending(&mut h);
+        assert_eq!(
+            h.chat.per_address.count(key),
+            0,
+            "{name}: --max-per-ip count"
+        );
+        assert_eq!(h.chat.joining.count(key), 0, "{name}: joining count");
+        assert!(h.chat.by_nick.is_empty(), "{name}: nickname kept");
+    }
 }
 
 // Order
@@ -606,4 +718,269 @@ fn what_the_room_said_before_a_quit_still_reaches_the_one_who_quits() {
     h.send(2, "/quit");
     assert_eq!(h.lines(2), ["MSG ana adiós bob"]);
     assert_eq!(h.lines(1), ["LEAVE bob"]);
+}
+
+// History
+
+/// `HISTORY <time> <rest>` → (time, rest), the time checked to be RFC 3339 UTC with seconds.
+fn history_line(line: &str) -> (&str, &str) {
+    let rest = line
+        .strip_prefix("HISTORY ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let (time, rest) = rest.split_once(' ').unwrap();
+    let b = time.as_bytes();
+    assert!(
+        time.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z',
+        "{time}"
+    );
+    (time, rest)
+}
+
+#[test]
+fn who_joins_gets_the_recent_public_lines_oldest_first_with_their_time() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    for n in 1..=5 {
+        h.send(1, &format!("mensaje {n}"));
+    }
+    h.send(2, "/me saluda");
+    h.send(1, "/msg bob privado");
+    h.send(1, "/nick Ana");
+    h.connect(3);
+    h.send(3, "eva");
+    let lines = h.lines(3);
+    assert_eq!(lines[..2], ["WELCOME eva", "USERS 3 Ana bob eva"]);
+    let replayed: Vec<&str> = lines[2..8].iter().map(|l| history_line(l).1).collect();
+    assert_eq!(
+        replayed,
+        [
+            "MSG ana mensaje 1",
+            "MSG ana mensaje 2",
+            "MSG ana mensaje 3",
+            "MSG ana mensaje 4",
+            "MSG ana mensaje 5",
+            "ACTION bob saluda"
+        ],
+        "exactly the lines sent live; no private line, no nick change, no join"
+    );
+    assert_eq!(
+        lines[8..],
+        ["NOTICE history kept: 100 public messages in memory, shown to whoever joins"]
+    );
+}
+
+#[test]
+fn history_zero_keeps_nothing_and_says_nothing_and_history_off_declines_the_replay() {
+    let mut h = Harness::with(|c| c.history = 0);
+    h.join(1, "ana");
+    h.send(1, "hola");
+    h.connect(2);
+    h.send(2, "bob");
+    assert_eq!(h.lines(2), ["WELCOME bob", "USERS 2 ana bob"]);
+
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.send(1, "hola");
+    h.connect(2);
+    h.send(2, "/history off");
+    h.send(2, "bob");
+    let lines = h.lines(2);
+    assert_eq!(lines[..2], ["WELCOME bob", "USERS 2 ana bob"]);
+    assert!(lines[2].starts_with("NOTICE history kept:"), "{lines:?}");
+    assert_eq!(lines.len(), 3, "no HISTORY line: {lines:?}");
+}
+
+#[test]
+fn the_history_is_bounded_in_lines() {
+    let mut h = Harness::with(|c| c.history = 3);
+    h.join(1, "ana");
+    for n in 1..=10 {
+        h.send(1, &format!("m{n}"));
+    }
+    h.connect(2);
+    h.send(2, "bob");
+    let lines = h.lines(2);
+    let replayed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| history_line(l).1)
+        .collect();
+    assert_eq!(replayed, ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
+}
+
+// Sessions and resume
+
+/// Registers `nick` on `id` after `/resume`; returns (token, last id) from `SESSION`.
+fn join_with_session(h: &mut Harness, id: ConnId, nick: &str) -> (String, u64) {
+    h.connect(id);
+    h.send(id, "/resume");
+    h.send(id, nick);
+    let lines = h.lines(id);
+    assert_eq!(lines[0], format!("WELCOME {nick}"));
+    let session = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SESSION "))
+        .unwrap_or_else(|| panic!("no SESSION line: {lines:?}"));
+    let (token, last) = session.split_once(' ').unwrap();
+    (token.to_string(), last.parse().unwrap())
+}
+
+/// The id of a tagged line `@<id> ...`.
+fn line_id(line: &str) -> u64 {
+    let (id, _) = line.strip_prefix('@').unwrap().split_once(' ').unwrap();
+    id.parse().unwrap()
+}
+
+#[test]
+fn a_client_that_asked_for_ids_gets_them_and_plain_clients_do_not() {
+    let mut h = Harness::new();
+    let (token, last) = join_with_session(&mut h, 1, "ana");
+    assert_eq!(token, "tok1");
+    h.join(2, "bob");
+    h.lines(1);
+    h.send(2, "uno");
+    h.send(2, "/me dos");
+    let lines = h.lines(1);
+    assert_eq!(line_id(&lines[0]), last + 1);
+    assert_eq!(lines[0], format!("@{} MSG bob uno", last + 1));
+    assert_eq!(lines[1], format!("@{} ACTION bob dos", last + 2));
+    h.send(1, "tres");
+    assert_eq!(h.lines(2), ["MSG ana tres"], "plain clients see no ids");
+}
+
+#[test]
+fn a_dropped_client_comes_back_to_exactly_what_it_missed() {
+    let mut h = Harness::new();
+    let (token, _) = join_with_session(&mut h, 1, "ana");
+    h.join(2, "bob");
+    h.send(2, "antes");
+    let seen = h.lines(1);
+    let last_seen = line_id(seen.last().unwrap());
+    h.send(1, "lo mío");
+    h.lines(2);
+    h.chat.disconnected(1, CloseReason::Lost("reset".into()));
+    h.chat.forget(1);
+    assert_eq!(h.lines(2), ["LEAVE ana connection lost"]);
+    for n in 1..=3 {
+        h.send(2, &format!("perdido {n}"));
+    }
+    h.send(2, "/msg ana ¿sigues ahí?");
+    assert_eq!(
+        h.lines(2),
+        ["NOTICE held for ana: away, delivered if back within 120 s"]
+    );
+    // Nobody else can take the nickname meanwhile.
+    h.connect(3);
+    h.send(3, "ANA");
+    assert!(h.lines(3)[0].starts_with("ERROR nick-taken ANA is kept for its user"));
+    // Back, on a new connection.
+    h.connect(4);
+    h.send(4, &format!("/resume {token} {last_seen}"));
+    h.send(4, "ana");
+    let lines = h.lines(4);
+    assert_eq!(lines[..2], ["WELCOME ana", "USERS 2 bob ana"]);
+    assert!(
+        lines[2].starts_with(&format!("SESSION {token} ")),
+        "{lines:?}"
+    );
+    let replayed: Vec<&str> = lines[3..7].iter().map(|l| history_line(l).1).collect();
+    assert_eq!(replayed[..3].len(), 3);
+    for (n, line) in replayed[..3].iter().enumerate() {
+        let (id, text) = line.split_once(' ').unwrap();
+        assert!(id.starts_with('@'));
+        assert_eq!(
+            text,
+            format!("MSG bob perdido {}", n + 1),
+            "not its own line, no repeat"
+        );
+    }
+    assert_eq!(replayed[3], "PRIVMSG bob ¿sigues ahí?");
+    assert!(lines[7].starts_with("NOTICE history kept:"));
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    assert_eq!(h.lines(2), ["JOIN ana"]);
+    h.send(2, "/msg ana ya");
+    assert_eq!(h.lines(4), ["PRIVMSG bob ya"]);
+}
+
+#[test]
+fn after_the_window_the_nickname_is_free_and_senders_are_told() {
+    let mut h = Harness::with(|c| c.resume_window = Duration::from_secs(60));
+    let (token, last) = join_with_session(&mut h, 1, "ana");
+    h.join(2, "bob");
+    h.chat.disconnected(1, CloseReason::PeerClosed);
+    h.chat.forget(1);
+    h.send(2, "/msg ana uno");
+    h.send(2, "/msg ana dos");
+    h.lines(2);
+    h.now += Duration::from_secs(59);
+    h.chat.tick(h.now);
+    assert!(h.lines(2).is_empty());
+    h.now += Duration::from_secs(1);
+    h.chat.tick(h.now);
+    assert_eq!(
+        h.lines(2),
+        ["NOTICE not delivered to ana: not back within 60 s, 2 messages dropped"]
+    );
+    h.join(3, "ana");
+    // The old token is worth nothing now: a new session, and its last id still counts.
+    h.connect(4);
+    h.send(4, &format!("/resume {token} {last}"));
+    h.send(4, "ana2");
+    let lines = h.lines(4);
+    assert!(
+        lines.iter().any(|l| l.starts_with("SESSION tok2 ")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("PRIVMSG")), "{lines:?}");
+}
+
+#[test]
+fn quit_ends_a_session_at_once() {
+    let mut h = Harness::new();
+    let (token, last) = join_with_session(&mut h, 1, "ana");
+    h.join(2, "bob");
+    h.send(1, "/quit adiós");
+    h.closes();
+    h.chat.forget(1);
+    h.send(2, "/msg ana hola");
+    assert_eq!(h.lines(2)[1], "ERROR no-such-user ana");
+    h.connect(3);
+    h.send(3, &format!("/resume {token} {last}"));
+    h.send(3, "ana");
+    assert!(h.lines(3).iter().any(|l| l.starts_with("SESSION tok2 ")));
+}
+
+#[test]
+fn coming_back_before_the_old_connection_is_found_dead_replaces_it() {
+    let mut h = Harness::new();
+    let (token, last) = join_with_session(&mut h, 1, "ana");
+    h.join(2, "bob");
+    h.connect(3);
+    h.send(3, &format!("/resume {token} {last}"));
+    h.send(3, "ana");
+    assert_eq!(h.lines(3)[0], "WELCOME ana");
+    let closes = h.closes();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0].0, 1, "the old connection is closed");
+    assert_eq!(h.lines(2), ["LEAVE ana connection lost", "JOIN ana"]);
+    h.send(2, "/msg ana hola");
+    assert_eq!(h.lines(3), ["PRIVMSG bob hola"]);
+}
+
+#[test]
+fn resume_and_history_are_registration_commands() {
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.send(1, "/resume");
+    h.send(1, "/history off");
+    h.send(1, "/resume x");
+    assert_eq!(
+        h.lines(1),
+        [
+            "ERROR unknown-command resume",
+            "ERROR unknown-command history",
+            "ERROR missing-argument usage: /resume [<token> <last id>]"
+        ]
+    );
 }

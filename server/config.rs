@@ -59,6 +59,16 @@ Options:
                              that a connect-join-quit loop cannot drown the room in JOIN and
                              LEAVE lines; raise it for a large network behind one NAT
                              address [default: 120; 0 = no limit]
+  --history N                the last N public messages (and /me actions) are kept in memory
+                             and shown to whoever joins, as 'HISTORY <time> <line>'; private
+                             messages are never kept in it; 0 turns history off
+                             [default: 100]
+  --history-bytes BYTES      most memory the history may take; the oldest messages go first
+                             [default: 256K]
+  --resume-window SECS       a client that asked for a session ('/resume', docs/protocol.md)
+                             and whose connection dropped keeps its nickname for this long,
+                             and private messages sent to it meanwhile are held in memory and
+                             delivered when it comes back; 0 turns this off [default: 120]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -71,6 +81,9 @@ Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', clos
 connection and exit 0; SIGHUP reloads the certificate and key from disk (a broken file is
 logged and the old one kept).
 Logs go to stderr, one timestamped line per event; message text is never logged.
+Message text is kept only in memory: the history (--history) and private messages held for
+a user who is away (--resume-window); every client is told at registration when history is
+kept.
 ";
 
 #[derive(Debug, Clone)]
@@ -99,6 +112,12 @@ pub struct Config {
     pub max_joining_per_ip: usize,
     /// New connections one address may open per minute; 0 = no limit.
     pub max_connects_per_ip: u32,
+    /// Public messages kept for those who join later; 0 = no history.
+    pub history: usize,
+    /// Most bytes the history may take.
+    pub history_bytes: usize,
+    /// How long a user whose connection dropped keeps its nickname and held messages.
+    pub resume_window: Duration,
 }
 
 impl Default for Config {
@@ -121,6 +140,9 @@ impl Default for Config {
             max_per_ip: 0,
             max_joining_per_ip: 64,
             max_connects_per_ip: 120,
+            history: 100,
+            history_bytes: 256 << 10,
+            resume_window: Duration::from_secs(120),
         }
     }
 }
@@ -144,6 +166,9 @@ const KNOWN_FLAGS: &[&str] = &[
     "max-per-ip",
     "max-joining-per-ip",
     "max-connects-per-ip",
+    "history",
+    "history-bytes",
+    "resume-window",
 ];
 
 /// What the command line asks for.
@@ -239,6 +264,24 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                 cfg.max_per_ip = value
                     .parse()
                     .map_err(|_| bad("expected a whole number, 0 for no limit"))?
+            }
+            "--history" => {
+                cfg.history = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 100_000)
+                    .ok_or_else(|| bad("expected a whole number of messages from 0 to 100000"))?
+            }
+            "--history-bytes" => {
+                cfg.history_bytes = parse_bytes(&value)
+                    .filter(|&n| (4096..=256 << 20).contains(&n))
+                    .ok_or_else(|| bad("expected a size from 4K to 256M"))?
+            }
+            "--resume-window" => {
+                cfg.resume_window = non_negative(&value)
+                    .filter(|&n| n <= 86_400.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad("expected seconds from 0 to 86400"))?
             }
             _ => unreachable!("every name in KNOWN_FLAGS has a branch"),
         }

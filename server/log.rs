@@ -118,7 +118,13 @@ pub struct NonblockingStderr {
 
 impl Drop for NonblockingStderr {
     fn drop(&mut self) {
+        // What stderr does not take now is dropped: exiting must not wait for a stalled reader.
         flush();
+        PENDING.with(|pending| {
+            if let Ok(mut pending) = pending.try_borrow_mut() {
+                pending.bytes.clear();
+            }
+        });
         if let Some(flags) = self.restore {
             use std::os::fd::AsRawFd;
             // SAFETY: fcntl on descriptor 2, putting back the flags it had.
@@ -130,7 +136,7 @@ impl Drop for NonblockingStderr {
 }
 
 /// RFC 3339 UTC time with whole seconds, without a date library.
-fn utc_timestamp(t: SystemTime) -> String {
+pub fn utc_timestamp(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -6,9 +6,11 @@ mod chat;
 mod close;
 mod config;
 mod conn;
+mod history;
 mod log;
 mod outbox;
 mod reactor;
+mod sessions;
 mod tls;
 
 use std::io::Write;

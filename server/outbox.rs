@@ -19,20 +19,57 @@ pub type ConnId = usize;
 /// Largest room-log capacity kept from one pass to the next.
 const ROOM_LOG_KEEP: usize = 256 << 10;
 
-#[derive(Default)]
 pub struct Outbox {
     mailboxes: Vec<Option<Mailbox>>,
     /// The room's members, for fan-out without scanning idle slots.
     members: Vec<ConnId>,
-    /// Lines for every member, not yet served to all of them.
-    room: Vec<u8>,
-    /// Position of `room[0]` in everything the room has been sent since the server started.
-    room_base: u64,
+    /// Lines for every member, not yet served to all of them: as plain clients get them, and
+    /// with line ids for the members that asked for ids (`/resume`).
+    rooms: [RoomLog; 2],
+    /// Members served from `rooms[TAGGED]`: while there are none, it is not written.
+    tagged_members: usize,
     /// Lines were added to the room since the reactor last took them.
     room_dirty: bool,
     /// Connections with bytes in their own queue, in the order they got them.
     to_flush: Vec<ConnId>,
+    /// Past this many bytes queued for one connection, it is listed in `over_limit`
+    /// (--max-queue).
+    max_queue: usize,
+    /// Connections whose queue passed `max_queue` while lines were being produced: the reactor
+    /// offers their sockets what is queued at once, and finds them too slow if that is not
+    /// enough, rather than at the end of the pass (a pass can produce far more than the limit).
+    over_limit: Vec<ConnId>,
     pool: BufferPool,
+}
+
+const PLAIN: usize = 0;
+const TAGGED: usize = 1;
+
+#[derive(Default)]
+struct RoomLog {
+    bytes: Vec<u8>,
+    /// Position of `bytes[0]` in everything this log has held since the server started.
+    base: u64,
+}
+
+impl RoomLog {
+    fn end(&self) -> u64 {
+        self.base + self.bytes.len() as u64
+    }
+
+    /// What a member served up to `pos` has not had yet.
+    fn from(&self, pos: u64) -> &[u8] {
+        let from = (pos.saturating_sub(self.base) as usize).min(self.bytes.len());
+        &self.bytes[from..]
+    }
+
+    fn clear(&mut self) {
+        self.base = self.end();
+        self.bytes.clear();
+        if self.bytes.capacity() > ROOM_LOG_KEEP {
+            self.bytes = Vec::new();
+        }
+    }
 }
 
 struct Mailbox {
@@ -48,11 +85,33 @@ struct Mailbox {
 struct Membership {
     room_pos: u64,
     slot: usize,
+    /// Served from the log with line ids.
+    tagged: bool,
+}
+
+impl Membership {
+    fn log(&self) -> usize {
+        if self.tagged {
+            TAGGED
+        } else {
+            PLAIN
+        }
+    }
 }
 
 impl Outbox {
-    fn room_end(&self) -> u64 {
-        self.room_base + self.room.len() as u64
+    pub fn new(max_queue: usize) -> Outbox {
+        Outbox {
+            mailboxes: Vec::new(),
+            members: Vec::new(),
+            rooms: Default::default(),
+            tagged_members: 0,
+            room_dirty: false,
+            to_flush: Vec::new(),
+            max_queue,
+            over_limit: Vec::new(),
+            pool: BufferPool::default(),
+        }
     }
 
     fn mailbox(&mut self, id: ConnId) -> Option<&mut Mailbox> {
@@ -86,14 +145,20 @@ impl Outbox {
         }
     }
 
-    /// Enters the room: served every room line from now on.
-    pub fn join(&mut self, id: ConnId) {
-        let room_pos = self.room_end();
+    /// Enters the room: served every room line from now on, with line ids if `tagged`.
+    pub fn join(&mut self, id: ConnId, tagged: bool) {
+        let log = if tagged { TAGGED } else { PLAIN };
+        let room_pos = self.rooms[log].end();
         let slot = self.members.len();
         if let Some(mailbox) = self.mailbox(id) {
             if mailbox.member.is_none() {
-                mailbox.member = Some(Membership { room_pos, slot });
+                mailbox.member = Some(Membership {
+                    room_pos,
+                    slot,
+                    tagged,
+                });
                 self.members.push(id);
+                self.tagged_members += usize::from(tagged);
             }
         }
     }
@@ -106,12 +171,18 @@ impl Outbox {
         let Some(member) = self.mailbox(id).and_then(|m| m.member.take()) else {
             return;
         };
+        self.tagged_members -= usize::from(member.tagged);
         self.members.swap_remove(member.slot);
         if let Some(&moved) = self.members.get(member.slot) {
             if let Some(m) = self.mailbox(moved).and_then(|m| m.member.as_mut()) {
                 m.slot = member.slot;
             }
         }
+    }
+
+    /// Some member asked for line ids: public lines need their tagged copy.
+    pub fn has_tagged_members(&self) -> bool {
+        self.tagged_members > 0
     }
 
     pub fn members(&self) -> &[ConnId] {
@@ -124,22 +195,39 @@ impl Outbox {
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        let before = mailbox.queue.pending();
         mailbox.queue.push(bytes, &mut self.pool);
+        if before <= self.max_queue && mailbox.queue.pending() > self.max_queue {
+            self.over_limit.push(id);
+        }
         if !mailbox.listed {
             mailbox.listed = true;
             self.to_flush.push(id);
         }
     }
 
+    /// Connections whose queue passed --max-queue since last asked.
+    pub fn take_over_limit(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.over_limit)
+    }
+
     /// A line for every member but `except` (who is served up to here, then skips it).
     pub fn send_to_room(&mut self, except: Option<ConnId>, bytes: &[u8]) {
+        self.send_public(except, bytes, bytes);
+    }
+
+    /// A public line, as plain clients get it and as those that asked for line ids get it.
+    pub fn send_public(&mut self, except: Option<ConnId>, plain: &[u8], tagged: &[u8]) {
         if let Some(id) = except {
             self.catch_up(id);
         }
-        self.room.extend_from_slice(bytes);
-        let end = self.room_end();
+        self.rooms[PLAIN].bytes.extend_from_slice(plain);
+        if self.tagged_members > 0 {
+            self.rooms[TAGGED].bytes.extend_from_slice(tagged);
+        }
+        let ends = [self.rooms[PLAIN].end(), self.rooms[TAGGED].end()];
         if let Some(m) = except.and_then(|id| self.mailbox(id)?.member.as_mut()) {
-            m.room_pos = end;
+            m.room_pos = ends[m.log()];
         }
         self.room_dirty = true;
     }
@@ -147,19 +235,18 @@ impl Outbox {
     /// Copies the room's bytes `id` has not been served into its own queue, so that whatever is
     /// queued for it next comes after them.
     fn catch_up(&mut self, id: ConnId) {
-        let end = self.room_end();
-        let base = self.room_base;
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
         let Some(member) = mailbox.member.as_mut() else {
             return;
         };
-        let from = member.room_pos.saturating_sub(base) as usize;
-        if from < self.room.len() {
-            mailbox.queue.push(&self.room[from..], &mut self.pool);
+        let room = &self.rooms[member.log()];
+        let unserved = room.from(member.room_pos);
+        if !unserved.is_empty() {
+            mailbox.queue.push(unserved, &mut self.pool);
         }
-        member.room_pos = end;
+        member.room_pos = room.end();
     }
 
     /// Bytes waiting for `id` in its own queue.
@@ -170,9 +257,9 @@ impl Outbox {
             .map_or(0, |m| m.queue.pending())
     }
 
-    /// Bytes in the room's log this pass.
+    /// Bytes in the room's logs this pass.
     pub fn room_len(&self) -> usize {
-        self.room.len()
+        self.rooms[PLAIN].bytes.len() + self.rooms[TAGGED].bytes.len()
     }
 
     /// Whether anything waits to be written.
@@ -211,34 +298,31 @@ impl Outbox {
     /// that returned `WouldBlock` is retried from the queue with the same bytes first, which
     /// OpenSSL allows with ACCEPT_MOVING_WRITE_BUFFER). Returns the bytes still waiting.
     pub fn write(&mut self, id: ConnId, w: &mut impl Write) -> io::Result<usize> {
-        let base = self.room_base;
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return Ok(0);
         };
         let all_out = mailbox.queue.write_to(w, &mut self.pool)?;
         if all_out {
             if let Some(member) = mailbox.member.as_mut() {
-                let from = (member.room_pos.saturating_sub(base) as usize).min(self.room.len());
-                member.room_pos += write_until_blocked(w, &self.room[from..])? as u64;
+                let unserved = self.rooms[member.log()].from(member.room_pos);
+                member.room_pos += write_until_blocked(w, unserved)? as u64;
             }
         }
         self.catch_up(id);
         Ok(self.pending(id))
     }
 
-    /// Ends a pass: every member has been served the room's log (written or copied into its
-    /// queue), which is emptied.
+    /// Ends a pass: every member has been served the room's logs (written or copied into its
+    /// queue), which are emptied.
     pub fn end_pass(&mut self) {
-        if self.room.is_empty() {
+        if self.room_len() == 0 {
             return;
         }
         for i in 0..self.members.len() {
             self.catch_up(self.members[i]);
         }
-        self.room_base = self.room_end();
-        self.room.clear();
-        if self.room.capacity() > ROOM_LOG_KEEP {
-            self.room = Vec::new();
+        for room in &mut self.rooms {
+            room.clear();
         }
     }
 }
@@ -353,12 +437,12 @@ mod tests {
 
     fn member(outbox: &mut Outbox, id: ConnId) {
         outbox.open(id);
-        outbox.join(id);
+        outbox.join(id, false);
     }
 
     #[test]
     fn queue_keeps_order_across_partial_writes_and_holds_no_memory_when_empty() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         out.open(0);
         let mut p = pipe(5);
         out.send(0, b"hello ");
@@ -380,7 +464,7 @@ mod tests {
 
     #[test]
     fn room_lines_and_private_lines_arrive_in_the_order_they_were_produced() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         member(&mut out, 1);
         out.send_to_room(None, b"1 room\n");
@@ -404,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_full_socket_keeps_the_rest_in_order_for_the_next_pass() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         out.send_to_room(None, b"abcdef\n");
         let mut p = pipe(3);
@@ -419,7 +503,7 @@ mod tests {
 
     #[test]
     fn leaving_keeps_or_drops_what_the_room_said_before() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         member(&mut out, 1);
         member(&mut out, 2);
@@ -437,7 +521,7 @@ mod tests {
 
     #[test]
     fn members_stay_findable_after_others_leave() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         for id in 0..4 {
             member(&mut out, id);
         }
@@ -450,8 +534,45 @@ mod tests {
     }
 
     #[test]
+    fn members_that_asked_for_ids_get_the_tagged_lines_in_the_same_order() {
+        let mut out = Outbox::new(usize::MAX);
+        member(&mut out, 0);
+        out.open(1);
+        out.join(1, true);
+        out.send_public(None, b"MSG ana uno\n", b"@7 MSG ana uno\n");
+        out.send_to_room(None, b"JOIN eva\n");
+        out.send(1, b"PONG\n");
+        out.send_public(Some(1), b"MSG bob dos\n", b"@8 MSG bob dos\n");
+        let (mut p0, mut p1) = (pipe(1000), pipe(1000));
+        out.write(0, &mut p0).unwrap();
+        out.write(1, &mut p1).unwrap();
+        out.end_pass();
+        assert_eq!(p0.got, b"MSG ana uno\nJOIN eva\nMSG bob dos\n");
+        assert_eq!(p1.got, b"@7 MSG ana uno\nJOIN eva\nPONG\n");
+        out.leave(1, false);
+        out.send_public(None, b"MSG ana tres\n", b"@9 MSG ana tres\n");
+        assert_eq!(
+            out.room_len(),
+            13,
+            "no tagged copy once nobody asks for ids"
+        );
+    }
+
+    #[test]
+    fn a_queue_past_the_limit_is_reported_once() {
+        let mut out = Outbox::new(10);
+        out.open(0);
+        out.send(0, b"0123456789");
+        assert!(out.take_over_limit().is_empty());
+        out.send(0, b"x");
+        out.send(0, b"y");
+        assert_eq!(out.take_over_limit(), [0]);
+        assert!(out.take_over_limit().is_empty());
+    }
+
+    #[test]
     fn end_of_pass_serves_members_that_were_not_written() {
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         out.send_to_room(None, b"kept\n");
         out.end_pass();

@@ -77,6 +77,18 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// 128 random bits from OpenSSL, as 32 hex digits: unguessable session tokens.
+fn session_token() -> String {
+    let mut bytes = [0u8; 16];
+    // The generator fails only if it could not be seeded; then no token is better than a weak
+    // one: an empty token matches no session (the client just gets no resume).
+    if openssl::rand::rand_bytes(&mut bytes).is_err() {
+        log!("cannot make a session token: OpenSSL's random generator failed");
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -134,7 +146,7 @@ impl Server {
             listener: Some(listener),
             signals,
             acceptor,
-            chat: Chat::new(cfg.clone(), password),
+            chat: Chat::new(cfg.clone(), password, Box::new(session_token)),
             cfg,
             conns: Slab::default(),
             writers: Vec::new(),
@@ -190,6 +202,11 @@ impl Server {
                 }
             }
             self.now = Instant::now();
+            // Those that stopped reading in the last pass go first: epoll will not report their
+            // waiting input again.
+            for token in std::mem::take(&mut self.read_again) {
+                self.conn_ready(token, true, false);
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -200,9 +217,6 @@ impl Server {
                         event.is_writable(),
                     ),
                 }
-            }
-            for token in std::mem::take(&mut self.read_again) {
-                self.conn_ready(token, true, false);
             }
             self.expire_deadlines();
             self.chat.tick(self.now);
@@ -414,6 +428,7 @@ impl Server {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.chat.feed(id, &scratch[..n], self.now);
+                    self.relieve_full_queues();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -426,6 +441,16 @@ impl Server {
         self.scratch = scratch;
     }
 
+    /// Queues that passed --max-queue while lines were handled: their sockets get what is queued
+    /// now, and a client whose socket cannot take enough is too slow, before more piles up.
+    fn relieve_full_queues(&mut self) {
+        for id in self.chat.outbox.take_over_limit() {
+            if self.conns.get(id).is_some_and(|c| c.link == Link::Open) {
+                self.flush(id);
+            }
+        }
+    }
+
     /// The peer closed its side: it leaves the chat, and gets what is queued for it (it may
     /// still read) before close_notify.
     fn peer_closed(&mut self, id: ConnId) {
@@ -433,13 +458,25 @@ impl Server {
         self.start_closing(id, true);
     }
 
-    /// A closing connection's input is read and dropped until the peer closes.
+    /// A closing connection's input is read and dropped until the peer closes. A peer that
+    /// closed its side may still read: what is queued for it goes out first, then close_notify.
     fn drain_closing(&mut self, token: Token) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        while let Some(conn) = self.conns.get_mut(token.0) {
+        let id = token.0;
+        while let Some(conn) = self.conns.get_mut(id) {
             match conn.tls.read(&mut scratch) {
                 Ok(0) => {
-                    self.drop_conn(token.0);
+                    match conn.link {
+                        Link::Closing {
+                            notify_sent: false, ..
+                        } if self.chat.outbox.pending(id) > 0 => {
+                            conn.link = Link::Closing {
+                                notify_sent: false,
+                                peer_gone: true,
+                            };
+                        }
+                        _ => self.drop_conn(id),
+                    }
                     break;
                 }
                 Ok(_) => {}

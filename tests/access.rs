@@ -91,6 +91,7 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     ana.send("ana");
     ana.expect_next("WELCOME ana");
     ana.read_user_list();
+    ana.sync();
 
     // A renewed certificate and key, written over the old files.
     let old_cert = dir.path().join("old-cert.pem");
@@ -146,6 +147,7 @@ fn sighup_with_a_fifo_or_a_device_at_the_certificate_path_keeps_serving() {
     ana.send("ana");
     ana.expect_next("WELCOME ana");
     ana.read_user_list();
+    ana.sync();
 
     // A device without end: reading it whole would eat the memory.
     std::fs::remove_file(&served).unwrap();

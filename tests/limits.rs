@@ -69,9 +69,10 @@ fn no_nickname_in_time_is_told_and_closed() {
 
 #[test]
 fn flood_is_answered_and_excess_lines_dropped() {
-    let server = Server::start(&["--flood-rate", "0.01", "--flood-burst", "4"]);
+    let server = Server::start(&["--flood-rate", "0.01", "--flood-burst", "5"]);
     let (mut ana, mut bob) = server.pair();
-    // Ten lines in one write arrive together: the nickname took one token of four, three are left.
+    // Ten lines in one write arrive together: the nickname and the harness's /ping after it took
+    // two tokens of five, three are left.
     let burst: String = (0..10).map(|i| format!("línea {i}\n")).collect();
     ana.send_raw(burst.as_bytes());
     let line = ana.line();
@@ -380,11 +381,14 @@ fn a_slow_client_that_hangs_up_in_the_same_pass_is_announced_as_leaving() {
 /// serving, drops log lines it cannot write, and says how many once stderr is read again.
 #[test]
 fn a_server_whose_log_is_not_read_keeps_serving_and_counts_what_it_dropped() {
+    // Flood control off: the pings below, as many as it takes the log reader to catch up.
     let server = Server::start(&[
         "--max-connects-per-ip",
         "0",
         "--max-joining-per-ip",
         "100000",
+        "--flood-rate",
+        "0",
     ]);
     server.stop_reading_log();
     // Each plain TCP connection that hangs up makes two log lines: far more than the pipe's

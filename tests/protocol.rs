@@ -16,11 +16,14 @@ fn registration_gives_welcome_user_list_and_join() {
     ana.send("ana");
     ana.expect_next("WELCOME ana");
     assert_eq!(ana.read_user_list(), vec!["ana"]);
+    let kept = "NOTICE history kept: 100 public messages in memory, shown to whoever joins";
+    ana.expect_next(kept);
 
     let mut bob = server.connect();
     bob.send("bob");
     bob.expect_next("WELCOME bob");
     assert_eq!(sorted(bob.read_user_list()), vec!["ana", "bob"]);
+    bob.expect_next(kept);
     ana.expect_next("JOIN bob");
     assert!(server.wait_log("registered bob").contains("127.0.0.1"));
 }

@@ -21,6 +21,11 @@ pub enum ClientLine<'a> {
     Quit(Option<&'a str>),
     Help,
     Pass(&'a str),
+    /// `/resume`: this client wants line ids and a session token (before its nickname).
+    /// `/resume <token> <last id>`: it had them, and comes back.
+    Resume(Option<(&'a str, u64)>),
+    /// `/history off` (before the nickname): no replay of the history; `/history on` undoes it.
+    History(bool),
     /// A known command without its required argument; the usage to show.
     MissingArgument(&'static str),
     Unknown(&'a str),
@@ -94,6 +99,19 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
             Some(password) => ClientLine::Pass(password),
             None => ClientLine::MissingArgument("/pass <password>"),
         },
+        "resume" => {
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next().map(str::parse), words.next()) {
+                (None, _, _) => ClientLine::Resume(None),
+                (Some(token), Some(Ok(last)), None) => ClientLine::Resume(Some((token, last))),
+                _ => ClientLine::MissingArgument("/resume [<token> <last id>]"),
+            }
+        }
+        "history" => match args.trim().to_ascii_lowercase().as_str() {
+            "off" => ClientLine::History(false),
+            "on" => ClientLine::History(true),
+            _ => ClientLine::MissingArgument("/history on|off"),
+        },
         _ => ClientLine::Unknown(name),
     }
 }
@@ -125,6 +143,33 @@ mod tests {
             "unoMSG bob dostres\tcuatro"
         );
         assert!(matches!(clean_text("sin nada"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn resume_and_history_take_their_arguments_or_say_how() {
+        assert_eq!(parse_client_line("/resume"), Resume(None));
+        assert_eq!(
+            parse_client_line("/RESUME abc 42"),
+            Resume(Some(("abc", 42)))
+        );
+        for bad in [
+            "/resume abc",
+            "/resume abc x",
+            "/resume abc 1 2",
+            "/resume abc -1",
+        ] {
+            assert_eq!(
+                parse_client_line(bad),
+                MissingArgument("/resume [<token> <last id>]"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_client_line("/history off"), History(false));
+        assert_eq!(parse_client_line("/history ON"), History(true));
+        assert_eq!(
+            parse_client_line("/history"),
+            MissingArgument("/history on|off")
+        );
     }
 
     #[test]

@@ -68,6 +68,14 @@ pub mod notice {
     pub const PASSWORD_ALREADY_ACCEPTED: &str = "password already accepted";
     /// Followed by a space and the nickname.
     pub const NICK_UNCHANGED: &str = "your nickname is already";
+    /// `history kept: <n> public messages <in memory|on disk>, shown to whoever joins`.
+    pub const HISTORY_KEPT: &str = "history kept:";
+    /// `held for <nick>: away, delivered if back within <s> s`.
+    pub const HELD_FOR: &str = "held for";
+    /// `not delivered to <nick>: not back in time, <n> messages dropped`.
+    pub const NOT_DELIVERED_TO: &str = "not delivered to";
+    /// `not held for <nick>: too many messages waiting`.
+    pub const NOT_HELD_FOR: &str = "not held for";
 }
 
 /// The reasons the server gives in `LEAVE <nick> <reason>` when the user did not give one with

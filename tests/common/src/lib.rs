@@ -367,11 +367,14 @@ impl Server {
     }
 
     /// Connects, registers as `nick` and reads the welcome and the user list.
+    /// Registered as `nick`, with what registration brings (the user list, the history and
+    /// the notice that it is kept) read.
     pub fn join(&self, nick: &str) -> Client {
         let mut c = self.connect();
         c.send(nick);
         c.expect_next(&format!("WELCOME {nick}"));
         c.read_user_list();
+        c.sync();
         c
     }
 
