@@ -1,0 +1,212 @@
+//! History on join, and resuming after a dropped connection, over real TLS with the real server.
+
+use charla_test_support as common;
+
+use common::{Client, Server};
+
+/// `HISTORY <time> <rest>` → `<rest>`, the time checked to be RFC 3339 UTC with seconds.
+fn replayed(line: &str) -> &str {
+    let rest = line
+        .strip_prefix("HISTORY ")
+        .unwrap_or_else(|| panic!("not a HISTORY line: {line:?}"));
+    let (time, rest) = rest.split_once(' ').unwrap();
+    let b = time.as_bytes();
+    assert!(
+        time.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'Z',
+        "{time}"
+    );
+    rest
+}
+
+/// Registers `nick` by hand; returns every line up to the answer to a ping after it.
+fn register(server: &Server, first_lines: &[&str], nick: &str) -> (Client, Vec<String>) {
+    let mut c = server.connect();
+    for line in first_lines {
+        c.send(line);
+    }
+    c.send(nick);
+    let lines = c.sync();
+    assert_eq!(lines[0], format!("WELCOME {nick}"), "{lines:?}");
+    (c, lines)
+}
+
+const KEPT: &str = "NOTICE history kept: 100 public messages in memory, shown to whoever joins";
+
+#[test]
+fn who_joins_after_five_messages_gets_them_oldest_first() {
+    let server = Server::start(&[]);
+    let mut ana = server.join("ana");
+    for n in 1..=5 {
+        ana.send(&format!("mensaje {n}"));
+    }
+    ana.send("/me se va");
+    ana.sync();
+    let (_bob, lines) = register(&server, &[], "bob");
+    assert_eq!(lines[1], "USERS 2 ana bob");
+    let history: Vec<&str> = lines[2..8].iter().map(|l| replayed(l)).collect();
+    assert_eq!(
+        history,
+        [
+            "MSG ana mensaje 1",
+            "MSG ana mensaje 2",
+            "MSG ana mensaje 3",
+            "MSG ana mensaje 4",
+            "MSG ana mensaje 5",
+            "ACTION ana se va"
+        ]
+    );
+    assert_eq!(lines[8..], [KEPT]);
+}
+
+#[test]
+fn history_zero_sends_none_and_history_off_declines_it() {
+    let server = Server::start(&["--history", "0"]);
+    let mut ana = server.join("ana");
+    ana.send("hola");
+    ana.sync();
+    let (_bob, lines) = register(&server, &[], "bob");
+    assert_eq!(lines, ["WELCOME bob", "USERS 2 ana bob"]);
+
+    let server = Server::start(&[]);
+    let mut ana = server.join("ana");
+    ana.send("hola");
+    ana.sync();
+    let (_bob, lines) = register(&server, &["/history off"], "bob");
+    assert_eq!(lines, ["WELCOME bob", "USERS 2 ana bob", KEPT]);
+}
+
+#[test]
+fn the_history_is_bounded_in_lines_and_in_bytes() {
+    let server = Server::start(&["--history", "3", "--flood-rate", "0"]);
+    let mut ana = server.join("ana");
+    for n in 1..=10 {
+        ana.send(&format!("m{n}"));
+    }
+    ana.sync();
+    let (_bob, lines) = register(&server, &[], "bob");
+    let history: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l))
+        .collect();
+    assert_eq!(history, ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
+
+    // 4 KiB of history and lines of 1000 bytes: never 100 of them.
+    let server = Server::start(&["--history-bytes", "4K", "--flood-rate", "0"]);
+    let mut ana = server.join("ana");
+    for n in 0..10 {
+        ana.send(&format!("{n}{}", "x".repeat(999)));
+    }
+    ana.sync();
+    let (_bob, lines) = register(&server, &[], "bob");
+    let history: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l))
+        .collect();
+    assert!((1..=3).contains(&history.len()), "{}", history.len());
+    assert!(history.last().unwrap().starts_with("MSG ana 9xxx"));
+}
+
+/// Registers with `/resume` (first) or `/resume <token> <last>`; returns the client, the session
+/// token and the last id the server gave, and the lines of the registration.
+fn join_resuming(
+    server: &Server,
+    nick: &str,
+    back: Option<(&str, u64)>,
+) -> (Client, String, u64, Vec<String>) {
+    let resume = match back {
+        None => "/resume".to_string(),
+        Some((token, last)) => format!("/resume {token} {last}"),
+    };
+    let (client, lines) = register(server, &[&resume], nick);
+    let session = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SESSION "))
+        .unwrap_or_else(|| panic!("no SESSION: {lines:?}"));
+    let (token, last) = session.split_once(' ').unwrap();
+    assert_eq!(token.len(), 32, "128 bits in hex: {token}");
+    (client, token.to_string(), last.parse().unwrap(), lines)
+}
+
+/// The id of `@<id> ...`, and the rest.
+fn tagged(line: &str) -> (u64, &str) {
+    let (id, rest) = line
+        .strip_prefix('@')
+        .unwrap_or_else(|| panic!("no id: {line:?}"))
+        .split_once(' ')
+        .unwrap();
+    (id.parse().unwrap(), rest)
+}
+
+#[test]
+fn a_dropped_client_comes_back_to_every_line_it_missed_exactly_once() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let (mut ana, token, _, _) = join_resuming(&server, "ana", None);
+    let mut bob = server.join("bob");
+    ana.expect_line("JOIN bob");
+    bob.send("antes");
+    let first = ana.line();
+    let (last_seen, line) = tagged(&first);
+    assert_eq!(line, "MSG bob antes");
+    ana.send("lo mío");
+    bob.expect_line("MSG ana lo mío");
+    ana.reset();
+    bob.expect_line("LEAVE ana connection lost");
+    for n in 1..=50 {
+        bob.send(&format!("perdido {n}"));
+    }
+    for n in 1..=3 {
+        bob.send(&format!("/msg ana privado {n}"));
+        bob.expect_line("NOTICE held for ana: away, delivered if back within 120 s");
+    }
+    // Meanwhile the nickname is kept for ana.
+    let mut eva = server.connect();
+    eva.send("ana");
+    let refused = eva.line();
+    assert!(
+        refused.starts_with("ERROR nick-taken ana is kept for its user"),
+        "{refused}"
+    );
+
+    let (mut ana, token_back, _, lines) = join_resuming(&server, "ana", Some((&token, last_seen)));
+    assert_eq!(token_back, token, "the same session");
+    let history: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l))
+        .collect();
+    assert_eq!(history.len(), 53, "{history:?}");
+    let mut last_id = last_seen;
+    for (n, line) in history[..50].iter().enumerate() {
+        let (id, text) = tagged(line);
+        assert!(id > last_id, "ids grow, no line twice");
+        last_id = id;
+        assert_eq!(text, format!("MSG bob perdido {}", n + 1));
+    }
+    for (n, line) in history[50..].iter().enumerate() {
+        assert_eq!(*line, format!("PRIVMSG bob privado {}", n + 1));
+    }
+    bob.expect_line("JOIN ana");
+    bob.send("de vuelta");
+    let live = ana.line();
+    let (id, text) = tagged(&live);
+    assert!(id > last_id);
+    assert_eq!(text, "MSG bob de vuelta");
+}
+
+#[test]
+fn after_the_window_the_nickname_is_free_and_the_sender_is_told() {
+    let server = Server::start(&["--resume-window", "1"]);
+    let (ana, _, _, _) = join_resuming(&server, "ana", None);
+    let mut bob = server.join("bob");
+    ana.reset();
+    bob.expect_line("LEAVE ana connection lost");
+    bob.send("/msg ana hola");
+    bob.expect_line("NOTICE held for ana: away, delivered if back within 1 s");
+    bob.expect_line("NOTICE not delivered to ana: not back within 1 s, 1 messages dropped");
+    server.wait_log("session of ana expired");
+    let mut eva = server.join("ana");
+    eva.send("/users");
+    assert_eq!(eva.read_user_list(), ["bob", "ana"]);
+}
