@@ -44,6 +44,13 @@ struct UiState {
     /// loop draws the window only once none is left: a flood would never be drawn.
     shown_slots: RefCell<Vec<Slot>>,
     release_slots: slint::Timer,
+    /// History lines shown since the last live line: a marker follows them.
+    history_run: Cell<usize>,
+    /// The connection was lost since the last marker: the history that comes is what was missed.
+    was_away: Cell<bool>,
+    /// The server being talked to, and those whose history notice was shown (once per server).
+    server: RefCell<String>,
+    history_notice_shown: RefCell<Vec<String>>,
 }
 
 thread_local! {
@@ -67,6 +74,10 @@ pub fn bind(
         exiting: Cell::new(false),
         shown_slots: RefCell::new(Vec::new()),
         release_slots: slint::Timer::default(),
+        history_run: Cell::new(0),
+        was_away: Cell::new(false),
+        server: RefCell::new(String::new()),
+        history_notice_shown: RefCell::new(Vec::new()),
     });
     app.set_log(ModelRc::from(state.log.clone()));
     app.set_users(ModelRc::from(state.users.clone()));
@@ -296,12 +307,31 @@ impl UiState {
     }
 
     fn push_log(&self, kind: LogKind, text: String) {
+        self.push_log_at(clock(), kind, text);
+    }
+
+    fn push_log_at(&self, time: String, kind: LogKind, text: String) {
         self.log.push(LogEntry {
-            time: clock().into(),
+            time: time.into(),
             kind,
             // A character no font has would show as nothing at all.
             text: glyphs::visible(&text).as_ref().into(),
         });
+    }
+
+    /// After a run of history lines, before what is live: a marker saying what they were.
+    fn end_history_run(&self, app: &AppWindow) {
+        let count = self.history_run.replace(0);
+        if count == 0 {
+            return;
+        }
+        let strings = app.global::<Strings>();
+        let text = if self.was_away.replace(false) {
+            strings.invoke_history_away(count as i32)
+        } else {
+            strings.invoke_history_before(count as i32)
+        };
+        self.push_log(LogKind::System, text.to_string());
     }
 
     fn remove_user(&self, nick: &str) {
@@ -314,6 +344,7 @@ impl UiState {
         let strings = app.global::<Strings>();
         match event {
             UiEvent::Net(Event::Connecting { server, .. }) => {
+                *self.server.borrow_mut() = server.clone();
                 let text = strings.invoke_connecting(server.into());
                 if app.get_page() == Page::Login {
                     app.set_login_status(text);
@@ -383,6 +414,7 @@ impl UiState {
                 // The log says it once; further failed attempts only update the status line.
                 if app.get_online() {
                     app.set_online(false);
+                    self.was_away.set(true);
                     self.push_log(LogKind::System, text.to_string());
                     // Who is in the chat is unknown until the server answers again.
                     self.users.clear();
@@ -412,7 +444,39 @@ impl UiState {
 
     fn show(&self, app: &AppWindow, shown: Shown) {
         let strings = app.global::<Strings>();
+        if !matches!(shown, Shown::History { .. }) {
+            self.end_history_run(app);
+        }
         match shown {
+            Shown::History { at, shown } => {
+                self.history_run.set(self.history_run.get() + 1);
+                let text = match *shown {
+                    Shown::Message { from, text } => format!("{from}: {}", contained(&text)),
+                    Shown::Action { from, text } => format!("* {from} {}", contained(&text)),
+                    Shown::Private { from, text } => strings
+                        .invoke_private_from(from.into(), contained(&text).as_ref().into())
+                        .to_string(),
+                    other => format!("{other:?}"),
+                };
+                self.push_log_at(at, LogKind::History, text);
+            }
+            Shown::Notice(text) if text.starts_with(notice::HISTORY_KEPT) => {
+                // Said once per server: every registration brings it.
+                let server = self.server.borrow().clone();
+                let mut shown = self.history_notice_shown.borrow_mut();
+                if !shown.contains(&server) {
+                    shown.push(server);
+                    let count = text[notice::HISTORY_KEPT.len()..]
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    self.push_log(
+                        LogKind::System,
+                        strings.invoke_history_kept(count).to_string(),
+                    );
+                }
+            }
             // Each message is shown so that bidi controls in it cannot reach what follows.
             Shown::Message { from, text } => {
                 self.push_log(LogKind::Message, format!("{from}: {}", contained(&text)))

@@ -38,6 +38,7 @@ pub fn describe(shown: &Shown) -> String {
         Shown::Pong(None) => "PONG".to_string(),
         Shown::Notice(text) => format!("Notice: {text}"),
         Shown::Error { code, text } => format!("Error: {text} ({code})"),
+        Shown::History { shown, .. } => format!("[history] {}", describe(shown)),
         Shown::Other(line) => line.clone(),
     }
 }
@@ -247,7 +248,12 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                                         session.me = new.clone();
                                     }
                                 }
-                                say(&format!("[{}] {}", clock(), describe(&shown)));
+                                // A line from the history carries its own time.
+                                let at = match &shown {
+                                    Shown::History { at, .. } => at.clone(),
+                                    _ => clock(),
+                                };
+                                say(&format!("[{at}] {}", describe(&shown)));
                             }
                         }
                         Event::Refused { code, text } => {

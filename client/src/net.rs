@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use charla_proto::io::write_until_blocked;
+use charla_proto::reply::split_id;
 use charla_proto::{fingerprint, parse_server_line, ErrorCode, Frame, LineFramer, ServerLine};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -407,6 +408,11 @@ struct Worker {
     registered: bool,
     /// This session has been registered at least once: a lost connection is retried.
     was_registered: bool,
+    /// The session the server gave (`SESSION`), and the id of the newest public line this
+    /// client has: a reconnection resumes from there (`/resume <token> <last id>`), so that what
+    /// was said meanwhile comes once, and nothing twice.
+    session: Option<String>,
+    last_id: Option<u64>,
     attempt: u32,
     retry_at: Option<Instant>,
     deadline: Option<Instant>,
@@ -449,6 +455,8 @@ impl Worker {
             link: Link::Down,
             registered: false,
             was_registered: false,
+            session: None,
+            last_id: None,
             attempt: 0,
             retry_at: None,
             deadline: None,
@@ -547,6 +555,8 @@ impl Worker {
                 }
                 self.target = Some(target);
                 self.was_registered = false;
+                self.session = None;
+                self.last_id = None;
                 self.quitting = false;
                 self.quit_when_registered = None;
                 self.attempt = 0;
@@ -847,6 +857,11 @@ impl Worker {
         if let Some(password) = &target.password {
             self.queue_line(&format!("/pass {password}"));
         }
+        let resume = match (&self.session, self.last_id) {
+            (Some(token), Some(last)) => format!("/resume {token} {last}"),
+            _ => "/resume".to_string(),
+        };
+        self.queue_line(&resume);
         self.queue_line(&target.nick);
         self.read();
     }
@@ -964,7 +979,41 @@ impl Worker {
         }
     }
 
+    /// Notes the ids of public lines and the session, and takes the ids off: the rest of the
+    /// client sees lines as a plain client would. `SESSION` is kept here, not shown.
+    fn note_ids(&mut self, line: String) -> Option<String> {
+        fn newest(id: u64, last: &mut Option<u64>) {
+            *last = Some(last.map_or(id, |l| l.max(id)));
+        }
+        if let (Some(id), rest) = split_id(&line) {
+            newest(id, &mut self.last_id);
+            return Some(rest.to_string());
+        }
+        if let Some(history) = line.strip_prefix("HISTORY ") {
+            if let Some((time, tagged)) = history.split_once(' ') {
+                if let (Some(id), rest) = split_id(tagged) {
+                    newest(id, &mut self.last_id);
+                    return Some(format!("HISTORY {time} {rest}"));
+                }
+            }
+            return Some(line);
+        }
+        if let ServerLine::Session { token, last } = parse_server_line(&line) {
+            self.session = Some(token.to_string());
+            // A first session starts from what the server had; one resumed keeps what this client
+            // had seen (the replay that follows brings it up to date).
+            if self.last_id.is_none() {
+                self.last_id = Some(last);
+            }
+            return None;
+        }
+        Some(line)
+    }
+
     fn server_line(&mut self, line: String) {
+        let Some(line) = self.note_ids(line) else {
+            return;
+        };
         if self.registered {
             if let ServerLine::Nick { old, new } = parse_server_line(&line) {
                 // Reconnecting uses the name the user has now.

@@ -34,6 +34,12 @@ pub enum Shown {
         code: String,
         text: String,
     },
+    /// A line said before the user joined or while away: when (local time, with the date when
+    /// not today) and what.
+    History {
+        at: String,
+        shown: Box<Shown>,
+    },
     Other(String),
 }
 
@@ -91,7 +97,17 @@ impl Decoder {
                 code: owned(code),
                 text: owned(text),
             },
-            ServerLine::Welcome(_) | ServerLine::Unknown(_) => Shown::Other(owned(line)),
+            ServerLine::History { time, line: said } => {
+                let at = rfc3339_seconds(time).map_or_else(|| owned(time), local_label);
+                let shown = self.decode(said)?;
+                Shown::History {
+                    at,
+                    shown: Box::new(shown),
+                }
+            }
+            ServerLine::Welcome(_) | ServerLine::Session { .. } | ServerLine::Unknown(_) => {
+                Shown::Other(owned(line))
+            }
         })
     }
 }
@@ -154,19 +170,65 @@ pub fn escape_bidi(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn local_tm(seconds: i64) -> libc::tm {
+    let t = seconds as libc::time_t;
+    // SAFETY: localtime_r writes only into the struct we pass.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        tm
+    }
+}
+
 /// The local time as `hh:mm`.
 pub fn clock() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: localtime_r writes only into the struct we pass.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        tm
-    };
+    let tm = local_tm(now_seconds());
     format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+/// A moment in local time: `hh:mm` when it is today, else `YYYY-MM-DD hh:mm`.
+pub fn local_label(seconds: i64) -> String {
+    let (tm, today) = (local_tm(seconds), local_tm(now_seconds()));
+    let time = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+    if (tm.tm_year, tm.tm_yday) == (today.tm_year, today.tm_yday) {
+        time
+    } else {
+        format!(
+            "{:04}-{:02}-{:02} {time}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        )
+    }
+}
+
+/// `2026-11-30T09:15:02Z` (the server's times) as seconds since the Unix epoch.
+pub fn rfc3339_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| text.get(from..to)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date, after Howard Hinnant's `days_from_civil`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 #[cfg(test)]
@@ -226,6 +288,40 @@ mod tests {
     fn bidi_controls_are_written_out_for_a_terminal() {
         assert_eq!(escape_bidi("a\u{202E}b\u{200F}"), "a\\u{202E}b\\u{200F}");
         assert_eq!(escape_bidi("hola"), "hola");
+    }
+
+    #[test]
+    fn server_times_are_read_and_shown_in_local_time() {
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_seconds("2000-02-29T01:01:01Z"),
+            Some(951_782_400 + 3661)
+        );
+        assert_eq!(rfc3339_seconds("2026-11-27T22:06:39Z"), Some(1_795_817_199));
+        assert_eq!(rfc3339_seconds("2026-13-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_seconds("yesterday"), None);
+        assert_eq!(local_label(now_seconds()), clock(), "today: the time alone");
+        let long_ago = local_label(86_400 * 365);
+        assert!(long_ago.starts_with("1971-01-0"), "{long_ago}");
+        let mut d = Decoder::default();
+        let Some(Shown::History { at, shown }) =
+            d.decode("HISTORY 1971-01-01T12:00:00Z MSG ana hola")
+        else {
+            panic!("not history");
+        };
+        assert!(
+            at.starts_with("1971-01-01 ")
+                || at.starts_with("1970-12-31 ")
+                || at.starts_with("1971-01-02 "),
+            "{at}"
+        );
+        assert_eq!(
+            *shown,
+            Shown::Message {
+                from: "ana".into(),
+                text: "hola".into()
+            }
+        );
     }
 
     #[test]

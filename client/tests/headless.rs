@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Instant;
 
-use common::{certs, Server, TempDir, DEADLINE};
+use common::{certs, Proxy, Server, TempDir, DEADLINE};
 
 /// `charla --headless` for the server on `port` (by the name `localhost`), with piped input and
 /// output.
@@ -40,7 +40,11 @@ struct Headless {
 
 impl Headless {
     fn start(server: &Server, nick: &str, extra: &[&str], config: &TempDir) -> Headless {
-        let mut child = spawn(server.addr.port(), nick, extra, config);
+        Headless::start_at(server.addr.port(), nick, extra, config)
+    }
+
+    fn start_at(port: u16, nick: &str, extra: &[&str], config: &TempDir) -> Headless {
+        let mut child = spawn(port, nick, extra, config);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -321,4 +325,49 @@ fn quit_is_understood_in_any_case() {
         bob.sync().is_empty(),
         "nothing after /QUIT, and no second join"
     );
+}
+
+/// The connection is cut while 50 public lines and 3 private ones are sent: the headless client
+/// comes back by itself and prints each of them exactly once, in order.
+#[test]
+fn a_cut_connection_comes_back_with_every_line_exactly_once() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let proxy = Proxy::start(server.addr);
+    let config = TempDir::new("headless-resume");
+    let mut bob = server.join("bob");
+    let mut ana = Headless::start_at(
+        proxy.addr.port(),
+        "ana",
+        &["--ca", certs().cert.to_str().unwrap()],
+        &config,
+    );
+    ana.expect("* connected as ana");
+    bob.expect_line("JOIN ana");
+    bob.send("antes");
+    ana.expect("<bob> antes");
+    proxy.sever();
+    bob.expect_prefix("LEAVE ana");
+    for n in 1..=50 {
+        bob.send(&format!("perdido {n}"));
+    }
+    for n in 1..=3 {
+        bob.send(&format!("/msg ana privado {n}"));
+    }
+    bob.expect_line("JOIN ana");
+    ana.expect("<bob> privado 3");
+    let said: Vec<&String> = ana.seen.iter().filter(|l| l.contains("<bob> ")).collect();
+    // ("antes" was read by the expect above; "privado 3" by the one that waited for it.)
+    let mut wanted: Vec<String> = (1..=50).map(|n| format!("perdido {n}")).collect();
+    wanted.extend((1..=2).map(|n| format!("privado {n}")));
+    let texts: Vec<&str> = said
+        .iter()
+        .map(|l| l.rsplit("<bob> ").next().unwrap())
+        .collect();
+    assert_eq!(texts, wanted, "every line once, in order: {said:#?}");
+    assert!(
+        said.iter().all(|l| l.contains("[history]")),
+        "what was missed is marked as history: {said:#?}"
+    );
+    ana.type_line("/quit");
+    assert_eq!(ana.exit_code(), Some(0));
 }

@@ -15,8 +15,8 @@ use charla::net::{
     MAX_BATCHES_IN_FLIGHT,
 };
 use charla_proto::ErrorCode;
-use common::{certs, gen_certs, Server, TempDir, DEADLINE};
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+use common::{certs, gen_certs, Proxy, Server, TempDir, DEADLINE};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslStream};
 
 struct Client {
     net: Network,
@@ -604,7 +604,12 @@ fn the_password_is_sent_once_then_the_nickname() {
     let received = lines
         .recv_timeout(DEADLINE)
         .expect("the stand-in server's record");
-    assert_eq!(received, vec!["/pass clave secreta", "ana", "/quit"]);
+    // The password first, then the request for a session (docs/protocol.md, Resume), then the
+    // nickname.
+    assert_eq!(
+        received,
+        vec!["/pass clave secreta", "/resume", "ana", "/quit"]
+    );
 }
 
 #[test]
@@ -621,8 +626,7 @@ fn a_reconnection_turned_away_for_now_is_tried_again() {
         for answer in answers {
             let (tcp, _) = listener.accept().unwrap();
             let mut tls = BufReader::new(acceptor.accept(tcp).unwrap());
-            let mut nick = String::new();
-            tls.read_line(&mut nick).unwrap();
+            read_nick(&mut tls);
             tls.get_mut().write_all(answer).unwrap();
             let _ = tls.get_mut().shutdown();
         }
@@ -653,6 +657,18 @@ fn a_reconnection_turned_away_for_now_is_tried_again() {
     assert_eq!(ana.registered(), "ana", "tried again, and got in");
 }
 
+/// Reads what a client sends before registering, up to and with its nickname (the first line
+/// that is not a command).
+fn read_nick(tls: &mut BufReader<SslStream<std::net::TcpStream>>) -> String {
+    loop {
+        let mut line = String::new();
+        tls.read_line(&mut line).unwrap();
+        if !line.starts_with('/') {
+            return line.trim_end().to_string();
+        }
+    }
+}
+
 /// A stand-in server that welcomes ana and sends `text` in one write (blocking while the client
 /// does not read); then it takes lines until `/quit` and sends them on `received`.
 fn one_write_server(text: String) -> (u16, Receiver<Vec<String>>) {
@@ -661,8 +677,7 @@ fn one_write_server(text: String) -> (u16, Receiver<Vec<String>>) {
     std::thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
         let mut tls = BufReader::new(acceptor.accept(tcp).unwrap());
-        let mut nick = String::new();
-        tls.read_line(&mut nick).unwrap();
+        read_nick(&mut tls);
         // The client may be gone before all of it is taken (the closing test).
         if tls.get_mut().write_all(text.as_bytes()).is_err() {
             return;
@@ -805,4 +820,55 @@ fn closing_while_the_consumer_is_behind_returns_at_once() {
     });
     done.recv_timeout(DEADLINE)
         .expect("the network thread waited for the consumer");
+}
+
+/// The connection is cut while 50 public lines and 3 private ones are sent: the network thread
+/// comes back by itself, and every line arrives exactly once, in order.
+#[test]
+fn a_cut_connection_comes_back_with_every_line_exactly_once() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let proxy = Proxy::start(server.addr);
+    let mut ana = Client::start();
+    ana.net
+        .send(Command::Connect(local(proxy.addr.port(), "ana", ca())));
+    assert_eq!(ana.registered(), "ana");
+    let mut bob = server.join("bob");
+    ana.line("JOIN bob");
+    bob.send("antes");
+    ana.line("MSG bob antes");
+    proxy.sever();
+    ana.wait("Lost", |e| matches!(e, Event::Lost { .. }));
+    bob.expect_prefix("LEAVE ana");
+    for n in 1..=50 {
+        bob.send(&format!("perdido {n}"));
+    }
+    for n in 1..=3 {
+        bob.send(&format!("/msg ana privado {n}"));
+    }
+    assert_eq!(ana.registered(), "ana", "back by itself");
+    let from = ana.seen.len();
+    ana.wait(
+        "the last private line",
+        |e| matches!(e, Event::Line(l) if l.ends_with("privado 3")),
+    );
+    let mut lines: Vec<String> = ana.seen[from..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Line(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect();
+    lines.push("HISTORY - PRIVMSG bob privado 3".into());
+    // What was said is the same whether it came live or replayed; no id is left on it.
+    let said: Vec<&str> = lines
+        .iter()
+        .map(|l| match l.strip_prefix("HISTORY ") {
+            Some(rest) => rest.split_once(' ').unwrap().1,
+            None => l,
+        })
+        .filter(|l| l.starts_with("MSG bob ") || l.starts_with("PRIVMSG bob "))
+        .collect();
+    let mut wanted: Vec<String> = (1..=50).map(|n| format!("MSG bob perdido {n}")).collect();
+    wanted.extend((1..=3).map(|n| format!("PRIVMSG bob privado {n}")));
+    assert_eq!(said, wanted);
 }

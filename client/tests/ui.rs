@@ -581,3 +581,95 @@ fn the_log_keeps_the_newest_lines_past_its_bound() {
         format!("bob: {}", extra + 1)
     );
 }
+
+#[test]
+fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_it() {
+    let ui = ui("en");
+    let connecting = |ui: &Ui| {
+        gui::apply(
+            &ui.app,
+            UiEvent::Net(Event::Connecting {
+                server: "localhost:12345".into(),
+                attempt: 0,
+            }),
+        )
+    };
+    let mut decoder = charla::present::Decoder::default();
+    let mut lines = |ui: &Ui, lines: &[&str]| {
+        for line in lines {
+            if let Some(shown) = decoder.decode(line) {
+                ui.show(shown);
+            }
+        }
+    };
+    let kept = "NOTICE history kept: 100 public messages in memory, shown to whoever joins";
+    connecting(&ui);
+    ui.registered("ana");
+    let before = ui.app.get_log().row_count();
+    lines(
+        &ui,
+        &[
+            "USERS 1 ana",
+            "HISTORY 2026-01-02T03:04:05Z MSG bob hola",
+            "HISTORY 2026-01-02T03:05:05Z ACTION bob saluda",
+            kept,
+            "MSG bob ya",
+        ],
+    );
+    let log: Vec<_> = ui.app.get_log().iter().skip(before).collect();
+    let shown: Vec<(LogKind, String)> = log.iter().map(|e| (e.kind, e.text.to_string())).collect();
+    assert_eq!(
+        shown,
+        [
+            (LogKind::History, "bob: hola".into()),
+            (LogKind::History, "* bob saluda".into()),
+            (
+                LogKind::System,
+                "— 2 earlier messages, said before you joined —".into()
+            ),
+            (
+                LogKind::System,
+                "This server keeps the last 100 public messages and shows them to whoever joins"
+                    .into()
+            ),
+            (LogKind::Message, "bob: ya".into()),
+        ]
+    );
+    // Not today: the date goes with the time.
+    assert!(log[0].time.starts_with("2026-01-0"), "{}", log[0].time);
+
+    // The connection drops and comes back with what was missed.
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Lost {
+            problem: Problem::ServerClosed,
+            retry_in: std::time::Duration::from_secs(1),
+        }),
+    );
+    connecting(&ui);
+    ui.registered("ana");
+    let before = ui.app.get_log().row_count();
+    lines(
+        &ui,
+        &[
+            "USERS 2 ana bob",
+            "HISTORY 2026-01-02T03:06:05Z MSG bob perdido",
+            kept,
+        ],
+    );
+    let shown: Vec<(LogKind, String)> = ui
+        .app
+        .get_log()
+        .iter()
+        .skip(before)
+        .map(|e| (e.kind, e.text.to_string()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (LogKind::History, "bob: perdido".into()),
+            (LogKind::System, "— 1 messages while you were away —".into()),
+        ],
+        "the notice once per server"
+    );
+}

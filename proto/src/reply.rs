@@ -173,6 +173,17 @@ pub enum ServerLine<'a> {
     },
     Pong(Option<&'a str>),
     Notice(&'a str),
+    /// A line said before the client joined or while it was away: when (RFC 3339, UTC) and the
+    /// line as it was sent live (its id, if any, taken off).
+    History {
+        time: &'a str,
+        line: &'a str,
+    },
+    /// `SESSION <token> <last id>`, for clients that sent `/resume`.
+    Session {
+        token: &'a str,
+        last: u64,
+    },
     Error {
         code: &'a str,
         text: &'a str,
@@ -190,9 +201,23 @@ fn opt(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Parses a server line (without its `\n`).
+/// `@<id> <line>` → the id and the line; any other line as it is.
+pub fn split_id(line: &str) -> (Option<u64>, &str) {
+    let Some(tagged) = line.strip_prefix('@') else {
+        return (None, line);
+    };
+    let (id, rest) = first_word(tagged);
+    match id.parse() {
+        Ok(id) => (Some(id), rest),
+        Err(_) => (None, line),
+    }
+}
+
+/// Parses a server line (without its `\n`). A public line's id (`@<id> `) is taken off: see
+/// [`split_id`] to read it.
 pub fn parse_server_line(line: &str) -> ServerLine<'_> {
     let line = line.strip_suffix('\r').unwrap_or(line);
+    let (_, line) = split_id(line);
     let (kind, rest) = first_word(line);
     let unknown = ServerLine::Unknown(line);
     match kind {
@@ -230,6 +255,17 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         },
         "PONG" => ServerLine::Pong(opt(rest)),
         "NOTICE" => ServerLine::Notice(rest),
+        "HISTORY" => match rest.split_once(' ') {
+            Some((time, line)) if !line.is_empty() => ServerLine::History {
+                time,
+                line: split_id(line).1,
+            },
+            _ => unknown,
+        },
+        "SESSION" => match rest.split_once(' ').map(|(t, l)| (t, l.parse())) {
+            Some((token, Ok(last))) if !token.is_empty() => ServerLine::Session { token, last },
+            _ => unknown,
+        },
         "ERROR" if !rest.is_empty() => {
             let (code, text) = first_word(rest);
             ServerLine::Error { code, text }
@@ -262,6 +298,38 @@ mod tests {
         let mut short = Vec::new();
         push_bounded_line(&mut short, &["PONG", "x"]);
         assert_eq!(short, b"PONG x\n");
+    }
+
+    #[test]
+    fn ids_history_and_session_lines() {
+        assert_eq!(split_id("@42 MSG ana hola"), (Some(42), "MSG ana hola"));
+        assert_eq!(split_id("MSG ana hola"), (None, "MSG ana hola"));
+        assert_eq!(split_id("@x MSG"), (None, "@x MSG"));
+        assert_eq!(
+            parse_server_line("@42 MSG ana hola"),
+            ServerLine::Msg {
+                from: "ana",
+                text: "hola"
+            }
+        );
+        assert_eq!(
+            parse_server_line("HISTORY 2026-11-30T09:15:02Z @7 ACTION bob saluda"),
+            ServerLine::History {
+                time: "2026-11-30T09:15:02Z",
+                line: "ACTION bob saluda"
+            }
+        );
+        assert_eq!(
+            parse_server_line("SESSION abc 12"),
+            ServerLine::Session {
+                token: "abc",
+                last: 12
+            }
+        );
+        assert!(matches!(
+            parse_server_line("SESSION abc"),
+            ServerLine::Unknown(_)
+        ));
     }
 
     #[test]

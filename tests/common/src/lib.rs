@@ -627,3 +627,69 @@ pub fn wait_tcp_closed(tcp: &mut TcpStream) -> bool {
         }
     }
 }
+
+/// A TCP proxy in front of a server that can cut every connection through it at once, as a
+/// network that drops would; new connections go through as before.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(to: SocketAddr) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let addr = listener.local_addr().unwrap();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let sockets = live.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut live = sockets.lock().unwrap_or_else(|e| e.into_inner());
+                    live.push(client.try_clone().unwrap());
+                    live.push(server.try_clone().unwrap());
+                }
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || pump(from, to));
+                }
+            }
+        });
+        Proxy { addr, live }
+    }
+
+    /// Cuts every connection made so far, both ways.
+    pub fn sever(&self) {
+        for socket in self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16384];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
