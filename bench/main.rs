@@ -52,6 +52,9 @@ Options:
   --concurrency N        handshake/idle: connections being set up at once [default: 64]
   --hold S               idle: how long the registered clients sit idle before the server's
                          memory is read [default: 3]
+  --prefill N            idle: before the clients join, one more client says N lines of
+                         --size bytes, so that every join gets a full history to replay; the
+                         server's CPU per join is reported [default: 0]
   --timeout S            hard limit for the whole scenario [default: 300]
   -h, --help             print this help
 
@@ -76,6 +79,7 @@ struct Opts {
     concurrency: usize,
     timeout: Duration,
     hold: f64,
+    prefill: usize,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -97,6 +101,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         concurrency: 64,
         timeout: Duration::from_secs(300),
         hold: 3.0,
+        prefill: 0,
     };
     let mut p = lexopt::Parser::from_env();
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
@@ -135,6 +140,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
             Long("seconds") => o.seconds = num(&mut p, "--seconds")?,
             Long("concurrency") => o.concurrency = num(&mut p, "--concurrency")?,
             Long("hold") => o.hold = num(&mut p, "--hold")?,
+            Long("prefill") => o.prefill = num(&mut p, "--prefill")?,
             Long("timeout") => o.timeout = Duration::from_secs_f64(num(&mut p, "--timeout")?),
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -245,6 +251,25 @@ fn join_all(
     Ok(())
 }
 
+/// `--prefill`: one client, apart from the others, says that many lines and waits until the
+/// server has taken them all.
+fn prefill(o: &Opts, deadline: Instant) -> Result<Option<Engine>, String> {
+    if o.prefill == 0 {
+        return Ok(None);
+    }
+    let mut engine = Engine::new(o.server, &o.host, connector(o)?).map_err(|e| e.to_string())?;
+    engine.dialect = o.dialect;
+    join_all(o.dialect, &mut engine, 1, "prefill", 1, deadline)?;
+    let mut lines = String::new();
+    for n in 0..o.prefill {
+        let text = format!("{n:08} {}", "x".repeat(o.size.saturating_sub(9)));
+        o.dialect.say(&text, &mut lines);
+    }
+    engine.send(0, lines.as_bytes());
+    barrier(o.dialect, &mut engine, 1, deadline)?;
+    Ok(Some(engine))
+}
+
 /// Every client pings and waits for its pong: all earlier lines to it have been read.
 fn barrier(d: Dialect, engine: &mut Engine, n: usize, deadline: Instant) -> Result<(), String> {
     let ping = d.ping("barrier");
@@ -280,7 +305,10 @@ fn check_deadline(deadline: Instant, what: impl FnOnce() -> String) -> Result<()
 }
 
 fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
+    // Kept open to the end: its lines stay in the history while the others join.
+    let _prefiller = prefill(o, deadline)?;
     let before = o.server_pid.and_then(procstat::process_memory_kib);
+    let cpu_before = o.server_pid.and_then(procstat::process_cpu);
     let start = Instant::now();
     join_all(
         o.dialect,
@@ -292,6 +320,17 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     )?;
     json.num("connect_all_s", start.elapsed().as_secs_f64());
     barrier(o.dialect, engine, o.clients, deadline)?;
+    // Registered and everything sent to them at registration (the history) read.
+    json.num("join_all_s", start.elapsed().as_secs_f64());
+    if let (Some(cpu0), Some(cpu)) = (cpu_before, o.server_pid.and_then(procstat::process_cpu)) {
+        let cpu = cpu.saturating_sub(cpu0).as_secs_f64();
+        json.num("join_server_cpu_s", cpu);
+        json.num(
+            "join_server_cpu_ms_per_client",
+            cpu * 1e3 / o.clients as f64,
+        );
+    }
+    json.num("prefill", o.prefill as f64);
     // Hold: the clients sit idle, as most chat clients do most of the time.
     let hold_until = Instant::now() + Duration::from_secs_f64(o.hold);
     let mut error = None;
