@@ -106,11 +106,16 @@ enum Resume {
 /// tests. Kept out of the core so that it needs no cryptography library.
 pub type TokenSource = Box<dyn FnMut() -> String>;
 
+/// Takes each public line the history keeps, to write it to disk (`--history-file`); kept out of
+/// the core, which does no I/O.
+pub type HistorySink = Box<dyn FnMut(&Entry)>;
+
 pub struct Chat {
     cfg: Config,
     history: History,
     sessions: Sessions,
     new_token: TokenSource,
+    history_sink: Option<HistorySink>,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -151,6 +156,7 @@ impl Chat {
             history: History::new(cfg.history, cfg.history_bytes, first_id),
             sessions: Sessions::default(),
             new_token,
+            history_sink: None,
             next_author: 0,
             now: Instant::now(),
             cfg,
@@ -171,6 +177,16 @@ impl Chat {
             line: Vec::new(),
             tagged_line: Vec::new(),
         }
+    }
+
+    /// The history a journal kept across a restart, and where new lines go from now on.
+    pub fn restore_history(&mut self, entries: Vec<Entry>, sink: HistorySink) {
+        for entry in entries {
+            // Authors of the new run are numbered above the old ones.
+            self.next_author = self.next_author.max(entry.author);
+            self.history.restore(entry);
+        }
+        self.history_sink = Some(sink);
     }
 
     fn peer(&self, id: ConnId) -> Option<&Peer> {
@@ -754,8 +770,13 @@ impl Chat {
             self.reply_unbounded(id, &["HISTORY", &time, &message.line]);
         }
         if self.history.max_lines() > 0 {
+            let place = if self.history_sink.is_some() {
+                "on disk"
+            } else {
+                "in memory"
+            };
             let text = format!(
-                "{} {} public messages in memory, shown to whoever joins",
+                "{} {} public messages {place}, shown to whoever joins",
                 notice::HISTORY_KEPT,
                 self.history.max_lines()
             );
@@ -866,12 +887,16 @@ impl Chat {
         self.outbox.send_public(Some(id), &line, &tagged);
         if self.history.max_lines() > 0 {
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).into();
-            self.history.record(Entry {
+            let entry = Entry {
                 id: line_id,
                 at: unix_seconds(),
                 author,
                 line: text,
-            });
+            };
+            if let Some(sink) = &mut self.history_sink {
+                sink(&entry);
+            }
+            self.history.record(entry);
         }
         self.line = line;
         self.tagged_line = tagged;

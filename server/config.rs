@@ -65,6 +65,10 @@ Options:
                              [default: 100]
   --history-bytes BYTES      most memory the history may take; the oldest messages go first
                              [default: 256K]
+  --history-file PATH        keep the history on disk too, in this file (created mode 0600), so
+                             that it survives a restart or a crash; written by a thread of its
+                             own and synced once a second: a power cut can lose the last second
+                             [default: none, the history is in memory only]
   --resume-window SECS       a client that asked for a session ('/resume', docs/protocol.md)
                              and whose connection dropped keeps its nickname for this long,
                              and private messages sent to it meanwhile are held in memory and
@@ -81,9 +85,9 @@ Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', clos
 connection and exit 0; SIGHUP reloads the certificate and key from disk (a broken file is
 logged and the old one kept).
 Logs go to stderr, one timestamped line per event; message text is never logged.
-Message text is kept only in memory: the history (--history) and private messages held for
-a user who is away (--resume-window); every client is told at registration when history is
-kept.
+Message text is kept in memory: the history (--history) and private messages held for a user
+who is away (--resume-window); on disk only the history, and only with --history-file. Every
+client is told at registration when history is kept, and where.
 ";
 
 #[derive(Debug, Clone)]
@@ -118,6 +122,8 @@ pub struct Config {
     pub history_bytes: usize,
     /// How long a user whose connection dropped keeps its nickname and held messages.
     pub resume_window: Duration,
+    /// Where the history is kept across restarts; in memory only without it.
+    pub history_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -143,6 +149,7 @@ impl Default for Config {
             history: 100,
             history_bytes: 256 << 10,
             resume_window: Duration::from_secs(120),
+            history_file: None,
         }
     }
 }
@@ -169,6 +176,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "history",
     "history-bytes",
     "resume-window",
+    "history-file",
 ];
 
 /// What the command line asks for.
@@ -277,6 +285,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     .filter(|&n| (4096..=256 << 20).contains(&n))
                     .ok_or_else(|| bad("expected a size from 4K to 256M"))?
             }
+            "--history-file" => cfg.history_file = Some(value.into()),
             "--resume-window" => {
                 cfg.resume_window = non_negative(&value)
                     .filter(|&n| n <= 86_400.0)

@@ -76,6 +76,12 @@ impl History {
         }
     }
 
+    /// Puts back a line kept before a restart (`--history-file`); later ids start above it.
+    pub fn restore(&mut self, entry: Entry) {
+        self.next_id = self.next_id.max(entry.id + 1);
+        self.record(entry);
+    }
+
     /// The kept lines newer than `after`, oldest first.
     pub fn after(&self, after: u64) -> impl Iterator<Item = &Entry> {
         let start = self.entries.partition_point(|e| e.id <= after);

@@ -7,6 +7,7 @@ mod close;
 mod config;
 mod conn;
 mod history;
+mod journal;
 mod log;
 mod outbox;
 mod reactor;
@@ -62,10 +63,27 @@ fn run() -> ExitCode {
     };
     let mut cfg = cfg;
     cfg.max_clients = raise_descriptor_limit(cfg.max_clients);
+    let journal = match cfg.history_file.as_deref().filter(|_| cfg.history > 0) {
+        Some(path) => match journal::open(path, cfg.history, cfg.history_bytes) {
+            Ok((journal, entries)) => {
+                log!(
+                    "history file {}: {} messages kept from before",
+                    path.display(),
+                    entries.len()
+                );
+                Some((journal, entries))
+            }
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
     let mut server = match reactor::Server::new(cfg, acceptor, password) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    if let Some((mut journal, entries)) = journal {
+        server.restore_history(entries, Box::new(move |entry| journal.append(entry)));
+    }
     match server.local_addr() {
         Ok(addr) => log!("listening on {addr}"),
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),

@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::Password;
-use crate::chat::{Admission, Chat};
+use crate::chat::{Admission, Chat, HistorySink};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Link, Slab};
@@ -163,6 +163,11 @@ impl Server {
             trim_due: None,
             queued_since: None,
         })
+    }
+
+    /// The history kept by `--history-file`, and where new lines go.
+    pub fn restore_history(&mut self, entries: Vec<crate::history::Entry>, sink: HistorySink) {
+        self.chat.restore_history(entries, sink);
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {

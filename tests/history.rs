@@ -210,3 +210,110 @@ fn after_the_window_the_nickname_is_free_and_the_sender_is_told() {
     eva.send("/users");
     assert_eq!(eva.read_user_list(), ["bob", "ana"]);
 }
+
+const ON_DISK: &str = "NOTICE history kept: 100 public messages on disk, shown to whoever joins";
+
+/// Says `lines` as ana, and waits until the journal has them (its writer is a thread of its own).
+fn say_and_keep(server: &Server, journal: &std::path::Path, lines: &[&str]) {
+    let mut ana = server.join("ana");
+    for line in lines {
+        ana.send(line);
+    }
+    ana.sync();
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let last = format!("MSG ana {}", lines.last().unwrap());
+    while !std::fs::read_to_string(journal).is_ok_and(|text| text.contains(&last)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not written to the file"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn replayed_after_restart(journal: &str) -> Vec<String> {
+    let server = Server::start(&["--history-file", journal]);
+    let (_bob, lines) = register(&server, &[], "bob");
+    assert_eq!(lines.last().unwrap(), ON_DISK);
+    lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l).to_string())
+        .collect()
+}
+
+#[test]
+fn the_history_file_survives_sigterm_sigkill_and_a_torn_record() {
+    let dir = common::TempDir::new("journal");
+    let path = dir.path().join("history");
+    let journal = path.to_str().unwrap();
+
+    let server = Server::start(&["--history-file", journal]);
+    say_and_keep(&server, &path, &["uno", "dos", "tres"]);
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "message text readable by its owner only"
+    );
+    assert_eq!(
+        replayed_after_restart(journal),
+        ["MSG ana uno", "MSG ana dos", "MSG ana tres"]
+    );
+
+    // SIGKILL: no chance to write anything at exit.
+    let server = Server::start(&["--history-file", journal]);
+    say_and_keep(&server, &path, &["cuatro"]);
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    let after_kill = replayed_after_restart(journal);
+    assert_eq!(after_kill.len(), 4);
+    assert_eq!(after_kill[3], "MSG ana cuatro");
+
+    // A crash in the middle of a record: the rest is kept, the torn one skipped and said.
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(b"99999999999999999 1795817199 1 20 MSG ana cin")
+        .unwrap();
+    drop(file);
+    let server = Server::start(&["--history-file", journal]);
+    server.wait_log("skipped 1 damaged or incomplete record");
+    let (_bob, lines) = register(&server, &[], "bob");
+    let kept: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l))
+        .collect();
+    assert_eq!(kept.len(), 4, "{kept:?}");
+}
+
+#[test]
+fn a_file_that_is_not_a_history_file_is_refused_at_start() {
+    let dir = common::TempDir::new("foreign");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "my notes\n").unwrap();
+    let c = common::certs();
+    let out = std::process::Command::new(common::server_bin())
+        .args(["--bind", "127.0.0.1:0", "--cert"])
+        .arg(&c.cert)
+        .arg("--key")
+        .arg(&c.key)
+        .arg("--history-file")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not a Charla history file"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "my notes\n",
+        "left alone"
+    );
+}

@@ -50,6 +50,10 @@ fn help_explains_every_flag() {
         "--flood-burst",
         "--handshake-timeout",
         "--register-timeout",
+        "--history",
+        "--history-bytes",
+        "--history-file",
+        "--resume-window",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }

@@ -1,0 +1,352 @@
+//! `--history-file`: the history on disk, so that it survives a restart, a crash or SIGKILL.
+//!
+//! The file is append-only text: a header line, then one record per public line,
+//! `<id> <unix seconds> <author> <bytes> <line>`. The byte count tells a record cut short by a
+//! crash from a whole one. A thread of its own writes it, so that the event loop never waits on
+//! the disk (an SD card can take a second); the loop hands records over without blocking and
+//! counts those it had to drop if the disk falls that far behind. The thread rewrites the file
+//! from the history it mirrors once it holds twice the history's bound, and syncs it to the disk
+//! once a second while there are new records (see docs/security.md for what a power cut loses).
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::history::{Entry, History};
+use crate::log::log;
+
+const HEADER: &str = "charla-history 1";
+/// Records the loop may hand over before the writer has taken them.
+const QUEUE: usize = 4096;
+/// How often new records are synced to the disk.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer's end, held by the chat core's history.
+pub struct Journal {
+    records: Option<SyncSender<Entry>>,
+    writer: Option<JoinHandle<()>>,
+    /// Records dropped because the writer was that far behind, not yet logged.
+    dropped: u64,
+}
+
+/// Opens (or creates, mode 0600) the journal at `path` and reads the history it holds, within
+/// the history's bounds. A file that is not a journal is refused; a record cut short (a crash
+/// while writing) or damaged is skipped, with one log line.
+pub fn open(
+    path: &Path,
+    max_lines: usize,
+    max_bytes: usize,
+) -> Result<(Journal, Vec<Entry>), String> {
+    let shown = path.display();
+    let mut history = History::new(max_lines, max_bytes, 1);
+    match File::open(path) {
+        Ok(file) => read_records(file, path, &mut history)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read the history file {shown}: {e}")),
+    }
+    let entries: Vec<Entry> = history.after(0).cloned().collect();
+    // Written afresh: what was skipped goes, and the file starts within its bound.
+    let file = rewrite(path, &entries)
+        .map_err(|e| format!("cannot write the history file {shown}: {e}"))?;
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let writer = Writer {
+        path: path.to_path_buf(),
+        file,
+        mirror: entries.iter().cloned().collect(),
+        max_lines,
+        max_bytes,
+        records_in_file: entries.len(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("history-journal".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| format!("cannot start the history file's writer: {e}"))?;
+    Ok((
+        Journal {
+            records: Some(tx),
+            writer: Some(thread),
+            dropped: 0,
+        },
+        entries,
+    ))
+}
+
+fn read_records(file: File, path: &Path, history: &mut History) -> Result<(), String> {
+    let shown = path.display();
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let read = |reader: &mut BufReader<File>, line: &mut Vec<u8>| {
+        line.clear();
+        reader
+            .read_until(b'\n', line)
+            .map_err(|e| format!("cannot read the history file {shown}: {e}"))
+    };
+    if read(&mut reader, &mut line)? == 0 {
+        return Ok(());
+    }
+    if line != format!("{HEADER}\n").as_bytes() {
+        return Err(format!(
+            "{shown} is not a Charla history file (its first line is not '{HEADER}'): give \
+             --history-file a new path, or remove the file if it is an old one of yours"
+        ));
+    }
+    let mut skipped = 0;
+    while read(&mut reader, &mut line)? > 0 {
+        match parse_record(&line) {
+            Some(entry) => history.record(entry),
+            None => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        log!(
+            "history file {shown}: skipped {skipped} damaged or incomplete record(s) (a crash \
+             while writing?); the rest is kept"
+        );
+    }
+    Ok(())
+}
+
+fn parse_record(bytes: &[u8]) -> Option<Entry> {
+    let text = std::str::from_utf8(bytes.strip_suffix(b"\n")?).ok()?;
+    let mut parts = text.splitn(5, ' ');
+    let id = parts.next()?.parse().ok()?;
+    let at = parts.next()?.parse().ok()?;
+    let author = parts.next()?.parse().ok()?;
+    let len: usize = parts.next()?.parse().ok()?;
+    let line = parts.next()?;
+    (line.len() == len && !line.is_empty()).then(|| Entry {
+        id,
+        at,
+        author,
+        line: line.into(),
+    })
+}
+
+fn push_record(out: &mut Vec<u8>, e: &Entry) {
+    let _ = writeln!(
+        out,
+        "{} {} {} {} {}",
+        e.id,
+        e.at,
+        e.author,
+        e.line.len(),
+        e.line
+    );
+}
+
+/// Writes the header and `entries` to a temporary file, syncs it and renames it over `path`;
+/// returns the new file, open for appending.
+fn rewrite<'a>(path: &Path, entries: impl IntoIterator<Item = &'a Entry>) -> io::Result<File> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut bytes = format!("{HEADER}\n").into_bytes();
+    for entry in entries {
+        push_record(&mut bytes, entry);
+    }
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // An existing file keeps its mode: make sure nobody else can read it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself reaches the disk with its directory.
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+impl Journal {
+    /// Hands a record to the writer without waiting.
+    pub fn append(&mut self, entry: &Entry) {
+        let Some(records) = &self.records else {
+            return;
+        };
+        match records.try_send(entry.clone()) {
+            Ok(()) => {
+                if self.dropped > 0 {
+                    log!(
+                        "history file: {} record(s) were not written: the disk was too slow",
+                        std::mem::take(&mut self.dropped)
+                    );
+                }
+            }
+            Err(TrySendError::Full(_)) => self.dropped += 1,
+            Err(TrySendError::Disconnected(_)) => {
+                log!("history file: its writer stopped; the history is kept in memory only");
+                self.records = None;
+            }
+        }
+    }
+}
+
+impl Drop for Journal {
+    /// At exit: the writer takes what is left, syncs and stops.
+    fn drop(&mut self) {
+        drop(self.records.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    file: File,
+    /// The history as the file holds it, to rewrite the file from.
+    mirror: VecDeque<Entry>,
+    max_lines: usize,
+    max_bytes: usize,
+    records_in_file: usize,
+}
+
+impl Writer {
+    fn run(mut self, records: mpsc::Receiver<Entry>) {
+        let mut unsynced: Option<Instant> = None;
+        let mut batch = Vec::new();
+        loop {
+            let wait = unsynced.map_or(Duration::from_secs(3600), |since| {
+                (since + SYNC_EVERY).saturating_duration_since(Instant::now())
+            });
+            match records.recv_timeout(wait) {
+                Ok(entry) => {
+                    batch.clear();
+                    self.take(entry, &mut batch);
+                    while let Ok(entry) = records.try_recv() {
+                        self.take(entry, &mut batch);
+                    }
+                    if let Err(e) = self.file.write_all(&batch) {
+                        log!("history file {}: cannot write: {e}", self.path.display());
+                    }
+                    unsynced.get_or_insert_with(Instant::now);
+                    if self.records_in_file > 2 * self.max_lines.max(1) {
+                        self.compact();
+                        unsynced = None;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.file.sync_data();
+                    return;
+                }
+            }
+            if unsynced.is_some_and(|since| since.elapsed() >= SYNC_EVERY) {
+                let _ = self.file.sync_data();
+                unsynced = None;
+            }
+        }
+    }
+
+    fn take(&mut self, entry: Entry, batch: &mut Vec<u8>) {
+        push_record(batch, &entry);
+        self.records_in_file += 1;
+        self.mirror.push_back(entry);
+        let mut bytes: usize = self.mirror.iter().map(|e| e.line.len()).sum();
+        while self.mirror.len() > self.max_lines || bytes > self.max_bytes {
+            match self.mirror.pop_front() {
+                Some(old) => bytes -= old.line.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Rewrites the file from the history it mirrors, so that it stays within twice the bound.
+    fn compact(&mut self) {
+        match rewrite(&self.path, &self.mirror) {
+            Ok(file) => {
+                self.file = file;
+                self.records_in_file = self.mirror.len();
+            }
+            Err(e) => log!(
+                "history file {}: cannot rewrite it: {e}",
+                self.path.display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, line: &str) -> Entry {
+        Entry {
+            id,
+            at: 1_700_000_000 + id,
+            author: 7,
+            line: line.into(),
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("charla-journal-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        dir
+    }
+
+    #[test]
+    fn records_survive_a_reopen_and_a_torn_last_record_is_skipped() {
+        let path = temp("torn");
+        {
+            let (mut journal, loaded) = open(&path, 100, 1 << 20).unwrap();
+            assert!(loaded.is_empty());
+            journal.append(&entry(1, "MSG ana uno"));
+            journal.append(&entry(2, "MSG ana dos con espacios"));
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A crash in the middle of writing the third record.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"3 1700000003 7 11 MSG an").unwrap();
+        drop(file);
+        let (_journal, loaded) = open(&path, 100, 1 << 20).unwrap();
+        let lines: Vec<&str> = loaded.iter().map(|e| &*e.line).collect();
+        assert_eq!(lines, ["MSG ana uno", "MSG ana dos con espacios"]);
+        assert_eq!(loaded[1], entry(2, "MSG ana dos con espacios"));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_journal_is_refused() {
+        let path = temp("foreign");
+        std::fs::write(&path, "important notes\n").unwrap();
+        let err = open(&path, 100, 1 << 20).err().unwrap();
+        assert!(err.contains("is not a Charla history file"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "important notes\n");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn the_file_stays_within_twice_the_bound() {
+        let path = temp("compact");
+        {
+            let (mut journal, _) = open(&path, 10, 1 << 20).unwrap();
+            for id in 1..=1000 {
+                journal.append(&entry(id, &format!("MSG ana {id}")));
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records = text.lines().count() - 1;
+        assert!(records <= 20, "{records} records");
+        let (_journal, loaded) = open(&path, 10, 1 << 20).unwrap();
+        assert_eq!(loaded.len(), 10);
+        assert_eq!(loaded.last().unwrap().id, 1000);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
