@@ -141,6 +141,32 @@ impl KnownServers {
     }
 }
 
+/// Servers whose history notice the window has shown (once per server, not at every
+/// registration), one `host:port` per line.
+#[derive(Debug, Clone)]
+pub struct HistoryNoticesSeen {
+    path: PathBuf,
+}
+
+impl HistoryNoticesSeen {
+    pub fn in_dir(dir: &Path) -> HistoryNoticesSeen {
+        HistoryNoticesSeen {
+            path: dir.join("history_notices_seen"),
+        }
+    }
+
+    /// Whether the notice of `server` is shown now for the first time; it is remembered. If the
+    /// file cannot be written the notice is shown again next time: better twice than never.
+    pub fn first_time(&self, server: &str) -> bool {
+        let text = fs::read_to_string(&self.path).unwrap_or_default();
+        if text.lines().any(|l| l == server) {
+            return false;
+        }
+        let _ = write_atomically(&self.path, &format!("{text}{server}\n"));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +202,20 @@ mod tests {
         );
         assert_eq!(absolute_path("/etc/ca.pem"), "/etc/ca.pem");
         assert_eq!(absolute_path(""), "");
+    }
+
+    #[test]
+    fn a_history_notice_is_new_once_per_server() {
+        let dir = temp_dir("notices");
+        let seen = HistoryNoticesSeen::in_dir(&dir);
+        assert!(seen.first_time("a:1"));
+        assert!(!seen.first_time("a:1"));
+        assert!(seen.first_time("b:2"));
+        assert!(
+            !HistoryNoticesSeen::in_dir(&dir).first_time("a:1"),
+            "remembered"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

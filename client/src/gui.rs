@@ -11,7 +11,7 @@ use charla_proto::{
 };
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
-use crate::config::{absolute_path, KnownServers, Settings};
+use crate::config::{absolute_path, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::present::{clock, contained, Decoder, Shown};
@@ -50,7 +50,7 @@ struct UiState {
     was_away: Cell<bool>,
     /// The server being talked to, and those whose history notice was shown (once per server).
     server: RefCell<String>,
-    history_notice_shown: RefCell<Vec<String>>,
+    history_notices: HistoryNoticesSeen,
 }
 
 thread_local! {
@@ -77,7 +77,7 @@ pub fn bind(
         history_run: Cell::new(0),
         was_away: Cell::new(false),
         server: RefCell::new(String::new()),
-        history_notice_shown: RefCell::new(Vec::new()),
+        history_notices: HistoryNoticesSeen::in_dir(&config_dir),
     });
     app.set_log(ModelRc::from(state.log.clone()));
     app.set_users(ModelRc::from(state.users.clone()));
@@ -462,10 +462,7 @@ impl UiState {
             }
             Shown::Notice(text) if text.starts_with(notice::HISTORY_KEPT) => {
                 // Said once per server: every registration brings it.
-                let server = self.server.borrow().clone();
-                let mut shown = self.history_notice_shown.borrow_mut();
-                if !shown.contains(&server) {
-                    shown.push(server);
+                if self.history_notices.first_time(&self.server.borrow()) {
                     let count = text[notice::HISTORY_KEPT.len()..]
                         .split_whitespace()
                         .next()
