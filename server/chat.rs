@@ -108,14 +108,18 @@ pub type TokenSource = Box<dyn FnMut() -> String>;
 
 /// Takes each public line the history keeps, to write it to disk (`--history-file`); kept out of
 /// the core, which does no I/O.
-pub type HistorySink = Box<dyn FnMut(&Entry)>;
+pub trait HistorySink {
+    fn keep(&mut self, entry: &Entry);
+    /// The end of a pass of the event loop: what was kept may go out together.
+    fn flush(&mut self);
+}
 
 pub struct Chat {
     cfg: Config,
     history: History,
     sessions: Sessions,
     new_token: TokenSource,
-    history_sink: Option<HistorySink>,
+    history_sink: Option<Box<dyn HistorySink>>,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -180,13 +184,21 @@ impl Chat {
     }
 
     /// The history a journal kept across a restart, and where new lines go from now on.
-    pub fn restore_history(&mut self, entries: Vec<Entry>, sink: HistorySink) {
+    pub fn restore_history(&mut self, entries: Vec<Entry>, sink: Box<dyn HistorySink>) {
         for entry in entries {
             // Authors of the new run are numbered above the old ones.
             self.next_author = self.next_author.max(entry.author);
             self.history.restore(entry);
         }
         self.history_sink = Some(sink);
+    }
+
+    /// The end of a pass of the event loop.
+    pub fn end_pass(&mut self) {
+        self.outbox.end_pass();
+        if let Some(sink) = &mut self.history_sink {
+            sink.flush();
+        }
     }
 
     fn peer(&self, id: ConnId) -> Option<&Peer> {
@@ -894,7 +906,7 @@ impl Chat {
                 line: text,
             };
             if let Some(sink) = &mut self.history_sink {
-                sink(&entry);
+                sink.keep(&entry);
             }
             self.history.record(entry);
         }

@@ -5,10 +5,10 @@
 //! crash from a whole one. A thread of its own writes it, so that the event loop never waits on
 //! the disk (an SD card can take a second); the loop hands records over without blocking and
 //! counts those it had to drop if the disk falls that far behind. The thread rewrites the file
-//! from the history it mirrors once it holds twice the history's bound, and syncs it to the disk
-//! once a second while there are new records (see docs/security.md for what a power cut loses).
+//! from the history it mirrors once it holds twice the history's bound (and at least 256 KiB),
+//! and syncs it to the disk once a second while there are new records (see docs/security.md for
+//! what a power cut loses).
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -21,15 +21,22 @@ use crate::history::{Entry, History};
 use crate::log::log;
 
 const HEADER: &str = "charla-history 1";
-/// Records the loop may hand over before the writer has taken them.
-const QUEUE: usize = 4096;
+/// Batches of records (one per pass of the event loop) the loop may hand over before the writer
+/// has taken them.
+const QUEUE: usize = 256;
 /// How often new records are synced to the disk.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// The file is rewritten once it holds twice the history's bound and at least this much: a
+/// short history would otherwise be rewritten (and synced) every few lines on a busy server.
+const REWRITE_AT_LEAST: usize = 256 << 10;
 
 /// The writer's end, held by the chat core's history.
 pub struct Journal {
-    records: Option<SyncSender<Entry>>,
+    records: Option<SyncSender<Vec<Entry>>>,
     writer: Option<JoinHandle<()>>,
+    /// Records of this pass of the event loop, handed over together at its end: one wake-up of
+    /// the writer per pass, not per line.
+    pending: Vec<Entry>,
     /// Records dropped because the writer was that far behind, not yet logged.
     dropped: u64,
 }
@@ -53,14 +60,22 @@ pub fn open(
     // Written afresh: what was skipped goes, and the file starts within its bound.
     let file = rewrite(path, &entries)
         .map_err(|e| format!("cannot write the history file {shown}: {e}"))?;
+    let bytes_in_file = file_len(&file);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let writer = Writer {
         path: path.to_path_buf(),
         file,
-        mirror: entries.iter().cloned().collect(),
+        mirror: {
+            let mut mirror = History::new(max_lines, max_bytes, 1);
+            for entry in &entries {
+                mirror.record(entry.clone());
+            }
+            mirror
+        },
         max_lines,
         max_bytes,
         records_in_file: entries.len(),
+        bytes_in_file,
     };
     let thread = std::thread::Builder::new()
         .name("history-journal".into())
@@ -70,6 +85,7 @@ pub fn open(
         Journal {
             records: Some(tx),
             writer: Some(thread),
+            pending: Vec::new(),
             dropped: 0,
         },
         entries,
@@ -172,12 +188,23 @@ fn rewrite<'a>(path: &Path, entries: impl IntoIterator<Item = &'a Entry>) -> io:
 }
 
 impl Journal {
-    /// Hands a record to the writer without waiting.
+    /// Keeps a record for the writer; it goes with the others of this pass ([`Journal::flush`]).
     pub fn append(&mut self, entry: &Entry) {
+        if self.records.is_some() {
+            self.pending.push(entry.clone());
+        }
+    }
+
+    /// Hands this pass's records to the writer, without waiting.
+    pub fn flush(&mut self) {
         let Some(records) = &self.records else {
             return;
         };
-        match records.try_send(entry.clone()) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let count = self.pending.len() as u64;
+        match records.try_send(std::mem::take(&mut self.pending)) {
             Ok(()) => {
                 if self.dropped > 0 {
                     log!(
@@ -186,7 +213,7 @@ impl Journal {
                     );
                 }
             }
-            Err(TrySendError::Full(_)) => self.dropped += 1,
+            Err(TrySendError::Full(_)) => self.dropped += count,
             Err(TrySendError::Disconnected(_)) => {
                 log!("history file: its writer stopped; the history is kept in memory only");
                 self.records = None;
@@ -195,9 +222,20 @@ impl Journal {
     }
 }
 
+impl crate::chat::HistorySink for Journal {
+    fn keep(&mut self, entry: &Entry) {
+        self.append(entry);
+    }
+
+    fn flush(&mut self) {
+        Journal::flush(self);
+    }
+}
+
 impl Drop for Journal {
     /// At exit: the writer takes what is left, syncs and stops.
     fn drop(&mut self) {
+        self.flush();
         drop(self.records.take());
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -209,14 +247,15 @@ struct Writer {
     path: PathBuf,
     file: File,
     /// The history as the file holds it, to rewrite the file from.
-    mirror: VecDeque<Entry>,
+    mirror: History,
     max_lines: usize,
     max_bytes: usize,
     records_in_file: usize,
+    bytes_in_file: usize,
 }
 
 impl Writer {
-    fn run(mut self, records: mpsc::Receiver<Entry>) {
+    fn run(mut self, records: mpsc::Receiver<Vec<Entry>>) {
         let mut unsynced: Option<Instant> = None;
         let mut batch = Vec::new();
         loop {
@@ -224,17 +263,18 @@ impl Writer {
                 (since + SYNC_EVERY).saturating_duration_since(Instant::now())
             });
             match records.recv_timeout(wait) {
-                Ok(entry) => {
+                Ok(entries) => {
                     batch.clear();
-                    self.take(entry, &mut batch);
-                    while let Ok(entry) = records.try_recv() {
+                    for entry in entries.into_iter().chain(records.try_iter().flatten()) {
                         self.take(entry, &mut batch);
                     }
                     if let Err(e) = self.file.write_all(&batch) {
                         log!("history file {}: cannot write: {e}", self.path.display());
                     }
                     unsynced.get_or_insert_with(Instant::now);
-                    if self.records_in_file > 2 * self.max_lines.max(1) {
+                    let over = self.records_in_file > 2 * self.max_lines.max(1)
+                        || self.bytes_in_file > 2 * self.max_bytes;
+                    if over && self.bytes_in_file >= REWRITE_AT_LEAST {
                         self.compact();
                         unsynced = None;
                     }
@@ -253,24 +293,20 @@ impl Writer {
     }
 
     fn take(&mut self, entry: Entry, batch: &mut Vec<u8>) {
+        let before = batch.len();
         push_record(batch, &entry);
         self.records_in_file += 1;
-        self.mirror.push_back(entry);
-        let mut bytes: usize = self.mirror.iter().map(|e| e.line.len()).sum();
-        while self.mirror.len() > self.max_lines || bytes > self.max_bytes {
-            match self.mirror.pop_front() {
-                Some(old) => bytes -= old.line.len(),
-                None => break,
-            }
-        }
+        self.bytes_in_file += batch.len() - before;
+        self.mirror.record(entry);
     }
 
     /// Rewrites the file from the history it mirrors, so that it stays within twice the bound.
     fn compact(&mut self) {
-        match rewrite(&self.path, &self.mirror) {
+        match rewrite(&self.path, self.mirror.after(0)) {
             Ok(file) => {
                 self.file = file;
-                self.records_in_file = self.mirror.len();
+                self.records_in_file = self.mirror.after(0).count();
+                self.bytes_in_file = file_len(&self.file);
             }
             Err(e) => log!(
                 "history file {}: cannot rewrite it: {e}",
@@ -278,6 +314,10 @@ impl Writer {
             ),
         }
     }
+}
+
+fn file_len(file: &File) -> usize {
+    file.metadata().map_or(0, |m| m.len() as usize)
 }
 
 #[cfg(test)]
@@ -333,17 +373,17 @@ mod tests {
     }
 
     #[test]
-    fn the_file_stays_within_twice_the_bound() {
+    fn the_file_stays_within_twice_the_bound_or_256_kib() {
         let path = temp("compact");
+        let line = format!("MSG ana {}", "x".repeat(1000));
         {
             let (mut journal, _) = open(&path, 10, 1 << 20).unwrap();
             for id in 1..=1000 {
-                journal.append(&entry(id, &format!("MSG ana {id}")));
+                journal.append(&entry(id, &line));
             }
         }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let records = text.lines().count() - 1;
-        assert!(records <= 20, "{records} records");
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len < REWRITE_AT_LEAST as u64 + 2000, "{len} bytes");
         let (_journal, loaded) = open(&path, 10, 1 << 20).unwrap();
         assert_eq!(loaded.len(), 10);
         assert_eq!(loaded.last().unwrap().id, 1000);

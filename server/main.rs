@@ -81,8 +81,8 @@ fn run() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    if let Some((mut journal, entries)) = journal {
-        server.restore_history(entries, Box::new(move |entry| journal.append(entry)));
+    if let Some((journal, entries)) = journal {
+        server.restore_history(entries, Box::new(journal));
     }
     match server.local_addr() {
         Ok(addr) => log!("listening on {addr}"),

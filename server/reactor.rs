@@ -166,7 +166,11 @@ impl Server {
     }
 
     /// The history kept by `--history-file`, and where new lines go.
-    pub fn restore_history(&mut self, entries: Vec<crate::history::Entry>, sink: HistorySink) {
+    pub fn restore_history(
+        &mut self,
+        entries: Vec<crate::history::Entry>,
+        sink: Box<dyn HistorySink>,
+    ) {
         self.chat.restore_history(entries, sink);
     }
 
@@ -521,7 +525,7 @@ impl Server {
                 self.flush(id);
             }
         }
-        self.chat.outbox.end_pass();
+        self.chat.end_pass();
         self.writers = writers;
     }
 
