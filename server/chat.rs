@@ -102,6 +102,14 @@ enum Resume {
     },
 }
 
+/// Which lines of the history a client coming back already has (its own).
+enum Skip {
+    Nothing,
+    Author(u64),
+    /// The nickname key, for a client whose session is gone.
+    Nick(String),
+}
+
 /// Makes session tokens: OpenSSL's random generator in the server, something predictable in
 /// tests. Kept out of the core so that it needs no cryptography library.
 pub type TokenSource = Box<dyn FnMut() -> String>;
@@ -724,6 +732,7 @@ impl Chat {
                 CloseReason::Lost("replaced: its session connected again".into()),
             );
         }
+        let token_known = back.is_some();
         // The session: the one coming back, a new one, or none.
         let (session, author, held) = match (&resume, back) {
             (_, Some((token, _))) => {
@@ -761,7 +770,7 @@ impl Chat {
             session: session.clone(),
         };
         self.joining.remove(addr_key);
-        self.by_nick.insert(key, id);
+        self.by_nick.insert(key.clone(), id);
         self.outbox.join(id, session.is_some());
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
@@ -771,11 +780,15 @@ impl Chat {
             self.reply(id, &["SESSION", token, &last]);
         }
         if replay {
-            let (after, skip_author) = match &resume {
-                Resume::Back { last, .. } => (*last, Some(author)),
-                _ => (0, None),
+            // A client coming back showed its own lines when it sent them. Its session tells
+            // which were its own; without it (the server restarted, or the window passed) the
+            // nickname does.
+            let (after, skip) = match &resume {
+                Resume::Back { last, .. } if token_known => (*last, Skip::Author(author)),
+                Resume::Back { last, .. } => (*last, Skip::Nick(key.clone())),
+                _ => (0, Skip::Nothing),
             };
-            self.replay_history(id, after, skip_author, session.is_some());
+            self.replay_history(id, after, skip, session.is_some());
         }
         for message in held {
             let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(message.at));
@@ -797,13 +810,23 @@ impl Chat {
         self.send_to_room(Some(id), &["JOIN", nick]);
     }
 
-    /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`; without
-    /// the lines of `skip_author` (a client coming back showed its own lines already).
-    fn replay_history(&mut self, id: ConnId, after: u64, skip_author: Option<u64>, ids: bool) {
+    /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`, but those
+    /// `skip` says the client has.
+    fn replay_history(&mut self, id: ConnId, after: u64, skip: Skip, ids: bool) {
         let mut lines = std::mem::take(&mut self.line);
         lines.clear();
         for entry in self.history.after(after) {
-            if Some(entry.author) == skip_author {
+            let own = match &skip {
+                Skip::Author(author) => entry.author == *author,
+                // `MSG <nick> <text>`, `ACTION <nick> <text>`.
+                Skip::Nick(key) => entry
+                    .line
+                    .split(' ')
+                    .nth(1)
+                    .is_some_and(|nick| nick_key(nick) == *key),
+                Skip::Nothing => false,
+            };
+            if own {
                 continue;
             }
             let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(entry.at));

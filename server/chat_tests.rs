@@ -984,3 +984,43 @@ fn resume_and_history_are_registration_commands() {
         ]
     );
 }
+
+#[test]
+fn coming_back_to_a_server_that_forgot_the_session_still_skips_its_own_lines() {
+    // After a restart with --history-file the lines and their ids are there, the session is not.
+    let mut h = Harness::new();
+    h.join(1, "ana");
+    h.join(2, "bob");
+    h.send(2, "uno");
+    h.send(1, "mío");
+    h.send(2, "dos");
+    h.connect(3);
+    h.send(3, "/resume olvidado 0");
+    h.send(3, "ANA2");
+    let lines = h.lines(3);
+    let replayed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| history_line(l).1.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(
+        replayed,
+        ["MSG bob uno", "MSG ana mío", "MSG bob dos"],
+        "another name: everything"
+    );
+    h.chat.forget(1);
+    h.connect(4);
+    h.send(4, "/resume olvidado 0");
+    h.send(4, "ana");
+    let lines = h.lines(4);
+    let replayed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| history_line(l).1.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(
+        replayed,
+        ["MSG bob uno", "MSG bob dos"],
+        "not ana's own line"
+    );
+}
