@@ -716,14 +716,7 @@ impl Chat {
         }
         if let Some(away) = self.sessions.away_holder(&key) {
             if back.as_ref().is_none_or(|(token, _)| **token != *away) {
-                let secs = self.cfg.resume_window.as_secs();
-                return self.reply_error(
-                    id,
-                    ErrorCode::NickTaken,
-                    &format!(
-                        "{nick} is kept for its user, whose connection dropped, for up to {secs} s; choose another"
-                    ),
-                );
+                return self.reply_error(id, ErrorCode::NickTaken, &self.kept_for_its_user(nick));
             }
         }
         if let Some(old) = old_conn {
@@ -808,6 +801,13 @@ impl Chat {
             self.reply(id, &["NOTICE", &text]);
         }
         self.send_to_room(Some(id), &["JOIN", nick]);
+    }
+
+    fn kept_for_its_user(&self, nick: &str) -> String {
+        let secs = self.cfg.resume_window.as_secs();
+        format!(
+            "{nick} is kept for its user, whose connection dropped, for up to {secs} s; choose another"
+        )
     }
 
     /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`, but those
@@ -1021,11 +1021,22 @@ impl Chat {
                 &format!("{new} is already in use, choose another"),
             );
         }
+        if self.sessions.away_holder(&new_key).is_some() {
+            return self.reply_error(id, ErrorCode::NickTaken, &self.kept_for_its_user(new));
+        }
         let addr = self.peer(id).map(|p| p.addr);
-        let Some(PeerState::Chatting { nick, .. }) = self.peer_mut(id).map(|p| &mut p.state) else {
+        let Some(PeerState::Chatting { nick, session, .. }) =
+            self.peer_mut(id).map(|p| &mut p.state)
+        else {
             return;
         };
         let old = std::mem::replace(nick, new.into());
+        if let Some(s) = session
+            .clone()
+            .and_then(|token| self.sessions.get_mut(&token))
+        {
+            s.nick = new.into();
+        }
         self.by_nick.remove(&nick_key(&old));
         self.by_nick.insert(new_key, id);
         if let Some(addr) = addr {

@@ -1024,3 +1024,25 @@ fn coming_back_to_a_server_that_forgot_the_session_still_skips_its_own_lines() {
         "not ana's own line"
     );
 }
+
+#[test]
+fn a_kept_nickname_cannot_be_taken_with_nick_either_and_a_renamed_user_is_kept_by_its_new_name() {
+    let mut h = Harness::new();
+    let (token, last) = join_with_session(&mut h, 1, "ana");
+    h.send(1, "/nick anita");
+    h.join(2, "bob");
+    h.chat.disconnected(1, CloseReason::Lost("reset".into()));
+    h.chat.forget(1);
+    h.lines(2);
+    h.send(2, "/nick Anita");
+    assert!(h.lines(2)[0].starts_with("ERROR nick-taken Anita is kept for its user"));
+    h.send(2, "/msg anita hola");
+    assert_eq!(
+        h.lines(2),
+        ["NOTICE held for anita: away, delivered if back within 120 s"]
+    );
+    h.connect(3);
+    h.send(3, &format!("/resume {token} {last}"));
+    h.send(3, "anita");
+    assert_eq!(h.lines(3)[0], "WELCOME anita");
+}
