@@ -730,7 +730,11 @@ impl Chat {
         let (session, author, held) = match (&resume, back) {
             (_, Some((token, _))) => {
                 let author = self.sessions.get(&token).map_or(0, |s| s.author);
-                let held = self.sessions.come_back(&token, id);
+                let last = match &resume {
+                    Resume::Back { last, .. } => *last,
+                    _ => 0,
+                };
+                let held = self.sessions.come_back(&token, id, last);
                 if let Some(s) = self.sessions.get_mut(&token) {
                     s.nick = nick.into();
                 }
@@ -777,15 +781,19 @@ impl Chat {
             // which were its own; without it (the server restarted, or the window passed) the
             // nickname does.
             let (after, skip) = match &resume {
+                // An id above any this server gave is from an earlier run whose clock was
+                // ahead: everything kept is new to the client.
+                Resume::Back { last, .. } if *last > self.history.last_id() => {
+                    (0, Skip::Nick(key.clone()))
+                }
                 Resume::Back { last, .. } if token_known => (*last, Skip::Author(author)),
                 Resume::Back { last, .. } => (*last, Skip::Nick(key.clone())),
                 _ => (0, Skip::Nothing),
             };
-            self.replay_history(id, after, skip, session.is_some());
-        }
-        for message in held {
-            let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(message.at));
-            self.reply_unbounded(id, &["HISTORY", &time, &message.line]);
+            self.replay_history(id, after, skip, session.is_some(), held);
+        } else if !held.is_empty() {
+            // Private messages are not the history a client declines.
+            self.replay_history(id, u64::MAX, Skip::Nothing, true, held);
         }
         if self.history.max_lines() > 0 {
             let place = if self.history_sink.is_some() {
@@ -812,10 +820,29 @@ impl Chat {
 
     /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`, but those
     /// `skip` says the client has.
-    fn replay_history(&mut self, id: ConnId, after: u64, skip: Skip, ids: bool) {
+    fn replay_history(
+        &mut self,
+        id: ConnId,
+        after: u64,
+        skip: Skip,
+        ids: bool,
+        private: Vec<Held>,
+    ) {
         let mut lines = std::mem::take(&mut self.line);
         lines.clear();
+        let mut starts = Vec::new();
+        // Private messages go in id order among the public lines: a client that gets a line has
+        // every line before it, so its last id is all it must tell when it comes back.
+        let mut private = private.into_iter().peekable();
+        let push_private = |lines: &mut Vec<u8>, starts: &mut Vec<usize>, m: Held| {
+            let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(m.at));
+            starts.push(lines.len());
+            push_line(lines, &["HISTORY", &time, &format!("@{}", m.id), &m.line]);
+        };
         for entry in self.history.after(after) {
+            while let Some(m) = private.next_if(|m| m.id < entry.id) {
+                push_private(&mut lines, &mut starts, m);
+            }
             let own = match &skip {
                 Skip::Author(author) => entry.author == *author,
                 // `MSG <nick> <text>`, `ACTION <nick> <text>`.
@@ -836,10 +863,22 @@ impl Chat {
             } else {
                 &["HISTORY", &time, &entry.line]
             };
+            starts.push(lines.len());
             push_line(&mut lines, words);
         }
-        if !lines.is_empty() {
-            self.outbox.send(id, &lines);
+        for m in private {
+            push_private(&mut lines, &mut starts, m);
+        }
+        // A replay must never make a client that reads "too slow": at most half of --max-queue,
+        // its newest lines.
+        let budget = self.cfg.max_queue / 2;
+        let from = starts
+            .iter()
+            .copied()
+            .find(|&start| lines.len() - start <= budget)
+            .unwrap_or(lines.len());
+        if from < lines.len() {
+            self.outbox.send(id, &lines[from..]);
         }
         self.line = lines;
     }
@@ -965,18 +1004,45 @@ impl Chat {
         }
         let key = nick_key(to);
         if let Some(&target) = self.by_nick.get(&key) {
-            return self.relay(id, "PRIVMSG", &text, target);
+            let target_session = match self.peer(target).map(|p| &p.state) {
+                Some(PeerState::Chatting {
+                    session: Some(token),
+                    ..
+                }) => Some(token.clone()),
+                _ => None,
+            };
+            let (Some(token), Some(from), Some(serial)) = (
+                target_session,
+                self.nick(id).map(String::from),
+                self.peer(id).map(|p| p.serial),
+            ) else {
+                return self.relay(id, "PRIVMSG", &text, target);
+            };
+            // Kept a while, with an id: the target's connection may be dead already.
+            let message = Held {
+                id: self.history.take_id(),
+                at: unix_seconds(),
+                line: format!("PRIVMSG {from} {text}").into(),
+                sender: (id, serial),
+            };
+            self.reply_unbounded(target, &[&format!("@{}", message.id), &message.line]);
+            self.sessions.sent(&token, message);
+            return;
         }
         let Some(token) = self.sessions.away_holder(&key).map(Box::<str>::from) else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(to));
         };
-        let (Some(from), Some(peer)) = (self.nick(id), self.peer(id)) else {
+        let (Some(from), Some(serial)) = (
+            self.nick(id).map(String::from),
+            self.peer(id).map(|p| p.serial),
+        ) else {
             return;
         };
         let held = Held {
+            id: self.history.take_id(),
             at: unix_seconds(),
             line: format!("PRIVMSG {from} {text}").into(),
-            sender: (id, peer.serial),
+            sender: (id, serial),
         };
         let (away_nick, until) = self
             .sessions

@@ -826,6 +826,11 @@ fn join_with_session(h: &mut Harness, id: ConnId, nick: &str) -> (String, u64) {
     (token.to_string(), last.parse().unwrap())
 }
 
+/// A tagged line `@<id> <rest>` without its id.
+fn tagged_rest(line: &str) -> &str {
+    line.strip_prefix('@').unwrap().split_once(' ').unwrap().1
+}
+
 /// The id of a tagged line `@<id> ...`.
 fn line_id(line: &str) -> u64 {
     let (id, _) = line.strip_prefix('@').unwrap().split_once(' ').unwrap();
@@ -885,7 +890,6 @@ fn a_dropped_client_comes_back_to_exactly_what_it_missed() {
         "{lines:?}"
     );
     let replayed: Vec<&str> = lines[3..7].iter().map(|l| history_line(l).1).collect();
-    assert_eq!(replayed[..3].len(), 3);
     for (n, line) in replayed[..3].iter().enumerate() {
         let (id, text) = line.split_once(' ').unwrap();
         assert!(id.starts_with('@'));
@@ -895,12 +899,13 @@ fn a_dropped_client_comes_back_to_exactly_what_it_missed() {
             "not its own line, no repeat"
         );
     }
-    assert_eq!(replayed[3], "PRIVMSG bob ¿sigues ahí?");
+    assert_eq!(tagged_rest(replayed[3]), "PRIVMSG bob ¿sigues ahí?");
     assert!(lines[7].starts_with("NOTICE history kept:"));
     assert_eq!(lines.len(), 8, "{lines:?}");
     assert_eq!(h.lines(2), ["JOIN ana"]);
     h.send(2, "/msg ana ya");
-    assert_eq!(h.lines(4), ["PRIVMSG bob ya"]);
+    let lines = h.lines(4);
+    assert_eq!(tagged_rest(&lines[0]), "PRIVMSG bob ya");
 }
 
 #[test]
@@ -965,7 +970,8 @@ fn coming_back_before_the_old_connection_is_found_dead_replaces_it() {
     assert_eq!(closes[0].0, 1, "the old connection is closed");
     assert_eq!(h.lines(2), ["LEAVE ana connection lost", "JOIN ana"]);
     h.send(2, "/msg ana hola");
-    assert_eq!(h.lines(3), ["PRIVMSG bob hola"]);
+    let lines = h.lines(3);
+    assert_eq!(tagged_rest(&lines[0]), "PRIVMSG bob hola");
 }
 
 #[test]
@@ -1045,4 +1051,95 @@ fn a_kept_nickname_cannot_be_taken_with_nick_either_and_a_renamed_user_is_kept_b
     h.send(3, &format!("/resume {token} {last}"));
     h.send(3, "anita");
     assert_eq!(h.lines(3)[0], "WELCOME anita");
+}
+
+#[test]
+fn a_replay_never_passes_half_of_the_queue_limit() {
+    let mut h = Harness::with(|c| {
+        c.max_queue = 8192;
+        c.flood_rate = 0.0;
+    });
+    h.join(1, "ana");
+    for n in 0..20 {
+        h.send(1, &format!("{n:02} {}", "x".repeat(1000)));
+    }
+    h.connect(2);
+    h.send(2, "bob");
+    let lines = h.lines(2);
+    let replayed: Vec<&String> = lines.iter().filter(|l| l.starts_with("HISTORY ")).collect();
+    let bytes: usize = replayed.iter().map(|l| l.len() + 1).sum();
+    assert!(bytes <= 4096, "{bytes}");
+    assert!(!replayed.is_empty());
+    assert!(
+        replayed.last().unwrap().contains("MSG ana 19 "),
+        "the newest kept"
+    );
+}
+
+#[test]
+fn an_id_from_a_run_whose_clock_was_ahead_replays_everything_kept() {
+    let mut h = Harness::new();
+    h.join(1, "bob");
+    h.send(1, "uno");
+    h.connect(2);
+    h.send(2, &format!("/resume olvidado {}", u64::MAX / 2));
+    h.send(2, "ana");
+    let lines = h.lines(2);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("HISTORY ") && l.ends_with("MSG bob uno")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn private_messages_to_a_connection_already_dead_or_cut_during_the_replay_come_again() {
+    let mut h = Harness::new();
+    let (token, _) = join_with_session(&mut h, 1, "ana");
+    h.join(2, "bob");
+    h.send(2, "público");
+    let seen = h.lines(1);
+    let last_seen = line_id(seen.last().unwrap());
+    // The server does not know yet that ana's connection is dead: this goes into the void.
+    h.send(2, "/msg ana ¿estás?");
+    let lost = h.lines(1);
+    assert_eq!(tagged_rest(&lost[0]), "PRIVMSG bob ¿estás?");
+    h.chat
+        .disconnected(1, CloseReason::Lost("timed out".into()));
+    h.chat.forget(1);
+    h.send(2, "/msg ana otra");
+    h.lines(2);
+    // Back, but cut again before reading anything.
+    h.connect(3);
+    h.send(3, &format!("/resume {token} {last_seen}"));
+    h.send(3, "ana");
+    h.chat.disconnected(3, CloseReason::Lost("reset".into()));
+    h.chat.forget(3);
+    h.sent.remove(&3);
+    // Back again, with the same last id: both private messages, once each, in order.
+    h.connect(4);
+    h.send(4, &format!("/resume {token} {last_seen}"));
+    h.send(4, "ana");
+    let lines = h.lines(4);
+    let private: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| tagged_rest(history_line(l).1))
+        .collect();
+    assert_eq!(private, ["PRIVMSG bob ¿estás?", "PRIVMSG bob otra"]);
+    // A return that has seen them does not get them again.
+    let newest = lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| line_id(history_line(l).1))
+        .max()
+        .unwrap();
+    h.chat.disconnected(4, CloseReason::Lost("reset".into()));
+    h.chat.forget(4);
+    h.connect(5);
+    h.send(5, &format!("/resume {token} {newest}"));
+    h.send(5, "ana");
+    let again = h.lines(5);
+    assert!(!again.iter().any(|l| l.contains("PRIVMSG")), "{again:?}");
 }

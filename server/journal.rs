@@ -22,7 +22,7 @@ use crate::log::log;
 
 const HEADER: &str = "charla-history 1";
 /// Batches of records (one per pass of the event loop) the loop may hand over before the writer
-/// has taken them.
+/// has taken them; past that they wait in the loop (see `Journal::pending`).
 const QUEUE: usize = 256;
 /// How often new records are synced to the disk.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -35,10 +35,11 @@ pub struct Journal {
     records: Option<SyncSender<Vec<Entry>>>,
     writer: Option<JoinHandle<()>>,
     /// Records of this pass of the event loop, handed over together at its end: one wake-up of
-    /// the writer per pass, not per line.
+    /// the writer per pass, not per line. While the writer is behind (a slow disk) they wait
+    /// here, the oldest given up past the history's bound, as the history itself does.
     pending: Vec<Entry>,
-    /// Records dropped because the writer was that far behind, not yet logged.
-    dropped: u64,
+    max_lines: usize,
+    max_bytes: usize,
 }
 
 /// Opens (or creates, mode 0600) the journal at `path` and reads the history it holds, within
@@ -50,6 +51,7 @@ pub fn open(
     max_bytes: usize,
 ) -> Result<(Journal, Vec<Entry>), String> {
     let shown = path.display();
+    let lock = lock(path)?;
     let mut history = History::new(max_lines, max_bytes, 1);
     match File::open(path) {
         Ok(file) => read_records(file, path, &mut history)?,
@@ -63,6 +65,7 @@ pub fn open(
     let bytes_in_file = file_len(&file);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let writer = Writer {
+        _lock: lock,
         path: path.to_path_buf(),
         file,
         mirror: {
@@ -86,10 +89,38 @@ pub fn open(
             records: Some(tx),
             writer: Some(thread),
             pending: Vec::new(),
-            dropped: 0,
+            max_lines,
+            max_bytes,
         },
         entries,
     ))
+}
+
+/// `PATH.lock`, locked for as long as the server runs: a second server given the same file would
+/// rewrite it under the first one's feet. (The file itself is replaced when it is rewritten, so
+/// its own lock would not last.)
+fn lock(path: &Path) -> Result<File, String> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "{} is in use by another charla-server (its lock {} is held); give each server its \
+             own --history-file",
+            path.display(),
+            lock_path.display()
+        ));
+    }
+    Ok(file)
 }
 
 fn read_records(file: File, path: &Path, history: &mut History) -> Result<(), String> {
@@ -203,17 +234,21 @@ impl Journal {
         if self.pending.is_empty() {
             return;
         }
-        let count = self.pending.len() as u64;
         match records.try_send(std::mem::take(&mut self.pending)) {
-            Ok(()) => {
-                if self.dropped > 0 {
-                    log!(
-                        "history file: {} record(s) were not written: the disk was too slow",
-                        std::mem::take(&mut self.dropped)
-                    );
+            Ok(()) => {}
+            Err(TrySendError::Full(mut waiting)) => {
+                let mut bytes: usize = waiting.iter().map(|e| e.line.len()).sum();
+                let mut first = waiting.len().saturating_sub(self.max_lines);
+                for e in &waiting[..first] {
+                    bytes -= e.line.len();
                 }
+                while bytes > self.max_bytes && first < waiting.len() {
+                    bytes -= waiting[first].line.len();
+                    first += 1;
+                }
+                waiting.drain(..first);
+                self.pending = waiting;
             }
-            Err(TrySendError::Full(_)) => self.dropped += count,
             Err(TrySendError::Disconnected(_)) => {
                 log!("history file: its writer stopped; the history is kept in memory only");
                 self.records = None;
@@ -244,6 +279,8 @@ impl Drop for Journal {
 }
 
 struct Writer {
+    /// Held while the writer lives: one server per history file.
+    _lock: File,
     path: PathBuf,
     file: File,
     /// The history as the file holds it, to rewrite the file from.
@@ -270,6 +307,8 @@ impl Writer {
                     }
                     if let Err(e) = self.file.write_all(&batch) {
                         log!("history file {}: cannot write: {e}", self.path.display());
+                        // The log is gathered per thread: this one writes its lines itself.
+                        crate::log::flush();
                     }
                     unsynced.get_or_insert_with(Instant::now);
                     let over = self.records_in_file > 2 * self.max_lines.max(1)
@@ -360,6 +399,20 @@ mod tests {
         assert_eq!(lines, ["MSG ana uno", "MSG ana dos con espacios"]);
         assert_eq!(loaded[1], entry(2, "MSG ana dos con espacios"));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn one_server_per_file() {
+        let path = temp("locked");
+        let (first, _) = open(&path, 100, 1 << 20).unwrap();
+        let err = open(&path, 100, 1 << 20).err().unwrap();
+        assert!(err.contains("in use by another charla-server"), "{err}");
+        drop(first);
+        assert!(open(&path, 100, 1 << 20).is_ok(), "free again");
+        std::fs::remove_file(&path).unwrap();
+        let mut lock = path.into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
     }
 
     #[test]

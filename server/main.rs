@@ -63,8 +63,16 @@ fn run() -> ExitCode {
     };
     let mut cfg = cfg;
     cfg.max_clients = raise_descriptor_limit(cfg.max_clients);
-    let journal = match cfg.history_file.as_deref().filter(|_| cfg.history > 0) {
-        Some(path) => match journal::open(path, cfg.history, cfg.history_bytes) {
+    // Opened once the port is ours: a second server started by mistake stops there, before it
+    // touches the history file.
+    let (history_file, history, history_bytes) =
+        (cfg.history_file.clone(), cfg.history, cfg.history_bytes);
+    let mut server = match reactor::Server::new(cfg, acceptor, password) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let journal = match history_file.as_deref().filter(|_| history > 0) {
+        Some(path) => match journal::open(path, history, history_bytes) {
             Ok((journal, entries)) => {
                 log!(
                     "history file {}: {} messages kept from before",
@@ -76,10 +84,6 @@ fn run() -> ExitCode {
             Err(e) => return fail(&e),
         },
         None => None,
-    };
-    let mut server = match reactor::Server::new(cfg, acceptor, password) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
     };
     if let Some((journal, entries)) = journal {
         server.restore_history(entries, Box::new(journal));

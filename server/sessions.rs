@@ -10,9 +10,16 @@ use crate::outbox::ConnId;
 /// Most private messages held for one user who is away, and their bytes.
 pub const MAX_HELD_MESSAGES: usize = 100;
 pub const MAX_HELD_BYTES: usize = 64 << 10;
+/// The latest private messages sent to a user with a session, kept in case its connection was
+/// already dead (the server finds out only later) or drops while they are replayed.
+const MAX_RECENT_MESSAGES: usize = 20;
+const MAX_RECENT_BYTES: usize = 8 << 10;
 
-/// A private message waiting for its recipient to come back.
+/// A private message to a user with a session.
+#[derive(Clone)]
 pub struct Held {
+    /// From the same sequence as public lines, so that the client's last id covers it.
+    pub id: u64,
     /// Seconds since the Unix epoch when it was sent.
     pub at: u64,
     /// `PRIVMSG <from> <text>`, without `\n`.
@@ -29,8 +36,11 @@ pub struct Session {
     pub conn: Option<ConnId>,
     /// While away: when the nickname and the held messages are given up.
     pub away_until: Option<Instant>,
+    /// Sent while the user was away, never delivered.
     pub held: Vec<Held>,
     held_bytes: usize,
+    /// Sent (or replayed) to the user, perhaps never received.
+    recent: VecDeque<Held>,
     /// The nickname key it is held under while away.
     away_key: Option<String>,
 }
@@ -45,6 +55,19 @@ pub struct Sessions {
     expiries: VecDeque<(Instant, Box<str>)>,
 }
 
+impl Session {
+    fn remember(&mut self, message: Held) {
+        self.recent.push_back(message);
+        let mut bytes: usize = self.recent.iter().map(|m| m.line.len()).sum();
+        while self.recent.len() > MAX_RECENT_MESSAGES || bytes > MAX_RECENT_BYTES {
+            match self.recent.pop_front() {
+                Some(old) => bytes -= old.line.len(),
+                None => break,
+            }
+        }
+    }
+}
+
 impl Sessions {
     pub fn start(&mut self, token: Box<str>, author: u64, nick: &str, conn: ConnId) {
         self.by_token.insert(
@@ -56,6 +79,7 @@ impl Sessions {
                 away_until: None,
                 held: Vec::new(),
                 held_bytes: 0,
+                recent: VecDeque::new(),
                 away_key: None,
             },
         );
@@ -85,9 +109,11 @@ impl Sessions {
         }
     }
 
-    /// The user is back on `conn`: its nickname is no longer held by the away list (the caller
-    /// puts it in the room), and its held messages are handed over.
-    pub fn come_back(&mut self, token: &str, conn: ConnId) -> Vec<Held> {
+    /// The user is back on `conn`, having every line up to id `last`: its nickname is no longer
+    /// held by the away list (the caller puts it in the room), and the private messages it may
+    /// not have, in id order, are handed over (they stay recent until a later return covers
+    /// them).
+    pub fn come_back(&mut self, token: &str, conn: ConnId, last: u64) -> Vec<Held> {
         let Some(session) = self.by_token.get_mut(token) else {
             return Vec::new();
         };
@@ -97,7 +123,20 @@ impl Sessions {
         if let Some(key) = session.away_key.take() {
             self.away_by_nick.remove(&key);
         }
-        std::mem::take(&mut session.held)
+        session.recent.retain(|m| m.id > last);
+        for held in std::mem::take(&mut session.held) {
+            session.remember(held);
+        }
+        let mut missed: Vec<Held> = session.recent.iter().cloned().collect();
+        missed.sort_by_key(|m| m.id);
+        missed
+    }
+
+    /// A private message was sent to the user with this session.
+    pub fn sent(&mut self, token: &str, message: Held) {
+        if let Some(session) = self.by_token.get_mut(token) {
+            session.remember(message);
+        }
     }
 
     pub fn end(&mut self, token: &str) {

@@ -414,6 +414,8 @@ impl UiState {
                 // The log says it once; further failed attempts only update the status line.
                 if app.get_online() {
                     app.set_online(false);
+                    // A replay cut short is said for what it was before what follows is "away".
+                    self.end_history_run(app);
                     self.was_away.set(true);
                     self.push_log(LogKind::System, text.to_string());
                     // Who is in the chat is unknown until the server answers again.
@@ -444,8 +446,17 @@ impl UiState {
 
     fn show(&self, app: &AppWindow, shown: Shown) {
         let strings = app.global::<Strings>();
-        if !matches!(shown, Shown::History { .. }) {
-            self.end_history_run(app);
+        match &shown {
+            Shown::History { .. } => {}
+            // The user list comes before a registration's history.
+            Shown::Users(_) => {}
+            _ => {
+                if self.history_run.get() == 0 {
+                    // Back with nothing missed: the next history is not "while you were away".
+                    self.was_away.set(false);
+                }
+                self.end_history_run(app);
+            }
         }
         match shown {
             Shown::History { at, shown } => {
@@ -462,7 +473,10 @@ impl UiState {
             }
             Shown::Notice(text) if text.starts_with(notice::HISTORY_KEPT) => {
                 // Said once per server: every registration brings it.
-                if self.history_notices.first_time(&self.server.borrow()) {
+                // Once per server and wording: a server that starts keeping more, or on disk, is
+                // told again.
+                let key = format!("{} {text}", self.server.borrow());
+                if self.history_notices.first_time(&key) {
                     let count = text[notice::HISTORY_KEPT.len()..]
                         .split_whitespace()
                         .next()

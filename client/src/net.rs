@@ -1001,8 +1001,9 @@ impl Worker {
         if let ServerLine::Session { token, last } = parse_server_line(&line) {
             self.session = Some(token.to_string());
             // A first session starts from what the server had; one resumed keeps what this client
-            // had seen (the replay that follows brings it up to date).
-            if self.last_id.is_none() {
+            // had seen (the replay that follows brings it up to date), unless the server has
+            // never given ids that high (a restart with its clock behind): then its own count.
+            if self.last_id.is_none_or(|seen| last < seen) {
                 self.last_id = Some(last);
             }
             return None;
@@ -1024,6 +1025,10 @@ impl Worker {
             return self.emit(Event::Line(line));
         }
         match parse_server_line(&line) {
+            // A server from before sessions: `/resume` was not for it, and the nickname follows.
+            ServerLine::Error { code, text }
+                if code == ErrorCode::NickInvalid.as_str()
+                    && text.starts_with("choose a nickname first") => {}
             ServerLine::Welcome(nick) => {
                 let nick = nick.to_string();
                 self.registered = true;

@@ -300,7 +300,11 @@ mod tests {
         assert_eq!(rfc3339_seconds("2026-11-27T22:06:39Z"), Some(1_795_817_199));
         assert_eq!(rfc3339_seconds("2026-13-01T00:00:00Z"), None);
         assert_eq!(rfc3339_seconds("yesterday"), None);
-        assert_eq!(local_label(now_seconds()), clock(), "today: the time alone");
+        let today = local_label(now_seconds());
+        assert!(
+            today.len() == 5 && today.as_bytes()[2] == b':',
+            "today: the time alone: {today}"
+        );
         let long_ago = local_label(86_400 * 365);
         assert!(long_ago.starts_with("1971-01-0"), "{long_ago}");
         let mut d = Decoder::default();

@@ -345,14 +345,17 @@ fn a_cut_connection_comes_back_with_every_line_exactly_once() {
     bob.expect_line("JOIN ana");
     bob.send("antes");
     ana.expect("<bob> antes");
-    proxy.sever();
+    // The network stays down until everything has been said: all of it comes back as history.
+    proxy.sever_and_hold();
     bob.expect_prefix("LEAVE ana");
     for n in 1..=50 {
         bob.send(&format!("perdido {n}"));
     }
     for n in 1..=3 {
         bob.send(&format!("/msg ana privado {n}"));
+        bob.expect_line("NOTICE held for ana: away, delivered if back within 120 s");
     }
+    proxy.reopen();
     bob.expect_line("JOIN ana");
     ana.expect("<bob> privado 3");
     let said: Vec<&String> = ana.seen.iter().filter(|l| l.contains("<bob> ")).collect();

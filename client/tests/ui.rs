@@ -672,4 +672,31 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
         ],
         "the notice once per server"
     );
+
+    // Dropped again, back with nothing missed; later history is not "while you were away".
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Lost {
+            problem: Problem::ServerClosed,
+            retry_in: std::time::Duration::from_secs(1),
+        }),
+    );
+    ui.registered("ana");
+    lines(&ui, &["USERS 2 ana bob", kept, "MSG bob hola"]);
+    ui.registered("ana");
+    lines(
+        &ui,
+        &[
+            "USERS 2 ana bob",
+            "HISTORY 2026-01-02T03:07:05Z MSG bob antes",
+            kept,
+        ],
+    );
+    assert_eq!(
+        ui.last_log(),
+        (
+            LogKind::System,
+            "— 1 earlier messages, said before you joined —".into()
+        )
+    );
 }

@@ -633,6 +633,8 @@ pub fn wait_tcp_closed(tcp: &mut TcpStream) -> bool {
 pub struct Proxy {
     pub addr: SocketAddr,
     live: Arc<Mutex<Vec<TcpStream>>>,
+    /// While set, new connections wait before they reach the server.
+    held: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Proxy {
@@ -640,10 +642,18 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listen");
         let addr = listener.local_addr().unwrap();
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let held: Arc<(Mutex<bool>, Condvar)> = Arc::default();
         let sockets = live.clone();
+        let gate = held.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
+                let (lock, opened) = &*gate;
+                let mut closed = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while *closed {
+                    closed = opened.wait(closed).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(closed);
                 let Ok(server) = TcpStream::connect(to) else {
                     continue;
                 };
@@ -662,7 +672,19 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, live }
+        Proxy { addr, live, held }
+    }
+
+    /// Cuts every connection made so far, both ways, and holds new ones back until
+    /// [`Proxy::reopen`]: the network stays down as long as the test needs.
+    pub fn sever_and_hold(&self) {
+        *self.held.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.sever();
+    }
+
+    pub fn reopen(&self) {
+        *self.held.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.held.1.notify_all();
     }
 
     /// Cuts every connection made so far, both ways.
