@@ -801,12 +801,16 @@ fn the_history_is_bounded_in_lines() {
     h.connect(2);
     h.send(2, "bob");
     let lines = h.lines(2);
-    let replayed: Vec<&str> = lines
+    assert_eq!(replayed(&lines), ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
+}
+
+/// What the `HISTORY` lines among `lines` carry, in order.
+fn replayed(lines: &[String]) -> Vec<&str> {
+    lines
         .iter()
         .filter(|l| l.starts_with("HISTORY "))
         .map(|l| history_line(l).1)
-        .collect();
-    assert_eq!(replayed, ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
+        .collect()
 }
 
 // Sessions and resume
@@ -1004,13 +1008,9 @@ fn coming_back_to_a_server_that_forgot_the_session_still_skips_its_own_lines() {
     h.send(3, "/resume olvidado 0");
     h.send(3, "ANA2");
     let lines = h.lines(3);
-    let replayed: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| history_line(l).1.split_once(' ').unwrap().1)
-        .collect();
+    let said: Vec<&str> = replayed(&lines).iter().map(|l| tagged_rest(l)).collect();
     assert_eq!(
-        replayed,
+        said,
         ["MSG bob uno", "MSG ana mío", "MSG bob dos"],
         "another name: everything"
     );
@@ -1019,16 +1019,8 @@ fn coming_back_to_a_server_that_forgot_the_session_still_skips_its_own_lines() {
     h.send(4, "/resume olvidado 0");
     h.send(4, "ana");
     let lines = h.lines(4);
-    let replayed: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| history_line(l).1.split_once(' ').unwrap().1)
-        .collect();
-    assert_eq!(
-        replayed,
-        ["MSG bob uno", "MSG bob dos"],
-        "not ana's own line"
-    );
+    let said: Vec<&str> = replayed(&lines).iter().map(|l| tagged_rest(l)).collect();
+    assert_eq!(said, ["MSG bob uno", "MSG bob dos"], "not ana's own line");
 }
 
 #[test]

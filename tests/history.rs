@@ -18,6 +18,15 @@ fn replayed(line: &str) -> &str {
     rest
 }
 
+/// What the `HISTORY` lines among `lines` carry, in order.
+fn history_of(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("HISTORY "))
+        .map(|l| replayed(l))
+        .collect()
+}
+
 /// Registers `nick` by hand; returns every line up to the answer to a ping after it.
 fn register(server: &Server, first_lines: &[&str], nick: &str) -> (Client, Vec<String>) {
     let mut c = server.connect();
@@ -84,11 +93,7 @@ fn the_history_is_bounded_in_lines_and_in_bytes() {
     }
     ana.sync();
     let (_bob, lines) = register(&server, &[], "bob");
-    let history: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| replayed(l))
-        .collect();
+    let history = history_of(&lines);
     assert_eq!(history, ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
 
     // 4 KiB of history and lines of 1000 bytes: never 100 of them.
@@ -99,11 +104,7 @@ fn the_history_is_bounded_in_lines_and_in_bytes() {
     }
     ana.sync();
     let (_bob, lines) = register(&server, &[], "bob");
-    let history: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| replayed(l))
-        .collect();
+    let history = history_of(&lines);
     assert!((1..=3).contains(&history.len()), "{}", history.len());
     assert!(history.last().unwrap().starts_with("MSG ana 9xxx"));
 }
@@ -171,11 +172,7 @@ fn a_dropped_client_comes_back_to_every_line_it_missed_exactly_once() {
 
     let (mut ana, token_back, _, lines) = join_resuming(&server, "ana", Some((&token, last_seen)));
     assert_eq!(token_back, token, "the same session");
-    let history: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| replayed(l))
-        .collect();
+    let history = history_of(&lines);
     assert_eq!(history.len(), 53, "{history:?}");
     let mut last_id = last_seen;
     for (n, line) in history[..50].iter().enumerate() {
@@ -296,11 +293,7 @@ fn the_history_file_survives_sigterm_sigkill_and_a_torn_record() {
     let server = Server::start(&["--history-file", journal]);
     server.wait_log("skipped 1 damaged or incomplete record");
     let (_bob, lines) = register(&server, &[], "bob");
-    let kept: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.starts_with("HISTORY "))
-        .map(|l| replayed(l))
-        .collect();
+    let kept = history_of(&lines);
     assert_eq!(kept.len(), 4, "{kept:?}");
 }
 
