@@ -801,7 +801,10 @@ fn the_history_is_bounded_in_lines() {
     h.connect(2);
     h.send(2, "bob");
     let lines = h.lines(2);
-    assert_eq!(replayed(&lines), ["MSG ana m8", "MSG ana m9", "MSG ana m10"]);
+    assert_eq!(
+        replayed(&lines),
+        ["MSG ana m8", "MSG ana m9", "MSG ana m10"]
+    );
 }
 
 /// What the `HISTORY` lines among `lines` carry, in order.
