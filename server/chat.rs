@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use charla_proto::command::HELP;
 use charla_proto::reply::{push_bounded_line, push_line, push_user_list};
+use charla_proto::time::utc_timestamp;
 use charla_proto::{
     clean_text, nick_key, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, Frame,
     LineFramer,
@@ -25,7 +26,7 @@ use crate::auth::{Password, Throttle};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::history::{Entry, History};
-use crate::log::{log, utc_timestamp};
+use crate::log::log;
 use crate::outbox::{ConnId, Outbox};
 use crate::sessions::{Held, Session, Sessions};
 
@@ -494,6 +495,12 @@ impl Chat {
     /// Takes a connection out of the chat: out of the per-address counts, out of the room (the
     /// others get `LEAVE`). Returns false if it had ended already.
     fn end(&mut self, id: ConnId, reason: &CloseReason) -> bool {
+        if self
+            .peer(id)
+            .is_none_or(|p| matches!(p.state, PeerState::Closing))
+        {
+            return false;
+        }
         let who = self.who(id);
         let Some(peer) = self.peer_mut(id) else {
             return false;

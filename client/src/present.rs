@@ -1,5 +1,6 @@
 //! What a server line means for a person: its parts, decoded for display.
 
+use charla_proto::time::rfc3339_seconds;
 use charla_proto::{parse_server_line, ServerLine};
 
 /// A server line, decoded for display and for the user panel.
@@ -208,29 +209,6 @@ pub fn local_label(seconds: i64) -> String {
     }
 }
 
-/// `2026-11-30T09:15:02Z` (the server's times) as seconds since the Unix epoch.
-pub fn rfc3339_seconds(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let num = |from: usize, to: usize| text.get(from..to)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from the civil date, after Howard Hinnant's `days_from_civil`.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,14 +270,6 @@ mod tests {
 
     #[test]
     fn server_times_are_read_and_shown_in_local_time() {
-        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            rfc3339_seconds("2000-02-29T01:01:01Z"),
-            Some(951_782_400 + 3661)
-        );
-        assert_eq!(rfc3339_seconds("2026-11-27T22:06:39Z"), Some(1_795_817_199));
-        assert_eq!(rfc3339_seconds("2026-13-01T00:00:00Z"), None);
-        assert_eq!(rfc3339_seconds("yesterday"), None);
         let today = local_label(now_seconds());
         assert!(
             today.len() == 5 && today.as_bytes()[2] == b':',

@@ -9,6 +9,7 @@ pub mod framing;
 pub mod io;
 pub mod nick;
 pub mod reply;
+pub mod time;
 
 pub use command::{clean_text, parse_client_line, ClientLine};
 pub use fingerprint::{fingerprint, normalize_fingerprint};
