@@ -30,6 +30,10 @@ use crate::log::log;
 use crate::outbox::{ConnId, Outbox};
 use crate::sessions::{Held, Session, Sessions};
 
+#[path = "chat_moderation.rs"]
+mod moderate;
+pub use moderate::Moderation;
+
 /// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
 /// more, a connection is closed without a word (TLS would cost more than it is worth).
 pub const OVER_CAPACITY_GRACE: usize = 64;
@@ -55,6 +59,8 @@ pub struct Refusal {
 
 struct Peer {
     addr: SocketAddr,
+    /// The SHA-256 fingerprint of its client certificate, if it sent one.
+    identity: Option<Box<str>>,
     serial: u64,
     state: PeerState,
     /// The part of a line read so far.
@@ -129,6 +135,7 @@ pub struct Chat {
     sessions: Sessions,
     new_token: TokenSource,
     history_sink: Option<Box<dyn HistorySink>>,
+    moderation: Moderation,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -170,6 +177,7 @@ impl Chat {
             sessions: Sessions::default(),
             new_token,
             history_sink: None,
+            moderation: Moderation::default(),
             next_author: 0,
             now: Instant::now(),
             cfg,
@@ -311,6 +319,7 @@ impl Chat {
         }
         self.peers[id] = Some(Peer {
             addr,
+            identity: None,
             serial: self.next_serial,
             state: PeerState::Handshaking { refusal },
             framer: LineFramer::new(),
@@ -319,8 +328,9 @@ impl Chat {
         log!("accepted {addr}");
     }
 
-    /// The TLS handshake is done: the connection may register, or is told why it is refused.
-    pub fn handshake_done(&mut self, id: ConnId, now: Instant) {
+    /// The TLS handshake is done, with the fingerprint of the client's certificate if it sent
+    /// one: the connection may register, or is told why it is refused.
+    pub fn handshake_done(&mut self, id: ConnId, identity: Option<String>, now: Instant) {
         let burst = self.cfg.flood_burst;
         let authenticated = self.password.is_none();
         let register_by = now + self.cfg.register_timeout;
@@ -332,6 +342,7 @@ impl Chat {
             return;
         };
         let refusal = refusal.take();
+        peer.identity = identity.map(Into::into);
         peer.state = PeerState::Registering {
             authenticated,
             flood: FloodBucket::new(now, burst),
@@ -343,6 +354,9 @@ impl Chat {
             log!("limit: {text}, rejecting {}", peer.addr);
             self.reply_error(id, code, &text);
             return self.close(id, CloseReason::Rejected(code));
+        }
+        if self.turned_away(id) {
+            return;
         }
         self.register_deadlines.push_back((register_by, id, serial));
     }
@@ -525,10 +539,13 @@ impl Chat {
         };
         let key = nick_key(&nick);
         self.by_nick.remove(&key);
+        self.moderation.in_room.retain(|&m| m != id);
+        let kicked = matches!(reason, CloseReason::Kicked { .. });
         if let Some(token) = session {
             // Someone who asked for a session may come back: its nickname and private messages
             // wait for it, unless it said goodbye.
             let away = !matches!(reason, CloseReason::Quit(_) | CloseReason::Shutdown)
+                && !kicked
                 && !self.cfg.resume_window.is_zero();
             if away {
                 let until = self.now + self.cfg.resume_window;
@@ -540,7 +557,11 @@ impl Chat {
         // What the room said before it left still reaches it, unless it is gone.
         self.outbox.leave(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
-        if !self.shutting_down {
+        if let CloseReason::Kicked { by, reason } = reason {
+            let mut words = vec!["KICK", by, &*nick];
+            words.extend(reason.as_deref());
+            self.send_to_room(None, &words);
+        } else if !self.shutting_down {
             let mut words = vec!["LEAVE", &*nick];
             words.extend(reason.leave_text());
             self.send_to_room(None, &words);
@@ -592,6 +613,7 @@ impl Chat {
                     .iter()
                     .map(|&m| chat.nick(m).unwrap_or(""));
                 push_user_list(lines, nicks);
+                chat.push_operator_lines(lines);
             },
             |out, lines| out.send(id, lines),
         );
@@ -702,6 +724,9 @@ impl Chat {
             return;
         };
         let (flood, resume, replay) = (flood.clone(), resume.clone(), *replay);
+        if let Some(text) = self.registered_to_another(id, nick) {
+            return self.reply_error(id, ErrorCode::NickRegistered, &text);
+        }
         let key = nick_key(nick);
         // A session coming back takes its nickname back from the away list, or from its old
         // connection if the server has not yet found that one dead.
@@ -778,6 +803,7 @@ impl Chat {
         self.outbox.join(id, session.is_some());
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
+        let operator = self.note_operator(id);
         self.send_user_list(id);
         if let Some(token) = &session {
             let last = self.history.last_id().to_string();
@@ -816,6 +842,9 @@ impl Chat {
             self.reply(id, &["NOTICE", &text]);
         }
         self.send_to_room(Some(id), &["JOIN", nick]);
+        if operator {
+            self.send_to_room(Some(id), &["OPER", nick]);
+        }
     }
 
     fn kept_for_its_user(&self, nick: &str) -> String {
@@ -932,6 +961,15 @@ impl Chat {
             ClientLine::Pass(_) => self.reply_error(id, ErrorCode::UnknownCommand, "pass"),
             ClientLine::Resume(_) => self.reply_error(id, ErrorCode::UnknownCommand, "resume"),
             ClientLine::History(_) => self.reply_error(id, ErrorCode::UnknownCommand, "history"),
+            command @ (ClientLine::Register
+            | ClientLine::Unregister(_)
+            | ClientLine::Whois(_)
+            | ClientLine::Kick { .. }
+            | ClientLine::Ban { .. }
+            | ClientLine::Unban(_)
+            | ClientLine::Bans
+            | ClientLine::Mute { .. }
+            | ClientLine::Unmute(_)) => self.moderation_command(id, command),
             ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
                 self.reply_error(id, ErrorCode::UnknownCommand, &clean_text(name))
@@ -942,7 +980,7 @@ impl Chat {
     /// A public message or action: formatted once for everyone else, and kept in the history.
     fn say(&mut self, id: ConnId, kind: &str, text: &str) {
         let text = clean_text(text);
-        if text.trim().is_empty() {
+        if text.trim().is_empty() || self.refused_as_muted(id) {
             return;
         }
         let mut line = std::mem::take(&mut self.line);
@@ -1081,6 +1119,9 @@ impl Chat {
         };
         if old == new {
             return self.reply(id, &["NOTICE", notice::NICK_UNCHANGED, new]);
+        }
+        if let Some(text) = self.registered_to_another(id, new) {
+            return self.reply_error(id, ErrorCode::NickRegistered, &text);
         }
         let new_key = nick_key(new);
         if self

@@ -49,13 +49,19 @@ impl Harness {
 
     /// A connection from `addr` with its TLS up.
     fn connect_from(&mut self, id: ConnId, addr: &str) {
+        self.connect_as(id, addr, None);
+    }
+
+    /// A connection from `addr` whose client certificate has this fingerprint, TLS up.
+    fn connect_as(&mut self, id: ConnId, addr: &str, identity: Option<&str>) {
         let addr: SocketAddr = addr.parse().unwrap();
         let open = self.chat.peers.iter().flatten().count();
         let Admission::Let(refusal) = self.chat.admit(addr, open, self.now) else {
             panic!("{addr} was closed at once");
         };
         self.chat.opened(id, addr, refusal);
-        self.chat.handshake_done(id, self.now);
+        self.chat
+            .handshake_done(id, identity.map(String::from), self.now);
     }
 
     fn connect(&mut self, id: ConnId) {
@@ -1138,3 +1144,6 @@ fn private_messages_to_a_connection_already_dead_or_cut_during_the_replay_come_a
     let again = h.lines(5);
     assert!(!again.iter().any(|l| l.contains("PRIVMSG")), "{again:?}");
 }
+
+#[path = "chat_moderation_tests.rs"]
+mod moderation;

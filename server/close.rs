@@ -15,6 +15,12 @@ pub enum CloseReason {
     /// Turned away after the handshake with this error (a limit, a wrong password).
     Rejected(ErrorCode),
     Shutdown,
+    /// Put out by an operator (`/kick`, or a `/ban` that matched): the room gets `KICK` instead
+    /// of `LEAVE`.
+    Kicked {
+        by: String,
+        reason: Option<String>,
+    },
 }
 
 impl CloseReason {
@@ -30,6 +36,7 @@ impl CloseReason {
             }
             CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => None,
             CloseReason::Shutdown => Some(leave_reason::SHUTTING_DOWN),
+            CloseReason::Kicked { reason, .. } => reason.as_deref(),
         }
     }
 
@@ -61,8 +68,13 @@ impl CloseReason {
                     .into()
             }
             CloseReason::Rejected(ErrorCode::BadPassword) => "wrong password".into(),
+            CloseReason::Rejected(ErrorCode::Banned) => "banned".into(),
+            CloseReason::Rejected(ErrorCode::NoIdentity) => {
+                "no client certificate (--require-client-cert)".into()
+            }
             CloseReason::Rejected(code) => code.as_str().into(),
             CloseReason::Shutdown => "server shutting down".into(),
+            CloseReason::Kicked { by, .. } => format!("kicked by {by}"),
         }
     }
 }

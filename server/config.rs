@@ -73,6 +73,21 @@ Options:
                              and whose connection dropped keeps its nickname for this long,
                              and private messages sent to it meanwhile are held in memory and
                              delivered when it comes back; 0 turns this off [default: 120]
+  --require-client-cert      refuse clients that present no certificate ('ERROR no-identity');
+                             without it a certificate is asked for, not required, and a client
+                             without one chats under an unregistered nickname. Any
+                             self-signed certificate is taken: the identity is its SHA-256
+                             fingerprint, as with SSH keys
+  --operators FILE           the operators: one certificate fingerprint per line ('#' starts a
+                             comment), as 'charla --show-identity' prints it; read again on
+                             SIGHUP. Operators may /kick, /ban, /unban, /bans, /mute, /unmute
+                             and /unregister any nickname [default: none, nobody is one]
+  --state-dir DIR            keep registered nicknames and bans in DIR (created mode 0700,
+                             files 0600), each change written to disk before it is answered;
+                             a damaged file stops the server at start [default: none, they
+                             live in memory and are lost at restart]
+  --max-registrations N      most registered nicknames on the server [default: 10000]
+  --max-nicks-per-identity N most nicknames one identity may register [default: 5]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -82,9 +97,10 @@ refused connections, and any past --max-clients + 64, are closed at once without
 are counted in one log line a second.
 
 Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', close every
-connection and exit 0; SIGHUP reloads the certificate and key from disk (a broken file is
-logged and the old one kept).
-Logs go to stderr, one timestamped line per event; message text is never logged.
+connection and exit 0; SIGHUP reloads the certificate, the key and the --operators file from
+disk (a broken file is logged and the old one kept).
+Logs go to stderr, one timestamped line per event; message text is never logged. Every
+moderation action is logged: who did what to whom (not the reason given).
 Message text is kept in memory: the history (--history) and private messages held for a user
 who is away (--resume-window); on disk only the history, and only with --history-file. Every
 client is told at registration when history is kept, and where.
@@ -124,6 +140,14 @@ pub struct Config {
     pub resume_window: Duration,
     /// Where the history is kept across restarts; in memory only without it.
     pub history_file: Option<PathBuf>,
+    /// Clients without a certificate are refused.
+    pub require_client_cert: bool,
+    /// The operators' fingerprints, one per line.
+    pub operators: Option<PathBuf>,
+    /// Where registrations and bans are kept; in memory only without it.
+    pub state_dir: Option<PathBuf>,
+    pub max_registrations: usize,
+    pub max_nicks_per_identity: usize,
 }
 
 impl Default for Config {
@@ -150,6 +174,11 @@ impl Default for Config {
             history_bytes: 256 << 10,
             resume_window: Duration::from_secs(120),
             history_file: None,
+            require_client_cert: false,
+            operators: None,
+            state_dir: None,
+            max_registrations: 10_000,
+            max_nicks_per_identity: 5,
         }
     }
 }
@@ -177,6 +206,10 @@ const KNOWN_FLAGS: &[&str] = &[
     "history-bytes",
     "resume-window",
     "history-file",
+    "operators",
+    "state-dir",
+    "max-registrations",
+    "max-nicks-per-identity",
 ];
 
 /// What the command line asks for.
@@ -195,6 +228,10 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
         let flag = match &arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
+            Long("require-client-cert") => {
+                cfg.require_client_cert = true;
+                continue;
+            }
             Long(name) if KNOWN_FLAGS.contains(name) => format!("--{name}"),
             Long(name) => return Err(format!("unknown option --{name}")),
             _ => return Err(arg.unexpected().to_string()),
@@ -286,6 +323,22 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     .ok_or_else(|| bad("expected a size from 4K to 256M"))?
             }
             "--history-file" => cfg.history_file = Some(value.into()),
+            "--operators" => cfg.operators = Some(value.into()),
+            "--state-dir" => cfg.state_dir = Some(value.into()),
+            "--max-registrations" => {
+                cfg.max_registrations = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 1_000_000)
+                    .ok_or_else(|| bad("expected a whole number from 0 to 1000000"))?
+            }
+            "--max-nicks-per-identity" => {
+                cfg.max_nicks_per_identity = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 1000)
+                    .ok_or_else(|| bad("expected a whole number from 0 to 1000"))?
+            }
             "--resume-window" => {
                 cfg.resume_window = non_negative(&value)
                     .filter(|&n| n <= 86_400.0)
@@ -408,6 +461,26 @@ mod tests {
             .unwrap_err()
             .contains("unknown option --frobnicate"));
         assert!(parse(&["--cert"]).is_err());
+        assert!(parse(&["--max-nicks-per-identity", "x"])
+            .unwrap_err()
+            .contains("0 to 1000"));
+    }
+
+    #[test]
+    fn identity_flags() {
+        let cfg = parse(&[
+            "--require-client-cert",
+            "--operators",
+            "ops",
+            "--state-dir",
+            "st",
+        ])
+        .unwrap();
+        assert!(cfg.require_client_cert);
+        assert_eq!(cfg.operators, Some("ops".into()));
+        assert_eq!(cfg.state_dir, Some("st".into()));
+        assert!(!parse(&[]).unwrap().require_client_cert);
+        assert!(parse(&["--require-client-cert=yes"]).is_err());
     }
 
     #[test]
@@ -428,6 +501,17 @@ mod tests {
             "--register-timeout",
             "--password-file",
             "--max-per-ip",
+            "--max-joining-per-ip",
+            "--max-connects-per-ip",
+            "--history",
+            "--history-bytes",
+            "--history-file",
+            "--resume-window",
+            "--require-client-cert",
+            "--operators",
+            "--state-dir",
+            "--max-registrations",
+            "--max-nicks-per-identity",
             "--help",
             "--version",
         ] {

@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -51,7 +51,7 @@ pub fn open(
     max_bytes: usize,
 ) -> Result<(Journal, Vec<Entry>), String> {
     let shown = path.display();
-    let lock = lock(path)?;
+    let lock = lock(path, "--history-file")?;
     let mut history = History::new(max_lines, max_bytes, 1);
     match File::open(path) {
         Ok(file) => read_records(file, path, &mut history)?,
@@ -99,7 +99,7 @@ pub fn open(
 /// `PATH.lock`, locked for as long as the server runs: a second server given the same file would
 /// rewrite it under the first one's feet. (The file itself is replaced when it is rewritten, so
 /// its own lock would not last.)
-fn lock(path: &Path) -> Result<File, String> {
+pub fn lock(path: &Path, flag: &str) -> Result<File, String> {
     use std::os::fd::AsRawFd;
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
@@ -115,7 +115,7 @@ fn lock(path: &Path) -> Result<File, String> {
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!(
             "{} is in use by another charla-server (its lock {} is held); give each server its \
-             own --history-file",
+             own {flag}",
             path.display(),
             lock_path.display()
         ));
@@ -189,32 +189,11 @@ fn push_record(out: &mut Vec<u8>, e: &Entry) {
 /// Writes the header and `entries` to a temporary file, syncs it and renames it over `path`;
 /// returns the new file, open for appending.
 fn rewrite<'a>(path: &Path, entries: impl IntoIterator<Item = &'a Entry>) -> io::Result<File> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
     let mut bytes = format!("{HEADER}\n").into_bytes();
     for entry in entries {
         push_record(&mut bytes, entry);
     }
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // An existing file keeps its mode: make sure nobody else can read it.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // The rename itself reaches the disk with its directory.
-        if let Ok(dir) = File::open(dir) {
-            let _ = dir.sync_all();
-        }
-    }
+    charla_proto::files::write_atomically(path, &bytes)?;
     OpenOptions::new().append(true).open(path)
 }
 
@@ -362,6 +341,7 @@ fn file_len(file: &File) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn entry(id: u64, line: &str) -> Entry {
         Entry {

@@ -9,9 +9,11 @@ mod conn;
 mod history;
 mod journal;
 mod log;
+mod moderation;
 mod outbox;
 mod reactor;
 mod sessions;
+mod state;
 mod tls;
 
 use std::io::Write;
@@ -61,12 +63,22 @@ fn run() -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    let operators = match cfg
+        .operators
+        .as_deref()
+        .map(state::load_operators)
+        .transpose()
+    {
+        Ok(operators) => operators,
+        Err(e) => return fail(&e),
+    };
     let mut cfg = cfg;
     cfg.max_clients = raise_descriptor_limit(cfg.max_clients);
     // Opened once the port is ours: a second server started by mistake stops there, before it
     // touches the history file.
     let (history_file, history, history_bytes) =
         (cfg.history_file.clone(), cfg.history, cfg.history_bytes);
+    let (state_dir, operators_file) = (cfg.state_dir.clone(), cfg.operators.clone());
     let mut server = match reactor::Server::new(cfg, acceptor, password) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -88,6 +100,34 @@ fn run() -> ExitCode {
     if let Some((journal, entries)) = journal {
         server.restore_history(entries, Box::new(journal));
     }
+    let (loaded, store) = match state_dir.as_deref() {
+        Some(dir) => match state::StateDir::open(dir) {
+            Ok((store, loaded)) => {
+                log!(
+                    "state directory {}: {} registered nicknames, {} bans",
+                    dir.display(),
+                    loaded.registrations.len(),
+                    loaded.bans.len()
+                );
+                (loaded, Some(Box::new(store) as Box<dyn state::StateStore>))
+            }
+            Err(e) => return fail(&e),
+        },
+        None => {
+            log!("registered nicknames and bans are kept in memory only, and lost when the server stops (no --state-dir)");
+            (state::Loaded::default(), None)
+        }
+    };
+    let operators = operators.unwrap_or_default();
+    match &operators_file {
+        Some(path) => log!(
+            "operators {}: {} identities",
+            path.display(),
+            operators.len()
+        ),
+        None => log!("no --operators file: nobody can kick, ban or mute"),
+    }
+    server.set_moderation(loaded.registrations, loaded.bans, operators, store);
     match server.local_addr() {
         Ok(addr) => log!("listening on {addr}"),
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),

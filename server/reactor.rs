@@ -174,6 +174,18 @@ impl Server {
         self.chat.restore_history(entries, sink);
     }
 
+    /// Registrations and bans (`--state-dir`), operators (`--operators`).
+    pub fn set_moderation(
+        &mut self,
+        registrations: crate::moderation::Registrations,
+        bans: crate::moderation::Bans,
+        operators: crate::moderation::Operators,
+        store: Option<Box<dyn crate::state::StateStore>>,
+    ) {
+        self.chat
+            .set_moderation(registrations, bans, operators, store);
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.listener {
             Some(l) => l.local_addr(),
@@ -397,7 +409,13 @@ impl Server {
         let wants = match conn.tls.accept() {
             Ok(()) => {
                 conn.link = Link::Open;
-                self.chat.handshake_done(token.0, self.now);
+                let identity = conn
+                    .tls
+                    .ssl()
+                    .peer_certificate()
+                    .and_then(|cert| cert.to_der().ok())
+                    .map(|der| charla_proto::fingerprint(&der));
+                self.chat.handshake_done(token.0, identity, self.now);
                 self.update_interest(token.0);
                 // The nickname may have come in the same packets as the handshake's end.
                 return self.read_lines(token);
@@ -655,7 +673,10 @@ impl Server {
         let signals: Vec<i32> = self.signals.pending().collect();
         for signal in signals {
             match signal {
-                SIGHUP => self.reload_tls(),
+                SIGHUP => {
+                    self.reload_tls();
+                    self.reload_operators();
+                }
                 _ if self.shutdown_deadline.is_some() => {
                     log!("second signal: exiting now");
                     crate::log::flush();
@@ -677,6 +698,23 @@ impl Server {
                 );
             }
             Err(e) => log!("reload failed, keeping the current certificate: {e}"),
+        }
+    }
+
+    fn reload_operators(&mut self) {
+        let Some(path) = &self.cfg.operators else {
+            return;
+        };
+        match crate::state::load_operators(path) {
+            Ok(operators) => {
+                log!(
+                    "reloaded operators {}: {} identities",
+                    path.display(),
+                    operators.len()
+                );
+                self.chat.set_operators(operators);
+            }
+            Err(e) => log!("reload failed, keeping the current operators: {e}"),
         }
     }
 

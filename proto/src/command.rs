@@ -26,6 +26,29 @@ pub enum ClientLine<'a> {
     Resume(Option<(&'a str, u64)>),
     /// `/history off` (before the nickname): no replay of the history; `/history on` undoes it.
     History(bool),
+    /// `/register`: binds the current nickname to the client certificate's fingerprint.
+    Register,
+    /// `/unregister [nick]`: frees the current nickname (or, for an operator, any).
+    Unregister(Option<&'a str>),
+    Whois(&'a str),
+    /// Operators only, as are the commands below.
+    Kick {
+        nick: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// `/ban <nick|address|fingerprint> [minutes] [reason]`.
+    Ban {
+        target: &'a str,
+        minutes: Option<u64>,
+        reason: Option<&'a str>,
+    },
+    Unban(&'a str),
+    Bans,
+    Mute {
+        nick: &'a str,
+        minutes: Option<u64>,
+    },
+    Unmute(&'a str),
     /// A known command without its required argument; the usage to show.
     MissingArgument(&'static str),
     Unknown(&'a str),
@@ -41,6 +64,14 @@ pub const HELP: &[&str] = &[
     "/ping [token]             the server answers PONG [token]",
     "/quit [reason]            leave the chat",
     "/help                     this list",
+    "/register                 keep your nickname for your identity (client certificate)",
+    "/unregister [nick]        free a nickname you registered",
+    "/whois <nick>             who that is: registered, operator, identity",
+    "Operators only:",
+    "/kick <nick> [reason]     disconnect someone",
+    "/ban <nick|address|fingerprint> [minutes] [reason]   keep them out",
+    "/unban <nick|address|fingerprint>, /bans   lift a ban, list the bans",
+    "/mute <nick> [minutes], /unmute <nick>     silence someone in public",
     "Any other line is a public message; start it with // to send a line that begins with /.",
 ];
 
@@ -112,7 +143,71 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
             "on" => ClientLine::History(true),
             _ => ClientLine::MissingArgument("/history on|off"),
         },
+        "register" => ClientLine::Register,
+        "unregister" => ClientLine::Unregister(non_empty(args)),
+        "whois" => match non_empty(args) {
+            Some(nick) => ClientLine::Whois(nick),
+            None => ClientLine::MissingArgument("/whois <nick>"),
+        },
+        "kick" => match split_word(args.trim()) {
+            ("", _) => ClientLine::MissingArgument("/kick <nick> [reason]"),
+            (nick, reason) => ClientLine::Kick {
+                nick,
+                reason: non_empty(reason),
+            },
+        },
+        "ban" => {
+            let (target, rest) = split_word(args.trim());
+            let (minutes, reason) = leading_minutes(rest);
+            match (target, minutes) {
+                ("", _) | (_, Err(())) => ClientLine::MissingArgument(
+                    "/ban <nick|address|fingerprint> [minutes] [reason]",
+                ),
+                (target, Ok(minutes)) => ClientLine::Ban {
+                    target,
+                    minutes,
+                    reason: non_empty(reason),
+                },
+            }
+        }
+        "unban" => match non_empty(args) {
+            Some(target) => ClientLine::Unban(target),
+            None => ClientLine::MissingArgument("/unban <nick|address|fingerprint>"),
+        },
+        "bans" => ClientLine::Bans,
+        "mute" => {
+            let (nick, rest) = split_word(args.trim());
+            match (nick, leading_minutes(rest)) {
+                ("", _) | (_, (Err(()), _)) => {
+                    ClientLine::MissingArgument("/mute <nick> [minutes]")
+                }
+                (_, (Ok(_), extra)) if !extra.trim().is_empty() => {
+                    ClientLine::MissingArgument("/mute <nick> [minutes]")
+                }
+                (nick, (Ok(minutes), _)) => ClientLine::Mute { nick, minutes },
+            }
+        }
+        "unmute" => match non_empty(args) {
+            Some(nick) => ClientLine::Unmute(nick),
+            None => ClientLine::MissingArgument("/unmute <nick>"),
+        },
         _ => ClientLine::Unknown(name),
+    }
+}
+
+/// Longest ban or mute, in minutes: ten years; longer is "until lifted".
+pub const MAX_MINUTES: u64 = 10 * 366 * 24 * 60;
+
+/// A leading word of digits is a number of minutes (1 to [`MAX_MINUTES`]); returns it and the
+/// rest. A number out of range is an error, not the start of a reason.
+fn leading_minutes(s: &str) -> (Result<Option<u64>, ()>, &str) {
+    let (word, rest) = split_word(s.trim_start());
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return (Ok(None), s);
+    }
+    match word.parse() {
+        Ok(minutes) if (1..=MAX_MINUTES).contains(&minutes) => (Ok(Some(minutes)), rest),
+        _ => (Err(()), rest),
     }
 }
 
@@ -170,6 +265,86 @@ mod tests {
             parse_client_line("/history"),
             MissingArgument("/history on|off")
         );
+    }
+
+    #[test]
+    fn identity_and_moderation_commands() {
+        assert_eq!(parse_client_line("/register"), Register);
+        assert_eq!(parse_client_line("/unregister"), Unregister(None));
+        assert_eq!(
+            parse_client_line("/unregister ana"),
+            Unregister(Some("ana"))
+        );
+        assert_eq!(parse_client_line("/whois  Ana "), Whois("Ana"));
+        assert!(matches!(parse_client_line("/whois"), MissingArgument(_)));
+        assert_eq!(
+            parse_client_line("/kick bob  stop  it"),
+            Kick {
+                nick: "bob",
+                reason: Some("stop  it")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/kick bob"),
+            Kick {
+                nick: "bob",
+                reason: None
+            }
+        );
+        assert!(matches!(parse_client_line("/kick "), MissingArgument(_)));
+        assert_eq!(
+            parse_client_line("/ban bob 10 spam"),
+            Ban {
+                target: "bob",
+                minutes: Some(10),
+                reason: Some("spam")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/ban 10.0.0.7 spam again"),
+            Ban {
+                target: "10.0.0.7",
+                minutes: None,
+                reason: Some("spam again")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/ban bob"),
+            Ban {
+                target: "bob",
+                minutes: None,
+                reason: None
+            }
+        );
+        for bad in ["/ban", "/ban bob 0", "/ban bob 99999999999999999999 x"] {
+            assert!(
+                matches!(parse_client_line(bad), MissingArgument(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_client_line("/unban bob"), Unban("bob"));
+        assert_eq!(parse_client_line("/BANS"), Bans);
+        assert_eq!(
+            parse_client_line("/mute bob 5"),
+            Mute {
+                nick: "bob",
+                minutes: Some(5)
+            }
+        );
+        assert_eq!(
+            parse_client_line("/mute bob"),
+            Mute {
+                nick: "bob",
+                minutes: None
+            }
+        );
+        for bad in ["/mute", "/mute bob soon", "/mute bob 0"] {
+            assert!(
+                matches!(parse_client_line(bad), MissingArgument(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_client_line("/unmute bob"), Unmute("bob"));
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub fn fingerprint(der: &[u8]) -> String {
     out
 }
 
+/// The first 8 of the 32 bytes (`AB:CD:EF:01:23:45:67:89`): enough for people to tell identities
+/// apart, short enough to read out.
+pub fn short_fingerprint(fingerprint: &str) -> &str {
+    fingerprint.get(..23).unwrap_or(fingerprint)
+}
+
 /// Reads a fingerprint as people paste it: `sha256 Fingerprint=` prefix optional, case and
 /// separators (`:`, spaces) ignored. Returns the canonical form.
 pub fn normalize_fingerprint(text: &str) -> Option<String> {

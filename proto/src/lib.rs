@@ -6,13 +6,14 @@ pub mod command;
 pub mod files;
 pub mod fingerprint;
 pub mod framing;
+pub mod identity;
 pub mod io;
 pub mod nick;
 pub mod reply;
 pub mod time;
 
 pub use command::{clean_text, parse_client_line, ClientLine};
-pub use fingerprint::{fingerprint, normalize_fingerprint};
+pub use fingerprint::{fingerprint, normalize_fingerprint, short_fingerprint};
 pub use framing::{Frame, LineFramer};
 pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
 pub use reply::{leave_reason, notice, parse_server_line, ErrorCode, ServerLine};

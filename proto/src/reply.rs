@@ -18,10 +18,19 @@ pub enum ErrorCode {
     PasswordRequired,
     BadPassword,
     TooManyConnections,
+    NickRegistered,
+    NoIdentity,
+    NotOperator,
+    Kicked,
+    Banned,
+    Muted,
+    NoSuchBan,
+    RegistrationLimit,
+    NotSaved,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::NoSuchUser,
@@ -35,6 +44,15 @@ impl ErrorCode {
         ErrorCode::PasswordRequired,
         ErrorCode::BadPassword,
         ErrorCode::TooManyConnections,
+        ErrorCode::NickRegistered,
+        ErrorCode::NoIdentity,
+        ErrorCode::NotOperator,
+        ErrorCode::Kicked,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::NoSuchBan,
+        ErrorCode::RegistrationLimit,
+        ErrorCode::NotSaved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +70,15 @@ impl ErrorCode {
             ErrorCode::PasswordRequired => "password-required",
             ErrorCode::BadPassword => "bad-password",
             ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::NickRegistered => "nick-registered",
+            ErrorCode::NoIdentity => "no-identity",
+            ErrorCode::NotOperator => "not-operator",
+            ErrorCode::Kicked => "kicked",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
+            ErrorCode::NoSuchBan => "no-such-ban",
+            ErrorCode::RegistrationLimit => "registration-limit",
+            ErrorCode::NotSaved => "not-saved",
         }
     }
 
@@ -76,6 +103,10 @@ pub mod notice {
     pub const NOT_DELIVERED_TO: &str = "not delivered to";
     /// `not held for <nick>: too many messages waiting`.
     pub const NOT_HELD_FOR: &str = "not held for";
+    /// `registered: <nick> is kept for your identity <short fingerprint>; others are refused it`.
+    pub const REGISTERED: &str = "registered:";
+    /// `unregistered: <nick> is free for anyone`.
+    pub const UNREGISTERED: &str = "unregistered:";
 }
 
 /// The reasons the server gives in `LEAVE <nick> <reason>` when the user did not give one with
@@ -188,6 +219,25 @@ pub enum ServerLine<'a> {
         code: &'a str,
         text: &'a str,
     },
+    /// The answer to `/whois`.
+    Whois {
+        nick: &'a str,
+        online: bool,
+        registered: bool,
+        operator: bool,
+        /// Its certificate's fingerprint (shortened for those who are not operators), if any.
+        fingerprint: Option<&'a str>,
+    },
+    /// An operator (`by`) put `nick` out of the room.
+    Kick {
+        by: &'a str,
+        nick: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// `nick` is an operator.
+    Oper(&'a str),
+    /// `nick` is no longer an operator.
+    Deoper(&'a str),
     /// A line this version does not know; clients should show or ignore it, not fail.
     Unknown(&'a str),
 }
@@ -266,6 +316,36 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
             Some((token, Ok(last))) if !token.is_empty() => ServerLine::Session { token, last },
             _ => unknown,
         },
+        "WHOIS" => {
+            let words: Vec<&str> = rest.split(' ').collect();
+            match words[..] {
+                [nick, online, registered, operator, fingerprint] if !nick.is_empty() => {
+                    ServerLine::Whois {
+                        nick,
+                        online: online == "online",
+                        registered: registered == "registered",
+                        operator: operator == "operator",
+                        fingerprint: (fingerprint != "no-identity").then_some(fingerprint),
+                    }
+                }
+                _ => unknown,
+            }
+        }
+        "KICK" => {
+            let (by, rest) = first_word(rest);
+            let (nick, reason) = first_word(rest);
+            if by.is_empty() || nick.is_empty() {
+                unknown
+            } else {
+                ServerLine::Kick {
+                    by,
+                    nick,
+                    reason: opt(reason),
+                }
+            }
+        }
+        "OPER" if !rest.is_empty() => ServerLine::Oper(rest),
+        "DEOPER" if !rest.is_empty() => ServerLine::Deoper(rest),
         "ERROR" if !rest.is_empty() => {
             let (code, text) = first_word(rest);
             ServerLine::Error { code, text }
@@ -438,6 +518,44 @@ mod tests {
             }
         );
         assert_eq!(parse_server_line("USERS+ c d"), UsersMore(vec!["c", "d"]));
+        assert_eq!(
+            parse_server_line("WHOIS ana online registered operator AB:CD:EF:01:23:45:67:89"),
+            Whois {
+                nick: "ana",
+                online: true,
+                registered: true,
+                operator: true,
+                fingerprint: Some("AB:CD:EF:01:23:45:67:89")
+            }
+        );
+        assert_eq!(
+            parse_server_line("WHOIS bob online unregistered user no-identity"),
+            Whois {
+                nick: "bob",
+                online: true,
+                registered: false,
+                operator: false,
+                fingerprint: None
+            }
+        );
+        assert_eq!(
+            parse_server_line("KICK ana bob stop it"),
+            Kick {
+                by: "ana",
+                nick: "bob",
+                reason: Some("stop it")
+            }
+        );
+        assert_eq!(
+            parse_server_line("KICK ana bob"),
+            Kick {
+                by: "ana",
+                nick: "bob",
+                reason: None
+            }
+        );
+        assert_eq!(parse_server_line("OPER ana"), Oper("ana"));
+        assert_eq!(parse_server_line("DEOPER ana"), Deoper("ana"));
         assert_eq!(parse_server_line("HELLO"), Unknown("HELLO"));
         assert_eq!(parse_server_line("USERS x"), Unknown("USERS x"));
     }

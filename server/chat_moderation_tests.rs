@@ -1,0 +1,416 @@
+//! Identity and moderation (docs/protocol.md, "Identity" and "Operators"), through the chat core.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::*;
+use crate::moderation::{Bans, Operators, Registrations};
+use crate::state::{StateFile, StateStore};
+
+const OP: &str = "0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A";
+const ANA: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
+const BOB: &str = "BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB";
+const OP_ADDR: &str = "192.0.2.9:40000";
+
+/// What was saved, file by file; fails while `failing` is set.
+#[derive(Default)]
+struct Files {
+    saved: Vec<(StateFile, String)>,
+    failing: bool,
+}
+
+#[derive(Default, Clone)]
+struct Saved(Rc<RefCell<Files>>);
+
+impl StateStore for Saved {
+    fn save(&mut self, file: StateFile, text: &str) -> Result<(), String> {
+        let mut files = self.0.borrow_mut();
+        if files.failing {
+            return Err("disk full".into());
+        }
+        files.saved.push((file, text.to_string()));
+        Ok(())
+    }
+}
+
+impl Saved {
+    fn last(&self, file: StateFile) -> String {
+        let files = self.0.borrow();
+        let found = files.saved.iter().rev().find(|(f, _)| *f == file);
+        found.map(|(_, text)| text.clone()).unwrap_or_default()
+    }
+}
+
+/// A chat whose operators file lists `OP`, with its saves recorded.
+fn moderated() -> (Harness, Saved) {
+    let mut h = Harness::new();
+    let saved = Saved::default();
+    let operators = Operators::parse(OP).unwrap();
+    h.chat.set_moderation(
+        Registrations::default(),
+        Bans::default(),
+        operators,
+        Some(Box::new(saved.clone())),
+    );
+    (h, saved)
+}
+
+fn join_as(
+    h: &mut Harness,
+    id: ConnId,
+    nick: &str,
+    addr: &str,
+    identity: Option<&str>,
+) -> Vec<String> {
+    h.connect_as(id, addr, identity);
+    h.send(id, nick);
+    let lines = h.lines(id);
+    assert_eq!(lines[0], format!("WELCOME {nick}"), "{lines:?}");
+    lines
+}
+
+#[test]
+fn a_registered_nickname_is_kept_for_its_identity_at_login_and_on_nick() {
+    let (mut h, saved) = moderated();
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    h.send(1, "/register");
+    assert_eq!(
+        h.lines(1),
+        ["NOTICE registered: ana is kept for your identity AA:AA:AA:AA:AA:AA:AA:AA; others are refused it"]
+    );
+    assert!(saved
+        .last(StateFile::Registrations)
+        .contains(&format!("{ANA} ana")));
+    h.send(1, "/register");
+    assert!(h.lines(1)[0].contains("already yours"));
+    h.send(1, "/quit");
+    h.closes();
+    // Someone else, with another identity or none, in any case or look-alike.
+    h.connect_as(2, ANY, Some(BOB));
+    h.send(2, "ANA");
+    assert!(
+        h.lines(2)[0].starts_with("ERROR nick-registered ANA is registered to another identity")
+    );
+    h.connect_as(3, ANY, None);
+    h.send(3, "ana");
+    assert!(h.lines(3)[0].starts_with(
+        "ERROR nick-registered ana is registered; choose another, or connect with the identity"
+    ));
+    h.send(3, "carla");
+    h.lines(3);
+    h.send(3, "/nick Ana");
+    assert!(h.lines(3)[0].starts_with("ERROR nick-registered"));
+    // Its owner, from anywhere.
+    join_as(&mut h, 4, "Ana", "198.51.100.7:1", Some(ANA));
+}
+
+#[test]
+fn registration_needs_an_identity_and_unregistering_frees_the_nickname() {
+    let (mut h, saved) = moderated();
+    join_as(&mut h, 1, "carla", ANY, None);
+    h.send(1, "/register");
+    assert!(h.lines(1)[0].starts_with("ERROR no-identity your client sent no certificate"));
+    join_as(&mut h, 2, "ana", ANY, Some(ANA));
+    h.send(2, "/register");
+    h.lines(2);
+    h.lines(1);
+    h.send(1, "/unregister ana");
+    assert_eq!(
+        h.lines(1),
+        ["ERROR nick-registered ana is registered to another identity"]
+    );
+    h.send(2, "/unregister");
+    assert_eq!(h.lines(2), ["NOTICE unregistered: ana is free for anyone"]);
+    assert!(!saved.last(StateFile::Registrations).contains("ana"));
+    h.send(2, "/unregister");
+    assert_eq!(h.lines(2), ["ERROR no-such-user ana is not registered"]);
+}
+
+#[test]
+fn registrations_are_bounded_per_identity_and_in_all() {
+    let mut h = Harness::with(|cfg| {
+        cfg.max_nicks_per_identity = 2;
+        cfg.max_registrations = 3;
+    });
+    join_as(&mut h, 1, "a1", ANY, Some(ANA));
+    for nick in ["a2", "a3"] {
+        h.send(1, "/register");
+        h.send(1, &format!("/nick {nick}"));
+    }
+    h.send(1, "/register");
+    let lines = h.lines(1);
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("ERROR registration-limit an identity may register at most 2"),
+        "{lines:?}"
+    );
+    join_as(&mut h, 2, "b1", ANY, Some(BOB));
+    h.send(2, "/register");
+    h.send(2, "/nick b2");
+    h.send(2, "/register");
+    let lines = h.lines(2);
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("ERROR registration-limit this server holds"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_change_that_cannot_be_saved_is_refused_and_not_made() {
+    let (mut h, saved) = moderated();
+    saved.0.borrow_mut().failing = true;
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    h.send(1, "/register");
+    assert!(h.lines(1)[0].starts_with("ERROR not-saved"));
+    join_as(&mut h, 2, "op", OP_ADDR, Some(OP));
+    h.send(2, "/ban ana");
+    assert!(h.lines(2)[0].starts_with("ERROR not-saved"));
+    h.send(1, "/quit");
+    h.closes();
+    join_as(&mut h, 3, "ana", ANY, Some(BOB));
+    join_as(&mut h, 4, "x", ANY, Some(ANA));
+}
+
+#[test]
+fn whois_tells_registration_operator_and_fingerprint() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    h.send(1, "/register");
+    join_as(&mut h, 2, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 3, "carla", ANY, None);
+    h.lines(1);
+    h.send(3, "/whois ANA");
+    h.send(3, "/whois op");
+    h.send(3, "/whois carla");
+    h.send(3, "/whois nadie");
+    assert_eq!(
+        h.lines(3),
+        [
+            "WHOIS ana online registered user AA:AA:AA:AA:AA:AA:AA:AA",
+            "WHOIS op online unregistered operator 0A:0A:0A:0A:0A:0A:0A:0A",
+            "WHOIS carla online unregistered user no-identity",
+            "ERROR no-such-user nadie",
+        ]
+    );
+    h.send(1, "/quit");
+    h.lines(2);
+    // An operator sees the whole fingerprint, also of someone offline.
+    h.send(2, "/whois ana");
+    assert_eq!(
+        h.lines(2),
+        [format!("WHOIS ana offline registered user {ANA}")]
+    );
+}
+
+#[test]
+fn operators_are_shown_after_the_user_list_and_when_they_join() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "ana", ANY, None);
+    let op_lines = join_as(&mut h, 2, "op", OP_ADDR, Some(OP));
+    assert_eq!(op_lines[1..3], ["USERS 2 ana op", "OPER op"]);
+    assert_eq!(h.lines(1), ["JOIN op", "OPER op"]);
+    let bob_lines = join_as(&mut h, 3, "bob", ANY, None);
+    assert_eq!(bob_lines[1..3], ["USERS 3 ana op bob", "OPER op"]);
+    h.send(1, "/users");
+    assert_eq!(h.lines(1), ["JOIN bob", "USERS 3 ana op bob", "OPER op"]);
+    // SIGHUP with another operators file.
+    h.chat.set_operators(Operators::parse(ANA).unwrap());
+    h.chat
+        .set_operators(Operators::parse(&format!("{BOB}\n")).unwrap());
+    assert_eq!(h.lines(1), ["DEOPER op"]);
+    h.send(1, "/users");
+    assert_eq!(h.lines(1), ["USERS 3 ana op bob"]);
+}
+
+#[test]
+fn operator_commands_are_refused_to_everyone_else() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    join_as(&mut h, 2, "bob", ANY, None);
+    h.lines(1);
+    for command in [
+        "/kick bob",
+        "/ban bob",
+        "/unban bob",
+        "/bans",
+        "/mute bob",
+        "/unmute bob",
+    ] {
+        h.send(1, command);
+        let lines = h.lines(1);
+        assert_eq!(lines.len(), 1, "{command}: {lines:?}");
+        let name = command.split(' ').next().unwrap();
+        assert!(
+            lines[0].starts_with(&format!("ERROR not-operator {name} is for operators")),
+            "{lines:?}"
+        );
+    }
+    assert!(h.lines(2).is_empty());
+    assert!(h.closes().is_empty());
+}
+
+#[test]
+fn a_kick_tells_the_target_and_the_room_and_holds_nothing_for_it() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    h.connect_as(2, ANY, None);
+    h.send(2, "/resume");
+    h.send(2, "troll");
+    join_as(&mut h, 3, "ana", ANY, None);
+    h.lines(1);
+    h.lines(2);
+    h.send(1, "/kick Troll stop it");
+    assert_eq!(h.lines(2), ["ERROR kicked op kicked you: stop it"]);
+    assert_eq!(h.lines(3), ["KICK op troll stop it"]);
+    assert_eq!(h.lines(1), ["KICK op troll stop it"]);
+    assert!(matches!(&h.closes()[..], [(2, CloseReason::Kicked { .. })]));
+    // Its nickname is not kept for a resume.
+    join_as(&mut h, 4, "troll", ANY, None);
+    h.send(1, "/kick nadie");
+    assert_eq!(h.lines(1), ["JOIN troll", "ERROR no-such-user nadie"]);
+}
+
+#[test]
+fn a_ban_by_nickname_follows_the_identity_and_keeps_it_out() {
+    let (mut h, saved) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "troll", ANY, Some(BOB));
+    h.lines(1);
+    h.send(1, "/ban troll 10 spam");
+    assert!(h.lines(2)[0].starts_with("ERROR banned banned by op until 20"));
+    let notice = h.lines(1);
+    assert_eq!(notice[0], "KICK op troll spam");
+    assert!(
+        notice[1].starts_with(&format!("NOTICE banned: identity {BOB} (troll) until 20")),
+        "{notice:?}"
+    );
+    assert!(notice[1].ends_with("; 1 connections closed"));
+    assert!(saved
+        .last(StateFile::Bans)
+        .contains(&format!("identity {BOB} ")));
+    h.closes();
+    // The same identity under another name, from another address: refused after TLS.
+    h.connect_as(3, "198.51.100.7:1", Some(BOB));
+    let lines = h.lines(3);
+    assert!(
+        lines[0].starts_with("ERROR banned banned by op until") && lines[0].ends_with(": spam"),
+        "{lines:?}"
+    );
+    assert_eq!(h.closes(), [(3, CloseReason::Rejected(ErrorCode::Banned))]);
+    // Another identity from the same address is welcome.
+    join_as(&mut h, 4, "ana", ANY, Some(ANA));
+    h.send(1, "/bans");
+    let bans = h.lines(1);
+    assert_eq!(bans[1], "NOTICE bans: 1");
+    assert!(
+        bans[2].starts_with(&format!("NOTICE ban: identity {BOB} (troll) until "))
+            && bans[2].ends_with(", by op: spam")
+    );
+    h.send(1, "/unban troll");
+    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+    assert!(!saved.last(StateFile::Bans).contains(BOB));
+    join_as(&mut h, 5, "troll", ANY, Some(BOB));
+    h.send(1, "/unban troll");
+    assert_eq!(
+        h.lines(1),
+        ["JOIN troll", "ERROR no-such-ban no ban matches troll"]
+    );
+}
+
+#[test]
+fn a_ban_by_address_keeps_out_everyone_there_but_operators() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", ANY, Some(OP));
+    join_as(&mut h, 2, "carla", ANY, None);
+    join_as(&mut h, 3, "ana", ANY, Some(ANA));
+    join_as(&mut h, 4, "dan", "198.51.100.7:1", None);
+    h.connect(5);
+    h.lines(1);
+    h.send(1, "/ban 192.0.2.1");
+    let lines = h.lines(1);
+    assert_eq!(lines[..2], ["KICK op carla", "KICK op ana"]);
+    assert!(
+        lines[2].starts_with("NOTICE banned: address 192.0.2.1 until lifted; 3 connections closed"),
+        "{lines:?}"
+    );
+    assert!(h.lines(5)[0].starts_with("ERROR banned banned by op until lifted"));
+    let mut closed: Vec<ConnId> = h.closes().into_iter().map(|c| c.0).collect();
+    closed.sort();
+    assert_eq!(closed, [2, 3, 5]);
+    // A ban without a nickname behind it: a carla without a certificate cannot come back.
+    h.connect_as(6, "192.0.2.1:5", None);
+    assert!(h.lines(6)[0].starts_with("ERROR banned"));
+    // The operator, on that address, is not kept out.
+    join_as(&mut h, 7, "op2", "192.0.2.1:6", Some(OP));
+    h.send(
+        1,
+        "/ban 0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A",
+    );
+    assert!(h.lines(1).last().unwrap().contains("is an operator's"));
+    h.send(1, "/unban 192.0.2.1");
+    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+    join_as(&mut h, 8, "carla", ANY, None);
+}
+
+#[test]
+fn a_muted_user_reaches_no_one_in_public_until_unmuted() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "troll", ANY, None);
+    join_as(&mut h, 3, "ana", "198.51.100.7:1", None);
+    h.lines(1);
+    h.lines(2);
+    h.send(1, "/mute troll 5");
+    assert_eq!(h.lines(1), ["NOTICE muted: troll for 5 minutes"]);
+    h.send(2, "spam");
+    h.send(2, "/me spams");
+    let lines = h.lines(2);
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("ERROR muted an operator muted you for 5 more minutes"),
+        "{lines:?}"
+    );
+    h.send(2, "/msg ana sorry");
+    assert_eq!(h.lines(3), ["PRIVMSG troll sorry"]);
+    assert!(h.lines(1).is_empty());
+    // A new connection from the same address (no certificate) is still muted.
+    h.send(2, "/quit");
+    join_as(&mut h, 4, "troll2", ANY, None);
+    h.send(4, "again");
+    assert!(h.lines(4)[0].starts_with("ERROR muted"));
+    h.send(1, "/mute ana");
+    assert_eq!(h.lines(1)[..2], ["LEAVE troll", "JOIN troll2"]);
+    h.send(1, "/unmute troll");
+    assert_eq!(h.lines(1), ["NOTICE unmuted: troll"]);
+    h.send(4, "sorry");
+    assert_eq!(h.lines(1), ["MSG troll2 sorry"]);
+    h.send(1, "/unmute troll");
+    assert_eq!(h.lines(1), ["ERROR no-such-ban troll is not muted"]);
+    // Time passing ends a mute.
+    h.send(1, "/mute troll2 1");
+    h.now += Duration::from_secs(61);
+    h.send(4, "back");
+    assert_eq!(
+        h.lines(1),
+        ["NOTICE muted: troll2 for 1 minutes", "MSG troll2 back"]
+    );
+}
+
+#[test]
+fn a_server_that_requires_a_certificate_tells_a_client_without_one() {
+    let mut h = Harness::with(|cfg| cfg.require_client_cert = true);
+    h.connect_as(1, ANY, None);
+    assert!(
+        h.lines(1)[0].starts_with("ERROR no-identity this server requires a client certificate")
+    );
+    assert_eq!(
+        h.closes(),
+        [(1, CloseReason::Rejected(ErrorCode::NoIdentity))]
+    );
+    join_as(&mut h, 2, "ana", ANY, Some(ANA));
+}
