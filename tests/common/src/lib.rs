@@ -366,7 +366,6 @@ impl Server {
         Client::connect(self.addr)
     }
 
-    /// Connects, registers as `nick` and reads the welcome and the user list.
     /// Registered as `nick`, with what registration brings (the user list, the history and
     /// the notice that it is kept) read.
     pub fn join(&self, nick: &str) -> Client {
@@ -461,6 +460,60 @@ impl Drop for Paused<'_> {
 pub fn connector() -> &'static SslConnector {
     static CONNECTOR: OnceLock<SslConnector> = OnceLock::new();
     CONNECTOR.get_or_init(|| trusting(&certs().cert))
+}
+
+/// A client identity as Charla's client makes one (an ECDSA P-256 key and a self-signed
+/// certificate, from `charla_proto::identity`), in PEM files for `openssl s_client -cert -key` too.
+pub struct Identity {
+    _dir: TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `AB:CD:…`, as the server and `charla --show-identity` write it.
+    pub fingerprint: String,
+    connector: SslConnector,
+}
+
+impl Identity {
+    pub fn new(name: &str) -> Identity {
+        let dir = TempDir::new(&format!("identity-{name}"));
+        let made = charla_proto::identity::new_identity(name).expect("make an identity");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, &made.cert_pem).unwrap();
+        std::fs::write(&key, &made.key_pem).unwrap();
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.set_ca_file(&certs().cert).unwrap();
+        b.set_verify(SslVerifyMode::PEER);
+        b.set_certificate_file(&cert, openssl::ssl::SslFiletype::PEM)
+            .unwrap();
+        b.set_private_key_file(&key, openssl::ssl::SslFiletype::PEM)
+            .unwrap();
+        Identity {
+            fingerprint: charla_proto::identity::pem_fingerprint(&made.cert_pem).unwrap(),
+            _dir: dir,
+            cert,
+            key,
+            connector: b.build(),
+        }
+    }
+
+    /// A connection that presents this identity.
+    pub fn connect(&self, addr: SocketAddr) -> Client {
+        Client::connect_with(addr, &self.connector)
+    }
+
+    /// TLS with this identity over a connection already made (for example with [`tcp_from`]).
+    pub fn connect_over(&self, tcp: TcpStream) -> Client {
+        Client::over(tcp, &self.connector)
+    }
+
+    /// Connected with this identity and registered as `nick` (welcome and user list read).
+    pub fn join(&self, addr: SocketAddr, nick: &str) -> Client {
+        let mut c = self.connect(addr);
+        c.send(nick);
+        c.expect_next(&format!("WELCOME {nick}"));
+        c.sync();
+        c
+    }
 }
 
 /// A blocking TLS client that verifies the server's certificate.

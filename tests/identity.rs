@@ -1,0 +1,426 @@
+//! Identity and moderation over real TLS with the real server: client certificates made at run
+//! time, registered nicknames, operators (--operators, SIGHUP), kick, ban, mute, --state-dir.
+
+use charla_test_support as common;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{connector, tcp_from, Client, Identity, Server, TempDir, DEADLINE};
+
+/// A server whose operators file lists `op`, keeping its state in `state`.
+fn moderated(op: &Identity, state: &Path, extra: &[&str]) -> (Server, TempDir) {
+    let dir = TempDir::new("operators");
+    let ops = dir.path().join("operators");
+    std::fs::write(&ops, format!("# ops\n{}\n", op.fingerprint)).unwrap();
+    let mut args = vec![
+        "--operators",
+        ops.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (Server::start(&args), dir)
+}
+
+fn first_error(c: &mut Client) -> String {
+    c.expect_prefix("ERROR ").0
+}
+
+#[test]
+fn a_registered_nickname_is_kept_across_reconnects_and_refused_to_others() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let ana = Identity::new("ana");
+    let mut c = ana.join(server.addr, "ana");
+    c.send("/register");
+    let (notice, _) = c.expect_prefix("NOTICE registered: ana");
+    assert!(notice.contains(&ana.fingerprint[..23]), "{notice}");
+    c.send("/quit");
+    c.expect_closed();
+
+    // Another identity, at login and with /nick.
+    let eve = Identity::new("eve");
+    let mut e = eve.connect(server.addr);
+    e.send("Ana");
+    assert!(first_error(&mut e)
+        .starts_with("ERROR nick-registered Ana is registered to another identity"));
+    e.send("eve");
+    e.expect_next("WELCOME eve");
+    e.send("/nick ana");
+    assert!(first_error(&mut e).starts_with("ERROR nick-registered"));
+    // No certificate at all: a nickname, but not a registered one, and no /register.
+    let mut plain = Client::connect(server.addr);
+    plain.send("ana");
+    assert!(first_error(&mut plain).starts_with("ERROR nick-registered ana is registered;"));
+    plain.send("carla");
+    plain.expect_next("WELCOME carla");
+    plain.send("/register");
+    assert!(first_error(&mut plain).starts_with("ERROR no-identity"));
+    plain.send("/whois ana");
+    let (whois, _) = plain.expect_prefix("WHOIS ");
+    assert_eq!(
+        whois,
+        format!(
+            "WHOIS ana offline registered user {}",
+            &ana.fingerprint[..23]
+        )
+    );
+
+    // Its owner gets it back.
+    let mut back = ana.join(server.addr, "ana");
+    back.send("/whois ana");
+    back.expect_prefix("WHOIS ana online registered user ");
+}
+
+#[test]
+fn a_user_who_is_not_an_operator_is_refused_every_operator_command() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let mut bob = server.join("bob");
+    let mut ana = Identity::new("ana").join(server.addr, "ana");
+    for command in [
+        "/kick bob",
+        "/ban bob",
+        "/unban bob",
+        "/bans",
+        "/mute bob",
+        "/unmute bob",
+    ] {
+        ana.send(command);
+        let error = first_error(&mut ana);
+        assert!(
+            error.starts_with("ERROR not-operator "),
+            "{command}: {error}"
+        );
+    }
+    ana.send("hola");
+    assert_eq!(bob.expect_line("MSG ana hola"), ["JOIN ana"]);
+}
+
+#[test]
+fn an_operator_is_shown_and_kicks() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let mut bob = server.join("bob");
+    let mut ana = server.join("ana");
+    let mut o = op.connect(server.addr);
+    o.send("root");
+    o.expect_next("WELCOME root");
+    assert_eq!(o.read_user_list(), ["bob", "ana", "root"]);
+    o.expect_next("OPER root");
+    bob.expect_line("JOIN ana");
+    bob.expect_next("JOIN root");
+    bob.expect_next("OPER root");
+    o.send("/kick bob enough");
+    assert_eq!(
+        bob.expect_closed(),
+        ["ERROR kicked root kicked you: enough"]
+    );
+    assert_eq!(
+        ana.expect_line("KICK root bob enough"),
+        ["JOIN root", "OPER root"]
+    );
+    o.expect_line("KICK root bob enough");
+    server.wait_log("moderation: root");
+    assert!(server.log_text().contains("kicked bob"));
+    assert!(
+        !server.log_text().contains("enough"),
+        "the reason is not logged"
+    );
+}
+
+#[test]
+fn a_ban_by_fingerprint_outlives_a_nickname_change_and_a_reconnect() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let mut o = op.join(server.addr, "root");
+    let troll = Identity::new("troll");
+    let mut t = troll.join(server.addr, "troll");
+    t.send("/nick notatroll");
+    t.expect_line("NICK troll notatroll");
+    o.send(&format!("/ban {} spam", troll.fingerprint.to_lowercase()));
+    let closed = t.expect_closed();
+    assert!(closed
+        .iter()
+        .any(|l| l.starts_with("ERROR banned banned by root until lifted: spam")));
+    o.expect_line("KICK root notatroll spam");
+    let (notice, _) = o.expect_prefix("NOTICE banned:");
+    assert!(notice.contains(&troll.fingerprint), "{notice}");
+    // Back under any name, from another address: refused before it can choose one.
+    let tcp = tcp_from(Ipv4Addr::new(127, 0, 0, 2), server.addr);
+    let mut again = troll.connect_over(tcp);
+    assert_eq!(
+        again.expect_closed(),
+        ["ERROR banned banned by root until lifted: spam"]
+    );
+    // A ban by nickname takes that user's fingerprint too.
+    let other = Identity::new("other");
+    let mut b = other.join(server.addr, "bob");
+    o.send("/ban bob");
+    b.expect_closed();
+    let mut b2 = other.connect(server.addr);
+    assert!(b2.expect_closed()[0].starts_with("ERROR banned"));
+    o.send("/bans");
+    o.expect_line("NOTICE bans: 2");
+}
+
+#[test]
+fn a_ban_by_address_keeps_everyone_there_out_but_the_operator() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let here = Ipv4Addr::new(127, 0, 0, 3);
+    let mut o = op.connect_over(tcp_from(here, server.addr));
+    o.send("root");
+    o.expect_next("WELCOME root");
+    o.sync();
+    let mut carla = Client::over(tcp_from(here, server.addr), connector());
+    carla.send("carla");
+    carla.expect_next("WELCOME carla");
+    carla.sync();
+    let mut dan = Client::over(
+        tcp_from(Ipv4Addr::new(127, 0, 0, 4), server.addr),
+        connector(),
+    );
+    dan.send("dan");
+    dan.expect_next("WELCOME dan");
+    dan.sync();
+    o.send("/ban 127.0.0.3 10");
+    let closed = carla.expect_closed();
+    assert_eq!(closed[0], "JOIN dan");
+    assert!(
+        closed[1].starts_with("ERROR banned banned by root until 20"),
+        "{closed:?}"
+    );
+    o.expect_line("KICK root carla");
+    let (notice, _) = o.expect_prefix("NOTICE banned: address 127.0.0.3 until ");
+    assert!(notice.ends_with("; 1 connections closed"), "{notice}");
+    let mut again = Client::over(tcp_from(here, server.addr), connector());
+    assert!(again.expect_closed()[0].starts_with("ERROR banned"));
+    // Elsewhere, and the operator on that address, are still in.
+    dan.expect_line("KICK root carla");
+    dan.send("/users");
+    assert_eq!(dan.read_user_list(), ["root", "dan"]);
+    o.send("/unban 127.0.0.3");
+    o.expect_line("NOTICE unbanned: 1 bans lifted");
+    let mut welcome = Client::over(tcp_from(here, server.addr), connector());
+    welcome.send("carla");
+    welcome.expect_next("WELCOME carla");
+}
+
+#[test]
+fn a_ban_ends_when_its_time_is_up() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let until = now + 3;
+    std::fs::create_dir_all(state.path()).unwrap();
+    std::fs::write(
+        state.path().join("bans"),
+        format!("charla-bans 1\naddress 127.0.0.5 {until} {now} root - flood\n"),
+    )
+    .unwrap();
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let from = Ipv4Addr::new(127, 0, 0, 5);
+    let mut refused = Client::over(tcp_from(from, server.addr), connector());
+    let error = refused.expect_closed();
+    assert!(
+        error[0].starts_with("ERROR banned banned by root until 20")
+            && error[0].ends_with(": flood"),
+        "{error:?}"
+    );
+    // Once the end has passed, the address is welcome again (the wait is for the clock, so it
+    // polls, a new connection at a time, until the deadline).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut c = Client::over(tcp_from(from, server.addr), connector());
+        c.send("back");
+        match c.try_line() {
+            Some(line) if line == "WELCOME back" => break,
+            Some(line) => assert!(line.starts_with("ERROR banned"), "{line}"),
+            None => {}
+        }
+        assert!(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                <= until + 1,
+            "still banned after its end"
+        );
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_muted_user_reaches_no_one_in_public_until_unmuted() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let (server, _ops) = moderated(&op, state.path(), &[]);
+    let mut o = op.join(server.addr, "root");
+    let mut ana = server.join("ana");
+    let mut troll = Identity::new("troll").join(server.addr, "troll");
+    o.send("/mute troll 5");
+    o.expect_line("NOTICE muted: troll for 5 minutes");
+    troll.send("spam");
+    assert!(
+        first_error(&mut troll).starts_with("ERROR muted an operator muted you for 5 more minutes")
+    );
+    troll.send("/me spams");
+    assert!(first_error(&mut troll).starts_with("ERROR muted"));
+    o.send("/unmute troll");
+    o.expect_line("NOTICE unmuted: troll");
+    troll.send("sorry");
+    // ana saw none of the muted lines: the first line from troll is the one after the unmute.
+    let before = ana.expect_line("MSG troll sorry");
+    assert!(before.iter().all(|l| !l.contains("spam")), "{before:?}");
+}
+
+#[test]
+fn registrations_and_bans_survive_a_restart_and_a_damaged_state_file_stops_the_start() {
+    let (state, op) = (TempDir::new("state"), Identity::new("op"));
+    let ana = Identity::new("ana");
+    let troll = Identity::new("troll");
+    {
+        let (server, _ops) = moderated(&op, state.path(), &[]);
+        let mut a = ana.join(server.addr, "ana");
+        a.send("/register");
+        a.expect_prefix("NOTICE registered:");
+        let mut o = op.join(server.addr, "root");
+        let _t = troll.join(server.addr, "troll");
+        o.send("/ban troll");
+        o.expect_prefix("NOTICE banned:");
+        server.signal(libc::SIGTERM);
+        assert!(server.wait_exit().success());
+    }
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&state.path().join("registrations")), 0o600);
+    assert_eq!(mode(&state.path().join("bans")), 0o600);
+    {
+        let (server, _ops) = moderated(&op, state.path(), &[]);
+        server.wait_log("1 registered nicknames, 1 bans");
+        let mut e = Identity::new("eve").connect(server.addr);
+        e.send("ana");
+        assert!(first_error(&mut e).starts_with("ERROR nick-registered"));
+        assert!(troll.connect(server.addr).expect_closed()[0].starts_with("ERROR banned"));
+        ana.join(server.addr, "ana");
+    }
+    // A damaged file: the server says which and where, and does not start without its bans.
+    let bans = state.path().join("bans");
+    let mut text = std::fs::read_to_string(&bans).unwrap();
+    text.push_str("address not-an-address permanent 1 root - x\n");
+    std::fs::write(&bans, text).unwrap();
+    let out = std::process::Command::new(common::server_bin())
+        .args(["--bind", "127.0.0.1:0", "--cert"])
+        .arg(&common::certs().cert)
+        .arg("--key")
+        .arg(&common::certs().key)
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} line 4:", bans.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[test]
+fn sighup_makes_a_new_operator_who_can_then_kick() {
+    let dir = TempDir::new("ops");
+    let ops = dir.path().join("operators");
+    std::fs::write(&ops, "# nobody yet\n").unwrap();
+    let server = Server::start(&["--operators", ops.to_str().unwrap()]);
+    let ana = Identity::new("ana");
+    let mut a = ana.join(server.addr, "ana");
+    let mut bob = server.join("bob");
+    a.expect_line("JOIN bob");
+    a.send("/kick bob");
+    assert!(first_error(&mut a).starts_with("ERROR not-operator"));
+    std::fs::write(&ops, format!("{}  # ana\n", ana.fingerprint)).unwrap();
+    server.signal(libc::SIGHUP);
+    a.expect_line("OPER ana");
+    bob.expect_line("OPER ana");
+    a.send("/kick bob");
+    assert_eq!(bob.expect_closed(), ["ERROR kicked ana kicked you"]);
+    // A broken file on SIGHUP is logged and the operators kept.
+    std::fs::write(&ops, "not a fingerprint\n").unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log("reload failed, keeping the current operators");
+    a.send("/bans");
+    a.expect_line("NOTICE bans: 0");
+}
+
+#[test]
+fn a_server_that_requires_a_certificate_says_so_to_a_client_without_one() {
+    let server = Server::start(&["--require-client-cert"]);
+    let mut plain = server.connect();
+    let lines = plain.expect_closed();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("ERROR no-identity this server requires a client certificate"));
+    Identity::new("ana").join(server.addr, "ana");
+}
+
+#[test]
+fn openssl_s_client_presents_an_identity_with_cert_and_key() {
+    common::require_program("openssl");
+    let server = Server::start(&[]);
+    let ana = Identity::new("ana");
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &server.addr.to_string(),
+            "-CAfile",
+        ])
+        .arg(&common::certs().cert)
+        .arg("-verify_return_error")
+        .arg("-cert")
+        .arg(&ana.cert)
+        .arg("-key")
+        .arg(&ana.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::{BufRead, Write};
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"ana\n/whois ana\n").unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let want = format!(
+        "WHOIS ana online unregistered user {}",
+        &ana.fingerprint[..23]
+    );
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the WHOIS line from s_client in time");
+        if line == want {
+            break;
+        }
+    }
+    stdin.write_all(b"/quit\n").unwrap();
+    drop(stdin);
+    let _ = child.wait();
+}
