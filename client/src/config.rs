@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// `$CHARLA_CONFIG_DIR`, else `$XDG_CONFIG_HOME/charla`, else `~/.config/charla`.
@@ -34,11 +34,7 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    charla_proto::files::write_atomically(path, text.as_bytes())
 }
 
 /// The login window's last values, remembered between runs.

@@ -13,10 +13,11 @@ use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
+use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::present::{clock, contained, Decoder, Shown};
 use crate::ring_model::RingModel;
-use crate::{AppWindow, LogEntry, LogKind, Page, Strings};
+use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry};
 
 /// Oldest lines are dropped past this, so that a long or flooded session stays light.
 pub const MAX_LOG_LINES: usize = 5000;
@@ -31,8 +32,10 @@ pub enum UiEvent {
 /// The window's models, and what the UI thread remembers from one event to the next.
 struct UiState {
     log: Rc<RingModel<LogEntry>>,
-    users: Rc<VecModel<SharedString>>,
+    users: Rc<VecModel<UserEntry>>,
     commands: Rc<dyn Fn(Command)>,
+    /// Presented to servers at every connection; none with --no-identity.
+    identity: Option<Identity>,
     /// The user asked for the user list: show the next one in the log too (the panel always
     /// follows it).
     users_requested: Cell<bool>,
@@ -64,12 +67,18 @@ pub fn bind(
     app: &AppWindow,
     settings: &Settings,
     config_dir: PathBuf,
+    identity: Option<Identity>,
     commands: Rc<dyn Fn(Command)>,
 ) {
+    match &identity {
+        Some(identity) => app.set_identity(identity.fingerprint.as_str().into()),
+        None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
+    }
     let state = Rc::new(UiState {
         log: Rc::new(RingModel::new(MAX_LOG_LINES)),
         users: Rc::new(VecModel::default()),
         commands,
+        identity,
         users_requested: Cell::new(false),
         exiting: Cell::new(false),
         shown_slots: RefCell::new(Vec::new()),
@@ -122,6 +131,14 @@ pub fn bind(
     app.on_user_clicked(move |nick| {
         let Some(app) = weak.upgrade() else { return };
         app.invoke_start_line(format!("/msg {nick} ").into());
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_moderate(move |action| {
+        if let Some(app) = weak.upgrade() {
+            ui.moderate(&app, action);
+        }
     });
 
     let weak = app.as_weak();
@@ -260,7 +277,53 @@ impl UiState {
             nick,
             trust,
             password,
+            identity: self.identity.clone(),
         }));
+    }
+
+    /// The operator confirmed Kick, Ban or Mute in the dialog: the command goes to the server,
+    /// whose answer (`KICK`, a notice, an error) shows in the log.
+    fn moderate(&self, app: &AppWindow, action: ModerationAction) {
+        let nick = app.get_moderate_nick().to_string();
+        let reason = app.get_moderate_reason().trim().replace(['\n', '\r'], " ");
+        let minutes = app.get_moderate_minutes().trim().to_string();
+        let minutes_ok = minutes.is_empty()
+            || minutes
+                .parse::<u64>()
+                .is_ok_and(|m| (1..=charla_proto::command::MAX_MINUTES).contains(&m));
+        if !minutes_ok && action != ModerationAction::Kick {
+            app.set_moderate_error(app.global::<Strings>().invoke_bad_minutes());
+            return;
+        }
+        let words: Vec<&str> = match action {
+            ModerationAction::Kick => vec!["/kick", &nick, &reason],
+            ModerationAction::Ban => vec!["/ban", &nick, &minutes, &reason],
+            ModerationAction::Mute => vec!["/mute", &nick, &minutes],
+        };
+        let line = words
+            .into_iter()
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        app.set_moderate_visible(false);
+        (self.commands)(Command::Send(line));
+    }
+
+    /// Marks `nick` in the user panel as an operator or not; the window offers moderation when
+    /// it is the user.
+    fn set_operator(&self, app: &AppWindow, nick: &str, operator: bool) {
+        if let Some(i) = self.users.iter().position(|u| u.nick == nick) {
+            self.users.set_row_data(
+                i,
+                UserEntry {
+                    nick: nick.into(),
+                    operator,
+                },
+            );
+        }
+        if app.get_my_nick() == nick {
+            app.set_operator(operator);
+        }
     }
 
     /// Enter or Send: the line goes to the network and, if it is the user's own text, into the
@@ -335,7 +398,7 @@ impl UiState {
     }
 
     fn remove_user(&self, nick: &str) {
-        if let Some(i) = self.users.iter().position(|n| n == nick) {
+        if let Some(i) = self.users.iter().position(|u| u.nick == nick) {
             self.users.remove(i);
         }
     }
@@ -420,6 +483,7 @@ impl UiState {
                     self.push_log(LogKind::System, text.to_string());
                     // Who is in the chat is unknown until the server answers again.
                     self.users.clear();
+                    app.set_operator(false);
                 }
             }
             UiEvent::Net(Event::Failed { problem }) => {
@@ -502,8 +566,11 @@ impl UiState {
                     .to_string(),
             ),
             Shown::Joined(nick) => {
-                if !self.users.iter().any(|n| n == nick.as_str()) {
-                    self.users.push(nick.as_str().into());
+                if !self.users.iter().any(|u| u.nick == nick.as_str()) {
+                    self.users.push(UserEntry {
+                        nick: nick.as_str().into(),
+                        operator: false,
+                    });
                 }
                 self.push_log(
                     LogKind::System,
@@ -521,8 +588,15 @@ impl UiState {
                 self.push_log(LogKind::System, text.to_string());
             }
             Shown::Renamed { old, new } => {
-                if let Some(i) = self.users.iter().position(|n| n == old.as_str()) {
-                    self.users.set_row_data(i, new.as_str().into());
+                if let Some(i) = self.users.iter().position(|u| u.nick == old.as_str()) {
+                    let operator = self.users.row_data(i).is_some_and(|u| u.operator);
+                    self.users.set_row_data(
+                        i,
+                        UserEntry {
+                            nick: new.as_str().into(),
+                            operator,
+                        },
+                    );
                 }
                 if app.get_my_nick() == old.as_str() {
                     app.set_my_nick(new.as_str().into());
@@ -539,12 +613,53 @@ impl UiState {
                         strings.invoke_user_list(nicks.len() as i32, nicks.join(", ").into());
                     self.push_log(LogKind::System, text.to_string());
                 }
+                // The OPER lines that follow mark the operators again.
+                app.set_operator(false);
                 self.users.set_vec(
                     nicks
                         .into_iter()
-                        .map(SharedString::from)
+                        .map(|nick| UserEntry {
+                            nick: nick.into(),
+                            operator: false,
+                        })
                         .collect::<Vec<_>>(),
                 );
+            }
+            Shown::Operator(nick) => self.set_operator(app, &nick, true),
+            Shown::NotOperator(nick) => {
+                self.set_operator(app, &nick, false);
+                self.push_log(
+                    LogKind::System,
+                    strings.invoke_no_longer_operator(nick.into()).to_string(),
+                );
+            }
+            Shown::Kicked { by, nick, reason } => {
+                self.remove_user(&nick);
+                let text = match reason {
+                    Some(r) => strings.invoke_kicked_because(
+                        by.into(),
+                        nick.into(),
+                        contained(&r).as_ref().into(),
+                    ),
+                    None => strings.invoke_kicked(by.into(), nick.into()),
+                };
+                self.push_log(LogKind::System, text.to_string());
+            }
+            Shown::Whois {
+                nick,
+                online,
+                registered,
+                operator,
+                fingerprint,
+            } => {
+                let text = strings.invoke_whois(
+                    nick.into(),
+                    online,
+                    registered,
+                    operator,
+                    fingerprint.unwrap_or_default().into(),
+                );
+                self.push_log(LogKind::System, text.to_string());
             }
             Shown::Pong(_) => self.push_log(LogKind::System, strings.invoke_pong().to_string()),
             Shown::Notice(text) => self.push_log(
@@ -564,6 +679,7 @@ impl UiState {
 
 fn back_to_login(app: &AppWindow, error: SharedString) {
     app.set_online(false);
+    app.set_operator(false);
     app.set_busy(false);
     app.set_login_status("".into());
     app.set_login_error(error);
@@ -593,6 +709,15 @@ fn server_error(app: &AppWindow, code: &str, text: &str) -> SharedString {
         ErrorCode::PasswordRequired => s.invoke_err_password_required(),
         ErrorCode::BadPassword => s.invoke_err_bad_password(),
         ErrorCode::TooManyConnections => s.invoke_err_too_many_connections(),
+        ErrorCode::NickRegistered => s.invoke_err_nick_registered(),
+        ErrorCode::NoIdentity => s.invoke_err_no_identity(),
+        ErrorCode::NotOperator => s.invoke_err_not_operator(),
+        ErrorCode::Kicked => s.invoke_err_kicked(text.into()),
+        ErrorCode::Banned => s.invoke_err_banned(text.into()),
+        ErrorCode::Muted => s.invoke_err_muted(),
+        ErrorCode::NoSuchBan => s.invoke_err_no_such_ban(text.into()),
+        ErrorCode::RegistrationLimit => s.invoke_err_registration_limit(text.into()),
+        ErrorCode::NotSaved => s.invoke_err_not_saved(),
     }
 }
 
@@ -605,6 +730,17 @@ fn notice_words(app: &AppWindow, text: &str) -> SharedString {
     }
     if text == notice::PASSWORD_ACCEPTED || text == notice::PASSWORD_ALREADY_ACCEPTED {
         return s.invoke_password_accepted();
+    }
+    // `registered: <nick> is kept for your identity …`, `unregistered: <nick> is free …`.
+    let nick_after = |prefix: &str| {
+        let rest = text.strip_prefix(prefix)?.strip_prefix(' ')?;
+        rest.split(' ').next().map(SharedString::from)
+    };
+    if let Some(nick) = nick_after(notice::REGISTERED) {
+        return s.invoke_registered(nick);
+    }
+    if let Some(nick) = nick_after(notice::UNREGISTERED) {
+        return s.invoke_unregistered(nick);
     }
     if let Some(nick) = text
         .strip_prefix(notice::NICK_UNCHANGED)

@@ -39,6 +39,37 @@ pub fn describe(shown: &Shown) -> String {
         Shown::Notice(text) => format!("Notice: {text}"),
         Shown::Error { code, text } => format!("Error: {text} ({code})"),
         Shown::History { shown, .. } => format!("[history] {}", describe(shown)),
+        Shown::Kicked {
+            by,
+            nick,
+            reason: Some(r),
+        } => format!("[!] {by} kicked {nick} out of the chat ({r})"),
+        Shown::Kicked {
+            by,
+            nick,
+            reason: None,
+        } => format!("[!] {by} kicked {nick} out of the chat"),
+        Shown::Operator(nick) => format!("{nick} is an operator"),
+        Shown::NotOperator(nick) => format!("{nick} is no longer an operator"),
+        Shown::Whois {
+            nick,
+            online,
+            registered,
+            operator,
+            fingerprint,
+        } => format!(
+            "{nick}: {}, {}{}, {}",
+            if *online { "online" } else { "offline" },
+            if *registered {
+                "registered nickname"
+            } else {
+                "unregistered nickname"
+            },
+            if *operator { ", operator" } else { "" },
+            fingerprint
+                .as_deref()
+                .map_or("no identity".into(), |fp| format!("identity {fp}"))
+        ),
         Shown::Other(line) => line.clone(),
     }
 }

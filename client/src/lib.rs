@@ -4,6 +4,7 @@ pub mod config;
 pub mod glyphs;
 pub mod gui;
 pub mod headless;
+pub mod identity;
 pub mod net;
 pub mod present;
 pub mod ring_model;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use charla::config::{absolute_path, config_dir, KnownServers, Settings};
+use charla::identity::Identity;
 use charla::net::{Command, Network, Target, Trust};
 use charla::{gui, headless, AppWindow};
 use slint::ComponentHandle;
@@ -31,13 +32,24 @@ Options:
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
   --lang es|en             language of the window [default: from the system locale]
-  --config-dir DIR         where settings and known_servers live
+  --config-dir DIR         where settings, known_servers and your identity live
                            [default: $XDG_CONFIG_HOME/charla or ~/.config/charla]
+  --show-identity          print your identity's SHA-256 fingerprint (what a server's
+                           --operators file lists) and where its files are, then exit
+  --no-identity            connect without presenting your identity: servers cannot tell
+                           you from anyone else (no registered nickname, no operator)
   -h, --help               print this help
   -V, --version            print the version
 
 In the window or in --headless mode, type /msg nick text, /me text, /nick new, /users (or
-!usuarios), /help, or /quit. Settings and trusted servers are stored in the config dir.
+!usuarios), /register, /whois nick, /help, or /quit. Settings and trusted servers are stored in
+the config dir.
+
+Identity: on first run charla makes a key pair and a self-signed certificate in the config dir
+(identity-key.pem, mode 0600, and identity-cert.pem) and presents it to every server, which
+knows you by its fingerprint: /register keeps your nickname for it, and a server's operators
+are listed by it. Keep the two files (copy them to another computer to be the same user
+there); whoever has them can be you. The same fingerprint is shown to every server you join.
 ";
 
 struct Opts {
@@ -51,6 +63,8 @@ struct Opts {
     lang: Option<String>,
     config_dir: Option<PathBuf>,
     password_file: Option<PathBuf>,
+    show_identity: bool,
+    no_identity: bool,
 }
 
 enum Parsed {
@@ -72,6 +86,8 @@ fn parse_args() -> Result<Parsed, String> {
         lang: None,
         config_dir: None,
         password_file: None,
+        show_identity: false,
+        no_identity: false,
     };
     let mut p = lexopt::Parser::from_env();
     let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, String> {
@@ -86,6 +102,8 @@ fn parse_args() -> Result<Parsed, String> {
             Short('V') | Long("version") => return Ok(Parsed::Version),
             Long("headless") => o.headless = true,
             Long("connect") => o.connect = true,
+            Long("show-identity") => o.show_identity = true,
+            Long("no-identity") => o.no_identity = true,
             Long("host") => o.host = Some(text(&mut p, "--host")?),
             Long("port") => {
                 let v = text(&mut p, "--port")?;
@@ -139,6 +157,32 @@ fn main() -> ExitCode {
         }
     };
     let dir = opts.config_dir.clone().unwrap_or_else(config_dir);
+    if opts.show_identity {
+        return match Identity::load_or_create(&dir) {
+            Ok(identity) => {
+                println!("{}", identity.fingerprint);
+                println!("certificate: {}", identity.cert_path.display());
+                println!("key:         {}", identity.key_path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("charla: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // Without it the chat still works, as for a client that has none: say so and go on.
+    let (identity, identity_error) = if opts.no_identity {
+        (None, None)
+    } else {
+        match Identity::load_or_create(&dir) {
+            Ok(identity) => (Some(identity), None),
+            Err(e) => {
+                eprintln!("charla: {e}; connecting without an identity");
+                (None, Some(e))
+            }
+        }
+    };
     let mut settings = Settings::load(&dir);
     if let Some(h) = &opts.host {
         settings.host = h.clone();
@@ -175,10 +219,11 @@ fn main() -> ExitCode {
             nick: settings.nick,
             trust,
             password,
+            identity,
         };
         return headless::run(target, opts.accept_fingerprint);
     }
-    run_window(&opts, &settings, dir)
+    run_window(&opts, &settings, dir, identity, identity_error)
 }
 
 /// The server password for --headless: --password-file, else $CHARLA_PASSWORD.
@@ -193,7 +238,13 @@ fn read_password(opts: &Opts) -> Result<Option<String>, String> {
         .filter(|p| !p.is_empty()))
 }
 
-fn run_window(opts: &Opts, settings: &Settings, dir: PathBuf) -> ExitCode {
+fn run_window(
+    opts: &Opts,
+    settings: &Settings,
+    dir: PathBuf,
+    identity: Option<Identity>,
+    identity_error: Option<String>,
+) -> ExitCode {
     let app = match AppWindow::new() {
         Ok(app) => app,
         Err(e) => {
@@ -218,8 +269,15 @@ fn run_window(opts: &Opts, settings: &Settings, dir: PathBuf) -> ExitCode {
         &app,
         settings,
         dir,
+        identity,
         Rc::new(move |command: Command| net.send(command)),
     );
+    if let Some(why) = identity_error {
+        let note = app
+            .global::<charla::Strings>()
+            .invoke_no_identity_error(why.into());
+        app.set_identity_note(note);
+    }
     if opts.connect {
         app.invoke_connect();
     } else {

@@ -26,6 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use native_tls::{Certificate, HandshakeError, MidHandshakeTlsStream, TlsConnector, TlsStream};
 
 use crate::config::KnownServers;
+use crate::identity::Identity;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -72,6 +73,9 @@ pub struct Target {
     pub trust: Trust,
     /// Sent with `/pass` before the nickname, for servers started with --password-file.
     pub password: Option<String>,
+    /// The certificate presented to the server, which knows the user by it; none with
+    /// `--no-identity`.
+    pub identity: Option<Identity>,
 }
 
 impl Target {
@@ -296,6 +300,9 @@ fn refuses_registration(code: ErrorCode) -> bool {
             | ErrorCode::ServerFull
             | ErrorCode::TooManyConnections
             | ErrorCode::Timeout
+            | ErrorCode::NickRegistered
+            | ErrorCode::NoIdentity
+            | ErrorCode::Banned
     )
 }
 
@@ -751,7 +758,7 @@ impl Worker {
         {
             return self.connection_lost(Problem::Broken(OsError::from(&e)));
         }
-        let connector = match tls_connector(&target.trust) {
+        let connector = match tls_connector(&target.trust, target.identity.as_ref()) {
             Ok(c) => c,
             Err(problem) => return self.give_up(problem),
         };
@@ -1016,11 +1023,26 @@ impl Worker {
             return;
         };
         if self.registered {
-            if let ServerLine::Nick { old, new } = parse_server_line(&line) {
-                // Reconnecting uses the name the user has now.
-                if let Some(target) = self.target.as_mut().filter(|t| t.nick == old) {
-                    target.nick = new.to_string();
+            match parse_server_line(&line) {
+                ServerLine::Nick { old, new } => {
+                    // Reconnecting uses the name the user has now.
+                    if let Some(target) = self.target.as_mut().filter(|t| t.nick == old) {
+                        target.nick = new.to_string();
+                    }
                 }
+                // Put out by an operator: coming straight back would undo the kick.
+                ServerLine::Error { code, text }
+                    if code == ErrorCode::Kicked.as_str() || code == ErrorCode::Banned.as_str() =>
+                {
+                    let code = ErrorCode::from_word(code).unwrap_or(ErrorCode::Kicked);
+                    let text = text.to_string();
+                    self.drop_link();
+                    self.target = None;
+                    self.retry_at = None;
+                    self.deadline = None;
+                    return self.emit(Event::Refused { code, text });
+                }
+                _ => {}
             }
             return self.emit(Event::Line(line));
         }
@@ -1161,9 +1183,14 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(secs).min(MAX_BACKOFF)
 }
 
-fn tls_connector(trust: &Trust) -> Result<TlsConnector, Problem> {
+fn tls_connector(trust: &Trust, identity: Option<&Identity>) -> Result<TlsConnector, Problem> {
     let mut builder = TlsConnector::builder();
     builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+    if let Some(identity) = identity {
+        let identity = native_tls::Identity::from_pkcs8(&identity.cert_pem, &identity.key_pem)
+            .map_err(|e| Problem::Internal(format!("the identity cannot be used: {e}")))?;
+        builder.identity(identity);
+    }
     match trust {
         Trust::CaFile(path) => {
             let pem = std::fs::read(path).map_err(|e| Problem::CaUnreadable {
@@ -1290,6 +1317,7 @@ mod tests {
             nick: "a".into(),
             trust: Trust::CaFile("x".into()),
             password: None,
+            identity: None,
         };
         assert_eq!(t("localhost").server(), "localhost:1");
         assert_eq!(t("::1").server(), "[::1]:1");

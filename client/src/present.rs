@@ -41,6 +41,23 @@ pub enum Shown {
         at: String,
         shown: Box<Shown>,
     },
+    /// An operator put `nick` out of the room.
+    Kicked {
+        by: String,
+        nick: String,
+        reason: Option<String>,
+    },
+    /// `nick` is an operator (after a user list, when it joins, when it becomes one).
+    Operator(String),
+    NotOperator(String),
+    /// The answer to `/whois`.
+    Whois {
+        nick: String,
+        online: bool,
+        registered: bool,
+        operator: bool,
+        fingerprint: Option<String>,
+    },
     Other(String),
 }
 
@@ -106,6 +123,26 @@ impl Decoder {
                     shown: Box::new(shown),
                 }
             }
+            ServerLine::Kick { by, nick, reason } => Shown::Kicked {
+                by: owned(by),
+                nick: owned(nick),
+                reason: reason.map(owned),
+            },
+            ServerLine::Oper(nick) => Shown::Operator(owned(nick)),
+            ServerLine::Deoper(nick) => Shown::NotOperator(owned(nick)),
+            ServerLine::Whois {
+                nick,
+                online,
+                registered,
+                operator,
+                fingerprint,
+            } => Shown::Whois {
+                nick: owned(nick),
+                online,
+                registered,
+                operator,
+                fingerprint: fingerprint.map(owned),
+            },
             ServerLine::Welcome(_) | ServerLine::Session { .. } | ServerLine::Unknown(_) => {
                 Shown::Other(owned(line))
             }

@@ -80,6 +80,7 @@ fn local(port: u16, nick: &str, trust: Trust) -> Target {
         nick: nick.into(),
         trust,
         password: None,
+        identity: None,
     }
 }
 
@@ -256,6 +257,7 @@ fn connection_refused_at_login_is_a_failure_not_a_retry() {
         nick: "ana".into(),
         trust: ca(),
         password: None,
+        identity: None,
     };
     ana.net.send(Command::Connect(target));
     let Event::Failed { problem } = ana.wait("Failed", |e| {
@@ -349,6 +351,7 @@ fn the_tutorial_certificate_by_ip_address_works_through_pinning() {
         nick: "ana".into(),
         trust: Trust::Pinned(KnownServers::in_dir(config.path())),
         password: None,
+        identity: None,
     };
     ana.net.send(Command::Connect(target));
     ana.wait("NewServer", |e| matches!(e, Event::NewServer { .. }));
@@ -393,6 +396,7 @@ fn a_server_password_is_sent_before_the_nickname() {
         nick: "ana".into(),
         trust: ca(),
         password: password.map(String::from),
+        identity: None,
     };
 
     let mut without = Client::start();
@@ -535,6 +539,7 @@ fn closing_while_a_name_lookup_hangs_returns_at_once() {
         nick: "ana".into(),
         trust: ca(),
         password: None,
+        identity: None,
     }));
     let connecting = events.recv_timeout(DEADLINE).unwrap();
     assert!(

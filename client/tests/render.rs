@@ -30,7 +30,7 @@ fn window() -> AppWindow {
         std::process::id(),
         std::thread::current().id()
     ));
-    gui::bind(&app, &Settings::default(), dir, Rc::new(|_| {}));
+    gui::bind(&app, &Settings::default(), dir, None, Rc::new(|_| {}));
     app.window().set_size(slint::LogicalSize::new(760.0, 520.0));
     app.show().unwrap();
     gui::apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));

@@ -37,6 +37,7 @@ fn ui(lang: &str) -> Ui {
         &app,
         &Settings::default(),
         dir.clone(),
+        None,
         Rc::new(move |c| sink.borrow_mut().push(c)),
     );
     Ui { app, sent, dir }
@@ -84,7 +85,11 @@ impl Ui {
     }
 
     fn users(&self) -> Vec<String> {
-        self.app.get_users().iter().map(|u| u.to_string()).collect()
+        self.app
+            .get_users()
+            .iter()
+            .map(|u| u.nick.to_string())
+            .collect()
     }
 
     fn sent_lines(&self) -> Vec<String> {
