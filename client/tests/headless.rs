@@ -377,3 +377,57 @@ fn a_cut_connection_comes_back_with_every_line_exactly_once() {
     ana.type_line("/quit");
     assert_eq!(ana.exit_code(), Some(0));
 }
+
+#[test]
+fn show_identity_makes_one_once_and_a_server_operator_can_list_it() {
+    let config = TempDir::new("show-identity");
+    let show = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_charla"))
+            .arg("--config-dir")
+            .arg(config.path())
+            .arg("--show-identity")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = show();
+    let fingerprint = first.lines().next().unwrap().to_string();
+    assert_eq!(
+        charla_proto::normalize_fingerprint(&fingerprint),
+        Some(fingerprint.clone())
+    );
+    assert_eq!(show(), first, "the same identity every time");
+    use std::os::unix::fs::PermissionsExt;
+    let key = config.path().join("identity-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(first.contains(&key.display().to_string()));
+
+    // Listed as an operator, the headless client presenting it can kick; with --no-identity
+    // it is nobody in particular.
+    let ops = config.path().join("operators");
+    std::fs::write(&ops, format!("{fingerprint}\n")).unwrap();
+    let server = Server::start(&["--operators", ops.to_str().unwrap()]);
+    let mut bob = server.join("bob");
+    let ca = ["--ca", certs().cert.to_str().unwrap()];
+    let mut op = Headless::start(&server, "root", &ca, &config);
+    op.expect("root is an operator");
+    op.type_line("/kick bob");
+    assert_eq!(
+        bob.expect_closed().last().unwrap(),
+        "ERROR kicked root kicked you"
+    );
+    op.expect("[!] root kicked bob out of the chat");
+    let mut anon = Headless::start(
+        &server,
+        "anon",
+        &[&ca[..], &["--no-identity"]].concat(),
+        &config,
+    );
+    anon.expect("* connected as anon");
+    anon.type_line("/whois anon");
+    anon.expect("anon: online, unregistered nickname, no identity");
+}

@@ -877,3 +877,43 @@ fn a_cut_connection_comes_back_with_every_line_exactly_once() {
     wanted.extend((1..=3).map(|n| format!("PRIVMSG bob privado {n}")));
     assert_eq!(said, wanted);
 }
+
+#[test]
+fn the_identity_is_presented_and_a_kick_is_not_undone_by_reconnecting() {
+    let dir = TempDir::new("identity");
+    let ops = dir.path().join("operators");
+    let op = common::Identity::new("op");
+    std::fs::write(&ops, format!("{}\n", op.fingerprint)).unwrap();
+    let server = Server::start(&["--operators", ops.to_str().unwrap()]);
+    let identity = charla::identity::Identity::load_or_create(dir.path()).unwrap();
+    let mut ana = Client::start();
+    let mut target = local(server.addr.port(), "ana", ca());
+    target.identity = Some(identity.clone());
+    ana.net.send(Command::Connect(target));
+    assert_eq!(ana.registered(), "ana");
+    ana.net.send(Command::Send("/register".into()));
+    let mut root = op.join(server.addr, "root");
+    root.send("/whois ana");
+    root.expect_line(&format!(
+        "WHOIS ana online registered user {}",
+        identity.fingerprint
+    ));
+    root.send("/kick ana bye");
+    match ana.wait("Refused", |e| matches!(e, Event::Refused { .. })) {
+        Event::Refused { code, text } => {
+            assert_eq!(code, ErrorCode::Kicked);
+            assert_eq!(text, "root kicked you: bye");
+        }
+        _ => unreachable!(),
+    }
+    // It does not come back on its own: the next thing the room sees is carla, who joins later.
+    let _carla = server.join("carla");
+    root.expect_line("JOIN carla");
+    assert!(
+        !ana.seen.iter().any(|e| matches!(e, Event::Lost { .. })
+            || matches!(e, Event::Connecting { attempt, .. } if *attempt > 1)),
+        "{:?}",
+        ana.seen
+    );
+    assert_eq!(server.log_text().matches("registered ana").count(), 1);
+}

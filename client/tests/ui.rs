@@ -22,6 +22,11 @@ struct Ui {
 }
 
 fn ui(lang: &str) -> Ui {
+    ui_as(lang, false)
+}
+
+/// With `identity`, the window is bound with an identity made in its config dir.
+fn ui_as(lang: &str, identity: bool) -> Ui {
     i_slint_backend_testing::init_no_event_loop();
     let app = AppWindow::new().unwrap();
     slint::select_bundled_translation(lang).unwrap();
@@ -33,11 +38,12 @@ fn ui(lang: &str) -> Ui {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
+    let identity = identity.then(|| charla::identity::Identity::load_or_create(&dir).unwrap());
     gui::bind(
         &app,
         &Settings::default(),
         dir.clone(),
-        None,
+        identity,
         Rc::new(move |c| sink.borrow_mut().push(c)),
     );
     Ui { app, sent, dir }
@@ -704,4 +710,201 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
             "— 1 earlier messages, said before you joined —".into()
         )
     );
+}
+
+#[test]
+fn the_about_window_shows_the_identity_with_a_copy_button() {
+    let with = ui_as("en", true);
+    let identity = charla::identity::Identity::load_or_create(&with.dir).unwrap();
+    with.element("About").invoke_accessible_default_action();
+    assert_eq!(
+        with.element("Your fingerprint").accessible_value().unwrap(),
+        identity.fingerprint
+    );
+    assert_eq!(identity.fingerprint.len(), 95);
+    with.element("Copy");
+}
+
+#[test]
+fn without_an_identity_the_about_window_says_why() {
+    let plain = ui("en");
+    plain.element("About").invoke_accessible_default_action();
+    assert!(
+        ElementHandle::find_by_accessible_label(&plain.app, "Your fingerprint")
+            .next()
+            .is_none()
+    );
+    assert!(plain.app.get_identity_note().contains("--no-identity"));
+}
+
+/// The "Moderate <nick>" buttons of the user panel.
+fn moderate_buttons(ui: &Ui) -> Vec<String> {
+    ["ana", "bob", "carla"]
+        .iter()
+        .filter(|nick| {
+            ElementHandle::find_by_accessible_label(&ui.app, &format!("Moderate {nick}"))
+                .next()
+                .is_some()
+        })
+        .map(|nick| nick.to_string())
+        .collect()
+}
+
+#[test]
+fn kick_ban_and_mute_are_offered_to_an_operator_only() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec![
+        "ana".into(),
+        "bob".into(),
+        "carla".into(),
+    ]));
+    ui.show(Shown::Operator("carla".into()));
+    assert!(!ui.app.get_operator());
+    assert_eq!(moderate_buttons(&ui), Vec::<String>::new());
+    assert!(ui
+        .app
+        .get_users()
+        .iter()
+        .any(|u| u.nick == "carla" && u.operator));
+    assert_eq!(
+        ui.element("carla").accessible_description().unwrap(),
+        "operator"
+    );
+
+    // The server says the user is one: every other name offers moderation.
+    ui.show(Shown::Operator("ana".into()));
+    assert!(ui.app.get_operator());
+    assert_eq!(moderate_buttons(&ui), ["bob", "carla"]);
+
+    // Ban, with a confirmation that carries the reason and the minutes.
+    ui.element("Moderate bob")
+        .invoke_accessible_default_action();
+    assert!(ui.app.get_moderate_visible());
+    ui.app.set_moderate_reason("spam".into());
+    ui.app.set_moderate_minutes("ten".into());
+    ui.element("Ban").invoke_accessible_default_action();
+    assert!(
+        ui.app.get_moderate_visible(),
+        "bad minutes keep the dialog open"
+    );
+    assert_eq!(
+        ui.app.get_moderate_error(),
+        "Minutes must be a whole number above 0, or empty."
+    );
+    assert!(ui.sent_lines().is_empty());
+    ui.app.set_moderate_minutes("10".into());
+    ui.element("Ban").invoke_accessible_default_action();
+    assert!(!ui.app.get_moderate_visible());
+    assert_eq!(ui.sent_lines(), ["/ban bob 10 spam"]);
+
+    // Kick and mute; cancel sends nothing.
+    ui.element("Moderate carla")
+        .invoke_accessible_default_action();
+    assert_eq!(
+        ui.app.get_moderate_reason(),
+        "",
+        "a new dialog starts empty"
+    );
+    ui.app.set_moderate_reason("calm down".into());
+    ui.element("Kick").invoke_accessible_default_action();
+    ui.element("Moderate carla")
+        .invoke_accessible_default_action();
+    ui.element("Mute").invoke_accessible_default_action();
+    ui.element("Moderate carla")
+        .invoke_accessible_default_action();
+    ui.element("Cancel").invoke_accessible_default_action();
+    assert!(!ui.app.get_moderate_visible());
+    assert_eq!(
+        ui.sent_lines(),
+        ["/ban bob 10 spam", "/kick carla calm down", "/mute carla"]
+    );
+
+    // A kick takes the name out of the panel and says who did it.
+    ui.show(Shown::Kicked {
+        by: "ana".into(),
+        nick: "bob".into(),
+        reason: Some("spam".into()),
+    });
+    assert_eq!(ui.users(), ["ana", "carla"]);
+    assert_eq!(
+        ui.last_log(),
+        (
+            LogKind::System,
+            "[!] ana put bob out of the chat (spam)".into()
+        )
+    );
+    // A nick change keeps the mark; losing it (SIGHUP on the server) takes the buttons away.
+    ui.show(Shown::Renamed {
+        old: "ana".into(),
+        new: "ana2".into(),
+    });
+    assert!(ui.app.get_operator());
+    ui.show(Shown::NotOperator("ana2".into()));
+    assert!(!ui.app.get_operator());
+    assert_eq!(moderate_buttons(&ui), Vec::<String>::new());
+}
+
+#[test]
+fn kicked_goes_back_to_the_login_and_whois_is_worded() {
+    let ui = ui("es");
+    ui.registered("ana");
+    ui.show(Shown::Whois {
+        nick: "bob".into(),
+        online: true,
+        registered: true,
+        operator: true,
+        fingerprint: Some("AB:CD:EF:01:23:45:67:89".into()),
+    });
+    assert_eq!(
+        ui.last_log(),
+        (
+            LogKind::System,
+            "bob está en el chat; el apodo está registrado; operador; identidad AB:CD:EF:01:23:45:67:89"
+                .into()
+        )
+    );
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::Refused {
+            code: ErrorCode::Kicked,
+            text: "root kicked you: enough".into(),
+        }),
+    );
+    assert_eq!(ui.app.get_page(), Page::Login);
+    assert_eq!(
+        ui.app.get_login_error(),
+        "Error: te han echado del chat (root kicked you: enough)"
+    );
+}
+
+/// Every text the window shows through @tr has its Spanish translation.
+#[test]
+fn every_window_text_has_a_spanish_translation() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let po = std::fs::read_to_string(root.join("lang/es/LC_MESSAGES/charla.po")).unwrap();
+    let translated: std::collections::HashSet<&str> = po
+        .lines()
+        .filter_map(|l| l.strip_prefix("msgid \"")?.strip_suffix('"'))
+        .collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("ui")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for piece in text.split("@tr(\"").skip(1) {
+            // The msgid as the .po file writes it: up to the first unescaped quote.
+            let mut end = 0;
+            let bytes = piece.as_bytes();
+            while end < bytes.len()
+                && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\'))
+            {
+                end += 1;
+            }
+            let id = &piece[..end];
+            if !translated.contains(id) {
+                missing.push(format!("{}: {id}", path.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in charla.po: {missing:#?}");
 }
