@@ -10,8 +10,16 @@ scripts/prepare.sh
 cargo build --release -p charla-server -p charla
 bin=${CARGO_TARGET_DIR:-target}/release
 
+# Whoever hosts the chat is its operator: on the first run (no operator listed yet) this
+# machine's identity goes into state/operators.
+if ! grep -q '^[^#[:space:]]' state/operators; then
+    fingerprint=$("$bin/charla" --show-identity | head -1)
+    printf '%s  # %s, added by scripts/start.sh\n' "$fingerprint" "${USER:-the host}" >>state/operators
+    echo "You are this server's operator (your identity $fingerprint is in state/operators)."
+fi
+
 log=$(mktemp)
-"$bin/charla-server" "$@" 2>"$log" &
+"$bin/charla-server" --state-dir state --operators state/operators "$@" 2>"$log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use charla_proto::time::utc_timestamp;
 use charla_proto::{clean_text, nick_key, notice, short_fingerprint, ClientLine, ErrorCode};
 
-use super::{unix_seconds, Chat, PeerState};
+use super::{unix_seconds, Chat, FloodBucket, PeerState};
 use crate::close::CloseReason;
 use crate::log::log;
 use crate::moderation::{Ban, Bans, Mute, Operators, Registrations, Target};
@@ -26,6 +26,9 @@ pub struct Moderation {
     pub store: Option<Box<dyn StateStore>>,
     /// Operators in the room, in the order they joined (for the `OPER` lines after a user list).
     pub in_room: Vec<ConnId>,
+    /// Registration changes written to disk, server-wide: each is an fsync in the event loop,
+    /// which many clients registering and unregistering in a loop must not keep busy.
+    pub saves: Option<FloodBucket>,
 }
 
 impl Chat {
@@ -225,6 +228,26 @@ impl Chat {
         })
     }
 
+    /// Whether a registration change may be written now; if not, the client is told to wait.
+    fn may_save_registration(&mut self, id: ConnId) -> bool {
+        let (now, rate) = (self.now, self.cfg.registration_rate);
+        // Bursts of twice the rate: a few users registering at once never wait.
+        let burst = 2.0 * rate;
+        let saves = self
+            .moderation
+            .saves
+            .get_or_insert_with(|| FloodBucket::new(now, burst));
+        if saves.allow(now, rate, burst) {
+            return true;
+        }
+        self.reply_error(
+            id,
+            ErrorCode::Flood,
+            "the server is saving too many registrations at once; try again in a moment",
+        );
+        false
+    }
+
     fn register(&mut self, id: ConnId) {
         let Some(identity) = self.identity(id).map(String::from) else {
             return self.reply_error(
@@ -256,6 +279,9 @@ impl Chat {
                 "this server holds as many registrations as it takes",
             );
         }
+        if !self.may_save_registration(id) {
+            return;
+        }
         self.moderation.registrations.insert(&nick, &identity);
         if let Err(text) = self.save(StateFile::Registrations) {
             self.moderation.registrations.remove(&nick);
@@ -281,6 +307,9 @@ impl Chat {
         if self.identity(id) != Some(&owner) && !operator {
             let text = format!("{nick} is registered to another identity");
             return self.reply_error(id, ErrorCode::NickRegistered, &text);
+        }
+        if !self.may_save_registration(id) {
+            return;
         }
         let Some(removed) = self.moderation.registrations.remove(&nick) else {
             return;

@@ -414,3 +414,28 @@ fn a_server_that_requires_a_certificate_tells_a_client_without_one() {
     );
     join_as(&mut h, 2, "ana", ANY, Some(ANA));
 }
+
+#[test]
+fn registration_changes_written_to_disk_are_bounded_server_wide() {
+    let (mut h, saved) = moderated();
+    // Not the client's own flood limit: the server's, over all clients.
+    h.chat.cfg.flood_rate = 0.0;
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    for _ in 0..15 {
+        h.send(1, "/register");
+        h.send(1, "/unregister");
+    }
+    let lines = h.lines(1);
+    assert_eq!(
+        saved.0.borrow().saved.len(),
+        20,
+        "a burst of 20, then the rate"
+    );
+    assert!(
+        lines[20].starts_with("ERROR flood the server is saving too many registrations"),
+        "{lines:?}"
+    );
+    h.now += Duration::from_secs(1);
+    h.send(1, "/register");
+    assert!(h.lines(1)[0].starts_with("NOTICE registered:"));
+}

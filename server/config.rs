@@ -88,6 +88,10 @@ Options:
                              live in memory and are lost at restart]
   --max-registrations N      most registered nicknames on the server [default: 10000]
   --max-nicks-per-identity N most nicknames one identity may register [default: 5]
+  --registration-rate N      /register and /unregister changes written to disk per second,
+                             server-wide (bursts of twice as many); past it 'ERROR flood', so
+                             that clients registering in a loop cannot keep the server busy
+                             syncing files [default: 10]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -148,6 +152,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub max_registrations: usize,
     pub max_nicks_per_identity: usize,
+    /// Registration changes written per second, server-wide.
+    pub registration_rate: f64,
 }
 
 impl Default for Config {
@@ -179,6 +185,7 @@ impl Default for Config {
             state_dir: None,
             max_registrations: 10_000,
             max_nicks_per_identity: 5,
+            registration_rate: 10.0,
         }
     }
 }
@@ -210,6 +217,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "state-dir",
     "max-registrations",
     "max-nicks-per-identity",
+    "registration-rate",
 ];
 
 /// What the command line asks for.
@@ -331,6 +339,11 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     .ok()
                     .filter(|&n| n <= 1_000_000)
                     .ok_or_else(|| bad("expected a whole number from 0 to 1000000"))?
+            }
+            "--registration-rate" => {
+                cfg.registration_rate = non_negative(&value)
+                    .filter(|&n| (0.1..=10_000.0).contains(&n))
+                    .ok_or_else(|| bad("expected changes per second, from 0.1 to 10000"))?
             }
             "--max-nicks-per-identity" => {
                 cfg.max_nicks_per_identity = value
@@ -512,6 +525,7 @@ mod tests {
             "--state-dir",
             "--max-registrations",
             "--max-nicks-per-identity",
+            "--registration-rate",
             "--help",
             "--version",
         ] {

@@ -54,6 +54,12 @@ fn help_explains_every_flag() {
         "--history-bytes",
         "--history-file",
         "--resume-window",
+        "--require-client-cert",
+        "--operators",
+        "--state-dir",
+        "--max-registrations",
+        "--max-nicks-per-identity",
+        "--registration-rate",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
