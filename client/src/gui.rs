@@ -457,7 +457,7 @@ impl UiState {
             UiEvent::Net(Event::Refused { code, text }) => {
                 let why = server_error(app, code.as_str(), &text);
                 let text = match code {
-                    ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                    ErrorCode::NickTaken | ErrorCode::NickInvalid | ErrorCode::NickRegistered => {
                         strings.invoke_nick_refused(why)
                     }
                     ErrorCode::PasswordRequired | ErrorCode::BadPassword => {
