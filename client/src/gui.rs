@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use charla_proto::{
     leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, NickError,
@@ -35,7 +36,7 @@ struct UiState {
     users: Rc<VecModel<UserEntry>>,
     commands: Rc<dyn Fn(Command)>,
     /// Presented to servers at every connection; none with --no-identity.
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     /// The user asked for the user list: show the next one in the log too (the panel always
     /// follows it).
     users_requested: Cell<bool>,
@@ -67,7 +68,7 @@ pub fn bind(
     app: &AppWindow,
     settings: &Settings,
     config_dir: PathBuf,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     commands: Rc<dyn Fn(Command)>,
 ) {
     match &identity {

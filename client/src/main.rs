@@ -176,7 +176,7 @@ fn main() -> ExitCode {
         (None, None)
     } else {
         match Identity::load_or_create(&dir) {
-            Ok(identity) => (Some(identity), None),
+            Ok(identity) => (Some(std::sync::Arc::new(identity)), None),
             Err(e) => {
                 eprintln!("charla: {e}; connecting without an identity");
                 (None, Some(e))
@@ -242,7 +242,7 @@ fn run_window(
     opts: &Opts,
     settings: &Settings,
     dir: PathBuf,
-    identity: Option<Identity>,
+    identity: Option<std::sync::Arc<Identity>>,
     identity_error: Option<String>,
 ) -> ExitCode {
     let app = match AppWindow::new() {

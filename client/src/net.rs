@@ -75,7 +75,8 @@ pub struct Target {
     pub password: Option<String>,
     /// The certificate presented to the server, which knows the user by it; none with
     /// `--no-identity`.
-    pub identity: Option<Identity>,
+    /// Shared: the same one goes with every connection.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Target {
@@ -758,7 +759,7 @@ impl Worker {
         {
             return self.connection_lost(Problem::Broken(OsError::from(&e)));
         }
-        let connector = match tls_connector(&target.trust, target.identity.as_ref()) {
+        let connector = match tls_connector(&target.trust, target.identity.as_deref()) {
             Ok(c) => c,
             Err(problem) => return self.give_up(problem),
         };

@@ -888,7 +888,7 @@ fn the_identity_is_presented_and_a_kick_is_not_undone_by_reconnecting() {
     let identity = charla::identity::Identity::load_or_create(dir.path()).unwrap();
     let mut ana = Client::start();
     let mut target = local(server.addr.port(), "ana", ca());
-    target.identity = Some(identity.clone());
+    target.identity = Some(Arc::new(identity.clone()));
     ana.net.send(Command::Connect(target));
     assert_eq!(ana.registered(), "ana");
     ana.net.send(Command::Send("/register".into()));

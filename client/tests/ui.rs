@@ -38,7 +38,8 @@ fn ui_as(lang: &str, identity: bool) -> Ui {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let identity = identity.then(|| charla::identity::Identity::load_or_create(&dir).unwrap());
+    let identity = identity
+        .then(|| std::sync::Arc::new(charla::identity::Identity::load_or_create(&dir).unwrap()));
     gui::bind(
         &app,
         &Settings::default(),
