@@ -55,6 +55,9 @@ Options:
   --prefill N            idle: before the clients join, one more client says N lines of
                          --size bytes, so that every join gets a full history to replay; the
                          server's CPU per join is reported [default: 0]
+  --identity             every connection presents a client certificate (one ECDSA P-256
+                         identity, made at start, as Charla's client makes one), so that the
+                         server's cost of checking it is measured too
   --timeout S            hard limit for the whole scenario [default: 300]
   -h, --help             print this help
 
@@ -80,6 +83,7 @@ struct Opts {
     timeout: Duration,
     hold: f64,
     prefill: usize,
+    identity: bool,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -102,6 +106,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         timeout: Duration::from_secs(300),
         hold: 3.0,
         prefill: 0,
+        identity: false,
     };
     let mut p = lexopt::Parser::from_env();
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
@@ -141,6 +146,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
             Long("concurrency") => o.concurrency = num(&mut p, "--concurrency")?,
             Long("hold") => o.hold = num(&mut p, "--hold")?,
             Long("prefill") => o.prefill = num(&mut p, "--prefill")?,
+            Long("identity") => o.identity = true,
             Long("timeout") => o.timeout = Duration::from_secs_f64(num(&mut p, "--timeout")?),
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -210,6 +216,16 @@ fn connector(o: &Opts) -> Result<SslConnector, String> {
     b.set_ca_file(&o.ca)
         .map_err(|e| format!("--ca {}: {e}", o.ca.display()))?;
     b.set_verify(SslVerifyMode::PEER);
+    if o.identity {
+        use openssl::pkey::PKey;
+        use openssl::x509::X509;
+        let made =
+            charla_proto::identity::new_identity("charla-bench").map_err(|e| e.to_string())?;
+        let cert = X509::from_pem(&made.cert_pem).map_err(|e| e.to_string())?;
+        let key = PKey::private_key_from_pem(&made.key_pem).map_err(|e| e.to_string())?;
+        b.set_certificate(&cert).map_err(|e| e.to_string())?;
+        b.set_private_key(&key).map_err(|e| e.to_string())?;
+    }
     Ok(b.build())
 }
 

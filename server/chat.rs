@@ -1123,6 +1123,10 @@ impl Chat {
         if let Some(text) = self.registered_to_another(id, new) {
             return self.reply_error(id, ErrorCode::NickRegistered, &text);
         }
+        // A nickname is shown to everyone: a muted user cannot use one to speak.
+        if self.refused_as_muted(id) {
+            return;
+        }
         let new_key = nick_key(new);
         if self
             .by_nick

@@ -9,6 +9,7 @@ use charla_proto::time::utc_timestamp;
 use charla_proto::{clean_text, nick_key, notice, short_fingerprint, ClientLine, ErrorCode};
 
 use super::{unix_seconds, Chat, FloodBucket, PeerState};
+use crate::address::{address_key, ConnectRate};
 use crate::close::CloseReason;
 use crate::log::log;
 use crate::moderation::{Ban, Bans, Mute, Operators, Registrations, Target};
@@ -29,7 +30,12 @@ pub struct Moderation {
     /// Registration changes written to disk, server-wide: each is an fsync in the event loop,
     /// which many clients registering and unregistering in a loop must not keep busy.
     pub saves: Option<FloodBucket>,
+    /// The same per address, so that one address cannot use the server-wide allowance up.
+    pub saves_by_address: ConnectRate,
 }
+
+/// Registration changes one address (IPv6: one /64) may make per minute, all at once if it likes.
+const SAVES_PER_ADDRESS_PER_MINUTE: u32 = 6;
 
 impl Chat {
     /// Registrations and bans from `--state-dir`, the operators from `--operators`.
@@ -137,6 +143,10 @@ impl Chat {
         let Some(peer) = self.peer(id) else {
             return false;
         };
+        // As with bans: an address mute must not silence an operator behind the same address.
+        if self.moderation.operators.contains(peer.identity.as_deref()) {
+            return false;
+        }
         let Some(mute) =
             self.moderation
                 .mutes
@@ -230,9 +240,24 @@ impl Chat {
 
     /// Whether a registration change may be written now; if not, the client is told to wait.
     fn may_save_registration(&mut self, id: ConnId) -> bool {
+        let Some(ip) = self.peer(id).map(|p| address_key(p.addr.ip())) else {
+            return false;
+        };
         let (now, rate) = (self.now, self.cfg.registration_rate);
-        // Bursts of twice the rate: a few users registering at once never wait.
-        let burst = 2.0 * rate;
+        if let Err(wait) =
+            self.moderation
+                .saves_by_address
+                .take(ip, now, SAVES_PER_ADDRESS_PER_MINUTE)
+        {
+            let text = format!(
+                "at most {SAVES_PER_ADDRESS_PER_MINUTE} registration changes a minute from one address; try again in {} s",
+                wait.as_secs() + 1
+            );
+            self.reply_error(id, ErrorCode::Flood, &text);
+            return false;
+        }
+        // Bursts of ten times the rate: a class registering at once does not wait.
+        let burst = (10.0 * rate).max(1.0);
         let saves = self
             .moderation
             .saves
@@ -339,7 +364,8 @@ impl Chat {
     }
 
     /// `WHOIS <nick> <online|offline> <registered|unregistered> <operator|user>
-    /// <fingerprint|no-identity>`: the whole fingerprint for operators, a short one for others.
+    /// <fingerprint|no-identity> [address]`: for operators the whole fingerprint and, for someone
+    /// online, the address; a short fingerprint for others.
     fn whois(&mut self, id: ConnId, nick: &str) {
         let asker_is_operator = self.is_operator(id);
         let show = |fp: &str| {
@@ -355,29 +381,37 @@ impl Chat {
             (Some(conn), _) => (
                 self.nick(conn).unwrap_or(nick).to_string(),
                 self.identity(conn).map(String::from),
-                true,
+                Some(conn),
             ),
-            (None, Some(r)) => (r.nick.to_string(), Some(r.owner.to_string()), false),
+            (None, Some(r)) => (r.nick.to_string(), Some(r.owner.to_string()), None),
             (None, None) => return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick)),
         };
+        // Operators also see the address (to ban it when the identity is not enough).
+        let address = online
+            .filter(|_| asker_is_operator)
+            .and_then(|conn| self.peer(conn))
+            .map(|p| p.addr.ip().to_canonical().to_string());
         let registered = registration.is_some();
         let operator = self.moderation.operators.contains(identity.as_deref());
         let fingerprint = identity.as_deref().map_or("no-identity".into(), show);
-        self.reply(
-            id,
-            &[
-                "WHOIS",
-                &name,
-                if online { "online" } else { "offline" },
-                if registered {
-                    "registered"
-                } else {
-                    "unregistered"
-                },
-                if operator { "operator" } else { "user" },
-                &fingerprint,
-            ],
-        );
+        let mut words = vec![
+            "WHOIS",
+            &name,
+            if online.is_some() {
+                "online"
+            } else {
+                "offline"
+            },
+            if registered {
+                "registered"
+            } else {
+                "unregistered"
+            },
+            if operator { "operator" } else { "user" },
+            &fingerprint,
+        ];
+        words.extend(address.as_deref());
+        self.reply(id, &words);
     }
 
     /// Someone in the room, by nickname, or `ERROR no-such-user`.
@@ -405,22 +439,20 @@ impl Chat {
     }
 
     fn ban(&mut self, id: ConnId, what: &str, minutes: Option<u64>, reason: Option<&str>) {
-        let (target, nick) = match Target::parse(what) {
-            Some(target) => (target, None),
-            None => {
-                let key = nick_key(what);
-                if let Some(&conn) = self.by_nick.get(&key) {
-                    let Some(peer) = self.peer(conn) else {
-                        return;
-                    };
-                    let target = Target::of(peer.identity.as_deref(), peer.addr.ip());
-                    (target, self.nick(conn).map(Box::<str>::from))
-                } else if let Some(r) = self.moderation.registrations.get(what) {
-                    (Target::Identity(r.owner.clone()), Some(r.nick.clone()))
-                } else {
-                    return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(what));
-                }
-            }
+        // A nickname first: `1.2.3.4` is a valid one, and the user called that is who is meant.
+        let online = self.by_nick.get(&nick_key(what)).copied();
+        let (target, nick) = if let Some(conn) = online {
+            let Some(peer) = self.peer(conn) else {
+                return;
+            };
+            let target = Target::of(peer.identity.as_deref(), peer.addr.ip());
+            (target, self.nick(conn).map(Box::<str>::from))
+        } else if let Some(r) = self.moderation.registrations.get(what) {
+            (Target::Identity(r.owner.clone()), Some(r.nick.clone()))
+        } else if let Some(target) = Target::parse(what) {
+            (target, None)
+        } else {
+            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(what));
         };
         if let Target::Identity(fp) = &target {
             if self.moderation.operators.contains(Some(fp)) {
@@ -500,21 +532,21 @@ impl Chat {
 
     fn unban(&mut self, id: ConnId, what: &str) {
         let before = self.moderation.bans.clone();
-        let lifted = match Target::parse(what) {
-            Some(target) => self.moderation.bans.remove_where(|b| b.target == target),
-            None => {
-                let key = nick_key(what);
-                let owner = self
-                    .moderation
-                    .registrations
-                    .owner(what)
-                    .map(|fp| Target::Identity(fp.into()));
-                self.moderation.bans.remove_where(|b| {
-                    b.nick.as_deref().is_some_and(|n| nick_key(n) == key)
-                        || owner.as_ref() == Some(&b.target)
-                })
-            }
-        };
+        // As for /ban, a nickname first (bans made from it, or on its owner's identity), then an
+        // address or a fingerprint.
+        let key = nick_key(what);
+        let owner = self
+            .moderation
+            .registrations
+            .owner(what)
+            .map(|fp| Target::Identity(fp.into()));
+        let mut lifted = self.moderation.bans.remove_where(|b| {
+            b.nick.as_deref().is_some_and(|n| nick_key(n) == key)
+                || owner.as_ref() == Some(&b.target)
+        });
+        if let (0, Some(target)) = (lifted, Target::parse(what)) {
+            lifted = self.moderation.bans.remove_where(|b| b.target == target);
+        }
         if lifted == 0 {
             let text = format!("no ban matches {}", clean_text(what));
             return self.reply_error(id, ErrorCode::NoSuchBan, &text);

@@ -416,26 +416,90 @@ fn a_server_that_requires_a_certificate_tells_a_client_without_one() {
 }
 
 #[test]
-fn registration_changes_written_to_disk_are_bounded_server_wide() {
+fn registration_changes_written_to_disk_are_bounded_per_address_and_server_wide() {
     let (mut h, saved) = moderated();
-    // Not the client's own flood limit: the server's, over all clients.
+    // Not the client's own flood limit: the server's, per address and over all clients.
     h.chat.cfg.flood_rate = 0.0;
+    h.chat.cfg.registration_rate = 1.0;
     join_as(&mut h, 1, "ana", ANY, Some(ANA));
-    for _ in 0..15 {
+    for _ in 0..4 {
         h.send(1, "/register");
         h.send(1, "/unregister");
     }
     let lines = h.lines(1);
-    assert_eq!(
-        saved.0.borrow().saved.len(),
-        20,
-        "a burst of 20, then the rate"
-    );
+    assert_eq!(saved.0.borrow().saved.len(), 6);
     assert!(
-        lines[20].starts_with("ERROR flood the server is saving too many registrations"),
+        lines[6].starts_with(
+            "ERROR flood at most 6 registration changes a minute from one address; try again in"
+        ),
         "{lines:?}"
     );
+    // From other addresses: ten at once server-wide (ten times the rate), then one a second.
+    join_as(&mut h, 2, "bob", "198.51.100.1:1", Some(BOB));
+    join_as(&mut h, 3, "carla", "198.51.100.2:1", Some(OP));
+    for _ in 0..3 {
+        h.send(2, "/register");
+        h.send(2, "/unregister");
+    }
+    h.send(3, "/register");
+    assert_eq!(saved.0.borrow().saved.len(), 10);
+    assert!(h.lines(3)[0].starts_with("ERROR flood the server is saving too many registrations"));
     h.now += Duration::from_secs(1);
-    h.send(1, "/register");
-    assert!(h.lines(1)[0].starts_with("NOTICE registered:"));
+    h.send(3, "/register");
+    assert!(h.lines(3)[0].starts_with("NOTICE registered:"));
+}
+
+#[test]
+fn a_nickname_that_looks_like_an_address_is_banned_as_the_user() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "10.0.0.1", ANY, Some(BOB));
+    h.lines(1);
+    h.send(1, "/ban 10.0.0.1");
+    let lines = h.lines(1);
+    assert_eq!(lines[0], "KICK op 10.0.0.1");
+    assert!(
+        lines[1].starts_with(&format!("NOTICE banned: identity {BOB} (10.0.0.1)")),
+        "{lines:?}"
+    );
+    h.send(1, "/unban 10.0.0.1");
+    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+}
+
+#[test]
+fn a_mute_keeps_a_new_nickname_from_speaking_but_never_silences_an_operator() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", ANY, Some(OP));
+    join_as(&mut h, 2, "troll", ANY, None);
+    h.lines(1);
+    h.send(1, "/mute troll");
+    h.lines(1);
+    h.send(2, "/nick buy_now_cheap");
+    assert!(h.lines(2)[0].starts_with("ERROR muted"));
+    // The mute is by address (no certificate): the operator there still speaks.
+    join_as(&mut h, 3, "ana", "198.51.100.7:1", None);
+    h.lines(1);
+    h.send(1, "still here");
+    assert_eq!(h.lines(1), Vec::<String>::new());
+    assert_eq!(h.lines(3), ["MSG op still here"]);
+}
+
+#[test]
+fn an_operator_sees_the_address_in_whois() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "bob", ANY, None);
+    h.send(1, "/whois bob");
+    assert_eq!(
+        h.lines(1),
+        [
+            "JOIN bob",
+            "WHOIS bob online unregistered user no-identity 192.0.2.1"
+        ]
+    );
+    h.send(2, "/whois op");
+    assert_eq!(
+        h.lines(2),
+        ["WHOIS op online unregistered operator 0A:0A:0A:0A:0A:0A:0A:0A"]
+    );
 }

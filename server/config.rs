@@ -89,9 +89,10 @@ Options:
   --max-registrations N      most registered nicknames on the server [default: 10000]
   --max-nicks-per-identity N most nicknames one identity may register [default: 5]
   --registration-rate N      /register and /unregister changes written to disk per second,
-                             server-wide (bursts of twice as many); past it 'ERROR flood', so
-                             that clients registering in a loop cannot keep the server busy
-                             syncing files [default: 10]
+                             server-wide (bursts of ten times as many; from one address, at
+                             most 6 a minute); past it 'ERROR flood', so that clients
+                             registering in a loop cannot keep the server busy syncing files
+                             [default: 5]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -185,7 +186,7 @@ impl Default for Config {
             state_dir: None,
             max_registrations: 10_000,
             max_nicks_per_identity: 5,
-            registration_rate: 10.0,
+            registration_rate: 5.0,
         }
     }
 }

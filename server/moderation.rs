@@ -16,6 +16,8 @@ use crate::address::address_key;
 pub type Fingerprint = Box<str>;
 
 pub const REGISTRATIONS_HEADER: &str = "charla-registrations 1";
+/// The last second of the year 9999: no time in a state file is later.
+const LAST_SECOND: u64 = 253_402_300_799;
 pub const BANS_HEADER: &str = "charla-bans 1";
 
 /// A line of a file that could not be read: its number (from 1) and why.
@@ -237,12 +239,19 @@ impl Bans {
             };
             let until = match word("the end (unix seconds or 'permanent')")? {
                 "permanent" => None,
-                u => Some(u.parse().map_err(|_| (n, format!("bad end time {u:?}")))?),
+                u => Some(
+                    u.parse()
+                        .ok()
+                        .filter(|&t| t <= LAST_SECOND)
+                        .ok_or((n, format!("bad end time {u:?}")))?,
+                ),
             };
             let set_at = word("the time it was set")?;
             let set_at = set_at
                 .parse()
-                .map_err(|_| (n, format!("bad time {set_at:?}")))?;
+                .ok()
+                .filter(|&t| t <= LAST_SECOND)
+                .ok_or((n, format!("bad time {set_at:?}")))?;
             let by = word("the operator")?.into();
             let nick = match word("the nickname (or -)")? {
                 "-" => None,
@@ -413,6 +422,8 @@ mod tests {
         assert_eq!(bans.len(), 1);
         let bad = format!("{BANS_HEADER}\nidentity {FP_A} soon 1 op - x\n");
         assert_eq!(Bans::parse(&bad).unwrap_err().0, 2);
+        let far = format!("{BANS_HEADER}\naddress 10.0.0.1 99999999999999 1 op - x\n");
+        assert!(Bans::parse(&far).unwrap_err().1.contains("bad end time"));
         let bad = format!("{BANS_HEADER}\naddress {FP_A} permanent 1 op - x\n");
         assert!(Bans::parse(&bad)
             .unwrap_err()

@@ -17,6 +17,12 @@ const TLS12_SUITES: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-S
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+/// `SSL_CTRL_SET_MAX_CERT_LIST` in OpenSSL's ssl.h (openssl-sys exports no constant for it).
+const SSL_CTRL_SET_MAX_CERT_LIST: std::ffi::c_int = 51;
+/// The most bytes of certificates a client may send: a P-256 identity takes about 400, an RSA-4096
+/// one about 1,500.
+const MAX_CLIENT_CERT_BYTES: std::ffi::c_long = 16 << 10;
+
 /// Builds the acceptor: TLS 1.2 and 1.3 only (Mozilla's "intermediate" v5 profile), ECDHE with
 /// AEAD suites only on 1.2, no renegotiation, no compression.
 pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
@@ -61,6 +67,20 @@ pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
     // SSH knows users by key). No certificate is fine too: the chat core decides what that
     // client may do (--require-client-cert refuses it with a clear error, not a TLS alert).
     builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    // What a client that has not even chosen a nickname may make the one thread parse and keep:
+    // one certificate (an identity is self-signed, so there is no chain to build), of at most
+    // 16 KiB (OpenSSL's default would take 100 KiB from every connection).
+    builder.set_verify_depth(0);
+    // SAFETY: a plain setter on the context being built (SSL_CTX_set_max_cert_list, a macro
+    // over SSL_CTX_ctrl); the pointer stays valid for the call.
+    unsafe {
+        openssl_sys::SSL_CTX_ctrl(
+            builder.as_ptr(),
+            SSL_CTRL_SET_MAX_CERT_LIST,
+            MAX_CLIENT_CERT_BYTES,
+            std::ptr::null_mut(),
+        );
+    }
     let leaf = chain.next().expect("the chain was checked to be non-empty");
     builder
         .set_certificate(&leaf)

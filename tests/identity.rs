@@ -424,3 +424,39 @@ fn openssl_s_client_presents_an_identity_with_cert_and_key() {
     drop(stdin);
     let _ = child.wait();
 }
+
+#[test]
+fn a_client_certificate_chain_past_16_kib_is_refused_in_the_handshake() {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+    use openssl::x509::X509;
+    let server = Server::start(&[]);
+    let ana = Identity::new("ana");
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(&common::certs().cert).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    b.set_certificate_file(&ana.cert, SslFiletype::PEM).unwrap();
+    b.set_private_key_file(&ana.key, SslFiletype::PEM).unwrap();
+    // About 370 bytes each: 60 of them are over 20 KiB.
+    let pem = std::fs::read(&ana.cert).unwrap();
+    for _ in 0..60 {
+        b.add_extra_chain_cert(X509::from_pem(&pem).unwrap())
+            .unwrap();
+    }
+    let connector = b.build();
+    let tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let refused = match connector.connect("localhost", tcp) {
+        Err(_) => true,
+        // TLS 1.3: the client finishes first; the server's refusal comes with the first read.
+        Ok(mut tls) => {
+            use std::io::{Read, Write};
+            let _ = tls.write_all(b"ana\n");
+            let mut buf = [0u8; 64];
+            !matches!(tls.read(&mut buf), Ok(n) if n > 0)
+        }
+    };
+    assert!(refused, "a 20 KiB certificate chain was taken");
+    server.wait_log("handshake failed: excessive message size");
+    // The same identity alone is welcome.
+    ana.join(server.addr, "ana");
+}

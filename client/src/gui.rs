@@ -296,6 +296,13 @@ impl UiState {
             app.set_moderate_error(app.global::<Strings>().invoke_bad_minutes());
             return;
         }
+        // Minutes always go (0: until lifted), so that a reason starting with a number is not
+        // taken for them.
+        let minutes = if minutes.is_empty() {
+            "0".into()
+        } else {
+            minutes
+        };
         let words: Vec<&str> = match action {
             ModerationAction::Kick => vec!["/kick", &nick, &reason],
             ModerationAction::Ban => vec!["/ban", &nick, &minutes, &reason],
@@ -513,8 +520,8 @@ impl UiState {
         let strings = app.global::<Strings>();
         match &shown {
             Shown::History { .. } => {}
-            // The user list comes before a registration's history.
-            Shown::Users(_) => {}
+            // The user list, and the operators after it, come before a registration's history.
+            Shown::Users(_) | Shown::Operator(_) | Shown::NotOperator(_) => {}
             _ => {
                 if self.history_run.get() == 0 {
                     // Back with nothing missed: the next history is not "while you were away".
@@ -652,6 +659,7 @@ impl UiState {
                 registered,
                 operator,
                 fingerprint,
+                address,
             } => {
                 let text = strings.invoke_whois(
                     nick.into(),
@@ -659,6 +667,7 @@ impl UiState {
                     registered,
                     operator,
                     fingerprint.unwrap_or_default().into(),
+                    address.unwrap_or_default().into(),
                 );
                 self.push_log(LogKind::System, text.to_string());
             }

@@ -57,8 +57,9 @@ pub fn describe(shown: &Shown) -> String {
             registered,
             operator,
             fingerprint,
+            address,
         } => format!(
-            "{nick}: {}, {}{}, {}",
+            "{nick}: {}, {}{}, {}{}",
             if *online { "online" } else { "offline" },
             if *registered {
                 "registered nickname"
@@ -68,7 +69,10 @@ pub fn describe(shown: &Shown) -> String {
             if *operator { ", operator" } else { "" },
             fingerprint
                 .as_deref()
-                .map_or("no identity".into(), |fp| format!("identity {fp}"))
+                .map_or("no identity".into(), |fp| format!("identity {fp}")),
+            address
+                .as_deref()
+                .map_or(String::new(), |a| format!(", address {a}"))
         ),
         Shown::Other(line) => line.clone(),
     }

@@ -70,6 +70,14 @@ impl Identity {
         let (cert_pem, key_pem) = (read(&cert_path)?, read(&key_path)?);
         let fingerprint = pem_fingerprint(&cert_pem)
             .ok_or_else(|| format!("{}: not a PEM certificate", cert_path.display()))?;
+        if !charla_proto::identity::key_matches(&cert_pem, &key_pem) {
+            return Err(format!(
+                "{} does not belong to {}: put the right pair back, or move both away to make a \
+                 new identity",
+                key_path.display(),
+                cert_path.display()
+            ));
+        }
         Ok(Identity {
             cert_pem,
             key_pem,
@@ -98,6 +106,11 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!format!("{first:?}").contains("PRIVATE"));
+        // A key that is not the certificate's (two first runs racing, a bad copy) is refused.
+        let other = new_identity("other").unwrap();
+        std::fs::write(&first.key_path, &other.key_pem).unwrap();
+        let err = Identity::load_or_create(&dir).unwrap_err();
+        assert!(err.contains("does not belong to"), "{err}");
         std::fs::remove_file(&first.cert_path).unwrap();
         let err = Identity::load_or_create(&dir).unwrap_err();
         assert!(err.contains("identity-cert.pem is missing"), "{err}");

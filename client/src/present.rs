@@ -57,6 +57,8 @@ pub enum Shown {
         registered: bool,
         operator: bool,
         fingerprint: Option<String>,
+        /// Given to operators only.
+        address: Option<String>,
     },
     Other(String),
 }
@@ -136,12 +138,14 @@ impl Decoder {
                 registered,
                 operator,
                 fingerprint,
+                address,
             } => Shown::Whois {
                 nick: owned(nick),
                 online,
                 registered,
                 operator,
                 fingerprint: fingerprint.map(owned),
+                address: address.map(owned),
             },
             ServerLine::Welcome(_) | ServerLine::Session { .. } | ServerLine::Unknown(_) => {
                 Shown::Other(owned(line))

@@ -894,8 +894,9 @@ fn the_identity_is_presented_and_a_kick_is_not_undone_by_reconnecting() {
     ana.net.send(Command::Send("/register".into()));
     let mut root = op.join(server.addr, "root");
     root.send("/whois ana");
+    // An operator sees the whole fingerprint, and the address.
     root.expect_line(&format!(
-        "WHOIS ana online registered user {}",
+        "WHOIS ana online registered user {} 127.0.0.1",
         identity.fingerprint
     ));
     root.send("/kick ana bye");

@@ -798,6 +798,16 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     ui.element("Ban").invoke_accessible_default_action();
     assert!(!ui.app.get_moderate_visible());
     assert_eq!(ui.sent_lines(), ["/ban bob 10 spam"]);
+    // Without minutes, until lifted: a reason that starts with a number stays the reason.
+    ui.element("Moderate bob")
+        .invoke_accessible_default_action();
+    ui.app.set_moderate_reason("3 strikes".into());
+    ui.element("Ban").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines().last().unwrap(), "/ban bob 0 3 strikes");
+    ui.sent.borrow_mut().clear();
+    ui.sent
+        .borrow_mut()
+        .push(Command::Send("/ban bob 10 spam".into()));
 
     // Kick and mute; cancel sends nothing.
     ui.element("Moderate carla")
@@ -818,7 +828,7 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     assert!(!ui.app.get_moderate_visible());
     assert_eq!(
         ui.sent_lines(),
-        ["/ban bob 10 spam", "/kick carla calm down", "/mute carla"]
+        ["/ban bob 10 spam", "/kick carla calm down", "/mute carla 0"]
     );
 
     // A kick takes the name out of the panel and says who did it.
@@ -856,12 +866,13 @@ fn kicked_goes_back_to_the_login_and_whois_is_worded() {
         registered: true,
         operator: true,
         fingerprint: Some("AB:CD:EF:01:23:45:67:89".into()),
+        address: Some("10.0.0.7".into()),
     });
     assert_eq!(
         ui.last_log(),
         (
             LogKind::System,
-            "bob está en el chat; el apodo está registrado; operador; identidad AB:CD:EF:01:23:45:67:89"
+            "bob está en el chat; el apodo está registrado; operador; identidad AB:CD:EF:01:23:45:67:89; dirección 10.0.0.7"
                 .into()
         )
     );

@@ -198,15 +198,17 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
 /// Longest ban or mute, in minutes: ten years; longer is "until lifted".
 pub const MAX_MINUTES: u64 = 10 * 366 * 24 * 60;
 
-/// A leading word of digits is a number of minutes (1 to [`MAX_MINUTES`]); returns it and the
-/// rest. A number out of range is an error, not the start of a reason.
+/// A leading word of digits is a number of minutes (1 to [`MAX_MINUTES`], or 0 for "until
+/// lifted", so that a reason may start with a number); returns it and the rest. A number out of
+/// range is an error, not the start of a reason.
 fn leading_minutes(s: &str) -> (Result<Option<u64>, ()>, &str) {
     let (word, rest) = split_word(s.trim_start());
     if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
         return (Ok(None), s);
     }
     match word.parse() {
-        Ok(minutes) if (1..=MAX_MINUTES).contains(&minutes) => (Ok(Some(minutes)), rest),
+        Ok(0) => (Ok(None), rest),
+        Ok(minutes) if minutes <= MAX_MINUTES => (Ok(Some(minutes)), rest),
         _ => (Err(()), rest),
     }
 }
@@ -316,7 +318,19 @@ mod tests {
                 reason: None
             }
         );
-        for bad in ["/ban", "/ban bob 0", "/ban bob 99999999999999999999 x"] {
+        assert_eq!(
+            parse_client_line("/ban bob 0 3 strikes"),
+            Ban {
+                target: "bob",
+                minutes: None,
+                reason: Some("3 strikes")
+            }
+        );
+        for bad in [
+            "/ban",
+            "/ban bob 99999999999999999999 x",
+            "/ban bob 5270401",
+        ] {
             assert!(
                 matches!(parse_client_line(bad), MissingArgument(_)),
                 "{bad}"
@@ -338,7 +352,14 @@ mod tests {
                 minutes: None
             }
         );
-        for bad in ["/mute", "/mute bob soon", "/mute bob 0"] {
+        assert_eq!(
+            parse_client_line("/mute bob 0"),
+            Mute {
+                nick: "bob",
+                minutes: None
+            }
+        );
+        for bad in ["/mute", "/mute bob soon", "/mute bob 5 minutes"] {
             assert!(
                 matches!(parse_client_line(bad), MissingArgument(_)),
                 "{bad}"

@@ -53,12 +53,15 @@ pub fn first_line(path: &Path) -> io::Result<String> {
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never a mix:
 /// a temporary file beside it (mode 0600: it may hold a key, bans, history), synced, renamed over
-/// it, and the directory synced so that the rename reaches the disk too.
+/// it, and the directory synced so that the rename reaches the disk too. An error means the file
+/// was not replaced: once the rename is done, a failed directory sync is not reported (the new
+/// file is in place; only a power cut in the next moments could bring the old one back).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
+    // Two processes writing the same file (two clients starting at once) each use their own.
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp_name);
     {
         let mut file = OpenOptions::new()
@@ -72,12 +75,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         file.write_all(bytes)?;
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, path)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    std::fs::File::open(dir)?.sync_all()
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -119,7 +128,8 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!dir.join("state.tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -52,6 +52,17 @@ pub fn pem_fingerprint(cert_pem: &[u8]) -> Option<String> {
     Some(crate::fingerprint(&cert.to_der().ok()?))
 }
 
+/// Whether the PEM key is the private half of the PEM certificate's public key.
+pub fn key_matches(cert_pem: &[u8], key_pem: &[u8]) -> bool {
+    let (Ok(cert), Ok(key)) = (
+        X509::from_pem(cert_pem),
+        PKey::private_key_from_pem(key_pem),
+    ) else {
+        return false;
+    };
+    cert.public_key().is_ok_and(|public| public.public_eq(&key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,9 +77,8 @@ mod tests {
         );
         assert_ne!(fa, fb);
         assert_eq!(crate::normalize_fingerprint(&fa), Some(fa.clone()));
-        let cert = X509::from_pem(&a.cert_pem).unwrap();
-        let key = PKey::private_key_from_pem(&a.key_pem).unwrap();
-        assert!(cert.public_key().unwrap().public_eq(&key));
+        assert!(key_matches(&a.cert_pem, &a.key_pem));
+        assert!(!key_matches(&a.cert_pem, &b.key_pem));
         assert!(String::from_utf8(a.key_pem)
             .unwrap()
             .starts_with("-----BEGIN PRIVATE KEY-----"));

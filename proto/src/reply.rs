@@ -227,6 +227,8 @@ pub enum ServerLine<'a> {
         operator: bool,
         /// Its certificate's fingerprint (shortened for those who are not operators), if any.
         fingerprint: Option<&'a str>,
+        /// Its address, for operators asking about someone online.
+        address: Option<&'a str>,
     },
     /// An operator (`by`) put `nick` out of the room.
     Kick {
@@ -319,13 +321,16 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         "WHOIS" => {
             let words: Vec<&str> = rest.split(' ').collect();
             match words[..] {
-                [nick, online, registered, operator, fingerprint] if !nick.is_empty() => {
+                [nick, online, registered, operator, fingerprint, ref address @ ..]
+                    if !nick.is_empty() && address.len() <= 1 =>
+                {
                     ServerLine::Whois {
                         nick,
                         online: online == "online",
                         registered: registered == "registered",
                         operator: operator == "operator",
                         fingerprint: (fingerprint != "no-identity").then_some(fingerprint),
+                        address: address.first().copied(),
                     }
                 }
                 _ => unknown,
@@ -525,7 +530,19 @@ mod tests {
                 online: true,
                 registered: true,
                 operator: true,
-                fingerprint: Some("AB:CD:EF:01:23:45:67:89")
+                fingerprint: Some("AB:CD:EF:01:23:45:67:89"),
+                address: None,
+            }
+        );
+        assert_eq!(
+            parse_server_line("WHOIS bob online unregistered user no-identity 10.0.0.7"),
+            Whois {
+                nick: "bob",
+                online: true,
+                registered: false,
+                operator: false,
+                fingerprint: None,
+                address: Some("10.0.0.7"),
             }
         );
         assert_eq!(
@@ -535,7 +552,8 @@ mod tests {
                 online: true,
                 registered: false,
                 operator: false,
-                fingerprint: None
+                fingerprint: None,
+                address: None,
             }
         );
         assert_eq!(
