@@ -64,6 +64,10 @@ server_args=()
 run "handshake 5 s" handshake --seconds 5 --concurrency 32
 certs=$dir/certs-ec
 run "handshake 5 s, ECDSA" handshake --seconds 5 --concurrency 32
+# Every client presenting an identity (a client certificate), as Charla's client does.
+run "handshake 5 s, ECDSA, identity" handshake --seconds 5 --concurrency 32 --identity
+certs=$dir/certs
+run "idle $big, identity" idle --clients "$big" --identity
 
 echo
 printf '%-24s %-6s %s\n' scenario ok figures

@@ -23,6 +23,30 @@ const SSL_CTRL_SET_MAX_CERT_LIST: std::ffi::c_int = 51;
 /// one about 1,500.
 const MAX_CLIENT_CERT_BYTES: std::ffi::c_long = 16 << 10;
 
+extern "C" {
+    // In libssl, which the openssl crate links; the crate does not wrap it.
+    fn SSL_CTX_set_cert_verify_callback(
+        ctx: *mut openssl_sys::SSL_CTX,
+        callback: Option<
+            unsafe extern "C" fn(
+                *mut openssl_sys::X509_STORE_CTX,
+                *mut std::ffi::c_void,
+            ) -> std::ffi::c_int,
+        >,
+        arg: *mut std::ffi::c_void,
+    );
+}
+
+/// Replaces OpenSSL's certificate verification for client certificates: an identity is taken as
+/// it is (its fingerprint is who it is), so there is no chain to build and no signature of the
+/// certificate on itself worth checking. The handshake still proves the client holds the key.
+unsafe extern "C" fn take_any_certificate(
+    _: *mut openssl_sys::X509_STORE_CTX,
+    _: *mut std::ffi::c_void,
+) -> std::ffi::c_int {
+    1
+}
+
 /// Builds the acceptor: TLS 1.2 and 1.3 only (Mozilla's "intermediate" v5 profile), ECDHE with
 /// AEAD suites only on 1.2, no renegotiation, no compression.
 pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
@@ -66,11 +90,18 @@ pub fn load_acceptor(cfg: &Config) -> Result<SslAcceptor, String> {
     // its certificate's fingerprint, which the handshake proves the client holds the key of (as
     // SSH knows users by key). No certificate is fine too: the chat core decides what that
     // client may do (--require-client-cert refuses it with a clear error, not a TLS alert).
-    builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    builder.set_verify(SslVerifyMode::PEER);
+    // SAFETY: installs a C callback that only returns 1, on the context being built.
+    unsafe {
+        SSL_CTX_set_cert_verify_callback(
+            builder.as_ptr(),
+            Some(take_any_certificate),
+            std::ptr::null_mut(),
+        );
+    }
     // What a client that has not even chosen a nickname may make the one thread parse and keep:
-    // one certificate (an identity is self-signed, so there is no chain to build), of at most
-    // 16 KiB (OpenSSL's default would take 100 KiB from every connection).
-    builder.set_verify_depth(0);
+    // certificates of at most 16 KiB in all (OpenSSL's default would take 100 KiB from every
+    // connection), and no chain built from them (take_any_certificate).
     // SAFETY: a plain setter on the context being built (SSL_CTX_set_max_cert_list, a macro
     // over SSL_CTX_ctrl); the pointer stays valid for the call.
     unsafe {
