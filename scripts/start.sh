@@ -13,7 +13,8 @@ bin=${CARGO_TARGET_DIR:-target}/release
 # Whoever hosts the chat is its operator: on the first run (no operator listed yet) this
 # machine's identity goes into state/operators.
 if ! grep -q '^[^#[:space:]]' state/operators; then
-    fingerprint=$("$bin/charla" --show-identity | head -1)
+    fingerprint=$("$bin/charla" --show-identity | sed -n 1p)
+    [ -n "$fingerprint" ] || { echo "charla --show-identity printed no identity" >&2; exit 1; }
     printf '%s  # %s, added by scripts/start.sh\n' "$fingerprint" "${USER:-the host}" >>state/operators
     echo "You are this server's operator (your identity $fingerprint is in state/operators)."
 fi

@@ -160,9 +160,13 @@ fn main() -> ExitCode {
     if opts.show_identity {
         return match Identity::load_or_create(&dir) {
             Ok(identity) => {
-                println!("{}", identity.fingerprint);
-                println!("certificate: {}", identity.cert_path.display());
-                println!("key:         {}", identity.key_path.display());
+                use std::io::Write;
+                // Not println!: a script may read the first line and close the pipe
+                // (`charla --show-identity | head -1`), and that is no reason to panic.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", identity.fingerprint)
+                    .and_then(|_| writeln!(out, "certificate: {}", identity.cert_path.display()))
+                    .and_then(|_| writeln!(out, "key:         {}", identity.key_path.display()));
                 ExitCode::SUCCESS
             }
             Err(e) => {

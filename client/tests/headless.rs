@@ -431,3 +431,23 @@ fn show_identity_makes_one_once_and_a_server_operator_can_list_it() {
     anon.type_line("/whois anon");
     anon.expect("anon: online, unregistered nickname, no identity");
 }
+
+#[test]
+fn show_identity_into_a_closed_pipe_does_not_panic() {
+    // As `charla --show-identity | head -1` when head has gone: the output's reader is closed
+    // before charla writes (it is closed at once; charla first starts and reads its identity).
+    let config = TempDir::new("show-identity-pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("--config-dir")
+        .arg(config.path())
+        .arg("--show-identity")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
