@@ -314,6 +314,7 @@ impl UiState {
             .collect::<Vec<_>>()
             .join(" ");
         app.set_moderate_visible(false);
+        app.invoke_focus_input();
         (self.commands)(Command::Send(line));
     }
 

@@ -782,6 +782,16 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     ui.element("Moderate bob")
         .invoke_accessible_default_action();
     assert!(ui.app.get_moderate_visible());
+    // What is typed goes to the reason at once.
+    for key in ["s", "p"] {
+        ui.app
+            .window()
+            .dispatch_event(WindowEvent::KeyPressed { text: key.into() });
+        ui.app
+            .window()
+            .dispatch_event(WindowEvent::KeyReleased { text: key.into() });
+    }
+    assert_eq!(ui.app.get_moderate_reason(), "sp");
     ui.app.set_moderate_reason("spam".into());
     ui.app.set_moderate_minutes("ten".into());
     ui.element("Ban").invoke_accessible_default_action();
