@@ -121,9 +121,9 @@ fn run() -> ExitCode {
     let operators = operators.unwrap_or_default();
     match &operators_file {
         Some(path) => log!(
-            "operators {}: {} identities",
-            path.display(),
-            operators.len()
+            "{} operator identities listed in {}",
+            operators.len(),
+            path.display()
         ),
         None => log!("no --operators file: nobody can kick, ban or mute"),
     }

@@ -708,7 +708,7 @@ impl Server {
         match crate::state::load_operators(path) {
             Ok(operators) => {
                 log!(
-                    "reloaded operators {}: {} identities",
+                    "reloaded {}: {} operator identities",
                     path.display(),
                     operators.len()
                 );

@@ -350,6 +350,10 @@ fn sighup_makes_a_new_operator_who_can_then_kick() {
     server.signal(libc::SIGHUP);
     a.expect_line("OPER ana");
     bob.expect_line("OPER ana");
+    server.wait_log(&format!(
+        "reloaded {}: 1 operator identities",
+        ops.display()
+    ));
     a.send("/kick bob");
     assert_eq!(bob.expect_closed(), ["ERROR kicked ana kicked you"]);
     // A broken file on SIGHUP is logged and the operators kept.
