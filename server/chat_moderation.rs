@@ -456,9 +456,7 @@ impl Chat {
         };
         if let Target::Identity(fp) = &target {
             if self.moderation.operators.contains(Some(fp)) {
-                let text = "that identity is an operator's: take it out of the operators file \
-                            first (bans never apply to operators)";
-                return self.reply(id, &["NOTICE", text]);
+                return self.reply(id, &["NOTICE", notice::OPERATORS_NOT_BANNED]);
             }
         }
         let now = unix_seconds();
@@ -489,7 +487,8 @@ impl Chat {
         );
         let closed = self.close_banned(&ban);
         let text = format!(
-            "banned: {}{named} {}; {closed} connections closed",
+            "{} {}{named} {}; {closed} connections closed",
+            notice::BANNED,
             ban.target.describe(),
             until_text(ban.until)
         );
@@ -556,7 +555,7 @@ impl Chat {
             return self.reply_error(id, ErrorCode::NotSaved, &text);
         }
         log!("moderation: {} lifted {lifted} bans ({what})", self.who(id));
-        let text = format!("unbanned: {lifted} bans lifted");
+        let text = format!("{} {lifted} bans lifted", notice::UNBANNED);
         self.reply(id, &["NOTICE", &text]);
     }
 
@@ -578,14 +577,16 @@ impl Chat {
                     format!(": {}", b.reason)
                 };
                 format!(
-                    "ban: {}{named} {}, by {}{reason}",
+                    "{} {}{named} {}, by {}{reason}",
+                    notice::BAN,
                     b.target.describe(),
                     until_text(b.until),
                     b.by
                 )
             })
             .collect();
-        self.reply(id, &["NOTICE", &format!("bans: {}", lines.len())]);
+        let count = format!("{} {}", notice::BANS, lines.len());
+        self.reply(id, &["NOTICE", &count]);
         for line in lines {
             self.reply(id, &["NOTICE", &line]);
         }
@@ -596,7 +597,7 @@ impl Chat {
             return;
         };
         if self.is_operator(target) {
-            return self.reply(id, &["NOTICE", "operators cannot be muted"]);
+            return self.reply(id, &["NOTICE", notice::OPERATORS_NOT_MUTED]);
         }
         let Some(peer) = self.peer(target) else {
             return;
@@ -617,7 +618,7 @@ impl Chat {
         let now = self.now;
         self.moderation.mutes.add(mute, now);
         let how_long = minutes.map_or("until unmuted".into(), |m| format!("for {m} minutes"));
-        let text = format!("muted: {name} {how_long}");
+        let text = format!("{} {name} {how_long}", notice::MUTED);
         self.reply(id, &["NOTICE", &text]);
     }
 
@@ -638,7 +639,8 @@ impl Chat {
             return self.reply_error(id, ErrorCode::NoSuchBan, &text);
         }
         log!("moderation: {} unmuted {nick}", self.who(id));
-        self.reply(id, &["NOTICE", &format!("unmuted: {}", clean_text(nick))]);
+        let text = format!("{} {}", notice::UNMUTED, clean_text(nick));
+        self.reply(id, &["NOTICE", &text]);
     }
 }
 

@@ -16,7 +16,9 @@ use crate::config::{absolute_path, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
-use crate::present::{clock, contained, Decoder, Shown};
+use crate::present::{
+    clock, contained, moderation_notice, BanShown, Decoder, ModerationNotice, Shown,
+};
 use crate::ring_model::RingModel;
 use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry};
 
@@ -742,6 +744,9 @@ fn notice_words(app: &AppWindow, text: &str) -> SharedString {
     if text == notice::PASSWORD_ACCEPTED || text == notice::PASSWORD_ALREADY_ACCEPTED {
         return s.invoke_password_accepted();
     }
+    if let Some(said) = moderation_notice(text) {
+        return moderation_words(app, said);
+    }
     // `registered: <nick> is kept for your identity …`, `unregistered: <nick> is free …`.
     let nick_after = |prefix: &str| {
         let rest = text.strip_prefix(prefix)?.strip_prefix(' ')?;
@@ -760,6 +765,58 @@ fn notice_words(app: &AppWindow, text: &str) -> SharedString {
         return s.invoke_nick_unchanged(nick.into());
     }
     text.into()
+}
+
+/// An operator's notice in the user's language.
+fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
+    let s = app.global::<Strings>();
+    let target = |ban: &BanShown| {
+        let what = if ban.kind == "identity" {
+            s.invoke_identity_of(ban.value.as_str().into())
+        } else {
+            s.invoke_address_of(ban.value.as_str().into())
+        };
+        let who = match &ban.nick {
+            Some(nick) => format!("{what} ({nick})"),
+            None => what.to_string(),
+        };
+        let until = match &ban.until {
+            Some(time) => s.invoke_until(time.as_str().into()),
+            None => s.invoke_until_lifted(),
+        };
+        (SharedString::from(who), until)
+    };
+    match said {
+        ModerationNotice::Banned { ban, closed } => {
+            let (who, until) = target(&ban);
+            s.invoke_banned_notice(who, until, closed as i32)
+        }
+        ModerationNotice::Ban { ban, by, reason } => {
+            let (who, until) = target(&ban);
+            match reason {
+                Some(reason) => s.invoke_ban_entry_because(
+                    who,
+                    until,
+                    by.into(),
+                    contained(&reason).as_ref().into(),
+                ),
+                None => s.invoke_ban_entry(who, until, by.into()),
+            }
+        }
+        ModerationNotice::Bans(count) => s.invoke_bans_count(count as i32),
+        ModerationNotice::Unbanned(count) => s.invoke_unbanned_notice(count as i32),
+        ModerationNotice::Muted {
+            nick,
+            minutes: Some(minutes),
+        } => s.invoke_muted_for(nick.into(), minutes.min(i32::MAX as u64) as i32),
+        ModerationNotice::Muted {
+            nick,
+            minutes: None,
+        } => s.invoke_muted_until_unmuted(nick.into()),
+        ModerationNotice::Unmuted(nick) => s.invoke_unmuted_notice(nick.into()),
+        ModerationNotice::OperatorsNotMuted => s.invoke_operators_not_muted(),
+        ModerationNotice::OperatorsNotBanned => s.invoke_operators_not_banned(),
+    }
 }
 
 /// The server's own leave reasons in the user's language; a reason the user gave with `/quit`

@@ -250,6 +250,125 @@ pub fn local_label(seconds: i64) -> String {
     }
 }
 
+/// Whom a ban is on, as an operator's notices say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanShown {
+    /// `identity` or `address`.
+    pub kind: String,
+    pub value: String,
+    /// The nickname it was made from.
+    pub nick: Option<String>,
+    /// When it ends, in local time (`None`: until lifted).
+    pub until: Option<String>,
+}
+
+/// The server's answers to an operator's commands (docs/protocol.md, "Operators").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationNotice {
+    Banned {
+        ban: BanShown,
+        closed: u64,
+    },
+    Ban {
+        ban: BanShown,
+        by: String,
+        reason: Option<String>,
+    },
+    Bans(u64),
+    Unbanned(u64),
+    Muted {
+        nick: String,
+        minutes: Option<u64>,
+    },
+    Unmuted(String),
+    OperatorsNotMuted,
+    OperatorsNotBanned,
+}
+
+/// `<identity|address> <value>[ (<nick>)] until <time>|until lifted`.
+fn ban_shown(text: &str) -> Option<BanShown> {
+    let (kind, rest) = text.split_once(' ')?;
+    let (value, rest) = rest.split_once(' ')?;
+    let (nick, rest) = match rest.strip_prefix('(') {
+        Some(named) => {
+            let (nick, rest) = named.split_once(") ")?;
+            (Some(nick.to_string()), rest)
+        }
+        None => (None, rest),
+    };
+    let until = match rest.strip_prefix("until ")? {
+        "lifted" => None,
+        time => Some(rfc3339_seconds(time).map_or_else(|| time.to_string(), local_label)),
+    };
+    matches!(kind, "identity" | "address").then(|| BanShown {
+        kind: kind.into(),
+        value: value.into(),
+        nick,
+        until,
+    })
+}
+
+/// Reads an operator's notice; `None` for any other text.
+pub fn moderation_notice(text: &str) -> Option<ModerationNotice> {
+    use charla_proto::notice;
+    let after = |prefix: &str| text.strip_prefix(prefix)?.strip_prefix(' ');
+    if text == notice::OPERATORS_NOT_MUTED {
+        return Some(ModerationNotice::OperatorsNotMuted);
+    }
+    if text == notice::OPERATORS_NOT_BANNED {
+        return Some(ModerationNotice::OperatorsNotBanned);
+    }
+    if let Some(rest) = after(notice::BANNED) {
+        let (ban, closed) = rest.rsplit_once("; ")?;
+        let closed = closed.strip_suffix(" connections closed")?.parse().ok()?;
+        return Some(ModerationNotice::Banned {
+            ban: ban_shown(ban)?,
+            closed,
+        });
+    }
+    if let Some(rest) = after(notice::BAN) {
+        // The reason is last and may hold anything; the operator's nickname holds no ", by ".
+        let (ban, by) = rest.split_once(", by ")?;
+        let (by, reason) = match by.split_once(": ") {
+            Some((by, reason)) => (by, Some(reason.to_string())),
+            None => (by, None),
+        };
+        return Some(ModerationNotice::Ban {
+            ban: ban_shown(ban)?,
+            by: by.into(),
+            reason,
+        });
+    }
+    if let Some(n) = after(notice::BANS) {
+        return n.parse().ok().map(ModerationNotice::Bans);
+    }
+    if let Some(rest) = after(notice::UNBANNED) {
+        return rest
+            .strip_suffix(" bans lifted")?
+            .parse()
+            .ok()
+            .map(ModerationNotice::Unbanned);
+    }
+    if let Some(rest) = after(notice::MUTED) {
+        let (nick, how_long) = rest.split_once(' ')?;
+        let minutes = match how_long {
+            "until unmuted" => None,
+            _ => Some(
+                how_long
+                    .strip_prefix("for ")?
+                    .strip_suffix(" minutes")?
+                    .parse()
+                    .ok()?,
+            ),
+        };
+        return Some(ModerationNotice::Muted {
+            nick: nick.into(),
+            minutes,
+        });
+    }
+    after(notice::UNMUTED).map(|nick| ModerationNotice::Unmuted(nick.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +382,62 @@ mod tests {
             Some(Shown::Users(vec!["a".into(), "b".into(), "c".into()]))
         );
         assert_eq!(d.decode("USERS 1 a"), Some(Shown::Users(vec!["a".into()])));
+    }
+
+    #[test]
+    fn operator_notices_are_read_back() {
+        use ModerationNotice::*;
+        let ban = |kind: &str, value: &str, nick: Option<&str>| BanShown {
+            kind: kind.into(),
+            value: value.into(),
+            nick: nick.map(String::from),
+            until: None,
+        };
+        assert_eq!(
+            moderation_notice("banned: address 127.0.0.1 (bob) until lifted; 1 connections closed"),
+            Some(Banned {
+                ban: ban("address", "127.0.0.1", Some("bob")),
+                closed: 1
+            })
+        );
+        let Some(Banned { ban: timed, .. }) = moderation_notice(
+            "banned: identity AB:CD until 2026-11-30T09:13:13Z; 0 connections closed",
+        ) else {
+            panic!("not read");
+        };
+        assert!(timed.until.is_some_and(|t| t.contains(':')));
+        assert_eq!(
+            moderation_notice("ban: address 2001:db8::/64 until lifted, by ana: spam: again"),
+            Some(Ban {
+                ban: ban("address", "2001:db8::/64", None),
+                by: "ana".into(),
+                reason: Some("spam: again".into())
+            })
+        );
+        assert_eq!(moderation_notice("bans: 3"), Some(Bans(3)));
+        assert_eq!(
+            moderation_notice("unbanned: 2 bans lifted"),
+            Some(Unbanned(2))
+        );
+        assert_eq!(
+            moderation_notice("muted: bob for 5 minutes"),
+            Some(Muted {
+                nick: "bob".into(),
+                minutes: Some(5)
+            })
+        );
+        assert_eq!(
+            moderation_notice("muted: bob until unmuted"),
+            Some(Muted {
+                nick: "bob".into(),
+                minutes: None
+            })
+        );
+        assert_eq!(
+            moderation_notice("unmuted: bob"),
+            Some(Unmuted("bob".into()))
+        );
+        assert_eq!(moderation_notice("hello"), None);
     }
 
     #[test]

@@ -930,3 +930,35 @@ fn every_window_text_has_a_spanish_translation() {
     }
     assert!(missing.is_empty(), "not in charla.po: {missing:#?}");
 }
+
+#[test]
+fn an_operators_notices_are_in_the_windows_language() {
+    let ui = ui("es");
+    ui.registered("ana");
+    for (notice, want) in [
+        (
+            "banned: address 127.0.0.1 (bob) until lifted; 1 connections closed",
+            "Expulsión: dirección 127.0.0.1 (bob) hasta que se levante; 1 conexiones cerradas",
+        ),
+        ("bans: 1", "Expulsiones vigentes: 1"),
+        (
+            "ban: identity AB:CD until lifted, by ana: spam",
+            "Expulsión: identidad AB:CD hasta que se levante, por ana (spam)",
+        ),
+        ("unbanned: 1 bans lifted", "Expulsiones levantadas: 1"),
+        (
+            "muted: bob for 5 minutes",
+            "bob queda silenciado durante 5 minutos",
+        ),
+        ("unmuted: bob", "bob puede volver a hablar"),
+        (
+            "operators cannot be muted",
+            "no se puede silenciar a un operador",
+        ),
+    ] {
+        ui.show(Shown::Notice(notice.into()));
+        let (kind, text) = ui.last_log();
+        assert_eq!(kind, LogKind::System);
+        assert!(text.ends_with(want), "{notice}: {text}");
+    }
+}

@@ -107,6 +107,22 @@ pub mod notice {
     pub const REGISTERED: &str = "registered:";
     /// `unregistered: <nick> is free for anyone`.
     pub const UNREGISTERED: &str = "unregistered:";
+    /// To an operator. `banned: <identity|address> <value>[ (<nick>)] until <time>|until lifted;
+    /// <n> connections closed`.
+    pub const BANNED: &str = "banned:";
+    /// `bans: <n>`, then `ban: <identity|address> <value>[ (<nick>)] until <time>|until lifted, by
+    /// <operator>[: <reason>]` per ban.
+    pub const BANS: &str = "bans:";
+    pub const BAN: &str = "ban:";
+    /// `unbanned: <n> bans lifted`.
+    pub const UNBANNED: &str = "unbanned:";
+    /// `muted: <nick> for <n> minutes` or `muted: <nick> until unmuted`.
+    pub const MUTED: &str = "muted:";
+    /// `unmuted: <nick>`.
+    pub const UNMUTED: &str = "unmuted:";
+    pub const OPERATORS_NOT_MUTED: &str = "operators cannot be muted";
+    pub const OPERATORS_NOT_BANNED: &str =
+        "that identity is an operator's: take it out of the operators file first (bans never apply to operators)";
 }
 
 /// The reasons the server gives in `LEAVE <nick> <reason>` when the user did not give one with
