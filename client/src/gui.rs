@@ -20,6 +20,7 @@ use crate::present::{
     clock, contained, moderation_notice, BanShown, Decoder, ModerationNotice, Shown,
 };
 use crate::ring_model::RingModel;
+use crate::typing::{mentions, InputHistory, NickCompleter};
 use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry};
 
 /// Oldest lines are dropped past this, so that a long or flooded session stays light.
@@ -39,6 +40,10 @@ struct UiState {
     commands: Rc<dyn Fn(Command)>,
     /// Presented to servers at every connection; none with --no-identity.
     identity: Option<Arc<Identity>>,
+    /// Up/Down in the input.
+    input_history: RefCell<InputHistory>,
+    /// Tab in the input.
+    completer: RefCell<NickCompleter>,
     /// The user asked for the user list: show the next one in the log too (the panel always
     /// follows it).
     users_requested: Cell<bool>,
@@ -82,6 +87,8 @@ pub fn bind(
         users: Rc::new(VecModel::default()),
         commands,
         identity,
+        input_history: RefCell::new(InputHistory::default()),
+        completer: RefCell::new(NickCompleter::default()),
         users_requested: Cell::new(false),
         exiting: Cell::new(false),
         shown_slots: RefCell::new(Vec::new()),
@@ -134,6 +141,37 @@ pub fn bind(
     app.on_user_clicked(move |nick| {
         let Some(app) = weak.upgrade() else { return };
         app.invoke_start_line(format!("/msg {nick} ").into());
+    });
+
+    let ui = state.clone();
+    app.on_recall(move |up, current| {
+        let mut history = ui.input_history.borrow_mut();
+        let line = if up {
+            history.previous(&current)
+        } else {
+            history.next()
+        };
+        line.map_or(current, SharedString::from)
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_complete(move |current| {
+        let Some(app) = weak.upgrade() else {
+            return SharedString::new();
+        };
+        let me = app.get_my_nick();
+        let nicks: Vec<SharedString> = ui
+            .users
+            .iter()
+            .map(|u| u.nick)
+            .filter(|n| *n != me)
+            .collect();
+        let completed = ui
+            .completer
+            .borrow_mut()
+            .complete(&current, nicks.iter().map(SharedString::as_str));
+        completed.map(SharedString::from).unwrap_or_default()
     });
 
     let weak = app.as_weak();
@@ -346,6 +384,7 @@ impl UiState {
         }
         let me = app.get_my_nick().to_string();
         let strings = app.global::<Strings>();
+        self.input_history.borrow_mut().sent(text);
         match parse_client_line(text) {
             ClientLine::Message(body) => {
                 self.push_log(LogKind::Own, format!("{me}: {}", contained(body)))
@@ -406,6 +445,15 @@ impl UiState {
             strings.invoke_history_before(count as i32)
         };
         self.push_log(LogKind::System, text.to_string());
+    }
+
+    /// A line that names the user stands out.
+    fn kind_for(&self, app: &AppWindow, text: &str, kind: LogKind) -> LogKind {
+        if mentions(text, &app.get_my_nick()) {
+            LogKind::Mention
+        } else {
+            kind
+        }
     }
 
     fn remove_user(&self, nick: &str) {
@@ -565,10 +613,12 @@ impl UiState {
             }
             // Each message is shown so that bidi controls in it cannot reach what follows.
             Shown::Message { from, text } => {
-                self.push_log(LogKind::Message, format!("{from}: {}", contained(&text)))
+                let kind = self.kind_for(app, &text, LogKind::Message);
+                self.push_log(kind, format!("{from}: {}", contained(&text)))
             }
             Shown::Action { from, text } => {
-                self.push_log(LogKind::Action, format!("* {from} {}", contained(&text)))
+                let kind = self.kind_for(app, &text, LogKind::Action);
+                self.push_log(kind, format!("* {from} {}", contained(&text)))
             }
             Shown::Private { from, text } => self.push_log(
                 LogKind::Private,

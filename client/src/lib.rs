@@ -8,5 +8,6 @@ pub mod identity;
 pub mod net;
 pub mod present;
 pub mod ring_model;
+pub mod typing;
 
 slint::include_modules!();

@@ -962,3 +962,85 @@ fn an_operators_notices_are_in_the_windows_language() {
         assert!(text.ends_with(want), "{notice}: {text}");
     }
 }
+
+fn press(ui: &Ui, key: Key) {
+    let text: slint::SharedString = key.into();
+    ui.app
+        .window()
+        .dispatch_event(WindowEvent::KeyPressed { text: text.clone() });
+    ui.app
+        .window()
+        .dispatch_event(WindowEvent::KeyReleased { text });
+}
+
+#[test]
+fn up_and_down_recall_what_was_sent_and_tab_completes_names() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["ana".into(), "bob".into(), "bea".into()]));
+    ui.app.invoke_focus_input();
+    for line in ["hola", "/me saluda"] {
+        ui.app.set_input(line.into());
+        ui.press_enter();
+    }
+    assert_eq!(ui.sent_lines(), ["hola", "/me saluda"]);
+    ui.app.set_input("borrador".into());
+    press(&ui, Key::UpArrow);
+    assert_eq!(ui.app.get_input(), "/me saluda");
+    press(&ui, Key::UpArrow);
+    assert_eq!(ui.app.get_input(), "hola");
+    press(&ui, Key::UpArrow);
+    assert_eq!(ui.app.get_input(), "hola", "the oldest stays");
+    press(&ui, Key::DownArrow);
+    assert_eq!(ui.app.get_input(), "/me saluda");
+    press(&ui, Key::DownArrow);
+    assert_eq!(
+        ui.app.get_input(),
+        "borrador",
+        "back to what was being typed"
+    );
+
+    // Tab: the names in the chat but one's own, in order, again and again.
+    ui.app.set_input("b".into());
+    press(&ui, Key::Tab);
+    assert_eq!(ui.app.get_input(), "bea: ");
+    press(&ui, Key::Tab);
+    assert_eq!(ui.app.get_input(), "bob: ");
+    press(&ui, Key::Tab);
+    assert_eq!(ui.app.get_input(), "bea: ");
+    ui.app.set_input("gracias B".into());
+    press(&ui, Key::Tab);
+    assert_eq!(ui.app.get_input(), "gracias bea ");
+    // What is typed after a completion goes after it.
+    ui.app
+        .window()
+        .dispatch_event(WindowEvent::KeyPressed { text: "!".into() });
+    assert_eq!(ui.app.get_input(), "gracias bea !");
+    // No match: the input keeps the focus (a space typed next must not press Send).
+    ui.app.set_input("hola zz".into());
+    press(&ui, Key::Tab);
+    press(&ui, Key::Space);
+    assert_eq!(ui.app.get_input(), "hola zz ");
+    assert!(ui.sent_lines().len() == 2, "no key here sent anything");
+}
+
+#[test]
+fn a_line_that_names_the_user_stands_out() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "Ana: ¿vienes?".into(),
+    });
+    assert_eq!(ui.last_log().0, LogKind::Mention);
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "una banana".into(),
+    });
+    assert_eq!(ui.last_log().0, LogKind::Message);
+    ui.show(Shown::Action {
+        from: "bob".into(),
+        text: "saluda a ana".into(),
+    });
+    assert_eq!(ui.last_log().0, LogKind::Mention);
+}
