@@ -149,7 +149,7 @@ pub fn bind(
         let line = if up {
             history.previous(&current)
         } else {
-            history.next()
+            history.following()
         };
         line.map_or(current, SharedString::from)
     });

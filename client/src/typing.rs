@@ -43,7 +43,7 @@ impl InputHistory {
     }
 
     /// Down: the line after the one shown, then the draft again; `None` when on the draft.
-    pub fn next(&mut self) -> Option<String> {
+    pub fn following(&mut self) -> Option<String> {
         let at = self.at?;
         if at + 1 < self.sent.len() {
             self.at = Some(at + 1);
@@ -156,9 +156,9 @@ mod tests {
         assert_eq!(h.previous("borrador").as_deref(), Some("dos"));
         assert_eq!(h.previous("dos").as_deref(), Some("uno"));
         assert_eq!(h.previous("uno"), None, "the oldest stays");
-        assert_eq!(h.next().as_deref(), Some("dos"));
-        assert_eq!(h.next().as_deref(), Some("borrador"));
-        assert_eq!(h.next(), None);
+        assert_eq!(h.following().as_deref(), Some("dos"));
+        assert_eq!(h.following().as_deref(), Some("borrador"));
+        assert_eq!(h.following(), None);
         for i in 0..150 {
             h.sent(&i.to_string());
         }
