@@ -1044,3 +1044,38 @@ fn a_line_that_names_the_user_stands_out() {
     });
     assert_eq!(ui.last_log().0, LogKind::Mention);
 }
+
+#[test]
+fn escape_closes_every_dialog() {
+    let ui = ui("en");
+    ui.element("About").invoke_accessible_default_action();
+    assert!(ui.app.get_about_visible());
+    press(&ui, Key::Escape);
+    assert!(!ui.app.get_about_visible());
+
+    gui::apply(
+        &ui.app,
+        UiEvent::Net(Event::NewServer {
+            server: "localhost:12345".into(),
+            fingerprint: "AB:CD".into(),
+        }),
+    );
+    assert!(ui.app.get_trust_visible());
+    press(&ui, Key::Escape);
+    assert!(!ui.app.get_trust_visible());
+    assert!(matches!(
+        ui.sent.borrow().last(),
+        Some(Command::TrustAnswer(false))
+    ));
+
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
+    ui.show(Shown::Operator("ana".into()));
+    ui.element("Moderate bob")
+        .invoke_accessible_default_action();
+    assert!(ui.app.get_moderate_visible());
+    // Escape while the reason field has the focus.
+    press(&ui, Key::Escape);
+    assert!(!ui.app.get_moderate_visible());
+    assert!(ui.sent_lines().is_empty());
+}
