@@ -45,6 +45,8 @@ pub struct Settings {
     pub nick: String,
     /// A CA or certificate file to verify the server with; empty for trust on first use.
     pub ca: String,
+    /// `system`, `light` or `dark`.
+    pub theme: String,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             port: charla_proto::DEFAULT_PORT,
             nick: String::new(),
             ca: String::new(),
+            theme: "system".into(),
         }
     }
 }
@@ -75,6 +78,9 @@ impl Settings {
                 Some(("port", v)) => s.port = v.parse().unwrap_or(s.port),
                 Some(("nick", v)) => s.nick = v.to_string(),
                 Some(("ca", v)) => s.ca = v.to_string(),
+                Some(("theme", v)) if matches!(v, "system" | "light" | "dark") => {
+                    s.theme = v.to_string()
+                }
                 _ => {}
             }
         }
@@ -83,8 +89,8 @@ impl Settings {
 
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let text = format!(
-            "host={}\nport={}\nnick={}\nca={}\n",
-            self.host, self.port, self.nick, self.ca
+            "host={}\nport={}\nnick={}\nca={}\ntheme={}\n",
+            self.host, self.port, self.nick, self.ca, self.theme
         );
         write_atomically(&Self::path(dir), &text)
     }
@@ -183,6 +189,7 @@ mod tests {
             port: 4000,
             nick: "ana".into(),
             ca: "/x/ca.pem".into(),
+            theme: "dark".into(),
         };
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir), s);

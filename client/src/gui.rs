@@ -105,6 +105,18 @@ pub fn bind(
     app.set_nick(settings.nick.as_str().into());
     app.set_ca_path(settings.ca.as_str().into());
     app.set_version(env!("CARGO_PKG_VERSION").into());
+    app.set_theme(settings.theme.as_str().into());
+
+    let weak = app.as_weak();
+    let dir = config_dir.clone();
+    app.on_choose_theme(move |theme| {
+        let Some(app) = weak.upgrade() else { return };
+        app.set_theme(theme.clone());
+        // Remembered with the other settings; not being able to is not worth an error.
+        let mut settings = Settings::load(&dir);
+        settings.theme = theme.to_string();
+        let _ = settings.save(&dir);
+    });
 
     let weak = app.as_weak();
     let ui = state.clone();
@@ -300,6 +312,7 @@ impl UiState {
             port,
             nick: nick.clone(),
             ca: ca.clone(),
+            theme: app.get_theme().to_string(),
         };
         // Remembering the values is a convenience: failing to is not worth stopping for.
         let _ = settings.save(config_dir);

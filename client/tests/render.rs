@@ -186,3 +186,25 @@ fn a_word_longer_than_the_log_is_wide_wraps_anywhere() {
         short.size().height
     );
 }
+
+/// The average brightness (0–255) of the window's pixels.
+fn brightness(picture: &slint::SharedPixelBuffer<slint::Rgba8Pixel>) -> u32 {
+    let pixels = picture.as_slice();
+    let sum: u64 = pixels
+        .iter()
+        .map(|p| (u64::from(p.r) + u64::from(p.g) + u64::from(p.b)) / 3)
+        .sum();
+    (sum / pixels.len() as u64) as u32
+}
+
+#[test]
+fn the_dark_theme_is_dark_and_the_light_one_light() {
+    let app = window();
+    message(&app, "bob", "hola");
+    app.invoke_choose_theme("dark".into());
+    let dark = brightness(&settle(&app));
+    app.invoke_choose_theme("light".into());
+    let light = brightness(&settle(&app));
+    assert!(dark < 80, "dark theme, average brightness {dark}");
+    assert!(light > 180, "light theme, average brightness {light}");
+}

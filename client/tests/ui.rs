@@ -1079,3 +1079,19 @@ fn escape_closes_every_dialog() {
     assert!(!ui.app.get_moderate_visible());
     assert!(ui.sent_lines().is_empty());
 }
+
+#[test]
+fn the_theme_is_chosen_in_about_and_remembered() {
+    let ui = ui("en");
+    assert_eq!(ui.app.get_theme(), "system", "the system's by default");
+    ui.element("About").invoke_accessible_default_action();
+    ui.element("Dark").invoke_accessible_default_action();
+    assert_eq!(ui.app.get_theme(), "dark");
+    assert_eq!(Settings::load(&ui.dir).theme, "dark");
+    ui.element("Light").invoke_accessible_default_action();
+    assert_eq!(Settings::load(&ui.dir).theme, "light");
+    // A later connection saves the settings again, and keeps the theme.
+    ui.app.set_nick("ana".into());
+    ui.app.invoke_connect();
+    assert_eq!(Settings::load(&ui.dir).theme, "light");
+}
