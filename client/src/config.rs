@@ -37,8 +37,24 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     charla_proto::files::write_atomically(path, text.as_bytes())
 }
 
+/// The text sizes Ctrl + and Ctrl - step through.
+pub const TEXT_SCALES: [f32; 8] = [0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0];
+
+/// The next text size: a step bigger (`step` > 0), smaller (< 0), or back to 1 (0).
+pub fn next_text_scale(now: f32, step: i32) -> f32 {
+    let at = TEXT_SCALES
+        .iter()
+        .position(|&s| s >= now)
+        .unwrap_or(TEXT_SCALES.len() - 1);
+    match step {
+        0 => 1.0,
+        s if s > 0 => TEXT_SCALES[(at + 1).min(TEXT_SCALES.len() - 1)],
+        _ => TEXT_SCALES[at.saturating_sub(1)],
+    }
+}
+
 /// The login window's last values, remembered between runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub host: String,
     pub port: u16,
@@ -47,6 +63,8 @@ pub struct Settings {
     pub ca: String,
     /// `system`, `light` or `dark`.
     pub theme: String,
+    /// The window's text size, 1 as the style draws it.
+    pub text_scale: f32,
 }
 
 impl Default for Settings {
@@ -57,6 +75,7 @@ impl Default for Settings {
             nick: String::new(),
             ca: String::new(),
             theme: "system".into(),
+            text_scale: 1.0,
         }
     }
 }
@@ -81,6 +100,11 @@ impl Settings {
                 Some(("theme", v)) if matches!(v, "system" | "light" | "dark") => {
                     s.theme = v.to_string()
                 }
+                Some(("text_scale", v)) => {
+                    if let Some(scale) = v.parse().ok().filter(|s| TEXT_SCALES.contains(s)) {
+                        s.text_scale = scale;
+                    }
+                }
                 _ => {}
             }
         }
@@ -89,8 +113,8 @@ impl Settings {
 
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let text = format!(
-            "host={}\nport={}\nnick={}\nca={}\ntheme={}\n",
-            self.host, self.port, self.nick, self.ca, self.theme
+            "host={}\nport={}\nnick={}\nca={}\ntheme={}\ntext_scale={}\n",
+            self.host, self.port, self.nick, self.ca, self.theme, self.text_scale
         );
         write_atomically(&Self::path(dir), &text)
     }
@@ -190,10 +214,20 @@ mod tests {
             nick: "ana".into(),
             ca: "/x/ca.pem".into(),
             theme: "dark".into(),
+            text_scale: 1.25,
         };
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir), s);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn text_sizes_step_within_bounds() {
+        assert_eq!(next_text_scale(1.0, 1), 1.1);
+        assert_eq!(next_text_scale(1.1, -1), 1.0);
+        assert_eq!(next_text_scale(2.0, 1), 2.0);
+        assert_eq!(next_text_scale(0.8, -1), 0.8);
+        assert_eq!(next_text_scale(1.75, 0), 1.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use charla_proto::{
 };
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
-use crate::config::{absolute_path, HistoryNoticesSeen, KnownServers, Settings};
+use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
@@ -106,6 +106,18 @@ pub fn bind(
     app.set_ca_path(settings.ca.as_str().into());
     app.set_version(env!("CARGO_PKG_VERSION").into());
     app.set_theme(settings.theme.as_str().into());
+    app.set_text_scale(settings.text_scale);
+
+    let weak = app.as_weak();
+    let dir = config_dir.clone();
+    app.on_zoom(move |step| {
+        let Some(app) = weak.upgrade() else { return };
+        let scale = next_text_scale(app.get_text_scale(), step);
+        app.set_text_scale(scale);
+        let mut settings = Settings::load(&dir);
+        settings.text_scale = scale;
+        let _ = settings.save(&dir);
+    });
 
     let weak = app.as_weak();
     let dir = config_dir.clone();
@@ -313,6 +325,7 @@ impl UiState {
             nick: nick.clone(),
             ca: ca.clone(),
             theme: app.get_theme().to_string(),
+            text_scale: app.get_text_scale(),
         };
         // Remembering the values is a convenience: failing to is not worth stopping for.
         let _ = settings.save(config_dir);

@@ -208,3 +208,18 @@ fn the_dark_theme_is_dark_and_the_light_one_light() {
     assert!(dark < 80, "dark theme, average brightness {dark}");
     assert!(light > 180, "light theme, average brightness {light}");
 }
+
+#[test]
+fn a_bigger_text_size_draws_bigger_lines() {
+    let app = window();
+    message(&app, "bob", "hola");
+    settle(&app);
+    let height = |app: &AppWindow| gui_text(app, "bob: ", "hola").size().height;
+    let normal = height(&app);
+    app.invoke_zoom(1);
+    app.invoke_zoom(1);
+    app.invoke_zoom(1);
+    settle(&app);
+    let bigger = height(&app);
+    assert!(bigger > normal * 1.3, "{normal} → {bigger} at 1.5");
+}

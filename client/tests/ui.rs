@@ -1095,3 +1095,32 @@ fn the_theme_is_chosen_in_about_and_remembered() {
     ui.app.invoke_connect();
     assert_eq!(Settings::load(&ui.dir).theme, "light");
 }
+
+fn ctrl(ui: &Ui, key: &str) {
+    let control: slint::SharedString = Key::Control.into();
+    let window = ui.app.window();
+    window.dispatch_event(WindowEvent::KeyPressed {
+        text: control.clone(),
+    });
+    window.dispatch_event(WindowEvent::KeyPressed { text: key.into() });
+    window.dispatch_event(WindowEvent::KeyReleased { text: key.into() });
+    window.dispatch_event(WindowEvent::KeyReleased { text: control });
+}
+
+#[test]
+fn ctrl_plus_minus_and_zero_change_the_text_size_and_it_is_remembered() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.app.invoke_focus_input();
+    assert_eq!(ui.app.get_text_scale(), 1.0);
+    ctrl(&ui, "+");
+    ctrl(&ui, "=");
+    assert_eq!(ui.app.get_text_scale(), 1.25);
+    assert_eq!(Settings::load(&ui.dir).text_scale, 1.25);
+    ctrl(&ui, "-");
+    assert_eq!(ui.app.get_text_scale(), 1.1);
+    ctrl(&ui, "0");
+    assert_eq!(ui.app.get_text_scale(), 1.0);
+    assert_eq!(Settings::load(&ui.dir).text_scale, 1.0);
+    assert_eq!(ui.app.get_input(), "", "the keys typed nothing");
+}
