@@ -37,6 +37,10 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     charla_proto::files::write_atomically(path, text.as_bytes())
 }
 
+/// Lines the window's log keeps unless told otherwise (`--log-lines`), and the range allowed.
+pub const DEFAULT_LOG_LINES: usize = 5000;
+pub const LOG_LINES: std::ops::RangeInclusive<usize> = 100..=100_000;
+
 /// The text sizes Ctrl + and Ctrl - step through.
 pub const TEXT_SCALES: [f32; 8] = [0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0];
 
@@ -65,6 +69,8 @@ pub struct Settings {
     pub theme: String,
     /// The window's text size, 1 as the style draws it.
     pub text_scale: f32,
+    /// Lines the log keeps; the oldest go first.
+    pub log_lines: usize,
 }
 
 impl Default for Settings {
@@ -76,6 +82,7 @@ impl Default for Settings {
             ca: String::new(),
             theme: "system".into(),
             text_scale: 1.0,
+            log_lines: DEFAULT_LOG_LINES,
         }
     }
 }
@@ -100,6 +107,11 @@ impl Settings {
                 Some(("theme", v)) if matches!(v, "system" | "light" | "dark") => {
                     s.theme = v.to_string()
                 }
+                Some(("log_lines", v)) => {
+                    if let Some(n) = v.parse().ok().filter(|n| LOG_LINES.contains(n)) {
+                        s.log_lines = n;
+                    }
+                }
                 Some(("text_scale", v)) => {
                     if let Some(scale) = v.parse().ok().filter(|s| TEXT_SCALES.contains(s)) {
                         s.text_scale = scale;
@@ -113,8 +125,8 @@ impl Settings {
 
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let text = format!(
-            "host={}\nport={}\nnick={}\nca={}\ntheme={}\ntext_scale={}\n",
-            self.host, self.port, self.nick, self.ca, self.theme, self.text_scale
+            "host={}\nport={}\nnick={}\nca={}\ntheme={}\ntext_scale={}\nlog_lines={}\n",
+            self.host, self.port, self.nick, self.ca, self.theme, self.text_scale, self.log_lines
         );
         write_atomically(&Self::path(dir), &text)
     }
@@ -215,6 +227,7 @@ mod tests {
             ca: "/x/ca.pem".into(),
             theme: "dark".into(),
             text_scale: 1.25,
+            log_lines: 800,
         };
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir), s);

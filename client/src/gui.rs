@@ -23,8 +23,9 @@ use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
 use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry};
 
-/// Oldest lines are dropped past this, so that a long or flooded session stays light.
-pub const MAX_LOG_LINES: usize = 5000;
+/// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
+/// flooded session stays light.
+pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
 
 /// What reaches the UI thread: network events, with server lines already decoded.
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ pub fn bind(
         None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
     }
     let state = Rc::new(UiState {
-        log: Rc::new(RingModel::new(MAX_LOG_LINES)),
+        log: Rc::new(RingModel::new(settings.log_lines)),
         users: Rc::new(VecModel::default()),
         commands,
         identity,
@@ -326,6 +327,7 @@ impl UiState {
             ca: ca.clone(),
             theme: app.get_theme().to_string(),
             text_scale: app.get_text_scale(),
+            log_lines: self.log.capacity(),
         };
         // Remembering the values is a convenience: failing to is not worth stopping for.
         let _ = settings.save(config_dir);

@@ -32,6 +32,8 @@ Options:
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
   --lang es|en             language of the window [default: from the system locale]
+  --log-lines N            lines the window's log keeps, the oldest going first; remembered
+                           [default: the last one given, else 5000; 100 to 100000]
   --config-dir DIR         where settings, known_servers and your identity live
                            [default: $XDG_CONFIG_HOME/charla or ~/.config/charla]
   --show-identity          print your identity's SHA-256 fingerprint (what a server's
@@ -65,6 +67,7 @@ struct Opts {
     password_file: Option<PathBuf>,
     show_identity: bool,
     no_identity: bool,
+    log_lines: Option<usize>,
 }
 
 enum Parsed {
@@ -88,6 +91,7 @@ fn parse_args() -> Result<Parsed, String> {
         password_file: None,
         show_identity: false,
         no_identity: false,
+        log_lines: None,
     };
     let mut p = lexopt::Parser::from_env();
     let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, String> {
@@ -103,6 +107,15 @@ fn parse_args() -> Result<Parsed, String> {
             Long("headless") => o.headless = true,
             Long("connect") => o.connect = true,
             Long("show-identity") => o.show_identity = true,
+            Long("log-lines") => {
+                let v = text(&mut p, "--log-lines")?;
+                let range = charla::config::LOG_LINES;
+                o.log_lines = Some(v.parse().ok().filter(|n| range.contains(n)).ok_or(format!(
+                    "--log-lines {v:?}: expected {} to {}",
+                    range.start(),
+                    range.end()
+                ))?);
+            }
             Long("no-identity") => o.no_identity = true,
             Long("host") => o.host = Some(text(&mut p, "--host")?),
             Long("port") => {
@@ -199,6 +212,9 @@ fn main() -> ExitCode {
     }
     if let Some(ca) = &opts.ca {
         settings.ca = absolute_path(ca);
+    }
+    if let Some(lines) = opts.log_lines {
+        settings.log_lines = lines;
     }
     if opts.headless {
         if settings.nick.is_empty() {

@@ -451,3 +451,37 @@ fn show_identity_into_a_closed_pipe_does_not_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{stderr}");
 }
+
+#[test]
+fn help_explains_every_flag_and_bad_values_are_refused_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--host",
+        "--port",
+        "--nick",
+        "--ca",
+        "--accept-fingerprint",
+        "--password-file",
+        "--connect",
+        "--headless",
+        "--lang",
+        "--log-lines",
+        "--config-dir",
+        "--show-identity",
+        "--no-identity",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["--log-lines", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--log-lines \"5\": expected 100 to 100000")
+    );
+}

@@ -1124,3 +1124,29 @@ fn ctrl_plus_minus_and_zero_change_the_text_size_and_it_is_remembered() {
     assert_eq!(Settings::load(&ui.dir).text_scale, 1.0);
     assert_eq!(ui.app.get_input(), "", "the keys typed nothing");
 }
+
+#[test]
+fn the_log_keeps_as_many_lines_as_it_is_told() {
+    i_slint_backend_testing::init_no_event_loop();
+    let app = AppWindow::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("charla-ui-log-lines-{}", std::process::id()));
+    let settings = Settings {
+        log_lines: 100,
+        ..Settings::default()
+    };
+    gui::bind(&app, &settings, dir.clone(), None, Rc::new(|_| {}));
+    gui::apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
+    for i in 0..150 {
+        gui::apply(
+            &app,
+            UiEvent::Shown(Shown::Message {
+                from: "bob".into(),
+                text: i.to_string(),
+            }),
+        );
+    }
+    let log = app.get_log();
+    assert_eq!(log.row_count(), 100);
+    assert_eq!(log.row_data(99).unwrap().text, "bob: 149");
+    let _ = std::fs::remove_dir_all(dir);
+}
