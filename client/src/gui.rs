@@ -17,7 +17,8 @@ use crate::glyphs;
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::present::{
-    clock, contained, moderation_notice, BanShown, Decoder, ModerationNotice, Shown,
+    clock, contained, moderation_notice, today, BanShown, DayMarker, Decoder, ModerationNotice,
+    Shown,
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
@@ -45,6 +46,8 @@ struct UiState {
     input_history: RefCell<InputHistory>,
     /// Tab in the input.
     completer: RefCell<NickCompleter>,
+    /// The date of the last live line, for a separator when it changes.
+    days: RefCell<DayMarker>,
     /// The user asked for the user list: show the next one in the log too (the panel always
     /// follows it).
     users_requested: Cell<bool>,
@@ -90,6 +93,7 @@ pub fn bind(
         identity,
         input_history: RefCell::new(InputHistory::default()),
         completer: RefCell::new(NickCompleter::default()),
+        days: RefCell::new(DayMarker::default()),
         users_requested: Cell::new(false),
         exiting: Cell::new(false),
         shown_slots: RefCell::new(Vec::new()),
@@ -447,7 +451,11 @@ impl UiState {
         }
     }
 
+    /// A live line, at the current time; after midnight, the new date first.
     fn push_log(&self, kind: LogKind, text: String) {
+        if let Some(separator) = self.days.borrow_mut().before_line_of(&today()) {
+            self.push_log_at(clock(), LogKind::System, separator);
+        }
         self.push_log_at(clock(), kind, text);
     }
 

@@ -228,6 +228,39 @@ fn local_tm(seconds: i64) -> libc::tm {
     }
 }
 
+/// Today's local date, `YYYY-MM-DD`.
+pub fn today() -> String {
+    local_date(now_seconds())
+}
+
+fn local_date(seconds: i64) -> String {
+    let tm = local_tm(seconds);
+    format!(
+        "{:04}-{:02}-{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday
+    )
+}
+
+/// Live lines carry only `hh:mm`: when the date changes between two of them (a session across
+/// midnight), a separator line says the new date.
+#[derive(Default)]
+pub struct DayMarker {
+    last: Option<String>,
+}
+
+impl DayMarker {
+    /// The separator to show before a live line of `day`, if the day changed since the last one.
+    pub fn before_line_of(&mut self, day: &str) -> Option<String> {
+        let changed = self.last.as_deref().is_some_and(|last| last != day);
+        if self.last.as_deref() != Some(day) {
+            self.last = Some(day.to_string());
+        }
+        changed.then(|| format!("— {day} —"))
+    }
+}
+
 /// The local time as `hh:mm`.
 pub fn clock() -> String {
     let tm = local_tm(now_seconds());
@@ -382,6 +415,23 @@ mod tests {
             Some(Shown::Users(vec!["a".into(), "b".into(), "c".into()]))
         );
         assert_eq!(d.decode("USERS 1 a"), Some(Shown::Users(vec!["a".into()])));
+    }
+
+    #[test]
+    fn a_new_day_is_marked_once_between_two_lines() {
+        let mut days = DayMarker::default();
+        assert_eq!(
+            days.before_line_of("2026-11-30"),
+            None,
+            "not before the first line"
+        );
+        assert_eq!(days.before_line_of("2026-11-30"), None);
+        assert_eq!(
+            days.before_line_of("2026-12-01").as_deref(),
+            Some("— 2026-12-01 —")
+        );
+        assert_eq!(days.before_line_of("2026-12-01"), None);
+        assert_eq!(today().len(), 10);
     }
 
     #[test]
