@@ -111,13 +111,7 @@ impl Ui {
     }
 
     fn press_enter(&self) {
-        let key: slint::SharedString = Key::Return.into();
-        self.app
-            .window()
-            .dispatch_event(WindowEvent::KeyPressed { text: key.clone() });
-        self.app
-            .window()
-            .dispatch_event(WindowEvent::KeyReleased { text: key });
+        press(self, Key::Return);
     }
 }
 
