@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use charla_proto::time::utc_timestamp;
 use charla_proto::{clean_text, nick_key, notice, short_fingerprint, ClientLine, ErrorCode};
 
-use super::{unix_seconds, Chat, FloodBucket, PeerState};
+use super::{seconds_up, unix_seconds, Chat, FloodBucket, PeerState};
 use crate::address::{address_key, ConnectRate};
 use crate::close::CloseReason;
 use crate::log::log;
@@ -251,7 +251,7 @@ impl Chat {
         {
             let text = format!(
                 "at most {SAVES_PER_ADDRESS_PER_MINUTE} registration changes a minute from one address; try again in {} s",
-                wait.as_secs() + 1
+                seconds_up(wait)
             );
             self.reply_error(id, ErrorCode::Flood, &text);
             return false;
