@@ -210,6 +210,18 @@ impl Chat {
         self.history_sink = Some(sink);
     }
 
+    /// Settings read again on SIGHUP (those that need a restart already put back by the caller).
+    /// Clients already in are judged by the new limits from their next line on.
+    pub fn set_config(&mut self, cfg: Config) {
+        self.outbox.set_max_queue(cfg.max_queue);
+        self.cfg = cfg;
+    }
+
+    /// The password from a reload; `None` when the config no longer asks for one.
+    pub fn set_password(&mut self, password: Option<Password>) {
+        self.password = password;
+    }
+
     /// The end of a pass of the event loop.
     pub fn end_pass(&mut self) {
         self.outbox.end_pass();

@@ -11,7 +11,7 @@ use charla_proto::{clean_text, nick_key, notice, short_fingerprint, ClientLine, 
 use super::{seconds_up, unix_seconds, Chat, FloodBucket, PeerState};
 use crate::address::{address_key, ConnectRate};
 use crate::close::CloseReason;
-use crate::log::log;
+use crate::log::{log, log_error};
 use crate::moderation::{Ban, Bans, Mute, Operators, Registrations, Target};
 use crate::outbox::ConnId;
 use crate::state::{StateFile, StateStore};
@@ -231,7 +231,7 @@ impl Chat {
             StateFile::Bans => self.moderation.bans.to_text(),
         };
         store.save(file, &text).map_err(|e| {
-            log!("state not saved: {e}");
+            log_error!("state not saved: {e}");
             "the server could not save the change (its operator will find why in its log); \
              nothing changed"
                 .to_string()

@@ -10,6 +10,8 @@ charla-server: a one-thread TLS chat server (Charla protocol v1, docs/protocol.m
 Usage: charla-server [OPTIONS]
 
 Options:
+  --config PATH              read settings from this file first (see 'Config file' below);
+                             flags given here win over it [default: none]
   --bind ADDR:PORT           where to listen [default: 127.0.0.1:12345]
                              (0.0.0.0:12345 or [::]:12345 to accept other machines;
                              port 0 picks a free port, printed in the 'listening' log line)
@@ -101,11 +103,22 @@ told at most once a second, and only while it has fewer than 4 connections still
 refused connections, and any past --max-clients + 64, are closed at once without a word. They
 are counted in one log line a second.
 
+Config file: one 'name = value' per line, the names of the options above without their
+dashes (max-clients = 500); switches take true or false (require-client-cert = true); '#'
+starts a comment (at the start of a line, or after a space); blank lines are skipped. Paths are
+taken as written: relative ones from the directory the server runs in. An unknown name, a bad
+value or a name given twice stops the server with the file, the line and why.
+
 Signals: SIGINT or SIGTERM tell every client 'NOTICE server shutting down', close every
-connection and exit 0; SIGHUP reloads the certificate, the key and the --operators file from
-disk (a broken file is logged and the old one kept).
-Logs go to stderr, one timestamped line per event; message text is never logged. Every
-moderation action is logged: who did what to whom (not the reason given).
+connection and exit 0. SIGHUP reads the config file again (the command line's options still
+win) and takes every setting that can change while running: limits, timeouts, the password
+file, the operators file, the certificate and the key, which are read again from disk; --bind,
+--history, --history-bytes, --history-file and --state-dir wait for a restart. The log says
+what changed; a broken file, certificate or key is logged and the old settings kept.
+Logs go to stderr, one timestamped line per event; message text is never logged. Started by
+systemd (JOURNAL_STREAM set), lines carry a syslog priority (<3> error, <4> warning,
+<6> information) instead of a timestamp, for the journal. Every moderation action is logged:
+who did what to whom (not the reason given).
 Message text is kept in memory: the history (--history) and private messages held for a user
 who is away (--resume-window); on disk only the history, and only with --history-file. Every
 client is told at registration when history is kept, and where.
@@ -155,6 +168,8 @@ pub struct Config {
     pub max_nicks_per_identity: usize,
     /// Registration changes written per second, server-wide.
     pub registration_rate: f64,
+    /// The config file and the command line, read again on SIGHUP.
+    pub sources: Sources,
 }
 
 impl Default for Config {
@@ -187,39 +202,320 @@ impl Default for Config {
             max_registrations: 10_000,
             max_nicks_per_identity: 5,
             registration_rate: 5.0,
+            sources: Sources::default(),
         }
     }
 }
 
-/// The flags that take a value.
-const KNOWN_FLAGS: &[&str] = &[
-    "bind",
-    "cert",
-    "key",
-    "key-pass-file",
-    "max-clients",
-    "max-line",
-    "max-queue",
-    "send-buffer",
-    "flood-rate",
-    "flood-burst",
-    "batch-delay",
-    "handshake-timeout",
-    "register-timeout",
-    "password-file",
-    "max-per-ip",
-    "max-joining-per-ip",
-    "max-connects-per-ip",
-    "history",
-    "history-bytes",
-    "resume-window",
-    "history-file",
-    "operators",
-    "state-dir",
-    "max-registrations",
-    "max-nicks-per-identity",
-    "registration-rate",
+/// One setting: its name (the flag without `--`, the key in a config file), how a value is read
+/// into a [`Config`], how the current one is shown (in the log of what a reload changed), and
+/// whether a running server takes a new value on SIGHUP.
+struct Setting {
+    name: &'static str,
+    /// Sets the value, or says what was expected.
+    set: fn(&mut Config, &str) -> Result<(), &'static str>,
+    show: fn(&Config) -> String,
+    /// Taken by a running server on SIGHUP; otherwise it waits for the next start.
+    live: bool,
+}
+
+/// Switches take no value on the command line (`--require-client-cert`); in a config file they
+/// are `true` or `false`.
+const SWITCHES: &[&str] = &["require-client-cert"];
+
+/// Every setting, once: the command line, the config file and reloads all go through this table.
+const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "bind",
+        set: |c, v| {
+            c.bind = parse_bind(v)
+                .ok_or("expected ADDR:PORT, e.g. 127.0.0.1:12345, [::]:12345 or localhost:12345")?;
+            Ok(())
+        },
+        show: |c| c.bind.to_string(),
+        live: false,
+    },
+    Setting {
+        name: "cert",
+        set: |c, v| path(&mut c.cert, v),
+        show: |c| c.cert.display().to_string(),
+        live: true,
+    },
+    Setting {
+        name: "key",
+        set: |c, v| path(&mut c.key, v),
+        show: |c| c.key.display().to_string(),
+        live: true,
+    },
+    Setting {
+        name: "key-pass-file",
+        set: |c, v| optional_path(&mut c.key_pass_file, v),
+        show: |c| show_path(&c.key_pass_file),
+        live: true,
+    },
+    Setting {
+        name: "max-clients",
+        set: |c, v| {
+            c.max_clients = positive(v).ok_or("expected a whole number above 0")?;
+            Ok(())
+        },
+        show: |c| c.max_clients.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-line",
+        set: |c, v| {
+            c.max_line = parse_bytes(v)
+                .filter(|&n| n >= 64)
+                .ok_or("expected a size of at least 64 bytes")?;
+            Ok(())
+        },
+        show: |c| c.max_line.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-queue",
+        set: |c, v| {
+            c.max_queue = parse_bytes(v)
+                .filter(|&n| n >= 4096)
+                .ok_or("expected a size of at least 4096 bytes (e.g. 65536, 64K, 1M)")?;
+            Ok(())
+        },
+        show: |c| c.max_queue.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "send-buffer",
+        set: |c, v| {
+            c.send_buffer = parse_bytes(v)
+                .filter(|&n| n == 0 || (4096..=64 << 20).contains(&n))
+                .ok_or("expected 0 or a size from 4K to 64M")?;
+            Ok(())
+        },
+        show: |c| c.send_buffer.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "flood-rate",
+        set: |c, v| {
+            c.flood_rate = non_negative(v).ok_or("expected lines per second, 0 for off")?;
+            Ok(())
+        },
+        show: |c| c.flood_rate.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "flood-burst",
+        set: |c, v| {
+            c.flood_burst = non_negative(v)
+                .filter(|&n| n >= 1.0)
+                .ok_or("expected a number of lines, at least 1")?;
+            Ok(())
+        },
+        show: |c| c.flood_burst.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "batch-delay",
+        set: |c, v| {
+            c.batch_delay = non_negative(v)
+                .filter(|&ms| ms <= 1000.0)
+                .map(|ms| Duration::from_micros((ms * 1000.0).round() as u64))
+                .ok_or("expected milliseconds from 0 to 1000")?;
+            Ok(())
+        },
+        show: |c| show_secs(c.batch_delay),
+        live: true,
+    },
+    Setting {
+        name: "handshake-timeout",
+        set: |c, v| {
+            c.handshake_timeout = seconds(v).ok_or("expected seconds above 0")?;
+            Ok(())
+        },
+        show: |c| show_secs(c.handshake_timeout),
+        live: true,
+    },
+    Setting {
+        name: "register-timeout",
+        set: |c, v| {
+            c.register_timeout = seconds(v).ok_or("expected seconds above 0")?;
+            Ok(())
+        },
+        show: |c| show_secs(c.register_timeout),
+        live: true,
+    },
+    Setting {
+        name: "password-file",
+        set: |c, v| optional_path(&mut c.password_file, v),
+        show: |c| show_path(&c.password_file),
+        live: true,
+    },
+    Setting {
+        name: "max-per-ip",
+        set: |c, v| {
+            c.max_per_ip = v
+                .parse()
+                .or(Err("expected a whole number, 0 for no limit"))?;
+            Ok(())
+        },
+        show: |c| c.max_per_ip.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-joining-per-ip",
+        set: |c, v| {
+            c.max_joining_per_ip = positive(v).ok_or("expected a whole number above 0")?;
+            Ok(())
+        },
+        show: |c| c.max_joining_per_ip.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-connects-per-ip",
+        set: |c, v| {
+            c.max_connects_per_ip = v
+                .parse()
+                .or(Err("expected a whole number per minute, 0 for no limit"))?;
+            Ok(())
+        },
+        show: |c| c.max_connects_per_ip.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "history",
+        set: |c, v| {
+            c.history = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= 100_000)
+                .ok_or("expected a whole number of messages from 0 to 100000")?;
+            Ok(())
+        },
+        show: |c| c.history.to_string(),
+        live: false,
+    },
+    Setting {
+        name: "history-bytes",
+        set: |c, v| {
+            c.history_bytes = parse_bytes(v)
+                .filter(|&n| (4096..=256 << 20).contains(&n))
+                .ok_or("expected a size from 4K to 256M")?;
+            Ok(())
+        },
+        show: |c| c.history_bytes.to_string(),
+        live: false,
+    },
+    Setting {
+        name: "history-file",
+        set: |c, v| optional_path(&mut c.history_file, v),
+        show: |c| show_path(&c.history_file),
+        live: false,
+    },
+    Setting {
+        name: "resume-window",
+        set: |c, v| {
+            c.resume_window = non_negative(v)
+                .filter(|&n| n <= 86_400.0)
+                .map(Duration::from_secs_f64)
+                .ok_or("expected seconds from 0 to 86400")?;
+            Ok(())
+        },
+        show: |c| show_secs(c.resume_window),
+        live: true,
+    },
+    Setting {
+        name: "require-client-cert",
+        set: |c, v| {
+            c.require_client_cert = match v {
+                "true" | "yes" | "on" => true,
+                "false" | "no" | "off" => false,
+                _ => return Err("expected true or false"),
+            };
+            Ok(())
+        },
+        show: |c| c.require_client_cert.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "operators",
+        set: |c, v| optional_path(&mut c.operators, v),
+        show: |c| show_path(&c.operators),
+        live: true,
+    },
+    Setting {
+        name: "state-dir",
+        set: |c, v| optional_path(&mut c.state_dir, v),
+        show: |c| show_path(&c.state_dir),
+        live: false,
+    },
+    Setting {
+        name: "max-registrations",
+        set: |c, v| {
+            c.max_registrations = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= 1_000_000)
+                .ok_or("expected a whole number from 0 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_registrations.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-nicks-per-identity",
+        set: |c, v| {
+            c.max_nicks_per_identity = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= 1000)
+                .ok_or("expected a whole number from 0 to 1000")?;
+            Ok(())
+        },
+        show: |c| c.max_nicks_per_identity.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "registration-rate",
+        set: |c, v| {
+            c.registration_rate = non_negative(v)
+                .filter(|&n| (0.1..=10_000.0).contains(&n))
+                .ok_or("expected changes per second, from 0.1 to 10000")?;
+            Ok(())
+        },
+        show: |c| c.registration_rate.to_string(),
+        live: true,
+    },
 ];
+
+fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+fn path(field: &mut PathBuf, v: &str) -> Result<(), &'static str> {
+    if v.is_empty() {
+        return Err("expected a path");
+    }
+    *field = v.into();
+    Ok(())
+}
+
+fn optional_path(field: &mut Option<PathBuf>, v: &str) -> Result<(), &'static str> {
+    if v.is_empty() {
+        return Err("expected a path");
+    }
+    *field = Some(v.into());
+    Ok(())
+}
+
+fn show_path(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map_or_else(|| "none".into(), |p| p.display().to_string())
+}
+
+fn show_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
 
 /// What the command line asks for.
 #[allow(clippy::large_enum_variant)] // made once, at start-up
@@ -229,140 +525,141 @@ pub enum Command {
     Version,
 }
 
+/// Where the settings came from, kept so that SIGHUP can read them again: the config file, then
+/// the command line's settings on top.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    flags: Vec<(&'static str, String)>,
+}
+
 pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
-    let mut cfg = Config::default();
+    let mut sources = Sources::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
-        let flag = match &arg {
+        let name = match &arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("require-client-cert") => {
-                cfg.require_client_cert = true;
+            Long("config") => {
+                let value = parser.value().map_err(|e| e.to_string())?;
+                if sources.file.is_some() {
+                    return Err("--config: only one config file may be given".into());
+                }
+                sources.file = Some(value.into());
                 continue;
             }
-            Long(name) if KNOWN_FLAGS.contains(name) => format!("--{name}"),
-            Long(name) => return Err(format!("unknown option --{name}")),
+            Long(name) => match setting(name) {
+                Some(s) => s.name,
+                None => return Err(format!("unknown option --{name}")),
+            },
             _ => return Err(arg.unexpected().to_string()),
         };
-        let value = parser.value().map_err(|e| e.to_string())?;
-        let value = value
-            .into_string()
-            .map_err(|_| format!("{flag}: the value is not valid UTF-8"))?;
-        let bad = |what: &str| format!("{flag} {value:?}: {what}");
-        match flag.as_str() {
-            "--bind" => {
-                cfg.bind = parse_bind(&value).ok_or_else(|| {
-                    bad("expected ADDR:PORT, e.g. 127.0.0.1:12345, [::]:12345 or localhost:12345")
-                })?
-            }
-            "--cert" => cfg.cert = value.into(),
-            "--key" => cfg.key = value.into(),
-            "--key-pass-file" => cfg.key_pass_file = Some(value.into()),
-            "--max-clients" => {
-                cfg.max_clients =
-                    positive(&value).ok_or_else(|| bad("expected a whole number above 0"))?
-            }
-            "--max-line" => {
-                cfg.max_line = parse_bytes(&value)
-                    .filter(|&n| n >= 64)
-                    .ok_or_else(|| bad("expected a size of at least 64 bytes"))?
-            }
-            "--max-queue" => {
-                cfg.max_queue = parse_bytes(&value).filter(|&n| n >= 4096).ok_or_else(|| {
-                    bad("expected a size of at least 4096 bytes (e.g. 65536, 64K, 1M)")
-                })?
-            }
-            "--send-buffer" => {
-                cfg.send_buffer = parse_bytes(&value)
-                    .filter(|&n| n == 0 || (4096..=64 << 20).contains(&n))
-                    .ok_or_else(|| bad("expected 0 or a size from 4K to 64M"))?
-            }
-            "--flood-rate" => {
-                cfg.flood_rate = non_negative(&value)
-                    .ok_or_else(|| bad("expected lines per second, 0 for off"))?
-            }
-            "--flood-burst" => {
-                cfg.flood_burst = non_negative(&value)
-                    .filter(|&n| n >= 1.0)
-                    .ok_or_else(|| bad("expected a number of lines, at least 1"))?
-            }
-            "--batch-delay" => {
-                cfg.batch_delay = non_negative(&value)
-                    .filter(|&ms| ms <= 1000.0)
-                    .map(|ms| Duration::from_micros((ms * 1000.0).round() as u64))
-                    .ok_or_else(|| bad("expected milliseconds from 0 to 1000"))?
-            }
-            "--handshake-timeout" => {
-                cfg.handshake_timeout =
-                    seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
-            }
-            "--register-timeout" => {
-                cfg.register_timeout =
-                    seconds(&value).ok_or_else(|| bad("expected seconds above 0"))?
-            }
-            "--password-file" => cfg.password_file = Some(value.into()),
-            "--max-joining-per-ip" => {
-                cfg.max_joining_per_ip = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("expected a whole number above 0"))?
-            }
-            "--max-connects-per-ip" => {
-                cfg.max_connects_per_ip = value
-                    .parse()
-                    .map_err(|_| bad("expected a whole number per minute, 0 for no limit"))?
-            }
-            "--max-per-ip" => {
-                cfg.max_per_ip = value
-                    .parse()
-                    .map_err(|_| bad("expected a whole number, 0 for no limit"))?
-            }
-            "--history" => {
-                cfg.history = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n <= 100_000)
-                    .ok_or_else(|| bad("expected a whole number of messages from 0 to 100000"))?
-            }
-            "--history-bytes" => {
-                cfg.history_bytes = parse_bytes(&value)
-                    .filter(|&n| (4096..=256 << 20).contains(&n))
-                    .ok_or_else(|| bad("expected a size from 4K to 256M"))?
-            }
-            "--history-file" => cfg.history_file = Some(value.into()),
-            "--operators" => cfg.operators = Some(value.into()),
-            "--state-dir" => cfg.state_dir = Some(value.into()),
-            "--max-registrations" => {
-                cfg.max_registrations = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n <= 1_000_000)
-                    .ok_or_else(|| bad("expected a whole number from 0 to 1000000"))?
-            }
-            "--registration-rate" => {
-                cfg.registration_rate = non_negative(&value)
-                    .filter(|&n| (0.1..=10_000.0).contains(&n))
-                    .ok_or_else(|| bad("expected changes per second, from 0.1 to 10000"))?
-            }
-            "--max-nicks-per-identity" => {
-                cfg.max_nicks_per_identity = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n <= 1000)
-                    .ok_or_else(|| bad("expected a whole number from 0 to 1000"))?
-            }
-            "--resume-window" => {
-                cfg.resume_window = non_negative(&value)
-                    .filter(|&n| n <= 86_400.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| bad("expected seconds from 0 to 86400"))?
-            }
-            _ => unreachable!("every name in KNOWN_FLAGS has a branch"),
-        }
+        let value = if SWITCHES.contains(&name) {
+            "true".to_string()
+        } else {
+            parser
+                .value()
+                .map_err(|e| e.to_string())?
+                .into_string()
+                .map_err(|_| format!("--{name}: the value is not valid UTF-8"))?
+        };
+        // Checked now, so that a mistake is named as a flag, not found later among the file's.
+        (setting(name).expect("looked up above").set)(&mut Config::default(), &value)
+            .map_err(|why| format!("--{name} {value:?}: {why}"))?;
+        sources.flags.push((name, value));
     }
-    Ok(Command::Run(cfg))
+    Ok(Command::Run(load(sources)?))
+}
+
+impl Config {
+    /// The settings read again from where they first came from (SIGHUP).
+    pub fn reload(&self) -> Result<Config, String> {
+        load(self.sources.clone())
+    }
+
+    /// What `new` changes, as `name: old → new`, and which of those wait for a restart.
+    pub fn changes(&self, new: &Config) -> (Vec<String>, Vec<&'static str>) {
+        let mut changed = Vec::new();
+        let mut need_restart = Vec::new();
+        for s in SETTINGS {
+            let (old_value, new_value) = ((s.show)(self), (s.show)(new));
+            if old_value == new_value {
+                continue;
+            }
+            changed.push(format!("{} {} → {}", s.name, old_value, new_value));
+            if !s.live {
+                need_restart.push(s.name);
+            }
+        }
+        (changed, need_restart)
+    }
+
+    /// `new` with the settings a running server cannot change put back to this one's.
+    pub fn keeping_startup_settings(&self, mut new: Config) -> Config {
+        new.bind = self.bind;
+        new.history = self.history;
+        new.history_bytes = self.history_bytes;
+        new.history_file = self.history_file.clone();
+        new.state_dir = self.state_dir.clone();
+        new
+    }
+}
+
+/// The defaults, then the config file, then the command line's settings.
+fn load(sources: Sources) -> Result<Config, String> {
+    let mut cfg = Config::default();
+    if let Some(path) = &sources.file {
+        read_config_file(&mut cfg, path)?;
+    }
+    for (name, value) in &sources.flags {
+        (setting(name).expect("checked when parsed").set)(&mut cfg, value)
+            .map_err(|why| format!("--{name} {value:?}: {why}"))?;
+    }
+    cfg.sources = sources;
+    Ok(cfg)
+}
+
+/// `key = value` lines, `#` comments (a whole line, or after a space), blank lines.
+fn read_config_file(cfg: &mut Config, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        let at = |why: String| format!("{}:{number}: {why}", path.display());
+        let line = match raw.find(" #").or_else(|| raw.find("\t#")) {
+            Some(i) => &raw[..i],
+            None => raw,
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(at(format!("expected 'name = value', found {line:?}")));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let Some(s) = setting(key) else {
+            let hint = if key == "config" {
+                " (a config file cannot name another)".to_string()
+            } else if key.starts_with("--") {
+                format!(
+                    " (write it without the dashes: {})",
+                    key.trim_start_matches('-')
+                )
+            } else {
+                " (see 'charla-server --help' for the names)".to_string()
+            };
+            return Err(at(format!("unknown setting {key:?}{hint}")));
+        };
+        if let Some((_, first)) = seen.iter().find(|(name, _)| *name == s.name) {
+            return Err(at(format!("{key} is already set on line {first}")));
+        }
+        seen.push((s.name, number));
+        (s.set)(cfg, value).map_err(|why| at(format!("{key} = {value}: {why}")))?;
+    }
+    Ok(())
 }
 
 /// An address, or a host name resolved once at start (`localhost:12345`).
@@ -499,10 +796,143 @@ mod tests {
 
     #[test]
     fn every_flag_is_in_the_help() {
-        // The flags that take a value, as the parser knows them, and the switches.
-        let switches = ["require-client-cert", "help", "version"];
-        for name in KNOWN_FLAGS.iter().chain(&switches) {
+        // Every setting, as the parser knows it, and the flags that are not settings.
+        let others = ["config", "help", "version"];
+        for name in SETTINGS.iter().map(|s| s.name).chain(others) {
             assert!(HELP.contains(&format!("--{name} ")), "--{name}");
         }
+    }
+
+    /// A config file in a temporary directory of its own.
+    fn config_file(test: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("charla-config-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.conf");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn config_file_sets_what_flags_set() {
+        let path = config_file(
+            "good",
+            "# a comment\n\nbind = [::1]:0\nmax-queue = 64K   # trailing comment\n\
+             require-client-cert = true\noperators = /etc/charla/operators\n",
+        );
+        let cfg = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(cfg.bind.to_string(), "[::1]:0");
+        assert_eq!(cfg.max_queue, 64 << 10);
+        assert!(cfg.require_client_cert);
+        assert_eq!(cfg.operators, Some("/etc/charla/operators".into()));
+        // The rest keeps its default.
+        assert_eq!(cfg.max_line, 4096);
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file_wherever_they_are() {
+        let path = config_file("override", "max-line = 100\nflood-rate = 3\n");
+        let path = path.to_str().unwrap();
+        for args in [
+            ["--max-line", "200", "--config", path],
+            ["--config", path, "--max-line", "200"],
+        ] {
+            let cfg = parse(&args).unwrap();
+            assert_eq!(cfg.max_line, 200);
+            assert_eq!(cfg.flood_rate, 3.0);
+        }
+    }
+
+    #[test]
+    fn config_file_errors_name_the_file_and_line() {
+        let cases = [
+            (
+                "unknown",
+                "max-line = 100\nfrobnicate = 1\n",
+                ":2: unknown setting \"frobnicate\"",
+            ),
+            (
+                "bad-value",
+                "\n\nmax-clients = lots\n",
+                ":3: max-clients = lots: expected a whole number above 0",
+            ),
+            (
+                "no-equals",
+                "max-clients 5\n",
+                ":1: expected 'name = value'",
+            ),
+            (
+                "twice",
+                "history = 5\nhistory = 6\n",
+                ":2: history is already set on line 1",
+            ),
+            (
+                "dashes",
+                "--history = 5\n",
+                "write it without the dashes: history",
+            ),
+            (
+                "switch",
+                "require-client-cert = maybe\n",
+                "expected true or false",
+            ),
+            ("nested", "config = other.conf\n", "cannot name another"),
+        ];
+        for (test, text, expected) in cases {
+            let path = config_file(test, text);
+            let err = parse(&["--config", path.to_str().unwrap()])
+                .err()
+                .unwrap_or_else(|| panic!("{test}: accepted"));
+            assert!(
+                err.starts_with(&path.display().to_string()),
+                "{test}: {err}"
+            );
+            assert!(err.contains(expected), "{test}: {err}");
+        }
+        let err = parse(&["--config", "/nonexistent/charla.conf"])
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("cannot read the config file /nonexistent/charla.conf"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reload_reads_the_file_again_and_keeps_what_needs_a_restart() {
+        let path = config_file("reload", "flood-rate = 3\nhistory = 10\n");
+        let old = parse(&["--config", path.to_str().unwrap(), "--max-line", "200"]).unwrap();
+        std::fs::write(&path, "flood-rate = 4\nhistory = 20\nmax-line = 999\n").unwrap();
+        let new = old.reload().unwrap();
+        // The command line still wins.
+        assert_eq!(new.max_line, 200);
+        let (changed, need_restart) = old.changes(&new);
+        assert_eq!(changed, ["flood-rate 3 → 4", "history 10 → 20"]);
+        assert_eq!(need_restart, ["history"]);
+        let kept = old.keeping_startup_settings(new);
+        assert_eq!((kept.flood_rate, kept.history), (4.0, 10));
+        std::fs::write(&path, "flood-rate = fast\n").unwrap();
+        assert!(old.reload().unwrap_err().contains(":1: flood-rate = fast"));
+    }
+
+    #[test]
+    fn every_setting_that_waits_for_a_restart_is_kept_on_reload() {
+        let old = Config::default();
+        let mut new = Config::default();
+        for s in SETTINGS.iter().filter(|s| !s.live) {
+            let value = match s.name {
+                "bind" => "[::1]:1",
+                "history" => "7",
+                "history-bytes" => "8K",
+                _ => "/elsewhere",
+            };
+            (s.set)(&mut new, value).unwrap();
+        }
+        let (_, need_restart) = old.changes(&new);
+        assert_eq!(
+            need_restart.len(),
+            SETTINGS.iter().filter(|s| !s.live).count()
+        );
+        let kept = old.keeping_startup_settings(new);
+        assert!(old.changes(&kept).1.is_empty());
     }
 }

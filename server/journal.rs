@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::history::{Entry, History};
-use crate::log::log;
+use crate::log::{log_error, log_warning};
 
 const HEADER: &str = "charla-history 1";
 /// Batches of records (one per pass of the event loop) the loop may hand over before the writer
@@ -150,7 +150,7 @@ fn read_records(file: File, path: &Path, history: &mut History) -> Result<(), St
         }
     }
     if skipped > 0 {
-        log!(
+        log_warning!(
             "history file {shown}: skipped {skipped} damaged or incomplete record(s) (a crash \
              while writing?); the rest is kept"
         );
@@ -229,7 +229,7 @@ impl Journal {
                 self.pending = waiting;
             }
             Err(TrySendError::Disconnected(_)) => {
-                log!("history file: its writer stopped; the history is kept in memory only");
+                log_error!("history file: its writer stopped; the history is kept in memory only");
                 self.records = None;
             }
         }
@@ -285,7 +285,7 @@ impl Writer {
                         self.take(entry, &mut batch);
                     }
                     if let Err(e) = self.file.write_all(&batch) {
-                        log!("history file {}: cannot write: {e}", self.path.display());
+                        log_error!("history file {}: cannot write: {e}", self.path.display());
                         // The log is gathered per thread: this one writes its lines itself.
                         crate::log::flush();
                     }
@@ -326,7 +326,7 @@ impl Writer {
                 self.records_in_file = self.mirror.after(0).count();
                 self.bytes_in_file = file_len(&self.file);
             }
-            Err(e) => log!(
+            Err(e) => log_error!(
                 "history file {}: cannot rewrite it: {e}",
                 self.path.display()
             ),

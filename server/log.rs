@@ -1,4 +1,4 @@
-//! One timestamped line per event on stderr.
+//! One timestamped line per event on stderr (or one with a syslog priority, for the journal).
 //!
 //! Lines are gathered and written once per pass of the event loop ([`flush`]): a busy server
 //! logs several lines per connection, and one `write` each was a measurable part of a handshake.
@@ -27,20 +27,79 @@ const FLUSH_AT: usize = 16 << 10;
 /// and counted, rather than the event loop waiting for the reader or memory growing.
 const MAX_PENDING: usize = 64 << 10;
 
-/// `log!("accepted {addr}")` writes `2026-11-27T22:10:03Z accepted 127.0.0.1:50123`.
-macro_rules! log {
-    ($($arg:tt)*) => { $crate::log::write_line(format_args!($($arg)*)) };
+/// How much a line matters, as syslog numbers it: the journal shows and filters by it.
+#[derive(Clone, Copy)]
+pub enum Level {
+    Error = 3,
+    Warning = 4,
+    Info = 6,
 }
-pub(crate) use log;
 
-pub fn write_line(args: std::fmt::Arguments<'_>) {
-    let stamp = utc_timestamp(SystemTime::now());
+/// `log!("accepted {addr}")` writes `2026-11-27T22:10:03Z accepted 127.0.0.1:50123`, or
+/// `<6>accepted 127.0.0.1:50123` to the journal (which stamps the time itself).
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::log::write_line($crate::log::Level::Info, format_args!($($arg)*)) };
+}
+/// Something the operator should look at; the server goes on.
+macro_rules! log_warning {
+    ($($arg:tt)*) => { $crate::log::write_line($crate::log::Level::Warning, format_args!($($arg)*)) };
+}
+/// Something failed: a file not written, an event the loop could not handle.
+macro_rules! log_error {
+    ($($arg:tt)*) => { $crate::log::write_line($crate::log::Level::Error, format_args!($($arg)*)) };
+}
+pub(crate) use {log, log_error, log_warning};
+
+/// Whether stderr is the journal: systemd sets JOURNAL_STREAM to the device and inode of the
+/// stream it connected, so a program it started whose stderr was redirected elsewhere is not
+/// fooled (sd_journal_stream_fd(3)).
+fn to_journal() -> bool {
+    static TO_JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TO_JOURNAL.get_or_init(|| {
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+            return false;
+        };
+        let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+            return false;
+        };
+        // SAFETY: fstat on descriptor 2 into a struct of ours.
+        unsafe {
+            let mut stat: libc::stat = std::mem::zeroed();
+            libc::fstat(2, &mut stat) == 0 && stat.st_dev as u64 == dev && stat.st_ino as u64 == ino
+        }
+    })
+}
+
+/// What starts a line written straight to stderr (start-up errors): its priority for the
+/// journal, nothing otherwise.
+pub fn error_prefix() -> &'static str {
+    if to_journal() {
+        "<3>"
+    } else {
+        ""
+    }
+}
+
+/// The start of a line: a timestamp, or the priority for the journal.
+fn write_start(out: &mut Vec<u8>, level: Level) {
+    if to_journal() {
+        let _ = write!(out, "<{}>", level as u8);
+    } else {
+        let _ = write!(out, "{} ", utc_timestamp(SystemTime::now()));
+    }
+}
+
+pub fn write_line(level: Level, args: std::fmt::Arguments<'_>) {
     PENDING.with(|pending| {
         let Ok(mut pending) = pending.try_borrow_mut() else {
             return;
         };
         let before = pending.bytes.len();
-        let _ = writeln!(pending.bytes, "{stamp} {args}");
+        write_start(&mut pending.bytes, level);
+        let _ = writeln!(pending.bytes, "{args}");
         if pending.bytes.len() > MAX_PENDING {
             pending.bytes.truncate(before);
             pending.dropped += 1;
@@ -75,11 +134,11 @@ fn write_out(pending: &mut Pending) {
         if !pending.bytes.is_empty() || pending.dropped == 0 {
             return;
         }
-        let stamp = utc_timestamp(SystemTime::now());
         let dropped = std::mem::take(&mut pending.dropped);
+        write_start(&mut pending.bytes, Level::Warning);
         let _ = writeln!(
             pending.bytes,
-            "{stamp} log: {dropped} lines dropped: stderr was not being read"
+            "log: {dropped} lines dropped: stderr was not being read"
         );
     }
 }

@@ -6,6 +6,7 @@ mod chat;
 mod close;
 mod config;
 mod conn;
+mod descriptors;
 mod history;
 mod journal;
 mod log;
@@ -46,7 +47,11 @@ fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("charla-server: {e}\nTry 'charla-server --help'.");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}charla-server: {e}\nTry 'charla-server --help'.",
+                log::error_prefix()
+            );
             return ExitCode::from(2);
         }
     };
@@ -73,7 +78,7 @@ fn run() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let mut cfg = cfg;
-    cfg.max_clients = raise_descriptor_limit(cfg.max_clients);
+    cfg.max_clients = descriptors::raise_limit(cfg.max_clients);
     // Opened once the port is ours: a second server started by mistake stops there, before it
     // touches the history file.
     let (history_file, history, history_bytes) =
@@ -145,47 +150,10 @@ fn run() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     log::flush();
     // Not eprintln!, which panics when stderr cannot take the line.
-    let _ = writeln!(std::io::stderr(), "charla-server: {message}");
-    ExitCode::FAILURE
-}
-
-/// Descriptors the server needs besides its clients' (listener, epoll, log, libraries), and
-/// those of the connections accepted past --max-clients to be told `ERROR server-full`.
-const OTHER_DESCRIPTORS: usize = 100 + 64;
-
-/// Each client is a descriptor; the usual soft limit of 1024 would cap the chat long before
-/// --max-clients, so raise it as far as the hard limit allows. Returns how many clients fit: when
-/// fewer than asked, the limit is lowered to that (said once here), so that the extra clients are
-/// told `ERROR server-full` instead of waiting in the backlog until their handshake times out.
-fn raise_descriptor_limit(max_clients: usize) -> usize {
-    let wanted = (max_clients + OTHER_DESCRIPTORS) as libc::rlim_t;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    let allowed = unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return max_clients;
-        }
-        if lim.rlim_cur >= wanted {
-            return max_clients;
-        }
-        let target = wanted.min(lim.rlim_max);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = target;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-            target
-        } else {
-            old
-        }
-    };
-    if allowed >= wanted {
-        return max_clients;
-    }
-    let fit = (allowed as usize).saturating_sub(OTHER_DESCRIPTORS).max(1);
-    log!(
-        "limit: only {allowed} file descriptors allowed (ulimit -n): --max-clients lowered from {max_clients} to {fit}"
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}charla-server: {message}",
+        log::error_prefix()
     );
-    fit
+    ExitCode::FAILURE
 }

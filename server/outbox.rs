@@ -114,6 +114,11 @@ impl Outbox {
         }
     }
 
+    /// A new limit from a reload: queues are judged by it from their next line on.
+    pub fn set_max_queue(&mut self, max_queue: usize) {
+        self.max_queue = max_queue;
+    }
+
     fn mailbox(&mut self, id: ConnId) -> Option<&mut Mailbox> {
         self.mailboxes.get_mut(id)?.as_mut()
     }

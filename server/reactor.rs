@@ -18,7 +18,7 @@ use crate::chat::{Admission, Chat, HistorySink};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Link, Slab};
-use crate::log::log;
+use crate::log::{log, log_error, log_warning};
 use crate::outbox::ConnId;
 use crate::tls;
 
@@ -83,7 +83,7 @@ fn session_token() -> String {
     // The generator fails only if it could not be seeded; then no token is better than a weak
     // one: an empty token matches no session (the client just gets no resume).
     if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        log!("cannot make a session token: OpenSSL's random generator failed");
+        log_error!("cannot make a session token: OpenSSL's random generator failed");
         return String::new();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -316,11 +316,11 @@ impl Server {
                     ) =>
                 {
                     // Out of descriptors or memory: pending connections wait in the backlog.
-                    log!("limit: cannot accept: {e}; retrying in 100 ms");
+                    log_warning!("limit: cannot accept: {e}; retrying in 100 ms");
                     self.accept_paused_until = Some(self.now + Duration::from_millis(100));
                     return;
                 }
-                Err(e) => log!("accept failed: {e}"),
+                Err(e) => log_error!("accept failed: {e}"),
             }
         }
     }
@@ -339,7 +339,7 @@ impl Server {
             let set = socket2::SockRef::from(&stream).set_send_buffer_size(self.cfg.send_buffer);
             if let Err(e) = set {
                 if !std::mem::replace(&mut self.send_buffer_warned, true) {
-                    log!("cannot set --send-buffer on client sockets: {e}");
+                    log_warning!("cannot set --send-buffer on client sockets: {e}");
                 }
             }
         }
@@ -349,14 +349,14 @@ impl Server {
             .registry()
             .register(&mut stream, token, Interest::READABLE)
         {
-            log!("cannot watch connection from {addr}: {e}");
+            log_warning!("cannot watch connection from {addr}: {e}");
             return;
         }
         let tls =
             match Ssl::new(self.acceptor.context()).and_then(|ssl| SslStream::new(ssl, stream)) {
                 Ok(tls) => tls,
                 Err(e) => {
-                    log!("cannot start TLS for {addr}: {e}");
+                    log_warning!("cannot start TLS for {addr}: {e}");
                     return;
                 }
             };
@@ -674,6 +674,8 @@ impl Server {
         for signal in signals {
             match signal {
                 SIGHUP => {
+                    self.reload_config();
+                    self.reload_password();
                     self.reload_tls();
                     self.reload_operators();
                 }
@@ -687,6 +689,57 @@ impl Server {
         }
     }
 
+    /// The config file and the command line, read again; what waits for a restart is kept.
+    fn reload_config(&mut self) {
+        let Some(file) = self.cfg.sources.file.clone() else {
+            return;
+        };
+        let new = match self.cfg.reload() {
+            Ok(new) => new,
+            Err(e) => {
+                log_warning!("reload failed, keeping the current settings: {e}");
+                return;
+            }
+        };
+        let (changed, need_restart) = self.cfg.changes(&new);
+        let mut new = self.cfg.keeping_startup_settings(new);
+        if new.max_clients != self.cfg.max_clients {
+            new.max_clients = crate::descriptors::raise_limit(new.max_clients);
+        }
+        if changed.is_empty() {
+            log!("reloaded {}: no setting changed", file.display());
+        } else {
+            log!("reloaded {}: {}", file.display(), changed.join(", "));
+        }
+        if !need_restart.is_empty() {
+            log_warning!(
+                "{} changed in {}: taken at the next start, not now",
+                need_restart.join(", "),
+                file.display()
+            );
+        }
+        self.chat.set_config(new.clone());
+        self.cfg = new;
+    }
+
+    /// The password file is read again even when its name did not change (a new password).
+    fn reload_password(&mut self) {
+        let password = match &self.cfg.password_file {
+            Some(path) => match Password::load(path) {
+                Ok(password) => {
+                    log!("reloaded the password from {}", path.display());
+                    Some(password)
+                }
+                Err(e) => {
+                    log_warning!("reload failed, keeping the current password: {e}");
+                    return;
+                }
+            },
+            None => None,
+        };
+        self.chat.set_password(password);
+    }
+
     fn reload_tls(&mut self) {
         match tls::load_acceptor(&self.cfg) {
             Ok(acceptor) => {
@@ -697,7 +750,7 @@ impl Server {
                     self.cfg.key.display()
                 );
             }
-            Err(e) => log!("reload failed, keeping the current certificate: {e}"),
+            Err(e) => log_warning!("reload failed, keeping the current certificate: {e}"),
         }
     }
 
@@ -714,7 +767,7 @@ impl Server {
                 );
                 self.chat.set_operators(operators);
             }
-            Err(e) => log!("reload failed, keeping the current operators: {e}"),
+            Err(e) => log_warning!("reload failed, keeping the current operators: {e}"),
         }
     }
 

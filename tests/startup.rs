@@ -38,6 +38,7 @@ fn help_explains_every_flag() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
+        "--config",
         "--bind",
         "--cert",
         "--key",

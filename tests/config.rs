@@ -1,0 +1,231 @@
+//! The config file (--config): settings, errors naming the file and line, flags winning over it,
+//! SIGHUP taking new settings or keeping the old ones when the file is broken; logs for journald.
+
+use charla_test_support as common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use common::{certs, server_bin, Server, TempDir, DEADLINE};
+
+/// Writes `text` as `dir/server.conf`; returns its path as a string.
+fn write_config(dir: &TempDir, text: &str) -> String {
+    let path = dir.path().join("server.conf");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The server's exit code and stderr when it refuses to start.
+fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn a_config_file_sets_the_limits_and_flags_win_over_it() {
+    let dir = TempDir::new("config-good");
+    let c = certs();
+    let config = write_config(
+        &dir,
+        &format!(
+            "# Charla test server\n\
+             cert = {}\n\
+             key = {}   # the test key\n\
+             \n\
+             max-line = 100\n\
+             flood-rate = 0\n",
+            c.cert.display(),
+            c.key.display()
+        ),
+    );
+    // The file alone: 100 bytes at most.
+    let server = Server::start_raw(&["--config", &config], &[]);
+    let (mut ana, mut bob) = server.pair();
+    ana.send(&"x".repeat(99));
+    bob.expect_next(&format!("MSG ana {}", "x".repeat(99)));
+    ana.send(&"y".repeat(150));
+    let (line, _) = ana.expect_prefix("ERROR ");
+    assert!(line.starts_with("ERROR line-too-long "), "{line}");
+    drop(server);
+
+    // A flag on the command line wins, before or after --config.
+    for args in [
+        ["--max-line", "200", "--config", &config],
+        ["--config", &config, "--max-line", "200"],
+    ] {
+        let server = Server::start_raw(&args, &[]);
+        let (mut ana, mut bob) = server.pair();
+        ana.send(&"z".repeat(150));
+        bob.expect_next(&format!("MSG ana {}", "z".repeat(150)));
+        ana.send(&"y".repeat(250));
+        let (line, _) = ana.expect_prefix("ERROR ");
+        assert!(line.starts_with("ERROR line-too-long "), "{line}");
+    }
+}
+
+#[test]
+fn an_unknown_name_or_a_bad_value_stops_the_server_naming_the_file_and_line() {
+    let dir = TempDir::new("config-bad");
+    for (text, why) in [
+        (
+            "max-line = 100\n# fine so far\nmax-lines = 100\n",
+            ":3: unknown setting \"max-lines\"",
+        ),
+        (
+            "flood-rate = fast\n",
+            ":1: flood-rate = fast: expected lines per second, 0 for off",
+        ),
+        (
+            "history = 5\nhistory = 6\n",
+            ":2: history is already set on line 1",
+        ),
+    ] {
+        let config = write_config(&dir, text);
+        let (code, stderr) = refused(&["--config", &config]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("charla-server: {config}{why}")),
+            "{stderr}"
+        );
+    }
+    let (code, stderr) = refused(&["--config", "/nonexistent/server.conf"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the config file /nonexistent/server.conf"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sighup_takes_new_limits_and_a_broken_file_keeps_the_old_ones() {
+    let dir = TempDir::new("config-reload");
+    let config = write_config(&dir, "max-line = 4096\nflood-rate = 0\n");
+    let server = Server::start(&["--config", &config]);
+    let (mut ana, mut bob) = server.pair();
+    ana.send(&"a".repeat(150));
+    bob.expect_next(&format!("MSG ana {}", "a".repeat(150)));
+
+    // A smaller limit, and a change that waits for a restart.
+    write_config(&dir, "max-line = 100\nflood-rate = 0\nhistory = 5\n");
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!(
+        "reloaded {config}: max-line 4096 → 100, history 100 → 5"
+    ));
+    server.wait_log(&format!(
+        "history changed in {config}: taken at the next start, not now"
+    ));
+    ana.send(&"b".repeat(150));
+    let (line, _) = ana.expect_prefix("ERROR ");
+    assert!(line.starts_with("ERROR line-too-long "), "{line}");
+    // The history keeps what it kept: a newcomer is told 100 messages, not 5.
+    let mut cleo = server.connect();
+    cleo.send("/nick cleo");
+    cleo.expect_line("NOTICE history kept: 100 public messages in memory, shown to whoever joins");
+
+    // A broken file: logged, and the settings in force stay.
+    write_config(&dir, "max-line = tiny\n");
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!(
+        "reload failed, keeping the current settings: {config}:1: max-line = tiny"
+    ));
+    ana.send(&"c".repeat(150));
+    let (line, _) = ana.expect_prefix("ERROR ");
+    assert!(line.starts_with("ERROR line-too-long "), "{line}");
+    ana.send(&"d".repeat(50));
+    bob.expect_line(&format!("MSG ana {}", "d".repeat(50)));
+}
+
+#[test]
+fn sighup_reads_a_new_password() {
+    let dir = TempDir::new("config-password");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "primera clave\n").unwrap();
+    let config = write_config(&dir, &format!("password-file = {}\n", password.display()));
+    let server = Server::start(&["--config", &config]);
+    std::fs::write(&password, "segunda clave\n").unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!(
+        "reloaded the password from {}",
+        password.display()
+    ));
+    let mut old = server.connect();
+    old.send("/pass primera clave");
+    let (line, _) = old.expect_prefix("ERROR ");
+    assert!(line.starts_with("ERROR bad-password "), "{line}");
+    let mut new = server.connect();
+    new.send("/pass segunda clave");
+    new.send("/nick ana");
+    new.expect_prefix("WELCOME ");
+}
+
+/// Runs the server with stderr into a file, as systemd would give it the journal's stream:
+/// `JOURNAL_STREAM` names that file's device and inode (or, with `matching` false, another's).
+fn journal_log(args: &[&str], matching: bool, until: &str) -> String {
+    let dir = TempDir::new("journal");
+    let log_path = dir.path().join("stderr");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = log.metadata().unwrap();
+    let stream = if matching {
+        format!("{}:{}", meta.dev(), meta.ino())
+    } else {
+        format!("{}:{}", meta.dev(), meta.ino() + 1)
+    };
+    let mut child = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("JOURNAL_STREAM", stream)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_file_contains(&log_path, until);
+    // SAFETY: a signal to our own child, which has not been waited for yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    std::fs::read_to_string(&log_path).unwrap()
+}
+
+fn wait_file_contains(path: &Path, needle: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never logged:\n{text}"
+        );
+        // A file gives nothing to wait on: look again shortly; the deadline decides.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn under_systemd_log_lines_carry_a_priority_and_no_timestamp() {
+    let c = certs();
+    let (cert, key) = (c.cert.to_str().unwrap(), c.key.to_str().unwrap());
+    let log = journal_log(&["--cert", cert, "--key", key], true, "listening on");
+    let listening = log.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(listening.starts_with("<6>listening on 127.0.0.1:"), "{log}");
+    assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
+
+    // A start-up error is priority 3.
+    let log = journal_log(&["--cert", "/nonexistent.pem", "--key", key], true, "\n");
+    assert!(log.starts_with("<3>charla-server: "), "{log}");
+
+    // JOURNAL_STREAM naming another stream (inherited, stderr redirected): timestamps as usual.
+    let log = journal_log(&["--cert", cert, "--key", key], false, "listening on");
+    let listening = log.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(listening.starts_with("20"), "{log}");
+    assert!(listening.contains("Z listening on 127.0.0.1:"), "{log}");
+}
