@@ -3,7 +3,8 @@
 # otherwise; without either it prints the exact command and fails.
 #   scripts/install-packages.sh            build and run the server and the client
 #   scripts/install-packages.sh --tests    also what the tests and CI use (Xvfb, xdotool,
-#                                          ImageMagick, sslscan, g++)
+#                                          ImageMagick, sslscan, g++, systemd-analyze,
+#                                          binutils)
 set -euo pipefail
 
 packages=(
@@ -18,8 +19,9 @@ packages=(
 )
 if [ "${1:-}" = "--tests" ]; then
     # a real window in the tests (a virtual X server, a keyboard robot, screenshots), an
-    # independent TLS scanner, and C++ for libFuzzer when CI lints the fuzz crate
-    packages+=(xvfb xdotool imagemagick sslscan g++)
+    # independent TLS scanner, C++ for libFuzzer when CI lints the fuzz crate, systemd-analyze
+    # to check the service file (no running systemd needed), readelf and strip for the packages
+    packages+=(xvfb xdotool imagemagick sslscan g++ systemd binutils)
 fi
 
 missing=()
