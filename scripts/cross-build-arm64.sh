@@ -37,6 +37,5 @@ cargo build --release --target "$target" -p charla-server
 bin=target/$target/release/charla-server
 file "$bin" 2>/dev/null || ls -l "$bin"
 if [ -n "$check" ]; then
-    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu \
-        qemu-aarch64 "$bin" --version
+    scripts/run-arm64.sh --version
 fi
