@@ -4,7 +4,7 @@
 #   scripts/install-packages.sh            build and run the server and the client
 #   scripts/install-packages.sh --tests    also what the tests and CI use (Xvfb, xdotool,
 #                                          ImageMagick, sslscan, g++, systemd-analyze,
-#                                          binutils)
+#                                          binutils, dbus-daemon, dbus-monitor)
 set -euo pipefail
 
 packages=(
@@ -21,7 +21,8 @@ if [ "${1:-}" = "--tests" ]; then
     # a real window in the tests (a virtual X server, a keyboard robot, screenshots), an
     # independent TLS scanner, C++ for libFuzzer when CI lints the fuzz crate, systemd-analyze
     # to check the service file (no running systemd needed), readelf and strip for the packages
-    packages+=(xvfb xdotool imagemagick sslscan g++ systemd binutils)
+    # and a private session bus to see the client's desktop notifications
+    packages+=(xvfb xdotool imagemagick sslscan g++ systemd binutils dbus-daemon dbus-bin)
 fi
 
 missing=()

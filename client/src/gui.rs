@@ -16,9 +16,10 @@ use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownSer
 use crate::glyphs;
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
+use crate::notify::{Notification, Notifier};
 use crate::present::{
-    clock, contained, moderation_notice, today, BanShown, DayMarker, Decoder, ModerationNotice,
-    Shown,
+    clock, contained, first_link, moderation_notice, nick_color, today, BanShown, DayMarker,
+    Decoder, ModerationNotice, Shown,
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
@@ -27,6 +28,22 @@ use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserE
 /// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
+
+/// Who said a line, and how: `ana: hola` or `* ana saluda`.
+#[derive(Clone, Copy)]
+enum Said<'a> {
+    Message(&'a str),
+    Action(&'a str),
+}
+
+/// A log line as one string, the nickname first (`ana: hola`): what a reader sees in it.
+pub fn line_text(entry: &LogEntry) -> String {
+    if entry.nick.is_empty() {
+        entry.text.to_string()
+    } else {
+        format!("{} {}", entry.nick, entry.text)
+    }
+}
 
 /// What reaches the UI thread: network events, with server lines already decoded.
 #[derive(Debug, Clone)]
@@ -66,6 +83,9 @@ struct UiState {
     /// The server being talked to, and those whose history notice was shown (once per server).
     server: RefCell<String>,
     history_notices: HistoryNoticesSeen,
+    /// The window is the one the user is in; lines said while it is not count as unread.
+    window_active: Cell<bool>,
+    notifier: RefCell<Notifier>,
 }
 
 thread_local! {
@@ -102,6 +122,8 @@ pub fn bind(
         was_away: Cell::new(false),
         server: RefCell::new(String::new()),
         history_notices: HistoryNoticesSeen::in_dir(&config_dir),
+        window_active: Cell::new(true),
+        notifier: RefCell::new(Notifier::default()),
     });
     app.set_log(ModelRc::from(state.log.clone()));
     app.set_users(ModelRc::from(state.users.clone()));
@@ -280,6 +302,16 @@ fn show_batch(app: &AppWindow, events: Vec<UiEvent>, slot: Slot) {
     }
 }
 
+/// The window became the active one (the user is looking) or stopped being it: the unread count
+/// starts from nothing again when it comes back.
+pub fn window_activated(app: &AppWindow, active: bool) {
+    let Some(state) = bound_state() else { return };
+    state.window_active.set(active);
+    if active {
+        app.set_unread(0);
+    }
+}
+
 /// Applies one event to the window bound on this thread.
 pub fn apply(app: &AppWindow, event: UiEvent) {
     apply_batch(app, vec![event]);
@@ -418,12 +450,8 @@ impl UiState {
         let strings = app.global::<Strings>();
         self.input_history.borrow_mut().sent(text);
         match parse_client_line(text) {
-            ClientLine::Message(body) => {
-                self.push_log(LogKind::Own, format!("{me}: {}", contained(body)))
-            }
-            ClientLine::Me(body) => {
-                self.push_log(LogKind::Own, format!("* {me} {}", contained(body)))
-            }
+            ClientLine::Message(body) => self.push_said(LogKind::Own, Said::Message(&me), body),
+            ClientLine::Me(body) => self.push_said(LogKind::Own, Said::Action(&me), body),
             ClientLine::Msg { to, text } => self.push_log(
                 LogKind::Private,
                 strings
@@ -463,8 +491,34 @@ impl UiState {
         self.log.push(LogEntry {
             time: time.into(),
             kind,
+            link: first_link(&text).unwrap_or_default().into(),
             // A character no font has would show as nothing at all.
             text: glyphs::visible(&text).as_ref().into(),
+            ..Default::default()
+        });
+    }
+
+    /// A live line someone said: their nickname in its colour, then the text.
+    fn push_said(&self, kind: LogKind, said: Said<'_>, body: &str) {
+        if let Some(separator) = self.days.borrow_mut().before_line_of(&today()) {
+            self.push_log_at(clock(), LogKind::System, separator);
+        }
+        self.push_said_at(clock(), kind, said, body);
+    }
+
+    fn push_said_at(&self, time: String, kind: LogKind, said: Said<'_>, body: &str) {
+        let (nick, label) = match said {
+            Said::Message(nick) => (nick, format!("{nick}:")),
+            Said::Action(nick) => (nick, format!("* {nick}")),
+        };
+        self.log.push(LogEntry {
+            time: time.into(),
+            kind,
+            nick: glyphs::visible(&label).as_ref().into(),
+            nick_color: nick_color(nick),
+            link: first_link(body).unwrap_or_default().into(),
+            // Bidi controls in the text cannot reach what follows it.
+            text: glyphs::visible(&contained(body)).as_ref().into(),
         });
     }
 
@@ -484,6 +538,18 @@ impl UiState {
     }
 
     /// A line that names the user stands out.
+    /// A line someone said while the user looks elsewhere: one more in the title's count, and a
+    /// desktop notification when it names the user or is for them alone.
+    fn note_unread(&self, app: &AppWindow, notification: Option<Notification>) {
+        if self.window_active.get() {
+            return;
+        }
+        app.set_unread(app.get_unread().saturating_add(1));
+        if let Some(notification) = notification {
+            self.notifier.borrow_mut().notify(notification);
+        }
+    }
+
     fn kind_for(&self, app: &AppWindow, text: &str, kind: LogKind) -> LogKind {
         if mentions(text, &app.get_my_nick()) {
             LogKind::Mention
@@ -621,8 +687,12 @@ impl UiState {
             Shown::History { at, shown } => {
                 self.history_run.set(self.history_run.get() + 1);
                 let text = match *shown {
-                    Shown::Message { from, text } => format!("{from}: {}", contained(&text)),
-                    Shown::Action { from, text } => format!("* {from} {}", contained(&text)),
+                    Shown::Message { from, text } => {
+                        return self.push_said_at(at, LogKind::History, Said::Message(&from), &text)
+                    }
+                    Shown::Action { from, text } => {
+                        return self.push_said_at(at, LogKind::History, Said::Action(&from), &text)
+                    }
                     Shown::Private { from, text } => strings
                         .invoke_private_from(from.into(), contained(&text).as_ref().into())
                         .to_string(),
@@ -650,18 +720,38 @@ impl UiState {
             // Each message is shown so that bidi controls in it cannot reach what follows.
             Shown::Message { from, text } => {
                 let kind = self.kind_for(app, &text, LogKind::Message);
-                self.push_log(kind, format!("{from}: {}", contained(&text)))
+                self.push_said(kind, Said::Message(&from), &text);
+                let mention = (kind == LogKind::Mention).then(|| Notification {
+                    summary: from.clone(),
+                    body: text.clone(),
+                });
+                self.note_unread(app, mention);
             }
             Shown::Action { from, text } => {
                 let kind = self.kind_for(app, &text, LogKind::Action);
-                self.push_log(kind, format!("* {from} {}", contained(&text)))
+                self.push_said(kind, Said::Action(&from), &text);
+                let mention = (kind == LogKind::Mention).then(|| Notification {
+                    summary: from.clone(),
+                    body: format!("* {from} {text}"),
+                });
+                self.note_unread(app, mention);
             }
-            Shown::Private { from, text } => self.push_log(
-                LogKind::Private,
-                strings
-                    .invoke_private_from(from.into(), contained(&text).as_ref().into())
-                    .to_string(),
-            ),
+            Shown::Private { from, text } => {
+                self.push_log(
+                    LogKind::Private,
+                    strings
+                        .invoke_private_from(from.as_str().into(), contained(&text).as_ref().into())
+                        .to_string(),
+                );
+                let summary = strings.invoke_private_notification(from.into()).to_string();
+                self.note_unread(
+                    app,
+                    Some(Notification {
+                        summary,
+                        body: text,
+                    }),
+                );
+            }
             Shown::Joined(nick) => {
                 if !self.users.iter().any(|u| u.nick == nick.as_str()) {
                     self.users.push(UserEntry {

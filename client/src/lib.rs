@@ -6,6 +6,7 @@ pub mod gui;
 pub mod headless;
 pub mod identity;
 pub mod net;
+pub mod notify;
 pub mod present;
 pub mod ring_model;
 pub mod typing;

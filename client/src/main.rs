@@ -298,6 +298,19 @@ fn run_window(
             .invoke_no_identity_error(why.into());
         app.set_identity_note(note);
     }
+    // Whether the window is the active one: Slint's own API does not say, winit's events do.
+    {
+        use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
+        let weak = app.as_weak();
+        app.window().on_winit_window_event(move |_, event| {
+            if let WindowEvent::Focused(active) = event {
+                if let Some(app) = weak.upgrade() {
+                    gui::window_activated(&app, *active);
+                }
+            }
+            EventResult::Propagate
+        });
+    }
     if opts.connect {
         app.invoke_connect();
     } else {

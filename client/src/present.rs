@@ -154,6 +154,64 @@ impl Decoder {
     }
 }
 
+/// The first web address in `text` (`http://` or `https://` at the start of a word, up to the
+/// next space), without the punctuation that usually ends a sentence after it; a closing
+/// bracket stays when the address opened one (`…/Rust_(lenguaje)`). Other schemes (`file:`,
+/// `javascript:`) are never links.
+pub fn first_link(text: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(found) = text[from..]
+        .find("http://")
+        .into_iter()
+        .chain(text[from..].find("https://"))
+        .min()
+    {
+        let start = from + found;
+        let at_word_start = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "([<\"'".contains(c));
+        let end = text[start..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |n| start + n);
+        let mut link = &text[start..end];
+        while let Some(last) = link.chars().next_back() {
+            let unbalanced_close = matches!(last, ')' | ']')
+                && link.matches(if last == ')' { '(' } else { '[' }).count()
+                    < link.matches(last).count();
+            if !(".,;:!?\"'>".contains(last) || unbalanced_close) {
+                break;
+            }
+            link = &link[..link.len() - last.len_utf8()];
+        }
+        let host = link.split_once("://").map_or("", |(_, rest)| rest);
+        if at_word_start
+            && host
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '[')
+        {
+            return Some(link);
+        }
+        from = end.max(start + 1);
+    }
+    None
+}
+
+/// How many colours nicknames are drawn in (`Theme.nick-colors`).
+pub const NICK_COLORS: u32 = 8;
+
+/// Which of the nickname colours `nick` is drawn in: the same for a nickname in every window and
+/// every run, whatever its case (the server treats `Ana` and `ana` as one). FNV-1a: a hash for
+/// spreading names over colours, not for security.
+pub fn nick_color(nick: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in nick.to_lowercase().bytes() {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    (hash % NICK_COLORS) as i32
+}
+
 /// Unicode's explicit bidirectional formatting characters: embeddings, overrides, isolates and
 /// marks. In a message they can make text run backwards into what follows it.
 pub fn is_bidi_control(c: char) -> bool {
@@ -562,6 +620,49 @@ mod tests {
                 text: "hola".into()
             }
         );
+    }
+
+    #[test]
+    fn the_first_web_address_is_found_without_the_sentence_around_it() {
+        let cases = [
+            (
+                "mira https://example.org/a?b=1.",
+                Some("https://example.org/a?b=1"),
+            ),
+            ("(ver http://x.es/y), luego", Some("http://x.es/y")),
+            (
+                "https://es.wikipedia.org/wiki/Rust_(lenguaje)",
+                Some("https://es.wikipedia.org/wiki/Rust_(lenguaje)"),
+            ),
+            ("dos: https://a.org y https://b.org", Some("https://a.org")),
+            ("\"https://q.org/\"", Some("https://q.org/")),
+            (
+                "nohttps://a.org ni file:///etc/passwd ni javascript:alert(1)",
+                None,
+            ),
+            ("https:// vacío", None),
+            ("https://", None),
+            ("nada", None),
+            (
+                "xhttp://a.org y después http://[::1]:8080/",
+                Some("http://[::1]:8080/"),
+            ),
+        ];
+        for (text, link) in cases {
+            assert_eq!(first_link(text), link, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_nickname_keeps_its_colour_and_names_spread_over_all() {
+        assert_eq!(nick_color("ana"), nick_color("ANA"));
+        assert_eq!(nick_color("ana"), nick_color("ana"));
+        let names = [
+            "ana", "bob", "cleo", "dani", "eva", "fran", "gus", "hugo", "inés", "juan",
+        ];
+        let used: std::collections::HashSet<i32> = names.iter().map(|n| nick_color(n)).collect();
+        assert!(used.iter().all(|&c| (0..NICK_COLORS as i32).contains(&c)));
+        assert!(used.len() >= 5, "{used:?}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Ui {
         self.app
             .get_log()
             .iter()
-            .map(|e| (e.kind, e.text.to_string()))
+            .map(|e| (e.kind, gui::line_text(&e)))
             .collect()
     }
 
@@ -583,7 +583,7 @@ fn the_log_keeps_the_newest_lines_past_its_bound() {
         format!("bob: {}", gui::MAX_LOG_LINES + extra - 1)
     );
     assert_eq!(
-        ui.app.get_log().row_data(1).unwrap().text,
+        gui::line_text(&ui.app.get_log().row_data(1).unwrap()),
         format!("bob: {}", extra + 1)
     );
 }
@@ -623,7 +623,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
         ],
     );
     let log: Vec<_> = ui.app.get_log().iter().skip(before).collect();
-    let shown: Vec<(LogKind, String)> = log.iter().map(|e| (e.kind, e.text.to_string())).collect();
+    let shown: Vec<(LogKind, String)> = log.iter().map(|e| (e.kind, gui::line_text(e))).collect();
     assert_eq!(
         shown,
         [
@@ -668,7 +668,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
         .get_log()
         .iter()
         .skip(before)
-        .map(|e| (e.kind, e.text.to_string()))
+        .map(|e| (e.kind, gui::line_text(&e)))
         .collect();
     assert_eq!(
         shown,
@@ -1141,6 +1141,61 @@ fn the_log_keeps_as_many_lines_as_it_is_told() {
     }
     let log = app.get_log();
     assert_eq!(log.row_count(), 100);
-    assert_eq!(log.row_data(99).unwrap().text, "bob: 149");
+    assert_eq!(gui::line_text(&log.row_data(99).unwrap()), "bob: 149");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn nicknames_have_their_colour_and_a_web_address_is_offered_to_open() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Message {
+        from: "Bob".into(),
+        text: "mira https://example.org/charla.".into(),
+    });
+    ui.show(Shown::Action {
+        from: "bob".into(),
+        text: "saluda".into(),
+    });
+    ui.app.invoke_send("y yo".into());
+    let log: Vec<_> = ui.app.get_log().iter().collect();
+    let last = log.len() - 1;
+    let (message, action, own) = (&log[last - 2], &log[last - 1], &log[last]);
+    assert_eq!(message.nick, "Bob:");
+    assert_eq!(message.text, "mira https://example.org/charla.");
+    assert_eq!(message.link, "https://example.org/charla");
+    assert_eq!(action.nick, "* bob");
+    assert_eq!(action.link, "");
+    // The same person in any case, the same colour; the user's own lines too.
+    assert_eq!(message.nick_color, action.nick_color);
+    assert_eq!(own.nick, "ana:");
+    assert_eq!(own.nick_color, charla::present::nick_color("ana"));
+    // The address is a button of its own, named for screen readers.
+    ui.element("Open https://example.org/charla in the browser");
+}
+
+#[test]
+fn lines_said_while_the_window_is_in_the_background_count_in_its_title() {
+    let ui = ui("en");
+    ui.registered("ana");
+    assert_eq!(ui.app.get_window_title(), "Charla: ana");
+    gui::window_activated(&ui.app, false);
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "hola".into(),
+    });
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "¿estás?".into(),
+    });
+    // The server's own lines are not somebody talking.
+    ui.show(Shown::Joined("cleo".into()));
+    assert_eq!(ui.app.get_window_title(), "(2) Charla: ana");
+    gui::window_activated(&ui.app, true);
+    assert_eq!(ui.app.get_window_title(), "Charla: ana");
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "ya estás".into(),
+    });
+    assert_eq!(ui.app.get_window_title(), "Charla: ana");
 }
