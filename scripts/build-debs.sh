@@ -10,27 +10,30 @@
 # For the tests: --server-bin PATH / --client-bin PATH package binaries already built (nothing is
 # compiled), --out DIR puts the packages elsewhere, --compression none skips xz.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+# dpkg-deb wants the package's directories 0755, whatever the caller's umask.
+umask 022
+script=$(realpath "${BASH_SOURCE[0]}")
+usage() { sed -n '2,11p' "$script" | sed 's/^# \{0,1\}//'; }
 out=target/debian
 target=
 server_bin=
 client_bin=
 server_only=
 compression=xz
+# Paths given are the caller's: made absolute before moving to the repository.
 while [ $# -gt 0 ]; do
     case $1 in
-        --out) out=$2; shift 2 ;;
+        --out) out=$(realpath -m "$2"); shift 2 ;;
         --target) target=$2; shift 2 ;;
-        --server-bin) server_bin=$2; shift 2 ;;
-        --client-bin) client_bin=$2; shift 2 ;;
+        --server-bin) server_bin=$(realpath -m "$2"); shift 2 ;;
+        --client-bin) client_bin=$(realpath -m "$2"); shift 2 ;;
         --server-only) server_only=1; shift ;;
         --compression) compression=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "$0: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
 done
+cd "$(dirname "$script")/.."
 
 case $target in
     "") arch=$(dpkg --print-architecture); strip=strip; target_dir=target/release ;;
@@ -124,10 +127,15 @@ install_file 0644 docs/security.md "$srv/usr/share/doc/charla-server/security.md
 copyright "$srv/usr/share/doc/charla-server/copyright"
 mkdir -p "$srv/usr/share/man/man1"
 # The help of the binary being packaged when it runs here (not when cross-built): the same text.
-server_help=$("$server_bin" --help 2>/dev/null || target/release/charla-server --help) || {
-    echo "$0: cannot run $server_bin for its --help: build target/release/charla-server too" >&2
-    exit 1
-}
+# (a cross-built one runs under qemu-user when it is installed; else the same text from a build
+# for this machine).
+if [ -z "$target" ]; then
+    server_help=$("$server_bin" --help)
+elif command -v qemu-aarch64 >/dev/null; then
+    server_help=$(scripts/run-arm64.sh --help)
+else
+    server_help=$(cargo run -q --release -p charla-server -- --help)
+fi
 man_page charla-server "Charla" "a one-thread TLS chat server" "$server_help" |
     gzip -9n > "$srv/usr/share/man/man1/charla-server.1.gz"
 man_page charla-gen-certs "Charla" "make a self-signed TLS certificate for charla-server" \
@@ -156,6 +164,10 @@ set -e
 if [ "$1" = configure ]; then
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload || true
+        # An upgrade: the running server (if any) becomes the new one; clients resume.
+        if [ -n "$2" ]; then
+            systemctl try-restart charla-server.service || true
+        fi
     fi
     if [ ! -e /etc/charla/server-cert.pem ]; then
         echo "charla-server: no certificate yet. Make one, then start the service:"

@@ -114,7 +114,8 @@ connection and exit 0. SIGHUP reads the config file again (the command line's op
 win) and takes every setting that can change while running: limits, timeouts, the password
 file, the operators file, the certificate and the key, which are read again from disk; --bind,
 --history, --history-bytes, --history-file and --state-dir wait for a restart. The log says
-what changed; a broken file, certificate or key is logged and the old settings kept.
+what changed. If the file, the password file, the certificate, the key or the operators file
+cannot be read, nothing changes (a reload is taken whole or not at all) and the log says why.
 Logs go to stderr, one timestamped line per event; message text is never logged. Started by
 systemd (JOURNAL_STREAM set), lines carry a syslog priority (<3> error, <4> warning,
 <6> information) instead of a timestamp, for the journal. Every moderation action is logged:
@@ -628,10 +629,12 @@ fn read_config_file(cfg: &mut Config, path: &std::path::Path) -> Result<(), Stri
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
         let at = |why: String| format!("{}:{number}: {why}", path.display());
-        let line = match raw.find(" #").or_else(|| raw.find("\t#")) {
-            Some(i) => &raw[..i],
-            None => raw,
-        };
+        // A comment starts at a '#' at the start of the line or after a space or tab.
+        let comment = raw
+            .char_indices()
+            .find(|&(i, c)| c == '#' && (i == 0 || raw[..i].ends_with([' ', '\t'])))
+            .map_or(raw.len(), |(i, _)| i);
+        let line = &raw[..comment];
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -894,6 +897,48 @@ mod tests {
         assert!(
             err.contains("cannot read the config file /nonexistent/charla.conf"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn comments_start_after_a_space_or_a_tab_not_inside_a_value() {
+        let path = config_file(
+            "comments",
+            "operators = /etc/ops#1\t# a tab, then a comment # with a hash\nstate-dir = /s # x\n",
+        );
+        let cfg = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(cfg.operators, Some("/etc/ops#1".into()));
+        assert_eq!(cfg.state_dir, Some("/s".into()));
+    }
+
+    #[test]
+    fn the_packaged_config_file_says_what_its_comments_say() {
+        let mut cfg = Config::default();
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/server.conf"
+        ));
+        read_config_file(&mut cfg, path).unwrap();
+        assert_eq!(cfg.bind.to_string(), "0.0.0.0:12345");
+        assert_eq!(cfg.state_dir, Some("/var/lib/charla/state".into()));
+        assert_eq!(cfg.operators, Some("/etc/charla/operators".into()));
+        // Everything else as the defaults; each setting is there, commented, to be found.
+        let text = std::fs::read_to_string(path).unwrap();
+        for s in SETTINGS {
+            assert!(
+                text.contains(&format!("{} = ", s.name)),
+                "{} is not in packaging/server.conf",
+                s.name
+            );
+        }
+        let mut defaults = Config::default();
+        defaults.bind = cfg.bind;
+        defaults.state_dir = cfg.state_dir.clone();
+        defaults.operators = cfg.operators.clone();
+        assert!(
+            defaults.changes(&cfg).0.is_empty(),
+            "{:?}",
+            defaults.changes(&cfg).0
         );
     }
 

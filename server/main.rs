@@ -47,10 +47,10 @@ fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            let prefix = log::error_prefix();
             let _ = writeln!(
                 std::io::stderr(),
-                "{}charla-server: {e}\nTry 'charla-server --help'.",
-                log::error_prefix()
+                "{prefix}charla-server: {e}\n{prefix}Try 'charla-server --help'."
             );
             return ExitCode::from(2);
         }
@@ -77,8 +77,6 @@ fn run() -> ExitCode {
         Ok(operators) => operators,
         Err(e) => return fail(&e),
     };
-    let mut cfg = cfg;
-    cfg.max_clients = descriptors::raise_limit(cfg.max_clients);
     // Opened once the port is ours: a second server started by mistake stops there, before it
     // touches the history file.
     let (history_file, history, history_bytes) =

@@ -116,15 +116,27 @@ pub struct Server {
     trim_due: Option<Instant>,
     /// When output started waiting for the next write to clients.
     queued_since: Option<Instant>,
+    /// --max-clients as given; `cfg.max_clients` is what the descriptor limit allowed.
+    max_clients_given: usize,
+}
+
+/// What a reload read, before any of it is taken.
+struct Reloaded {
+    cfg: Config,
+    acceptor: SslAcceptor,
+    password: Option<Password>,
+    operators: crate::moderation::Operators,
 }
 
 impl Server {
     /// Binds the listening socket and prepares the loop; errors are one line for the operator.
     pub fn new(
-        cfg: Config,
+        mut cfg: Config,
         acceptor: SslAcceptor,
         password: Option<Password>,
     ) -> Result<Server, String> {
+        let max_clients_given = cfg.max_clients;
+        cfg.max_clients = crate::descriptors::raise_limit(max_clients_given);
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let mut listener = listen(cfg.bind).map_err(|e| match e.kind() {
             io::ErrorKind::AddrInUse => format!(
@@ -162,6 +174,7 @@ impl Server {
             peak_conns: 0,
             trim_due: None,
             queued_since: None,
+            max_clients_given,
         })
     }
 
@@ -673,12 +686,7 @@ impl Server {
         let signals: Vec<i32> = self.signals.pending().collect();
         for signal in signals {
             match signal {
-                SIGHUP => {
-                    self.reload_config();
-                    self.reload_password();
-                    self.reload_tls();
-                    self.reload_operators();
-                }
+                SIGHUP => self.reload(),
                 _ if self.shutdown_deadline.is_some() => {
                     log!("second signal: exiting now");
                     crate::log::flush();
@@ -689,86 +697,102 @@ impl Server {
         }
     }
 
-    /// The config file and the command line, read again; what waits for a restart is kept.
-    fn reload_config(&mut self) {
-        let Some(file) = self.cfg.sources.file.clone() else {
-            return;
-        };
-        let new = match self.cfg.reload() {
+    /// SIGHUP: the config file (with the command line on top), the password file, the
+    /// certificate and key, the operators file — all read before anything changes, and if one
+    /// fails nothing does: half a reload could leave the server without the password or with
+    /// operators the file no longer lists.
+    fn reload(&mut self) {
+        let new = match self.read_for_reload() {
             Ok(new) => new,
             Err(e) => {
-                log_warning!("reload failed, keeping the current settings: {e}");
+                log_warning!("reload failed, keeping everything as it was: {e}");
                 return;
             }
         };
-        let (changed, need_restart) = self.cfg.changes(&new);
-        let mut new = self.cfg.keeping_startup_settings(new);
-        if new.max_clients != self.cfg.max_clients {
-            new.max_clients = crate::descriptors::raise_limit(new.max_clients);
-        }
-        if changed.is_empty() {
-            log!("reloaded {}: no setting changed", file.display());
+        let Reloaded {
+            cfg,
+            acceptor,
+            password,
+            operators,
+        } = new;
+        // Compared with what was asked for, not with what the descriptor limit allowed.
+        let mut as_given = self.cfg.clone();
+        as_given.max_clients = self.max_clients_given;
+        let (changed, need_restart) = as_given.changes(&cfg);
+        let mut cfg = self.cfg.keeping_startup_settings(cfg);
+        if cfg.max_clients == self.max_clients_given {
+            cfg.max_clients = self.cfg.max_clients;
         } else {
-            log!("reloaded {}: {}", file.display(), changed.join(", "));
+            self.max_clients_given = cfg.max_clients;
+            cfg.max_clients = crate::descriptors::raise_limit(cfg.max_clients);
         }
-        if !need_restart.is_empty() {
-            log_warning!(
-                "{} changed in {}: taken at the next start, not now",
-                need_restart.join(", "),
-                file.display()
-            );
+        if let Some(file) = &cfg.sources.file {
+            if changed.is_empty() {
+                log!("reloaded {}: no setting changed", file.display());
+            } else {
+                log!("reloaded {}: {}", file.display(), changed.join(", "));
+            }
+            if !need_restart.is_empty() {
+                log_warning!(
+                    "{} changed in {}: taken at the next start, not now",
+                    need_restart.join(", "),
+                    file.display()
+                );
+            }
         }
-        self.chat.set_config(new.clone());
-        self.cfg = new;
-    }
-
-    /// The password file is read again even when its name did not change (a new password).
-    fn reload_password(&mut self) {
-        let password = match &self.cfg.password_file {
-            Some(path) => match Password::load(path) {
-                Ok(password) => {
-                    log!("reloaded the password from {}", path.display());
-                    Some(password)
-                }
-                Err(e) => {
-                    log_warning!("reload failed, keeping the current password: {e}");
-                    return;
-                }
-            },
-            None => None,
-        };
+        self.acceptor = acceptor;
+        log!(
+            "reloaded certificate {} and key {}",
+            cfg.cert.display(),
+            cfg.key.display()
+        );
+        match &cfg.password_file {
+            Some(path) => log!("reloaded the password from {}", path.display()),
+            None if self.cfg.password_file.is_some() => {
+                log_warning!("no password file any more: no password is asked for")
+            }
+            None => {}
+        }
         self.chat.set_password(password);
-    }
-
-    fn reload_tls(&mut self) {
-        match tls::load_acceptor(&self.cfg) {
-            Ok(acceptor) => {
-                self.acceptor = acceptor;
-                log!(
-                    "reloaded certificate {} and key {}",
-                    self.cfg.cert.display(),
-                    self.cfg.key.display()
-                );
+        match (&cfg.operators, &operators) {
+            (Some(path), operators) => log!(
+                "reloaded {}: {} operator identities",
+                path.display(),
+                operators.len()
+            ),
+            (None, _) if self.cfg.operators.is_some() => {
+                log_warning!("no operators file any more: nobody is an operator")
             }
-            Err(e) => log_warning!("reload failed, keeping the current certificate: {e}"),
+            (None, _) => {}
         }
+        self.chat.set_operators(operators);
+        self.chat.set_config(cfg.clone());
+        self.cfg = cfg;
     }
 
-    fn reload_operators(&mut self) {
-        let Some(path) = &self.cfg.operators else {
-            return;
+    fn read_for_reload(&self) -> Result<Reloaded, String> {
+        let cfg = match &self.cfg.sources.file {
+            Some(_) => self.cfg.reload()?,
+            None => self.cfg.clone(),
         };
-        match crate::state::load_operators(path) {
-            Ok(operators) => {
-                log!(
-                    "reloaded {}: {} operator identities",
-                    path.display(),
-                    operators.len()
-                );
-                self.chat.set_operators(operators);
-            }
-            Err(e) => log_warning!("reload failed, keeping the current operators: {e}"),
-        }
+        let password = cfg
+            .password_file
+            .as_deref()
+            .map(Password::load)
+            .transpose()?;
+        let acceptor = tls::load_acceptor(&cfg)?;
+        let operators = cfg
+            .operators
+            .as_deref()
+            .map(crate::state::load_operators)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Reloaded {
+            cfg,
+            acceptor,
+            password,
+            operators,
+        })
     }
 
     fn begin_shutdown(&mut self, signal: i32) {

@@ -115,7 +115,7 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     // A broken file is logged and the current certificate kept.
     std::fs::write(&first.cert, "garbage").unwrap();
     server.signal(libc::SIGHUP);
-    server.wait_log("reload failed, keeping the current certificate");
+    server.wait_log("reload failed, keeping everything as it was");
     let mut eva = Client::connect_with(server.addr, &trusting(&new_cert));
     eva.send("eva");
     eva.expect_next("WELCOME eva");
@@ -142,7 +142,7 @@ fn sighup_with_a_fifo_or_a_device_at_the_certificate_path_keeps_serving() {
     // SAFETY: mkfifo with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     server.signal(libc::SIGHUP);
-    server.wait_log("reload failed, keeping the current certificate");
+    server.wait_log("reload failed, keeping everything as it was");
     let mut ana = Client::connect_with(server.addr, &trusting(&certs.cert));
     ana.send("ana");
     ana.expect_next("WELCOME ana");
@@ -153,7 +153,7 @@ fn sighup_with_a_fifo_or_a_device_at_the_certificate_path_keeps_serving() {
     std::fs::remove_file(&served).unwrap();
     std::os::unix::fs::symlink("/dev/urandom", &served).unwrap();
     server.signal(libc::SIGHUP);
-    server.wait_log_count("reload failed, keeping the current certificate", 2);
+    server.wait_log_count("reload failed, keeping everything as it was", 2);
     let mut bob = Client::connect_with(server.addr, &trusting(&certs.cert));
     bob.send("bob");
     bob.expect_next("WELCOME bob");

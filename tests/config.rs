@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{certs, server_bin, Server, TempDir, DEADLINE};
+use common::{certs, server_bin, Identity, Server, TempDir, DEADLINE};
 
 /// Writes `text` as `dir/server.conf`; returns its path as a string.
 fn write_config(dir: &TempDir, text: &str) -> String {
@@ -134,7 +134,7 @@ fn sighup_takes_new_limits_and_a_broken_file_keeps_the_old_ones() {
     write_config(&dir, "max-line = tiny\n");
     server.signal(libc::SIGHUP);
     server.wait_log(&format!(
-        "reload failed, keeping the current settings: {config}:1: max-line = tiny"
+        "reload failed, keeping everything as it was: {config}:1: max-line = tiny"
     ));
     ana.send(&"c".repeat(150));
     let (line, _) = ana.expect_prefix("ERROR ");
@@ -228,4 +228,46 @@ fn under_systemd_log_lines_carry_a_priority_and_no_timestamp() {
     let listening = log.lines().find(|l| l.contains("listening on")).unwrap();
     assert!(listening.starts_with("20"), "{log}");
     assert!(listening.contains("Z listening on 127.0.0.1:"), "{log}");
+}
+
+#[test]
+fn a_reload_is_taken_whole_or_not_at_all() {
+    let dir = TempDir::new("config-whole");
+    let ops = dir.path().join("operators");
+    let op = Identity::new("op");
+    std::fs::write(&ops, format!("{}\n", op.fingerprint)).unwrap();
+    let config = write_config(
+        &dir,
+        &format!("operators = {}\nmax-line = 4096\n", ops.display()),
+    );
+    let server = Server::start(&["--config", &config, "--flood-rate", "0"]);
+    let mut ana = op.join(server.addr, "ana");
+    let mut bob = server.join("bob");
+
+    // A password file that is not there yet, with another change: neither is taken (the
+    // server must not look protected while it is not), and the log says why.
+    let missing = dir.path().join("password");
+    write_config(
+        &dir,
+        &format!(
+            "operators = {}\nmax-line = 100\npassword-file = {}\n",
+            ops.display(),
+            missing.display()
+        ),
+    );
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!(
+        "reload failed, keeping everything as it was: cannot read password file {}",
+        missing.display()
+    ));
+    bob.send(&"b".repeat(150));
+    ana.expect_line(&format!("MSG bob {}", "b".repeat(150)));
+
+    // The operators file taken out of the config: nobody is an operator any more.
+    write_config(&dir, "max-line = 4096\n");
+    server.signal(libc::SIGHUP);
+    server.wait_log("no operators file any more: nobody is an operator");
+    ana.send("/kick bob");
+    let (line, _) = ana.expect_prefix("ERROR ");
+    assert!(line.starts_with("ERROR not-operator "), "{line}");
 }

@@ -364,7 +364,7 @@ fn sighup_makes_a_new_operator_who_can_then_kick() {
     // A broken file on SIGHUP is logged and the operators kept.
     std::fs::write(&ops, "not a fingerprint\n").unwrap();
     server.signal(libc::SIGHUP);
-    server.wait_log("reload failed, keeping the current operators");
+    server.wait_log("reload failed, keeping everything as it was");
     a.send("/bans");
     a.expect_line("NOTICE bans: 0");
 }
