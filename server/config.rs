@@ -931,10 +931,12 @@ mod tests {
                 s.name
             );
         }
-        let mut defaults = Config::default();
-        defaults.bind = cfg.bind;
-        defaults.state_dir = cfg.state_dir.clone();
-        defaults.operators = cfg.operators.clone();
+        let defaults = Config {
+            bind: cfg.bind,
+            state_dir: cfg.state_dir.clone(),
+            operators: cfg.operators.clone(),
+            ..Default::default()
+        };
         assert!(
             defaults.changes(&cfg).0.is_empty(),
             "{:?}",
