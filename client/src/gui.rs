@@ -29,6 +29,22 @@ use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserE
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
 
+/// Pasted lines shown in the question before sending them.
+const PASTE_PREVIEW_LINES: usize = 5;
+/// Pasted lines sent at once, then one per interval: 4 a second, under the 10 a second (bursts
+/// of 20) that servers allow by default (`--flood-rate`).
+const PASTE_BURST: usize = 5;
+const PASTE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The lines of a paste worth sending: without line ends, blank ones left out.
+pub fn pasted_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Who said a line, and how: `ana: hola` or `* ana saluda`.
 #[derive(Clone, Copy)]
 enum Said<'a> {
@@ -83,6 +99,10 @@ struct UiState {
     /// The server being talked to, and those whose history notice was shown (once per server).
     server: RefCell<String>,
     history_notices: HistoryNoticesSeen,
+    /// The lines of a paste waiting for the user's answer, and those being sent.
+    paste_offered: RefCell<Vec<String>>,
+    paste_queue: RefCell<std::collections::VecDeque<String>>,
+    paste_timer: slint::Timer,
     /// The window is the one the user is in; lines said while it is not count as unread.
     window_active: Cell<bool>,
     notifier: RefCell<Notifier>,
@@ -122,6 +142,9 @@ pub fn bind(
         was_away: Cell::new(false),
         server: RefCell::new(String::new()),
         history_notices: HistoryNoticesSeen::in_dir(&config_dir),
+        paste_offered: RefCell::new(Vec::new()),
+        paste_queue: RefCell::new(std::collections::VecDeque::new()),
+        paste_timer: slint::Timer::default(),
         window_active: Cell::new(true),
         notifier: RefCell::new(Notifier::default()),
     });
@@ -223,6 +246,23 @@ pub fn bind(
             .borrow_mut()
             .complete(&current, nicks.iter().map(SharedString::as_str));
         completed.map(SharedString::from).unwrap_or_default()
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_pasted(move |text| weak.upgrade().is_some_and(|app| ui.pasted(&app, &text)));
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_paste_answer(move |send| {
+        let Some(app) = weak.upgrade() else { return };
+        if send {
+            ui.send_pasted(&app);
+        } else {
+            app.set_paste_visible(false);
+            ui.paste_offered.borrow_mut().clear();
+        }
+        app.invoke_focus_input();
     });
 
     let weak = app.as_weak();
@@ -446,9 +486,16 @@ impl UiState {
             // Nothing is lost: the text stays in the input until it can be sent.
             return;
         }
+        self.input_history.borrow_mut().sent(text);
+        if self.send_text(app, text) {
+            app.set_input("".into());
+        }
+    }
+
+    /// Sends a line (a message or a command) and shows it; false when it made the window leave.
+    fn send_text(&self, app: &AppWindow, text: &str) -> bool {
         let me = app.get_my_nick().to_string();
         let strings = app.global::<Strings>();
-        self.input_history.borrow_mut().sent(text);
         match parse_client_line(text) {
             ClientLine::Message(body) => self.push_said(LogKind::Own, Said::Message(&me), body),
             ClientLine::Me(body) => self.push_said(LogKind::Own, Said::Action(&me), body),
@@ -461,12 +508,84 @@ impl UiState {
             ClientLine::Users => self.users_requested.set(true),
             ClientLine::Quit(_) => {
                 app.set_input("".into());
-                return self.exit(app);
+                self.exit(app);
+                return false;
             }
             _ => {}
         }
         (self.commands)(Command::Send(text.to_string()));
-        app.set_input("".into());
+        true
+    }
+
+    /// Ctrl+V with several lines: asks first (returns true: the paste is taken here). One line
+    /// is pasted into the input as usual (false).
+    fn pasted(&self, app: &AppWindow, text: &str) -> bool {
+        let lines = pasted_lines(text);
+        if lines.len() < 2 {
+            return false;
+        }
+        let preview: Vec<&str> = lines
+            .iter()
+            .take(PASTE_PREVIEW_LINES)
+            .map(String::as_str)
+            .collect();
+        let mut preview = preview.join("\n");
+        if lines.len() > PASTE_PREVIEW_LINES {
+            preview.push_str("\n…");
+        }
+        app.set_paste_count(lines.len() as i32);
+        app.set_paste_preview(glyphs::visible(&contained(&preview)).as_ref().into());
+        *self.paste_offered.borrow_mut() = lines;
+        app.set_paste_visible(true);
+        true
+    }
+
+    /// Send in the paste dialog: the lines go out as messages (a line starting with `/` is not
+    /// taken for a command), the first few at once and the rest paced, under the servers'
+    /// default flood limit; they wait while the connection is down.
+    fn send_pasted(self: &Rc<Self>, app: &AppWindow) {
+        app.set_paste_visible(false);
+        let lines = std::mem::take(&mut *self.paste_offered.borrow_mut());
+        let mut queue = self.paste_queue.borrow_mut();
+        queue.extend(lines.into_iter().map(|line| {
+            if line.starts_with('/') {
+                format!("/{line}")
+            } else {
+                line
+            }
+        }));
+        drop(queue);
+        for _ in 0..PASTE_BURST {
+            if !self.send_next_pasted(app) {
+                break;
+            }
+        }
+        if !self.paste_queue.borrow().is_empty() && !self.paste_timer.running() {
+            let weak_state = Rc::downgrade(self);
+            let weak_app = app.as_weak();
+            self.paste_timer
+                .start(slint::TimerMode::Repeated, PASTE_INTERVAL, move || {
+                    let (Some(state), Some(app)) = (weak_state.upgrade(), weak_app.upgrade())
+                    else {
+                        return;
+                    };
+                    state.send_next_pasted(&app);
+                    if state.paste_queue.borrow().is_empty() {
+                        state.paste_timer.stop();
+                    }
+                });
+        }
+    }
+
+    /// One pasted line out, if connected; false when none could go.
+    fn send_next_pasted(&self, app: &AppWindow) -> bool {
+        if !app.get_online() {
+            return false;
+        }
+        let Some(line) = self.paste_queue.borrow_mut().pop_front() else {
+            return false;
+        };
+        self.send_text(app, &line)
     }
 
     fn exit(&self, app: &AppWindow) {

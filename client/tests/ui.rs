@@ -1199,3 +1199,40 @@ fn lines_said_while_the_window_is_in_the_background_count_in_its_title() {
     });
     assert_eq!(ui.app.get_window_title(), "Charla: ana");
 }
+
+#[test]
+fn pasting_several_lines_asks_first_then_sends_them_paced_as_messages() {
+    let ui = ui("en");
+    ui.registered("ana");
+    // One line is pasted into the input as usual.
+    assert!(!ui.app.invoke_pasted("una sola línea".into()));
+    assert!(!ui.app.get_paste_visible());
+    let pasted = "uno\n/quit\n\ndos\r\ntres\ncuatro\ncinco\nseis\nsiete\n";
+    assert!(ui.app.invoke_pasted(pasted.into()));
+    assert!(ui.app.get_paste_visible());
+    assert_eq!(ui.app.get_paste_count(), 8);
+    assert_eq!(
+        ui.app.get_paste_preview(),
+        "uno\n/quit\ndos\ntres\ncuatro\n…"
+    );
+    // Cancel sends nothing.
+    ui.element("Cancel").invoke_accessible_default_action();
+    assert!(!ui.app.get_paste_visible());
+    assert!(ui.sent_lines().is_empty());
+
+    ui.app.set_input("a medias".into());
+    assert!(ui.app.invoke_pasted(pasted.into()));
+    ui.element("Send them").invoke_accessible_default_action();
+    assert!(!ui.app.get_paste_visible());
+    // The first five at once; a line starting with / is a message, not a command.
+    assert_eq!(ui.sent_lines(), ["uno", "//quit", "dos", "tres", "cuatro"]);
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
+    assert_eq!(ui.sent_lines().len(), 6);
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
+    assert_eq!(ui.sent_lines()[5..], ["cinco", "seis", "siete"]);
+    assert_eq!(ui.last_log(), (LogKind::Own, "ana: siete".into()));
+    // What the user was typing is still there.
+    assert_eq!(ui.app.get_input(), "a medias");
+}
