@@ -14,6 +14,7 @@ use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
+use crate::host::{self, HostFiles, HostedServer};
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::notify::{Notification, Notifier};
@@ -99,6 +100,10 @@ struct UiState {
     /// The server being talked to, and those whose history notice was shown (once per server).
     server: RefCell<String>,
     history_notices: HistoryNoticesSeen,
+    /// Where the settings, known servers and the hosted server's files are.
+    config_dir: PathBuf,
+    /// The server this window started ("Host a chat on this computer"), stopped with it.
+    hosted: RefCell<Option<HostedServer>>,
     /// The lines of a paste waiting for the user's answer, and those being sent.
     paste_offered: RefCell<Vec<String>>,
     paste_queue: RefCell<std::collections::VecDeque<String>>,
@@ -142,6 +147,8 @@ pub fn bind(
         was_away: Cell::new(false),
         server: RefCell::new(String::new()),
         history_notices: HistoryNoticesSeen::in_dir(&config_dir),
+        config_dir: config_dir.clone(),
+        hosted: RefCell::new(None),
         paste_offered: RefCell::new(Vec::new()),
         paste_queue: RefCell::new(std::collections::VecDeque::new()),
         paste_timer: slint::Timer::default(),
@@ -250,6 +257,14 @@ pub fn bind(
 
     let weak = app.as_weak();
     let ui = state.clone();
+    app.on_host_start(move || {
+        if let Some(app) = weak.upgrade() {
+            ui.start_hosting(&app);
+        }
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
     app.on_pasted(move |text| weak.upgrade().is_some_and(|app| ui.pasted(&app, &text)));
 
     let weak = app.as_weak();
@@ -349,6 +364,20 @@ pub fn window_activated(app: &AppWindow, active: bool) {
     state.window_active.set(active);
     if active {
         app.set_unread(0);
+    }
+}
+
+/// The hosted server is listening (or could not start): the window connects to it and shows
+/// what to tell friends.
+pub fn host_started(app: &AppWindow, files: &HostFiles, started: Result<HostedServer, String>) {
+    let Some(state) = bound_state() else { return };
+    state.host_started(app, files, started);
+}
+
+/// Stops the server this window started, unless it is to keep running (the window is closing).
+pub fn stop_hosting() {
+    if let Some(state) = bound_state() {
+        state.hosted.borrow_mut().take();
     }
 }
 
@@ -515,6 +544,84 @@ impl UiState {
         }
         (self.commands)(Command::Send(text.to_string()));
         true
+    }
+
+    /// Start in the host dialog: the certificate is made and the server started here (both
+    /// quick), and waited for on a thread of its own; `host_started` gets the outcome.
+    fn start_hosting(&self, app: &AppWindow) {
+        let strings = app.global::<Strings>();
+        let Some(port) = app
+            .get_host_port()
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+        else {
+            app.set_host_error(strings.invoke_bad_port());
+            return;
+        };
+        let operator = self.identity.as_ref().map(|i| i.fingerprint.clone());
+        let files = match host::prepare(&self.config_dir, operator.as_deref()) {
+            Ok(files) => files,
+            Err(e) => {
+                app.set_host_error(strings.invoke_host_failed(e.into()));
+                return;
+            }
+        };
+        // Started from this thread, which lives as long as the window: see host::spawn.
+        let starting = match host::spawn(&files, port, app.get_host_keep_running()) {
+            Ok(starting) => starting,
+            Err(e) => {
+                app.set_host_error(strings.invoke_host_failed(e.into()));
+                return;
+            }
+        };
+        app.set_host_error("".into());
+        app.set_host_starting(true);
+        let weak = app.as_weak();
+        let spawned = std::thread::Builder::new()
+            .name("charla-host".into())
+            .spawn(move || {
+                let started = starting.wait();
+                let _ = weak.upgrade_in_event_loop(move |app| host_started(&app, &files, started));
+            });
+        if let Err(e) = spawned {
+            app.set_host_starting(false);
+            app.set_host_error(strings.invoke_host_failed(e.to_string().into()));
+        }
+    }
+
+    fn host_started(
+        &self,
+        app: &AppWindow,
+        files: &HostFiles,
+        started: Result<HostedServer, String>,
+    ) {
+        app.set_host_starting(false);
+        let server = match started {
+            Ok(server) => server,
+            Err(why) => {
+                let strings = app.global::<Strings>();
+                app.set_host_error(strings.invoke_host_failed(why.into()));
+                return;
+            }
+        };
+        let addresses: Vec<String> = host::network_addresses()
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect();
+        app.set_host_addresses(addresses.join(", ").into());
+        app.set_hosted_port(server.port.to_string().into());
+        app.set_host_fingerprint(files.fingerprint.as_str().into());
+        app.set_host_visible(false);
+        app.set_hosting(true);
+        app.set_host_info_visible(true);
+        // This window joins its own chat, checking the certificate it just made.
+        app.set_host("127.0.0.1".into());
+        app.set_port(server.port.to_string().into());
+        app.set_ca_path(files.cert.to_string_lossy().as_ref().into());
+        *self.hosted.borrow_mut() = Some(server);
+        self.connect(app, &self.config_dir);
     }
 
     /// Ctrl+V with several lines: asks first (returns true: the paste is taken here). One line
@@ -728,7 +835,9 @@ impl UiState {
                     LogKind::System,
                     strings.invoke_connected(nick.into()).to_string(),
                 );
-                app.invoke_focus_input();
+                if !app.get_dialog_open() {
+                    app.invoke_focus_input();
+                }
             }
             // The window was closed while the connection was being made again: it closes now.
             UiEvent::Net(Event::Failed { .. } | Event::Refused { .. }) if self.exiting.get() => {

@@ -4,6 +4,7 @@ pub mod config;
 pub mod glyphs;
 pub mod gui;
 pub mod headless;
+pub mod host;
 pub mod identity;
 pub mod net;
 pub mod notify;

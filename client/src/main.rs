@@ -316,7 +316,10 @@ fn run_window(
     } else {
         app.invoke_focus_login();
     }
-    if let Err(e) = app.run() {
+    let run = app.run();
+    // A server this window started stops with it (unless asked to keep running).
+    gui::stop_hosting();
+    if let Err(e) = run {
         eprintln!("charla: {e}");
         return ExitCode::FAILURE;
     }

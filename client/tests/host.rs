@@ -1,0 +1,129 @@
+//! "Host a chat on this computer" with the real `charla-server` process: the certificate made in
+//! the config dir, the server started on a free port, the window connecting to it and showing what
+//! to tell friends, a friend joining with that certificate, and the server stopping with the
+//! window (or not, when asked to keep running).
+
+use std::cell::RefCell;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::rc::Rc;
+
+use charla::config::Settings;
+use charla::gui;
+use charla::host;
+use charla::net::{Command, Trust};
+use charla::AppWindow;
+use charla_test_support::{trusting, Client, TempDir};
+use i_slint_backend_testing::ElementHandle;
+
+fn element(app: &AppWindow, label: &str) -> ElementHandle {
+    ElementHandle::find_by_accessible_label(app, label)
+        .next()
+        .unwrap_or_else(|| panic!("no element labelled {label:?}"))
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
+    i_slint_backend_testing::init_no_event_loop();
+    let dir = TempDir::new("host");
+    let app = AppWindow::new().unwrap();
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let sink = sent.clone();
+    gui::bind(
+        &app,
+        &Settings::default(),
+        dir.path().to_path_buf(),
+        None,
+        Rc::new(move |c| sink.borrow_mut().push(c)),
+    );
+    app.set_nick("ana".into());
+
+    // The login's button opens the dialog; a port that is not one is refused there.
+    element(&app, "Host a chat on this computer").invoke_accessible_default_action();
+    assert!(app.get_host_visible());
+    app.set_host_port("cien".into());
+    app.invoke_host_start();
+    assert_eq!(
+        app.get_host_error(),
+        "The port must be a number from 1 to 65535."
+    );
+    assert!(!app.get_host_starting());
+
+    // What Start does on its thread, on a free port.
+    let files = host::prepare(dir.path(), None).unwrap();
+    let key_mode = std::fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(key_mode, 0o600);
+    let server = host::start(&files, 0, false).unwrap();
+    let port = server.port;
+    gui::host_started(&app, &files, Ok(server));
+
+    // The window shows what to tell friends, and connects to its own server with the certificate.
+    assert!(!app.get_host_visible());
+    assert!(app.get_hosting());
+    assert!(app.get_host_info_visible());
+    assert_eq!(app.get_hosted_port(), port.to_string());
+    assert_eq!(app.get_host_fingerprint(), files.fingerprint);
+    element(&app, "Fingerprint");
+    element(&app, "Copy Fingerprint");
+    let connect = sent
+        .borrow()
+        .iter()
+        .find_map(|c| match c {
+            Command::Connect(target) => Some((
+                target.host.clone(),
+                target.port,
+                matches!(&target.trust, Trust::CaFile(ca) if *ca == files.cert),
+            )),
+            _ => None,
+        })
+        .expect("no Connect command");
+    assert_eq!(connect, ("127.0.0.1".to_string(), port, true));
+
+    // A friend with the certificate (or its fingerprint) joins; the server is the real one.
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut bob = Client::connect_with(addr, &trusting(&files.cert));
+    bob.send("/nick bob");
+    bob.expect_prefix("WELCOME bob");
+    drop(bob);
+
+    // The window closes: the server stops.
+    gui::stop_hosting();
+    assert!(!listening(port), "the server still listens on {port}");
+
+    // A second start keeps the certificate, so friends' trust stays good.
+    let again = host::prepare(dir.path(), None).unwrap();
+    assert_eq!(again.fingerprint, files.fingerprint);
+}
+
+#[test]
+fn a_server_asked_to_keep_running_outlives_the_window_and_a_busy_port_is_said() {
+    let dir = TempDir::new("host-keep");
+    let me = vec!["AB"; 32].join(":");
+    let files = host::prepare(dir.path(), Some(&me)).unwrap();
+    let operators = std::fs::read_to_string(files.dir.join("operators")).unwrap();
+    assert!(operators.lines().any(|l| l == me), "{operators}");
+    let server = host::start(&files, 0, true).unwrap();
+    let (port, pid) = (server.port, server.pid());
+    drop(server);
+    let _stop = Stop(pid);
+    assert!(listening(port), "the server stopped");
+    // The same port again: the second server cannot listen, and says why.
+    let err = host::start(&files, port, false)
+        .err()
+        .expect("started twice");
+    assert!(err.contains("already in use"), "{err}");
+}
+
+/// Stops a server left running on purpose, whatever the test's outcome.
+struct Stop(u32);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        // SAFETY: a signal to the server this test started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
+}
