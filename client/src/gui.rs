@@ -24,7 +24,9 @@ use crate::present::{
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
-use crate::{AppWindow, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry};
+use crate::{
+    AppWindow, Conversation, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry,
+};
 
 /// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
 /// flooded session stays light.
@@ -71,7 +73,12 @@ pub enum UiEvent {
 
 /// The window's models, and what the UI thread remembers from one event to the next.
 struct UiState {
+    /// The room's log.
     log: Rc<RingModel<LogEntry>>,
+    /// The room, then private conversations (their tabs), each with its own log; which is shown.
+    conversations: Rc<VecModel<Conversation>>,
+    conversation_logs: RefCell<Vec<Rc<RingModel<LogEntry>>>>,
+    current: Cell<usize>,
     users: Rc<VecModel<UserEntry>>,
     commands: Rc<dyn Fn(Command)>,
     /// Presented to servers at every connection; none with --no-identity.
@@ -131,8 +138,12 @@ pub fn bind(
         Some(identity) => app.set_identity(identity.fingerprint.as_str().into()),
         None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
     }
+    let room_log = Rc::new(RingModel::new(settings.log_lines));
     let state = Rc::new(UiState {
-        log: Rc::new(RingModel::new(settings.log_lines)),
+        log: room_log.clone(),
+        conversations: Rc::new(VecModel::from(vec![Conversation::default()])),
+        conversation_logs: RefCell::new(vec![room_log]),
+        current: Cell::new(0),
         users: Rc::new(VecModel::default()),
         commands,
         identity,
@@ -156,6 +167,7 @@ pub fn bind(
         notifier: RefCell::new(Notifier::default()),
     });
     app.set_log(ModelRc::from(state.log.clone()));
+    app.set_conversations(ModelRc::from(state.conversations.clone()));
     app.set_users(ModelRc::from(state.users.clone()));
     app.set_host(settings.host.as_str().into());
     app.set_port(settings.port.to_string().into());
@@ -219,9 +231,28 @@ pub fn bind(
     });
 
     let weak = app.as_weak();
+    let ui = state.clone();
     app.on_user_clicked(move |nick| {
         let Some(app) = weak.upgrade() else { return };
-        app.invoke_start_line(format!("/msg {nick} ").into());
+        let i = ui.open_conversation(&nick);
+        ui.switch_to(&app, i);
+        app.invoke_focus_input();
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_switch_to(move |i| {
+        let Some(app) = weak.upgrade() else { return };
+        ui.switch_to(&app, i.max(0) as usize);
+        app.invoke_focus_input();
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_close_conversation(move |i| {
+        let Some(app) = weak.upgrade() else { return };
+        ui.close_conversation(&app, i.max(0) as usize);
+        app.invoke_focus_input();
     });
 
     let ui = state.clone();
@@ -516,7 +547,15 @@ impl UiState {
             return;
         }
         self.input_history.borrow_mut().sent(text);
-        if self.send_text(app, text) {
+        // In a private conversation, a line that is not a command is for that person.
+        let to_private = self
+            .current_nick()
+            .filter(|_| !text.starts_with('/') || text.starts_with("//"));
+        let text = match to_private {
+            Some(nick) => format!("/msg {nick} {}", text.strip_prefix('/').unwrap_or(text)),
+            None => text.to_string(),
+        };
+        if self.send_text(app, &text) {
             app.set_input("".into());
         }
     }
@@ -528,12 +567,17 @@ impl UiState {
         match parse_client_line(text) {
             ClientLine::Message(body) => self.push_said(LogKind::Own, Said::Message(&me), body),
             ClientLine::Me(body) => self.push_said(LogKind::Own, Said::Action(&me), body),
-            ClientLine::Msg { to, text } => self.push_log(
-                LogKind::Private,
-                strings
-                    .invoke_private_to(to.into(), contained(text).as_ref().into())
-                    .to_string(),
-            ),
+            ClientLine::Msg { to, text } => {
+                let i = self.open_conversation(to);
+                self.switch_to(app, i);
+                self.push_log_in(
+                    i,
+                    LogKind::Private,
+                    strings
+                        .invoke_private_to(to.into(), contained(text).as_ref().into())
+                        .to_string(),
+                );
+            }
             ClientLine::Users => self.users_requested.set(true),
             ClientLine::Quit(_) => {
                 app.set_input("".into());
@@ -713,6 +757,102 @@ impl UiState {
         self.push_log_at(clock(), kind, text);
     }
 
+    /// The conversation with `nick`, if open (nicknames compare without case, as the server's).
+    fn conversation_index(&self, nick: &str) -> Option<usize> {
+        let nick = nick.to_lowercase();
+        self.conversations
+            .iter()
+            .position(|c| !c.nick.is_empty() && c.nick.to_lowercase() == nick)
+    }
+
+    /// The conversation with `nick`, opened after the others if it was not.
+    fn open_conversation(&self, nick: &str) -> usize {
+        if let Some(i) = self.conversation_index(nick) {
+            return i;
+        }
+        let capacity = self.log.capacity();
+        self.conversation_logs
+            .borrow_mut()
+            .push(Rc::new(RingModel::new(capacity)));
+        self.conversations.push(Conversation {
+            nick: nick.into(),
+            unread: 0,
+        });
+        self.conversations.row_count() - 1
+    }
+
+    /// The person of the conversation shown, or none in the room.
+    fn current_nick(&self) -> Option<String> {
+        let conversation = self.conversations.row_data(self.current.get())?;
+        (!conversation.nick.is_empty()).then(|| conversation.nick.to_string())
+    }
+
+    fn switch_to(&self, app: &AppWindow, i: usize) {
+        let Some(log) = self.conversation_logs.borrow().get(i).cloned() else {
+            return;
+        };
+        self.current.set(i);
+        app.set_log(ModelRc::from(log));
+        app.set_current_conversation(i as i32);
+        if let Some(conversation) = self.conversations.row_data(i) {
+            if conversation.unread > 0 {
+                self.conversations.set_row_data(
+                    i,
+                    Conversation {
+                        unread: 0,
+                        ..conversation
+                    },
+                );
+            }
+        }
+    }
+
+    /// × on a private conversation's tab: its lines go with it; the room cannot be closed.
+    fn close_conversation(&self, app: &AppWindow, i: usize) {
+        if i == 0 || i >= self.conversations.row_count() {
+            return;
+        }
+        let shown = self.current.get();
+        self.conversations.remove(i);
+        self.conversation_logs.borrow_mut().remove(i);
+        let next = match shown {
+            s if s == i => i - 1,
+            s if s > i => s - 1,
+            s => s,
+        };
+        self.switch_to(app, next);
+    }
+
+    /// A line in conversation `i` (the room is 0); what was said counts as unread while another
+    /// is shown.
+    fn push_log_in(&self, i: usize, kind: LogKind, text: String) {
+        if i == 0 {
+            return self.push_log(kind, text);
+        }
+        let Some(log) = self.conversation_logs.borrow().get(i).cloned() else {
+            return;
+        };
+        log.push(LogEntry {
+            time: clock().into(),
+            kind,
+            link: first_link(&text).unwrap_or_default().into(),
+            text: glyphs::visible(&text).as_ref().into(),
+            ..Default::default()
+        });
+        // What was said counts; that they left or changed name does not.
+        if i != self.current.get() && kind == LogKind::Private {
+            if let Some(conversation) = self.conversations.row_data(i) {
+                self.conversations.set_row_data(
+                    i,
+                    Conversation {
+                        unread: conversation.unread + 1,
+                        ..conversation
+                    },
+                );
+            }
+        }
+    }
+
     fn push_log_at(&self, time: String, kind: LogKind, text: String) {
         self.log.push(LogEntry {
             time: time.into(),
@@ -730,6 +870,18 @@ impl UiState {
             self.push_log_at(clock(), LogKind::System, separator);
         }
         self.push_said_at(clock(), kind, said, body);
+        // Someone spoke in the room while a private conversation is shown: the room's tab counts.
+        if self.current.get() != 0 && kind != LogKind::Own {
+            if let Some(room) = self.conversations.row_data(0) {
+                self.conversations.set_row_data(
+                    0,
+                    Conversation {
+                        unread: room.unread + 1,
+                        ..room
+                    },
+                );
+            }
+        }
     }
 
     fn push_said_at(&self, time: String, kind: LogKind, said: Said<'_>, body: &str) {
@@ -965,7 +1117,9 @@ impl UiState {
                 self.note_unread(app, mention);
             }
             Shown::Private { from, text } => {
-                self.push_log(
+                let i = self.open_conversation(&from);
+                self.push_log_in(
+                    i,
                     LogKind::Private,
                     strings
                         .invoke_private_from(from.as_str().into(), contained(&text).as_ref().into())
@@ -995,11 +1149,16 @@ impl UiState {
             Shown::Left { nick, reason } => {
                 self.remove_user(&nick);
                 let text = match reason {
-                    Some(r) => {
-                        strings.invoke_left_because(nick.into(), leave_words(app, &contained(&r)))
-                    }
-                    None => strings.invoke_left(nick.into()),
+                    Some(r) => strings.invoke_left_because(
+                        nick.as_str().into(),
+                        leave_words(app, &contained(&r)),
+                    ),
+                    None => strings.invoke_left(nick.as_str().into()),
                 };
+                // Said in the room, and in a conversation with them.
+                if let Some(i) = self.conversation_index(&nick) {
+                    self.push_log_in(i, LogKind::System, text.to_string());
+                }
                 self.push_log(LogKind::System, text.to_string());
             }
             Shown::Renamed { old, new } => {
@@ -1015,6 +1174,18 @@ impl UiState {
                 }
                 if app.get_my_nick() == old.as_str() {
                     app.set_my_nick(new.as_str().into());
+                }
+                // A conversation follows the person under the new name.
+                if let Some(i) = self.conversation_index(&old) {
+                    let renamed = strings.invoke_renamed(old.as_str().into(), new.as_str().into());
+                    self.conversations.set_row_data(
+                        i,
+                        Conversation {
+                            nick: new.as_str().into(),
+                            ..self.conversations.row_data(i).unwrap_or_default()
+                        },
+                    );
+                    self.push_log_in(i, LogKind::System, renamed.to_string());
                 }
                 self.push_log(
                     LogKind::System,
@@ -1083,7 +1254,9 @@ impl UiState {
                 LogKind::System,
                 strings.invoke_notice(notice_words(app, &text)).to_string(),
             ),
-            Shown::Error { code, text } => self.push_log(
+            // An answer to what the user just did: shown where they are.
+            Shown::Error { code, text } => self.push_log_in(
+                self.current.get(),
                 LogKind::Error,
                 strings
                     .invoke_error(server_error(app, &code, &text))

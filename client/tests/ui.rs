@@ -145,20 +145,23 @@ fn enter_sends_too() {
 fn commands_typed_in_the_input_work() {
     let ui = ui("en");
     ui.registered("ana");
-    for line in ["/me saluda", "/msg bob psst", "/nick anita", "//tmp"] {
+    for line in ["/me saluda", "/nick anita", "//tmp", "/msg bob psst"] {
         ui.app.set_input(line.into());
         ui.app.invoke_send(line.into());
     }
     assert_eq!(
         ui.sent_lines(),
-        vec!["/me saluda", "/msg bob psst", "/nick anita", "//tmp"]
+        vec!["/me saluda", "/nick anita", "//tmp", "/msg bob psst"]
     );
+    // /msg opened the conversation with bob, and shows it.
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    assert_eq!(
+        ui.log(),
+        [(LogKind::Private, "(private to bob) psst".to_string())]
+    );
+    ui.app.invoke_switch_to(0);
     let log = ui.log();
     assert!(log.contains(&own("* ana saluda")), "{log:?}");
-    assert!(
-        log.contains(&(LogKind::Private, "(private to bob) psst".into())),
-        "{log:?}"
-    );
     assert!(log.contains(&own("ana: /tmp")), "{log:?}");
     ui.show(Shown::Renamed {
         old: "ana".into(),
@@ -236,15 +239,22 @@ fn clicking_a_name_starts_a_private_message() {
     ui.registered("ana");
     ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
     ui.element("bob").invoke_accessible_default_action();
-    assert_eq!(ui.app.get_input(), "/msg bob ");
-    // The cursor is after the name: what is typed next is the message.
+    // A conversation with bob, shown, and the input ready for what to say.
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    ui.element("Private with bob, 0 unread");
     ui.app
         .window()
         .dispatch_event(WindowEvent::KeyPressed { text: "h".into() });
     ui.app
         .window()
         .dispatch_event(WindowEvent::KeyReleased { text: "h".into() });
-    assert_eq!(ui.app.get_input(), "/msg bob h");
+    assert_eq!(ui.app.get_input(), "h");
+    ui.press_enter();
+    assert_eq!(ui.sent_lines(), ["/msg bob h"]);
+    assert_eq!(
+        ui.last_log(),
+        (LogKind::Private, "(private to bob) h".into())
+    );
 }
 
 #[test]
@@ -274,13 +284,84 @@ fn messages_private_lines_and_errors_are_told_apart() {
         kinds,
         vec![
             LogKind::Message,
-            LogKind::Private,
             LogKind::Action,
             LogKind::Error,
             LogKind::System
         ]
     );
-    assert_eq!(log[2].1, "(private) bob: psst");
+    // The private line is in bob's conversation, counted until it is shown.
+    ui.element("Private with bob, 1 unread");
+    ui.app.invoke_switch_to(1);
+    assert_eq!(ui.log(), [(LogKind::Private, "(private) bob: psst".into())]);
+    ui.element("Private with bob, 0 unread");
+}
+
+#[test]
+fn private_conversations_have_tabs_with_unread_counts_and_follow_renames() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec![
+        "ana".into(),
+        "bob".into(),
+        "cleo".into(),
+    ]));
+    // No tabs while there is only the room.
+    assert!(
+        ElementHandle::find_by_accessible_label(&ui.app, "Chat room, 0 unread")
+            .next()
+            .is_none()
+    );
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "uno".into(),
+    });
+    ui.show(Shown::Private {
+        from: "Cleo".into(),
+        text: "dos".into(),
+    });
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "tres".into(),
+    });
+    // The room stays first and shown; each person has a tab counting what they said.
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    ui.element("Chat room, 0 unread");
+    ui.element("Private with bob, 2 unread");
+    ui.element("Private with Cleo, 1 unread");
+    // In bob's tab, a line is for bob; the room counts what is said there meanwhile.
+    ui.element("Private with bob, 2 unread")
+        .invoke_accessible_default_action();
+    ui.app.set_input("vale".into());
+    ui.press_enter();
+    assert_eq!(ui.sent_lines(), ["/msg bob vale"]);
+    ui.show(Shown::Message {
+        from: "cleo".into(),
+        text: "hola a todos".into(),
+    });
+    ui.element("Chat room, 1 unread");
+    // bob becomes roberto: the tab follows, and says so.
+    ui.show(Shown::Renamed {
+        old: "bob".into(),
+        new: "roberto".into(),
+    });
+    ui.element("Private with roberto, 0 unread");
+    assert_eq!(
+        ui.last_log(),
+        (LogKind::System, "bob is now known as roberto".into())
+    );
+    ui.app.set_input("sigues?".into());
+    ui.press_enter();
+    assert_eq!(ui.sent_lines().last().unwrap(), "/msg roberto sigues?");
+    // Closing it shows the tab before; the room cannot be closed.
+    ui.element("Close the conversation with roberto")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    assert!(
+        ElementHandle::find_by_accessible_label(&ui.app, "Private with roberto, 0 unread")
+            .next()
+            .is_none()
+    );
+    ui.element("Private with Cleo, 1 unread");
 }
 
 #[test]
