@@ -1317,3 +1317,67 @@ fn pasting_several_lines_asks_first_then_sends_them_paced_as_messages() {
     // What the user was typing is still there.
     assert_eq!(ui.app.get_input(), "a medias");
 }
+
+/// Every control a person can use, named for screen readers: buttons, inputs, checkboxes, tabs
+/// (read-only text, the log's lines among them, is read by its value).
+/// Returns how many controls were looked at, and those without a name.
+fn unnamed_controls(ui: &Ui) -> (usize, Vec<String>) {
+    use i_slint_backend_testing::{AccessibleRole, ElementQuery};
+    let controls: Vec<_> = ElementQuery::from_root(&ui.app)
+        .match_descendants()
+        .find_all()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.accessible_role(),
+                Some(
+                    AccessibleRole::Button
+                        | AccessibleRole::TextInput
+                        | AccessibleRole::Checkbox
+                        | AccessibleRole::Tab
+                        | AccessibleRole::Combobox
+                )
+            )
+        })
+        .filter(|e| e.accessible_read_only() != Some(true))
+        .collect();
+    let unnamed = controls
+        .iter()
+        .filter(|e| e.accessible_label().is_none_or(|l| l.trim().is_empty()))
+        .map(|e| format!("{:?} {:?}", e.accessible_role(), e.accessible_value()))
+        .collect();
+    (controls.len(), unnamed)
+}
+
+#[test]
+fn every_control_has_an_accessible_name() {
+    let ui = ui_as("en", true);
+    let (login, unnamed) = unnamed_controls(&ui);
+    assert_eq!(unnamed, Vec::<String>::new(), "login page");
+    // Server, port, nickname, password, certificate; Connect, About, Host a chat.
+    assert!(login >= 8, "only {login} controls found on the login page");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
+    ui.show(Shown::Operator("ana".into()));
+    ui.show(Shown::Message {
+        from: "bob".into(),
+        text: "https://example.org".into(),
+    });
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "psst".into(),
+    });
+    let (chat, unnamed) = unnamed_controls(&ui);
+    assert_eq!(unnamed, Vec::<String>::new(), "chat page");
+    assert!(chat > login, "{chat} controls with the chat page");
+    // Every dialog open at once.
+    ui.app.set_about_visible(true);
+    ui.app.set_trust_visible(true);
+    ui.app.set_moderate_visible(true);
+    ui.app.set_paste_visible(true);
+    ui.app.set_host_visible(true);
+    ui.app.set_host_info_visible(true);
+    let (dialogs, unnamed) = unnamed_controls(&ui);
+    assert_eq!(unnamed, Vec::<String>::new(), "dialogs");
+    assert!(dialogs > chat + 10, "{dialogs} controls with every dialog");
+}
