@@ -1,7 +1,7 @@
 //! A real window under Xvfb, typed into with xdotool, chatting with a live server through TLS.
 //! Needs the Debian packages xvfb, xdotool and imagemagick (.ci/run installs them).
-//! `CHARLA_SCREENSHOT=docs/screenshot.png cargo test -p charla --test window` refreshes the
-//! README's screenshot.
+//! `CHARLA_SCREENSHOT_DIR=docs cargo test -p charla --test window` refreshes the README's
+//! screenshots (one per theme).
 
 use charla_test_support as common;
 
@@ -180,4 +180,132 @@ fn a_window_chats_with_a_live_server() {
         .unwrap();
     assert!(status.success(), "{status:?}");
     drop(eva);
+}
+
+/// The average brightness of a picture, 0 (black) to 1 (white), as ImageMagick measures it.
+fn brightness(x: &Xvfb, picture: &std::path::Path) -> f64 {
+    let out = x.run(
+        "convert",
+        &[
+            picture.to_str().unwrap(),
+            "-colorspace",
+            "Gray",
+            "-format",
+            "%[fx:mean]",
+            "info:",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The window in each theme with what the README shows: nickname colours, a link, a mention, a
+/// private conversation's tab and the unread count in the title. `CHARLA_SCREENSHOT_DIR=docs
+/// cargo test -p charla --test window` writes them as docs/screenshot-light.png and
+/// docs/screenshot-dark.png.
+#[test]
+fn screenshots_in_the_light_and_the_dark_theme() {
+    require_program("convert");
+    let x = Xvfb::start();
+    let shots = TempDir::new("theme-shots");
+    let dir = std::env::var("CHARLA_SCREENSHOT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| shots.path().to_path_buf());
+    let root_window = String::from_utf8(
+        x.run("xdotool", &["search", "--maxdepth", "0", "--name", ""])
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let mut seen = Vec::new();
+    for theme in ["light", "dark"] {
+        // A server of its own: the second window does not see the first one's lines as history.
+        let server = Server::start(&[]);
+        let config = TempDir::new(&format!("theme-{theme}"));
+        std::fs::write(config.path().join("settings"), format!("theme={theme}\n")).unwrap();
+        let mut bob = server.join("bob");
+        let mut eva = server.join("eva");
+        let mut charla = Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args([
+                "--connect",
+                "--lang",
+                "en",
+                "--host",
+                "localhost",
+                "--nick",
+                "ana",
+            ])
+            .args([
+                "--port",
+                &server.addr.port().to_string(),
+                "--ca",
+                certs().cert.to_str().unwrap(),
+            ])
+            .arg("--config-dir")
+            .arg(config.path())
+            .env("DISPLAY", &x.display)
+            .env("LANG", "C")
+            .spawn()
+            .unwrap();
+        bob.expect_line("JOIN ana");
+        let found = x.run(
+            "xdotool",
+            &[
+                "search",
+                "--sync",
+                "--onlyvisible",
+                "--name",
+                "^Charla: ana$",
+            ],
+        );
+        let window = String::from_utf8(found.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        x.run("xdotool", &["windowfocus", "--sync", &window]);
+        x.run("xdotool", &["type", "--delay", "20", "Hola a los dos!"]);
+        x.run("xdotool", &["key", "Return"]);
+        bob.expect_line("MSG ana Hola a los dos!");
+        eva.expect_line("MSG ana Hola a los dos!");
+        // The user looks elsewhere; three lines come, and the title counts them: then all three
+        // have been taken by the window.
+        x.run("xdotool", &["windowfocus", "--sync", &root_window]);
+        bob.send("ana, has visto https://slint.dev?");
+        eva.send("/me llega con café ☕");
+        bob.send("/msg ana ¿hablamos luego?");
+        x.run(
+            "xdotool",
+            &["search", "--sync", "--name", "^\\(3\\) Charla: ana$"],
+        );
+        let shot = dir.join(format!("screenshot-{theme}.png"));
+        // A debug build repaints slowly: take pictures until two in a row are the same.
+        let mut previous = Vec::new();
+        for _ in 0..30 {
+            x.run("import", &["-window", &window, shot.to_str().unwrap()]);
+            let picture = std::fs::read(&shot).unwrap();
+            if picture == previous {
+                break;
+            }
+            previous = picture;
+        }
+        seen.push((theme, brightness(&x, &shot)));
+        x.run("xdotool", &["windowfocus", "--sync", &window]);
+        x.run("xdotool", &["type", "--delay", "20", "/quit"]);
+        x.run("xdotool", &["key", "Return"]);
+        bob.expect_line("LEAVE ana");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(charla.wait());
+        });
+        let status = rx
+            .recv_timeout(DEADLINE)
+            .expect("the window did not close")
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+    let (light, dark) = (seen[0].1, seen[1].1);
+    assert!(light > 0.7, "the light theme's picture is light: {seen:?}");
+    assert!(dark < 0.35, "the dark theme's picture is dark: {seen:?}");
 }
