@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Measures the Charla window as a user meets it, under Xvfb against the real server (release
+# builds): start to window mapped, idle memory, key press to letter painted (idle, and during a
+# burst of 10,000 64-byte lines), the burst's CPU. Prints one JSON line per run; figures for
+# docs/benchmarks.md come from here.
+#   scripts/bench-client.sh          3 runs
+#   RUNS=5 scripts/bench-client.sh
+# Needs Xvfb (scripts/install-packages.sh --tests) and python3; python-xlib (for XTEST and
+# GetImage) is installed from PyPI into target/bench-venv on the first run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p charla-server -p charla
+venv=target/bench-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import Xlib' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q python-xlib
+fi
+dir=$(mktemp -d)
+trap 'kill "${server_pid:-}" "${xvfb_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
+
+# An X server of our own; -displayfd says which display it took once it is ready.
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$dir/display" 2>/dev/null &
+xvfb_pid=$!
+for _ in $(seq 100); do [ -s "$dir/display" ] && break; sleep 0.05; done
+export DISPLAY=":$(cat "$dir/display")"
+
+for run in $(seq "${RUNS:-3}"); do
+    port=$((24000 + run))
+    target/release/charla-server --bind "127.0.0.1:$port" --cert "$dir/certs/server-cert.pem" \
+        --key "$dir/certs/server-key.key" --flood-rate 0 --history 0 2>"$dir/server.log" &
+    server_pid=$!
+    for _ in $(seq 100); do grep -q "listening on" "$dir/server.log" && break; sleep 0.05; done
+    "$venv/bin/python" scripts/bench-client.py --charla target/release/charla --port "$port" \
+        --ca "$dir/certs/server-cert.pem"
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+done
