@@ -298,15 +298,26 @@ fn run_window(
             .invoke_no_identity_error(why.into());
         app.set_identity_note(note);
     }
-    // Whether the window is the active one: Slint's own API does not say, winit's events do.
+    // winit's window events, which Slint's own API does not give: whether the window is the active
+    // one, and the moment a key is pressed.
     {
         use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
         let weak = app.as_weak();
-        app.window().on_winit_window_event(move |_, event| {
-            if let WindowEvent::Focused(active) = event {
-                if let Some(app) = weak.upgrade() {
-                    gui::window_activated(&app, *active);
+        app.window().on_winit_window_event(move |window, event| {
+            match event {
+                WindowEvent::Focused(active) => {
+                    if let Some(app) = weak.upgrade() {
+                        gui::window_activated(&app, *active);
+                    }
                 }
+                // On X11, Slint draws a change at its next frame tick, started by the change:
+                // a key typed into an idle window was painted one frame (~16 ms) late. winit
+                // delivers this redraw once the key has been handled, in the same turn of the
+                // event loop (measured with scripts/bench-client.sh, docs/benchmarks.md).
+                WindowEvent::KeyboardInput { .. } | WindowEvent::Ime(_) => {
+                    window.with_winit_window(|w| w.request_redraw());
+                }
+                _ => {}
             }
             EventResult::Propagate
         });
