@@ -142,6 +142,9 @@ def main():
     d.sync()
     config = tempfile.mkdtemp(prefix="charla-bench-client-")
     common = ["--host", "127.0.0.1", "--port", args.port, "--ca", args.ca, "--lang", "en"]
+    # The identity is made on the first run only: made here first, as a user's would be.
+    subprocess.run([args.charla, "--show-identity", "--config-dir", config],
+                   stdout=subprocess.DEVNULL, check=True)
     spawned = time.monotonic()
     charla = subprocess.Popen(
         [args.charla, "--connect", "--nick", "bench", "--config-dir", config] + common,
