@@ -1381,3 +1381,26 @@ fn every_control_has_an_accessible_name() {
     assert_eq!(unnamed, Vec::<String>::new(), "dialogs");
     assert!(dialogs > chat + 10, "{dialogs} controls with every dialog");
 }
+
+#[test]
+fn the_user_list_is_reached_and_used_with_the_keyboard() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec![
+        "ana".into(),
+        "bob".into(),
+        "cleo".into(),
+    ]));
+    ui.app.invoke_focus_input();
+    // From the empty input: Send, List users, Exit, About, then the list.
+    for _ in 0..5 {
+        press(&ui, Key::Tab);
+    }
+    // The first name is chosen on arrival; Down twice, Up once: bob. Enter writes to him.
+    press(&ui, Key::DownArrow);
+    press(&ui, Key::DownArrow);
+    press(&ui, Key::UpArrow);
+    ui.press_enter();
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    ui.element("Private with bob, 0 unread");
+}
