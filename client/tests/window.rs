@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 
-use common::{certs, require_program, Server, TempDir, DEADLINE};
+use common::{certs, require_program, Client, Server, TempDir, DEADLINE};
 
 /// An X server of our own; `-displayfd` tells when it is ready and which display it took.
 struct Xvfb {
@@ -76,13 +76,11 @@ impl Drop for Xvfb {
     }
 }
 
-#[test]
-fn a_window_chats_with_a_live_server() {
-    let x = Xvfb::start();
-    let server = Server::start(&[]);
-    let mut bob = server.join("bob");
-    let config = TempDir::new("window");
-    let mut charla = Command::new(env!("CARGO_BIN_EXE_charla"))
+/// `charla` as a user starts it: joining `server` as ana, the test certificate trusted, the
+/// settings (`settings` file contents) in a config dir of its own.
+fn start_charla(x: &Xvfb, server: &Server, config: &TempDir, settings: &str) -> Child {
+    std::fs::write(config.path().join("settings"), settings).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_charla"))
         .args([
             "--connect",
             "--lang",
@@ -103,12 +101,16 @@ fn a_window_chats_with_a_live_server() {
         .env("DISPLAY", &x.display)
         .env("LANG", "C")
         .spawn()
-        .unwrap();
+        .unwrap()
+}
 
-    bob.expect_next("JOIN ana");
-    // The server has registered ana; the window shows the chat (and its title says so) a moment
-    // later: keys typed before would go to the login page. Only a mapped window can take the
-    // keyboard (SetInputFocus on one not yet shown fails with BadMatch): visible, not just made.
+/// The chat window, once the server has registered ana (`witness` saw her JOIN): it shows the
+/// chat (and its title says so) a moment later, and keys typed before would go to the login
+/// page. Only a mapped window can take the keyboard (SetInputFocus on one not yet shown fails
+/// with BadMatch): visible, not just made. Bare Xvfb has no window manager: the test gives the
+/// window the keyboard itself.
+fn chat_window(x: &Xvfb, witness: &mut Client) -> String {
+    witness.expect_line("JOIN ana");
     let found = x.run(
         "xdotool",
         &[
@@ -125,8 +127,48 @@ fn a_window_chats_with_a_live_server() {
         .next()
         .unwrap()
         .to_string();
-    // Bare Xvfb has no window manager: give the window the keyboard ourselves.
     x.run("xdotool", &["windowfocus", "--sync", &window]);
+    window
+}
+
+/// The window's picture in `shot`, once it has stopped changing (a debug build repaints slowly).
+fn picture_when_still(x: &Xvfb, window: &str, shot: &std::path::Path) {
+    let mut previous = Vec::new();
+    for _ in 0..30 {
+        x.run("import", &["-window", window, shot.to_str().unwrap()]);
+        let picture = std::fs::read(shot).unwrap();
+        if picture == previous {
+            break;
+        }
+        previous = picture;
+    }
+}
+
+/// /quit typed into the window: the server sees ana leave and the program ends well.
+fn quit(x: &Xvfb, window: &str, mut charla: Child, witness: &mut Client) {
+    x.run("xdotool", &["windowfocus", "--sync", window]);
+    x.run("xdotool", &["type", "--delay", "20", "/quit"]);
+    x.run("xdotool", &["key", "Return"]);
+    witness.expect_line("LEAVE ana");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(charla.wait());
+    });
+    let status = rx
+        .recv_timeout(DEADLINE)
+        .expect("the window did not close")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_window_chats_with_a_live_server() {
+    let x = Xvfb::start();
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let config = TempDir::new("window");
+    let charla = start_charla(&x, &server, &config, "");
+    let window = chat_window(&x, &mut bob);
     x.run(
         "xdotool",
         &["type", "--delay", "30", "hola desde la ventana"],
@@ -151,34 +193,14 @@ fn a_window_chats_with_a_live_server() {
     let shot = std::env::var("CHARLA_SCREENSHOT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| shots.path().join("charla-window.png"));
-    // A debug build repaints slowly: take pictures until two in a row are the same.
-    let mut previous = Vec::new();
-    for _ in 0..30 {
-        x.run("import", &["-window", &window, shot.to_str().unwrap()]);
-        let picture = std::fs::read(&shot).unwrap();
-        if picture == previous {
-            break;
-        }
-        previous = picture;
-    }
+    picture_when_still(&x, &window, &shot);
     let size = std::fs::metadata(&shot).unwrap().len();
     assert!(
         size > 10_000,
         "a screenshot of a drawn window, not an empty screen ({size} bytes)"
     );
 
-    x.run("xdotool", &["type", "--delay", "30", "/quit"]);
-    x.run("xdotool", &["key", "Return"]);
-    bob.expect_line("LEAVE ana");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(charla.wait());
-    });
-    let status = rx
-        .recv_timeout(DEADLINE)
-        .expect("the window did not close")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    quit(&x, &window, charla, &mut bob);
     drop(eva);
 }
 
@@ -222,49 +244,10 @@ fn screenshots_in_the_light_and_the_dark_theme() {
         // A server of its own: the second window does not see the first one's lines as history.
         let server = Server::start(&[]);
         let config = TempDir::new(&format!("theme-{theme}"));
-        std::fs::write(config.path().join("settings"), format!("theme={theme}\n")).unwrap();
         let mut bob = server.join("bob");
         let mut eva = server.join("eva");
-        let mut charla = Command::new(env!("CARGO_BIN_EXE_charla"))
-            .args([
-                "--connect",
-                "--lang",
-                "en",
-                "--host",
-                "localhost",
-                "--nick",
-                "ana",
-            ])
-            .args([
-                "--port",
-                &server.addr.port().to_string(),
-                "--ca",
-                certs().cert.to_str().unwrap(),
-            ])
-            .arg("--config-dir")
-            .arg(config.path())
-            .env("DISPLAY", &x.display)
-            .env("LANG", "C")
-            .spawn()
-            .unwrap();
-        bob.expect_line("JOIN ana");
-        let found = x.run(
-            "xdotool",
-            &[
-                "search",
-                "--sync",
-                "--onlyvisible",
-                "--name",
-                "^Charla: ana$",
-            ],
-        );
-        let window = String::from_utf8(found.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_string();
-        x.run("xdotool", &["windowfocus", "--sync", &window]);
+        let charla = start_charla(&x, &server, &config, &format!("theme={theme}\n"));
+        let window = chat_window(&x, &mut bob);
         x.run("xdotool", &["type", "--delay", "20", "Hola a los dos!"]);
         x.run("xdotool", &["key", "Return"]);
         bob.expect_line("MSG ana Hola a los dos!");
@@ -280,30 +263,9 @@ fn screenshots_in_the_light_and_the_dark_theme() {
             &["search", "--sync", "--name", "^\\(3\\) Charla: ana$"],
         );
         let shot = dir.join(format!("screenshot-{theme}.png"));
-        // A debug build repaints slowly: take pictures until two in a row are the same.
-        let mut previous = Vec::new();
-        for _ in 0..30 {
-            x.run("import", &["-window", &window, shot.to_str().unwrap()]);
-            let picture = std::fs::read(&shot).unwrap();
-            if picture == previous {
-                break;
-            }
-            previous = picture;
-        }
+        picture_when_still(&x, &window, &shot);
         seen.push((theme, brightness(&x, &shot)));
-        x.run("xdotool", &["windowfocus", "--sync", &window]);
-        x.run("xdotool", &["type", "--delay", "20", "/quit"]);
-        x.run("xdotool", &["key", "Return"]);
-        bob.expect_line("LEAVE ana");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(charla.wait());
-        });
-        let status = rx
-            .recv_timeout(DEADLINE)
-            .expect("the window did not close")
-            .unwrap();
-        assert!(status.success(), "{status:?}");
+        quit(&x, &window, charla, &mut bob);
     }
     let (light, dark) = (seen[0].1, seen[1].1);
     assert!(light > 0.7, "the light theme's picture is light: {seen:?}");
