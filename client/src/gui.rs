@@ -547,16 +547,19 @@ impl UiState {
             return;
         }
         self.input_history.borrow_mut().sent(text);
-        // In a private conversation, a line that is not a command is for that person.
+        if self.send_text(app, &self.addressed(text)) {
+            app.set_input("".into());
+        }
+    }
+
+    /// In a private conversation, a line that is not a command is for that person.
+    fn addressed(&self, text: &str) -> String {
         let to_private = self
             .current_nick()
             .filter(|_| !text.starts_with('/') || text.starts_with("//"));
-        let text = match to_private {
+        match to_private {
             Some(nick) => format!("/msg {nick} {}", text.strip_prefix('/').unwrap_or(text)),
             None => text.to_string(),
-        };
-        if self.send_text(app, &text) {
-            app.set_input("".into());
         }
     }
 
@@ -698,11 +701,12 @@ impl UiState {
         app.set_paste_visible(false);
         let lines = std::mem::take(&mut *self.paste_offered.borrow_mut());
         let mut queue = self.paste_queue.borrow_mut();
+        // Addressed now: to the conversation shown when they were pasted.
         queue.extend(lines.into_iter().map(|line| {
             if line.starts_with('/') {
-                format!("/{line}")
+                self.addressed(&format!("/{line}"))
             } else {
-                line
+                self.addressed(&line)
             }
         }));
         drop(queue);

@@ -1404,3 +1404,17 @@ fn the_user_list_is_reached_and_used_with_the_keyboard() {
     assert_eq!(ui.app.get_current_conversation(), 1);
     ui.element("Private with bob, 0 unread");
 }
+
+#[test]
+fn lines_pasted_in_a_private_conversation_go_to_that_person() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "¿me pasas la lista?".into(),
+    });
+    ui.app.invoke_switch_to(1);
+    assert!(ui.app.invoke_pasted("pan\n/leche\n".into()));
+    ui.element("Send them").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines(), ["/msg bob pan", "/msg bob /leche"]);
+}
