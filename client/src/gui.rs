@@ -234,6 +234,9 @@ pub fn bind(
     let ui = state.clone();
     app.on_user_clicked(move |nick| {
         let Some(app) = weak.upgrade() else { return };
+        if nick == app.get_my_nick() {
+            return;
+        }
         let i = ui.open_conversation(&nick);
         ui.switch_to(&app, i);
         app.invoke_focus_input();
@@ -547,13 +550,17 @@ impl UiState {
             return;
         }
         self.input_history.borrow_mut().sent(text);
-        if self.send_text(app, &self.addressed(text)) {
+        if self.send_text(app, &self.addressed(text), true) {
             app.set_input("".into());
         }
     }
 
     /// In a private conversation, a line that is not a command is for that person.
     fn addressed(&self, text: &str) -> String {
+        // There are no private actions: /me in a private conversation is said to that person.
+        if let (Some(nick), ClientLine::Me(body)) = (self.current_nick(), parse_client_line(text)) {
+            return format!("/msg {nick} * {body}");
+        }
         let to_private = self
             .current_nick()
             .filter(|_| !text.starts_with('/') || text.starts_with("//"));
@@ -564,7 +571,9 @@ impl UiState {
     }
 
     /// Sends a line (a message or a command) and shows it; false when it made the window leave.
-    fn send_text(&self, app: &AppWindow, text: &str) -> bool {
+    /// `show_conversation`: a private line opens its conversation and shows it (typed), or
+    /// only opens it (pasted lines, sent later).
+    fn send_text(&self, app: &AppWindow, text: &str, show_conversation: bool) -> bool {
         let me = app.get_my_nick().to_string();
         let strings = app.global::<Strings>();
         match parse_client_line(text) {
@@ -572,7 +581,9 @@ impl UiState {
             ClientLine::Me(body) => self.push_said(LogKind::Own, Said::Action(&me), body),
             ClientLine::Msg { to, text } => {
                 let i = self.open_conversation(to);
-                self.switch_to(app, i);
+                if show_conversation {
+                    self.switch_to(app, i);
+                }
                 self.push_log_in(
                     i,
                     LogKind::Private,
@@ -596,6 +607,10 @@ impl UiState {
     /// Start in the host dialog: the certificate is made and the server started here (both
     /// quick), and waited for on a thread of its own; `host_started` gets the outcome.
     fn start_hosting(&self, app: &AppWindow) {
+        // One hosted chat per window, started once.
+        if app.get_host_starting() || self.hosted.borrow().is_some() {
+            return;
+        }
         let strings = app.global::<Strings>();
         let Some(port) = app
             .get_host_port()
@@ -653,8 +668,10 @@ impl UiState {
                 return;
             }
         };
+        // The server listens on IPv4 (0.0.0.0): only those addresses reach it.
         let addresses: Vec<String> = host::network_addresses()
             .iter()
+            .filter(|ip| ip.is_ipv4())
             .map(|ip| ip.to_string())
             .collect();
         app.set_host_addresses(addresses.join(", ").into());
@@ -740,7 +757,8 @@ impl UiState {
         let Some(line) = self.paste_queue.borrow_mut().pop_front() else {
             return false;
         };
-        self.send_text(app, &line)
+        // Shown in its conversation, without pulling the user back to it.
+        self.send_text(app, &line, false)
     }
 
     fn exit(&self, app: &AppWindow) {
@@ -1179,7 +1197,15 @@ impl UiState {
                 if app.get_my_nick() == old.as_str() {
                     app.set_my_nick(new.as_str().into());
                 }
-                // A conversation follows the person under the new name.
+                // A conversation follows the person under the new name; one already open under
+                // that name (someone who had it before) is closed, so that lines have one place.
+                if let (Some(i), Some(j)) =
+                    (self.conversation_index(&old), self.conversation_index(&new))
+                {
+                    if i != j {
+                        self.close_conversation(app, j);
+                    }
+                }
                 if let Some(i) = self.conversation_index(&old) {
                     let renamed = strings.invoke_renamed(old.as_str().into(), new.as_str().into());
                     self.conversations.set_row_data(
@@ -1272,6 +1298,11 @@ impl UiState {
 }
 
 fn back_to_login(app: &AppWindow, error: SharedString) {
+    // A paste still being sent was for the server that is gone: not for the next one.
+    if let Some(state) = bound_state() {
+        state.paste_queue.borrow_mut().clear();
+        state.paste_timer.stop();
+    }
     app.set_online(false);
     app.set_operator(false);
     app.set_busy(false);

@@ -157,7 +157,8 @@ impl HostedServer {
 
 impl Drop for HostedServer {
     fn drop(&mut self) {
-        if self.keep_running {
+        // Already ended (and reaped: its pid may belong to another process by now), or kept.
+        if self.keep_running || matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
         // SAFETY: a signal to our own child, not yet waited for.

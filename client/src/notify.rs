@@ -40,6 +40,7 @@ impl Notifier {
 fn run(rx: Receiver<Notification>) {
     let mut bus: Option<zbus::blocking::Connection> = None;
     let mut bus_failed = false;
+    let mut markup: Option<bool> = None;
     while let Ok(first) = rx.recv() {
         let mut newest = first;
         let mut more = 0;
@@ -65,8 +66,11 @@ fn run(rx: Receiver<Notification>) {
             if more > 0 {
                 newest.summary = format!("{} (+{more})", newest.summary);
             }
+            // Asked once: services that take markup in the body get it escaped; the others show
+            // the text as it is.
+            let markup = *markup.get_or_insert_with(|| takes_markup(connection));
             // No service answering is not an error the user can act on.
-            let _ = send(connection, &newest);
+            let _ = send(connection, &newest, markup);
         }
     }
 }
@@ -79,7 +83,31 @@ fn escape_markup(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn send(connection: &zbus::blocking::Connection, n: &Notification) -> zbus::Result<()> {
+fn takes_markup(connection: &zbus::blocking::Connection) -> bool {
+    connection
+        .call_method(
+            Some("org.freedesktop.Notifications"),
+            "/org/freedesktop/Notifications",
+            Some("org.freedesktop.Notifications"),
+            "GetCapabilities",
+            &(),
+        )
+        .ok()
+        .and_then(|reply| reply.body().deserialize::<Vec<String>>().ok())
+        // Unknown (no answer): escaped, the safe side.
+        .is_none_or(|caps| caps.iter().any(|c| c == "body-markup"))
+}
+
+fn send(
+    connection: &zbus::blocking::Connection,
+    n: &Notification,
+    markup: bool,
+) -> zbus::Result<()> {
+    let body = if markup {
+        escape_markup(&n.body)
+    } else {
+        n.body.clone()
+    };
     let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
     hints.insert("desktop-entry", "charla".into());
     hints.insert("category", "im.received".into());
@@ -93,7 +121,7 @@ fn send(connection: &zbus::blocking::Connection, n: &Notification) -> zbus::Resu
             0u32,
             "charla",
             n.summary.as_str(),
-            escape_markup(&n.body).as_str(),
+            body.as_str(),
             Vec::<&str>::new(),
             hints,
             -1i32,

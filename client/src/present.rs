@@ -167,12 +167,15 @@ pub fn first_link(text: &str) -> Option<&str> {
         .min()
     {
         let start = from + found;
-        let at_word_start = text[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c.is_whitespace() || "([<\"'".contains(c));
+        let at_word_start = text[..start].chars().next_back().is_none_or(|c| {
+            c.is_whitespace() || "([<\"'".contains(c) || is_bidi_control(c) || is_invisible(c)
+        });
+        // An address ends at a space, and at anything that would make what is shown differ from
+        // what is opened: a control, a bidi control, an invisible format character.
         let end = text[start..]
-            .find(char::is_whitespace)
+            .find(|c: char| {
+                c.is_whitespace() || c.is_control() || is_bidi_control(c) || is_invisible(c)
+            })
             .map_or(text.len(), |n| start + n);
         let mut link = &text[start..end];
         while let Some(last) = link.chars().next_back() {
@@ -196,6 +199,11 @@ pub fn first_link(text: &str) -> Option<&str> {
         from = end.max(start + 1);
     }
     None
+}
+
+/// Zero-width and other invisible format characters (U+200B–U+200F, U+2060–U+206F, U+FEFF).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
 /// How many colours nicknames are drawn in (`Theme.nick-colors`).
@@ -647,6 +655,13 @@ mod tests {
                 "xhttp://a.org y después http://[::1]:8080/",
                 Some("http://[::1]:8080/"),
             ),
+            // What is opened is what is shown: no bidi override or invisible part in it.
+            (
+                "https://evil.example/\u{202E}gpj.exe",
+                Some("https://evil.example/"),
+            ),
+            ("\u{2068}https://x.org\u{2069}", Some("https://x.org")),
+            ("https://a.org\u{200B}.b", Some("https://a.org")),
         ];
         for (text, link) in cases {
             assert_eq!(first_link(text), link, "{text}");

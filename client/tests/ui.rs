@@ -1418,3 +1418,49 @@ fn lines_pasted_in_a_private_conversation_go_to_that_person() {
     ui.element("Send them").invoke_accessible_default_action();
     assert_eq!(ui.sent_lines(), ["/msg bob pan", "/msg bob /leche"]);
 }
+
+#[test]
+fn private_tabs_keep_their_lines_in_one_place() {
+    let ui = ui("en");
+    ui.registered("ana");
+    ui.show(Shown::Users(vec!["ana".into(), "bob".into()]));
+    // Clicking your own name opens nothing.
+    ui.element("ana").invoke_accessible_default_action();
+    assert_eq!(ui.app.get_conversations().row_count(), 1);
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "hola".into(),
+    });
+    ui.show(Shown::Private {
+        from: "cleo".into(),
+        text: "hola".into(),
+    });
+    // /me in a private conversation is said to that person, not to the room.
+    ui.app.invoke_switch_to(1);
+    ui.app.set_input("/me saluda".into());
+    ui.press_enter();
+    assert_eq!(ui.sent_lines(), ["/msg bob * saluda"]);
+    // A paste for bob, sent paced, does not pull the user back to bob's tab.
+    assert!(ui.app.invoke_pasted("1\n2\n3\n4\n5\n6\n".into()));
+    ui.element("Send them").invoke_accessible_default_action();
+    ui.app.invoke_switch_to(0);
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
+    assert_eq!(ui.sent_lines().last().unwrap(), "/msg bob 6");
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    // cleo takes the name bob had after he left: one tab called bob, the renamed one.
+    ui.show(Shown::Left {
+        nick: "bob".into(),
+        reason: None,
+    });
+    ui.show(Shown::Renamed {
+        old: "cleo".into(),
+        new: "bob".into(),
+    });
+    let names: Vec<String> = ui
+        .app
+        .get_conversations()
+        .iter()
+        .map(|c| c.nick.to_string())
+        .collect();
+    assert_eq!(names, ["", "bob"]);
+}
