@@ -79,6 +79,16 @@ impl Drop for Xvfb {
 /// `charla` as a user starts it: joining `server` as ana, the test certificate trusted, the
 /// settings (`settings` file contents) in a config dir of its own.
 fn start_charla(x: &Xvfb, server: &Server, config: &TempDir, settings: &str) -> Child {
+    start_charla_with(x, server, config, settings, &[])
+}
+
+fn start_charla_with(
+    x: &Xvfb,
+    server: &Server,
+    config: &TempDir,
+    settings: &str,
+    env: &[(&str, &std::path::Path)],
+) -> Child {
     std::fs::write(config.path().join("settings"), settings).unwrap();
     Command::new(env!("CARGO_BIN_EXE_charla"))
         .args([
@@ -100,6 +110,7 @@ fn start_charla(x: &Xvfb, server: &Server, config: &TempDir, settings: &str) -> 
         .arg(config.path())
         .env("DISPLAY", &x.display)
         .env("LANG", "C")
+        .envs(env.iter().copied())
         .spawn()
         .unwrap()
 }
@@ -270,4 +281,62 @@ fn screenshots_in_the_light_and_the_dark_theme() {
     let (light, dark) = (seen[0].1, seen[1].1);
     assert!(light > 0.7, "the light theme's picture is light: {seen:?}");
     assert!(dark < 0.35, "the dark theme's picture is dark: {seen:?}");
+}
+
+/// The X server's root window: focusing it takes the keyboard from the chat window.
+fn root_window(x: &Xvfb) -> String {
+    let out = x.run("xdotool", &["search", "--maxdepth", "0", "--name", ""]);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_link_is_opened_in_the_browser_from_the_keyboard() {
+    let x = Xvfb::start();
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let config = TempDir::new("window-link");
+    // The browser: a script that writes down what it was asked to open ($BROWSER, which the
+    // desktop's opener follows).
+    let browser = config.path().join("browser.sh");
+    let opened = config.path().join("opened.txt");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let charla = start_charla_with(&x, &server, &config, "", &[("BROWSER", browser.as_path())]);
+    let window = chat_window(&x, &mut bob);
+    // Looking elsewhere while bob's line comes: the title's count says the window has it.
+    x.run("xdotool", &["windowfocus", "--sync", &root_window(&x)]);
+    bob.send("mira https://example.org/charla, es nuevo");
+    x.run(
+        "xdotool",
+        &["search", "--sync", "--name", "^\\(1\\) Charla: ana$"],
+    );
+    x.run("xdotool", &["windowfocus", "--sync", &window]);
+    // Back from the input, the newest line's link comes first; Enter opens it.
+    x.run("xdotool", &["key", "shift+Tab"]);
+    x.run("xdotool", &["key", "Return"]);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(&opened).unwrap_or_default();
+        if !text.is_empty() {
+            assert_eq!(text, "https://example.org/charla\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser was never asked"
+        );
+        // A file gives nothing to wait on: look again shortly; the deadline decides.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Tab goes on from the link to the input.
+    x.run("xdotool", &["key", "Tab"]);
+    quit(&x, &window, charla, &mut bob);
 }
