@@ -1464,3 +1464,30 @@ fn private_tabs_keep_their_lines_in_one_place() {
         .collect();
     assert_eq!(names, ["", "bob"]);
 }
+
+#[test]
+fn the_name_chosen_with_the_keyboard_is_scrolled_into_view() {
+    let ui = ui("en");
+    ui.registered("ana");
+    let mut names: Vec<String> = (0..60).map(|i| format!("u{i:02}")).collect();
+    names.push("ana".into());
+    ui.show(Shown::Users(names));
+    ui.app.invoke_focus_input();
+    for _ in 0..5 {
+        press(&ui, Key::Tab);
+    }
+    // Down to the 51st name (ana sorts first), far below the panel's height.
+    for _ in 0..50 {
+        press(&ui, Key::DownArrow);
+    }
+    let row = ui.element("u49");
+    let list = ui.element("Users");
+    let (row_y, list_y) = (row.absolute_position().y, list.absolute_position().y);
+    assert!(
+        row_y >= list_y && row_y + row.size().height <= list_y + list.size().height + 0.5,
+        "row at {row_y}, list from {list_y} to {}",
+        list_y + list.size().height
+    );
+    ui.press_enter();
+    ui.element("Private with u49, 0 unread");
+}
