@@ -32,6 +32,18 @@ use crate::{
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
 
+/// A line nobody said (a notice, a join, a private line as worded): its first web address offered
+/// to open, and a character no font has shown as `�` rather than as nothing at all.
+fn log_entry(time: String, kind: LogKind, text: &str) -> LogEntry {
+    LogEntry {
+        time: time.into(),
+        kind,
+        link: first_link(text).unwrap_or_default().into(),
+        text: glyphs::visible(text).as_ref().into(),
+        ..Default::default()
+    }
+}
+
 /// Pasted lines shown in the question before sending them.
 const PASTE_PREVIEW_LINES: usize = 5;
 /// Pasted lines sent at once, then one per interval: 4 a second, under the 10 a second (bursts
@@ -816,17 +828,7 @@ impl UiState {
         self.current.set(i);
         app.set_log(ModelRc::from(log));
         app.set_current_conversation(i as i32);
-        if let Some(conversation) = self.conversations.row_data(i) {
-            if conversation.unread > 0 {
-                self.conversations.set_row_data(
-                    i,
-                    Conversation {
-                        unread: 0,
-                        ..conversation
-                    },
-                );
-            }
-        }
+        self.set_unread(i, |_| 0);
     }
 
     /// × on a private conversation's tab: its lines go with it; the room cannot be closed.
@@ -854,20 +856,22 @@ impl UiState {
         let Some(log) = self.conversation_logs.borrow().get(i).cloned() else {
             return;
         };
-        log.push(LogEntry {
-            time: clock().into(),
-            kind,
-            link: first_link(&text).unwrap_or_default().into(),
-            text: glyphs::visible(&text).as_ref().into(),
-            ..Default::default()
-        });
+        log.push(log_entry(clock(), kind, &text));
         // What was said counts; that they left or changed name does not.
         if i != self.current.get() && kind == LogKind::Private {
-            if let Some(conversation) = self.conversations.row_data(i) {
+            self.set_unread(i, |n| n + 1);
+        }
+    }
+
+    /// Changes the unread count on conversation `i`'s tab.
+    fn set_unread(&self, i: usize, count: impl FnOnce(i32) -> i32) {
+        if let Some(conversation) = self.conversations.row_data(i) {
+            let unread = count(conversation.unread);
+            if unread != conversation.unread {
                 self.conversations.set_row_data(
                     i,
                     Conversation {
-                        unread: conversation.unread + 1,
+                        unread,
                         ..conversation
                     },
                 );
@@ -876,14 +880,7 @@ impl UiState {
     }
 
     fn push_log_at(&self, time: String, kind: LogKind, text: String) {
-        self.log.push(LogEntry {
-            time: time.into(),
-            kind,
-            link: first_link(&text).unwrap_or_default().into(),
-            // A character no font has would show as nothing at all.
-            text: glyphs::visible(&text).as_ref().into(),
-            ..Default::default()
-        });
+        self.log.push(log_entry(time, kind, &text));
     }
 
     /// A live line someone said: their nickname in its colour, then the text.
@@ -894,15 +891,7 @@ impl UiState {
         self.push_said_at(clock(), kind, said, body);
         // Someone spoke in the room while a private conversation is shown: the room's tab counts.
         if self.current.get() != 0 && kind != LogKind::Own {
-            if let Some(room) = self.conversations.row_data(0) {
-                self.conversations.set_row_data(
-                    0,
-                    Conversation {
-                        unread: room.unread + 1,
-                        ..room
-                    },
-                );
-            }
+            self.set_unread(0, |n| n + 1);
         }
     }
 
