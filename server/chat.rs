@@ -8,7 +8,7 @@
 //! connections to close ([`Chat::take_closes`]), which the reactor carries out. Unit tests drive it
 //! directly, without sockets.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +25,7 @@ use crate::address::{address_key, ConnectRate, PerAddress, QuietClose, QuietClos
 use crate::auth::{Password, Throttle};
 use crate::close::CloseReason;
 use crate::config::Config;
+use crate::deadlines::Deadlines;
 use crate::history::{Entry, History};
 use crate::log::log;
 use crate::outbox::{ConnId, Outbox};
@@ -149,7 +150,7 @@ pub struct Chat {
     closes: Vec<(ConnId, CloseReason)>,
     /// When each registering connection must have chosen a nickname; stale entries are skipped
     /// by serial.
-    register_deadlines: VecDeque<(Instant, ConnId, u64)>,
+    register_deadlines: Deadlines<(ConnId, u64)>,
     next_serial: u64,
     /// Open connections per address key, for --max-per-ip.
     per_address: PerAddress,
@@ -187,7 +188,7 @@ impl Chat {
             by_nick: HashMap::new(),
             outbox,
             closes: Vec::new(),
-            register_deadlines: VecDeque::new(),
+            register_deadlines: Deadlines::default(),
             next_serial: 0,
             per_address: PerAddress::default(),
             joining: PerAddress::default(),
@@ -370,7 +371,7 @@ impl Chat {
         if self.turned_away(id) {
             return;
         }
-        self.register_deadlines.push_back((register_by, id, serial));
+        self.register_deadlines.push(register_by, (id, serial));
     }
 
     /// Bytes read from a connection: each complete line is handled, until the connection is
@@ -462,11 +463,7 @@ impl Chat {
         for session in self.sessions.expire(now) {
             self.gave_up_waiting(session);
         }
-        while let Some(&(at, id, serial)) = self.register_deadlines.front() {
-            if at > now {
-                break;
-            }
-            self.register_deadlines.pop_front();
+        while let Some((_, (id, serial))) = self.register_deadlines.pop_due(now) {
             let current = self.peer(id).is_some_and(|p| {
                 p.serial == serial && matches!(p.state, PeerState::Registering { .. })
             });
@@ -485,8 +482,8 @@ impl Chat {
 
     /// The next moment [`Chat::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let register = self.register_deadlines.front().map(|d| d.0);
-        register
+        self.register_deadlines
+            .next()
             .into_iter()
             .chain(self.quiet_closes.due())
             .chain(self.sessions.next_expiry())

@@ -953,6 +953,44 @@ fn after_the_window_the_nickname_is_free_and_senders_are_told() {
     assert!(!lines.iter().any(|l| l.contains("PRIVMSG")), "{lines:?}");
 }
 
+/// Issue 21: away sessions expired in the order they went away, so a window shortened by a reload
+/// waited behind the older, longer ones. (Failed before the fix: eva was still kept.)
+#[test]
+fn a_resume_window_shortened_by_a_reload_applies_behind_longer_ones() {
+    let mut h = Harness::with(|c| c.resume_window = Duration::from_secs(300));
+    join_with_session(&mut h, 1, "ana");
+    h.chat.disconnected(1, CloseReason::PeerClosed);
+    h.chat.forget(1);
+    let mut cfg = h.chat.cfg.clone();
+    cfg.resume_window = Duration::from_secs(1);
+    h.chat.set_config(cfg);
+    join_with_session(&mut h, 2, "eva");
+    h.chat.disconnected(2, CloseReason::PeerClosed);
+    h.chat.forget(2);
+    h.now += Duration::from_secs(1);
+    assert_eq!(h.chat.next_deadline(), Some(h.now));
+    h.chat.tick(h.now);
+    h.join(3, "eva");
+    h.connect(4);
+    h.send(4, "ana");
+    assert!(h.lines(4)[0].starts_with("ERROR nick-taken ana is kept"));
+}
+
+/// The same for the registration deadline (--register-timeout).
+#[test]
+fn a_register_timeout_shortened_by_a_reload_applies_behind_longer_ones() {
+    let mut h = Harness::with(|c| c.register_timeout = Duration::from_secs(300));
+    h.connect(1);
+    let mut cfg = h.chat.cfg.clone();
+    cfg.register_timeout = Duration::from_secs(1);
+    h.chat.set_config(cfg);
+    h.connect(2);
+    h.now += Duration::from_secs(1);
+    h.chat.tick(h.now);
+    let closes = h.closes();
+    assert_eq!(closes, [(2, CloseReason::RegisterTimeout)]);
+}
+
 #[test]
 fn quit_ends_a_session_at_once() {
     let mut h = Harness::new();

@@ -22,8 +22,8 @@ Options:
                              (otherwise from the CHARLA_KEY_PASS environment variable)
   --max-clients N            most connections at once, handshaking ones included; an extra
                              one is told 'ERROR server-full' (see 'Refused connections'
-                             below) (lowered at start to what 'ulimit -n' allows)
-                             [default: 10000]
+                             below) (lowered at start to what 'ulimit -n' allows; at
+                             most 1000000) [default: 10000]
   --max-line BYTES           longest line a client may send, terminator included;
                              longer ones get 'ERROR line-too-long' [default: 4096]
   --max-queue BYTES          most bytes waiting to be sent to one client; a client that
@@ -127,7 +127,11 @@ client is told at registration when history is kept, and where.
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where to listen: `bind_spec` as resolved once, at start (a reload never looks a name up:
+    /// the loop must not wait on DNS, and the listening socket stays until a restart anyway).
     pub bind: SocketAddr,
+    /// `--bind` as given (an address, or `name:port`).
+    pub bind_spec: Box<str>,
     pub cert: PathBuf,
     pub key: PathBuf,
     pub key_pass_file: Option<PathBuf>,
@@ -177,6 +181,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], charla_proto::DEFAULT_PORT)),
+            bind_spec: "127.0.0.1:12345".into(),
             cert: "certs/server-cert.pem".into(),
             key: "certs/server-key.key".into(),
             key_pass_file: None,
@@ -220,6 +225,10 @@ struct Setting {
     live: bool,
 }
 
+/// Far more than one thread serves; keeps the arithmetic on it (descriptors, the grace past it)
+/// from overflowing.
+const MAX_CLIENTS: usize = 1_000_000;
+
 /// Switches take no value on the command line (`--require-client-cert`); in a config file they
 /// are `true` or `false`.
 const SWITCHES: &[&str] = &["require-client-cert"];
@@ -229,11 +238,21 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "bind",
         set: |c, v| {
-            c.bind = parse_bind(v)
-                .ok_or("expected ADDR:PORT, e.g. 127.0.0.1:12345, [::]:12345 or localhost:12345")?;
+            match v.parse() {
+                Ok(addr) => c.bind = addr,
+                // A name is looked up at start only (resolve_bind), never on a reload.
+                Err(_) => {
+                    v.rsplit_once(':')
+                        .filter(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                        .ok_or(
+                            "expected ADDR:PORT, e.g. 127.0.0.1:12345, [::]:12345 or localhost:12345",
+                        )?;
+                }
+            }
+            c.bind_spec = v.into();
             Ok(())
         },
-        show: |c| c.bind.to_string(),
+        show: |c| c.bind_spec.to_string(),
         live: false,
     },
     Setting {
@@ -257,7 +276,9 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "max-clients",
         set: |c, v| {
-            c.max_clients = positive(v).ok_or("expected a whole number above 0")?;
+            c.max_clients = positive(v)
+                .filter(|&n| n <= MAX_CLIENTS)
+                .ok_or("expected a whole number from 1 to 1000000")?;
             Ok(())
         },
         show: |c| c.max_clients.to_string(),
@@ -570,7 +591,9 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
             .map_err(|why| format!("--{name} {value:?}: {why}"))?;
         sources.flags.push((name, value));
     }
-    Ok(Command::Run(load(sources)?))
+    let mut cfg = load(sources)?;
+    cfg.bind = resolve_bind(&cfg.bind_spec)?;
+    Ok(Command::Run(cfg))
 }
 
 impl Config {
@@ -599,6 +622,7 @@ impl Config {
     /// `new` with the settings a running server cannot change put back to this one's.
     pub fn keeping_startup_settings(&self, mut new: Config) -> Config {
         new.bind = self.bind;
+        new.bind_spec = self.bind_spec.clone();
         new.history = self.history;
         new.history_bytes = self.history_bytes;
         new.history_file = self.history_file.clone();
@@ -665,10 +689,18 @@ fn read_config_file(cfg: &mut Config, path: &std::path::Path) -> Result<(), Stri
     Ok(())
 }
 
-/// An address, or a host name resolved once at start (`localhost:12345`).
-fn parse_bind(s: &str) -> Option<SocketAddr> {
+/// An address, or a host name looked up, once, at start (`localhost:12345`).
+fn resolve_bind(spec: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    s.parse().ok().or_else(|| s.to_socket_addrs().ok()?.next())
+    if let Ok(addr) = spec.parse() {
+        return Ok(addr);
+    }
+    match spec.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("--bind {spec:?}: the name has no address")),
+        Err(e) => Err(format!("--bind {spec:?}: cannot look the name up: {e}")),
+    }
 }
 
 fn positive(s: &str) -> Option<usize> {
@@ -758,6 +790,14 @@ mod tests {
         assert!(parse(&["--max-clients", "0"])
             .unwrap_err()
             .contains("--max-clients"));
+        // Issue 21: no upper bound let `+ 64` overflow (failed before: accepted).
+        assert!(parse(&["--max-clients", "18446744073709551615"])
+            .unwrap_err()
+            .contains("from 1 to 1000000"));
+        // A name is looked up at start; a reload does not look it up again.
+        assert!(parse(&["--bind", "no-such-host.invalid:9"])
+            .unwrap_err()
+            .contains("cannot look the name up"));
         assert!(parse(&["--max-queue", "1G"])
             .unwrap_err()
             .contains("--max-queue"));
@@ -856,7 +896,7 @@ mod tests {
             (
                 "bad-value",
                 "\n\nmax-clients = lots\n",
-                ":3: max-clients = lots: expected a whole number above 0",
+                ":3: max-clients = lots: expected a whole number from 1 to 1000000",
             ),
             (
                 "no-equals",
@@ -933,6 +973,7 @@ mod tests {
         }
         let defaults = Config {
             bind: cfg.bind,
+            bind_spec: cfg.bind_spec.clone(),
             state_dir: cfg.state_dir.clone(),
             operators: cfg.operators.clone(),
             ..Default::default()

@@ -6,6 +6,7 @@ mod chat;
 mod close;
 mod config;
 mod conn;
+mod deadlines;
 mod descriptors;
 mod history;
 mod journal;

@@ -2,7 +2,6 @@
 //! handshakes, reading until `WouldBlock`, writing what the chat core put in its outbox, interest,
 //! deadlines and signals. What a line means is the chat core's business (`chat.rs`).
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use crate::chat::{Admission, Chat, HistorySink};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Link, Slab};
+use crate::deadlines::Deadlines;
 use crate::log::{log, log_error, log_warning};
 use crate::outbox::ConnId;
 use crate::tls;
@@ -43,9 +43,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// of sockets) waits there instead of being dropped (Linux caps it at net.core.somaxconn).
 const LISTEN_BACKLOG: i32 = 4096;
 
-/// A moment when a connection must have left a state; stale entries are skipped by serial.
-struct Deadline {
-    at: Instant,
+/// A connection that must have left a state by a deadline; stale entries are skipped by serial.
+struct Due {
     token: Token,
     serial: u64,
 }
@@ -101,8 +100,8 @@ pub struct Server {
     writers: Vec<ConnId>,
     /// Connections that used their read budget, or met a full room log, and have more to read.
     read_again: Vec<Token>,
-    handshake_deadlines: VecDeque<Deadline>,
-    linger_deadlines: VecDeque<Deadline>,
+    handshake_deadlines: Deadlines<Due>,
+    linger_deadlines: Deadlines<Due>,
     scratch: Vec<u8>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
@@ -163,8 +162,8 @@ impl Server {
             conns: Slab::default(),
             writers: Vec::new(),
             read_again: Vec::new(),
-            handshake_deadlines: VecDeque::new(),
-            linger_deadlines: VecDeque::new(),
+            handshake_deadlines: Deadlines::default(),
+            linger_deadlines: Deadlines::default(),
             scratch: vec![0; SCRATCH_SIZE],
             next_serial: 0,
             accept_paused_until: None,
@@ -306,7 +305,7 @@ impl Server {
         }
         [&self.handshake_deadlines, &self.linger_deadlines]
             .into_iter()
-            .filter_map(|q| q.front().map(|d| d.at))
+            .filter_map(Deadlines::next)
             .chain(self.accept_paused_until)
             .chain(self.shutdown_deadline)
             .chain(self.trim_due)
@@ -377,11 +376,8 @@ impl Server {
         let serial = self.next_serial;
         self.conns.insert(Conn::new(tls, serial));
         self.chat.opened(token.0, addr, refusal);
-        self.handshake_deadlines.push_back(Deadline {
-            at: self.now + self.cfg.handshake_timeout,
-            token,
-            serial,
-        });
+        self.handshake_deadlines
+            .push(self.now + self.cfg.handshake_timeout, Due { token, serial });
     }
 
     fn conn_ready(&mut self, token: Token, readable: bool, writable: bool) {
@@ -498,12 +494,19 @@ impl Server {
         self.start_closing(id, true);
     }
 
-    /// A closing connection's input is read and dropped until the peer closes. A peer that
-    /// closed its side may still read: what is queued for it goes out first, then close_notify.
+    /// A closing connection's input is read and dropped until the peer closes, at most
+    /// READ_BUDGET bytes before the others get their turn (a peer that keeps sending must not
+    /// hold the loop until its linger ends). A peer that closed its side may still read: what is
+    /// queued for it goes out first, then close_notify.
     fn drain_closing(&mut self, token: Token) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let id = token.0;
+        let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(id) {
+            if budget == 0 {
+                self.read_again.push(token);
+                break;
+            }
             match conn.tls.read(&mut scratch) {
                 Ok(0) => {
                     match conn.link {
@@ -519,7 +522,7 @@ impl Server {
                     }
                     break;
                 }
-                Ok(_) => {}
+                Ok(n) => budget = budget.saturating_sub(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -634,11 +637,13 @@ impl Server {
             peer_gone,
         };
         let serial = conn.serial;
-        self.linger_deadlines.push_back(Deadline {
-            at: self.now + LINGER,
-            token: Token(id),
-            serial,
-        });
+        self.linger_deadlines.push(
+            self.now + LINGER,
+            Due {
+                token: Token(id),
+                serial,
+            },
+        );
         self.chat.outbox.list_for_flush(id);
     }
 
@@ -660,12 +665,12 @@ impl Server {
 
     fn expire_deadlines(&mut self) {
         let now = self.now;
-        while let Some(d) = pop_due(&mut self.handshake_deadlines, now) {
+        while let Some((_, d)) = self.handshake_deadlines.pop_due(now) {
             if self.is_current(&d, |link| matches!(link, Link::Handshaking { .. })) {
                 self.end_now(d.token.0, CloseReason::HandshakeTimeout);
             }
         }
-        while let Some(d) = pop_due(&mut self.linger_deadlines, now) {
+        while let Some((_, d)) = self.linger_deadlines.pop_due(now) {
             if self.is_current(&d, |link| matches!(link, Link::Closing { .. })) {
                 self.drop_conn(d.token.0);
             }
@@ -676,7 +681,7 @@ impl Server {
         }
     }
 
-    fn is_current(&self, d: &Deadline, state: impl Fn(Link) -> bool) -> bool {
+    fn is_current(&self, d: &Due, state: impl Fn(Link) -> bool) -> bool {
         self.conns
             .get(d.token.0)
             .is_some_and(|c| c.serial == d.serial && state(c.link))
@@ -810,14 +815,6 @@ impl Server {
         }
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         self.chat.shutdown();
-    }
-}
-
-fn pop_due(queue: &mut VecDeque<Deadline>, now: Instant) -> Option<Deadline> {
-    if queue.front()?.at <= now {
-        queue.pop_front()
-    } else {
-        None
     }
 }
 

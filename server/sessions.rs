@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use crate::deadlines::Deadlines;
 use crate::outbox::ConnId;
 
 /// Most private messages held for one user who is away, and their bytes.
@@ -50,9 +51,9 @@ pub struct Sessions {
     by_token: HashMap<Box<str>, Session>,
     /// Nickname key → token, for users who are away.
     away_by_nick: HashMap<String, Box<str>>,
-    /// When sessions of users who went away expire, oldest first; stale entries (the user came
+    /// When sessions of users who went away expire, soonest first; stale entries (the user came
     /// back, or went away again later) are skipped.
-    expiries: VecDeque<(Instant, Box<str>)>,
+    expiries: Deadlines<Box<str>>,
 }
 
 impl Session {
@@ -105,7 +106,7 @@ impl Sessions {
             session.away_until = Some(until);
             session.away_key = Some(nick_key.clone());
             self.away_by_nick.insert(nick_key, token.into());
-            self.expiries.push_back((until, token.into()));
+            self.expiries.push(until, token.into());
         }
     }
 
@@ -163,11 +164,7 @@ impl Sessions {
     /// Sessions whose user did not come back by `now`, removed.
     pub fn expire(&mut self, now: Instant) -> Vec<Session> {
         let mut gone = Vec::new();
-        while let Some((at, _)) = self.expiries.front() {
-            if *at > now {
-                break;
-            }
-            let (at, token) = self.expiries.pop_front().unwrap_or((now, "".into()));
+        while let Some((at, token)) = self.expiries.pop_due(now) {
             let due = self
                 .by_token
                 .get(&token)
@@ -185,6 +182,6 @@ impl Sessions {
     }
 
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiries.front().map(|e| e.0)
+        self.expiries.next()
     }
 }

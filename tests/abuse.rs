@@ -208,3 +208,49 @@ fn connection_churn_from_one_address_cannot_drown_the_room() {
     let leaves = seen.iter().filter(|l| l.starts_with("LEAVE churn")).count();
     assert_eq!((joins, leaves), (2, 2), "{seen:?}");
 }
+
+/// Issue 21: a connection being closed was read until its socket was empty, with no budget: a
+/// peer that sent `/quit` and kept sending as fast as it could held the loop. It is read in turns
+/// like any other, and closed at the end of its linger, while the others chat.
+#[test]
+fn a_closing_connection_that_keeps_sending_does_not_hold_the_loop() {
+    let server = Server::start(&["--flood-rate", "0"]);
+    let (mut ana, mut bob) = server.pair();
+    let mut talker = server.join("talker");
+    talker.send("/quit");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sending = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if talker.tls.write_all(&chunk).is_err() {
+                    return (sent, true);
+                }
+                sent += chunk.len();
+            }
+            (sent, false)
+        })
+    };
+    for n in 0..20 {
+        ana.send(&format!("línea {n}"));
+        bob.expect_line(&format!("MSG ana línea {n}"));
+    }
+    server.wait_log("left talker");
+    // The linger (2 s) ends it, however much it sends.
+    let (sent, cut) = {
+        let deadline = std::time::Instant::now() + common::DEADLINE;
+        while !sending.is_finished() && std::time::Instant::now() < deadline {
+            bob.sync();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        sending.join().unwrap()
+    };
+    assert!(
+        cut,
+        "the closing connection was never cut ({sent} bytes sent)"
+    );
+    bob.send("/ping done");
+    bob.expect_line("PONG done");
+}

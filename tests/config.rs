@@ -271,3 +271,59 @@ fn a_reload_is_taken_whole_or_not_at_all() {
     let (line, _) = ana.expect_prefix("ERROR ");
     assert!(line.starts_with("ERROR not-operator "), "{line}");
 }
+
+/// Issue 21: deadlines were kept in the order they were set, so after SIGHUP lowered
+/// `--handshake-timeout` or `--register-timeout` a new connection's deadline waited behind older,
+/// longer ones. (Failed before the fix: the new sockets stayed open for the old 300 s.)
+#[test]
+fn timeouts_lowered_by_a_reload_apply_at_once_behind_longer_ones() {
+    let dir = TempDir::new("config-timeouts");
+    let long = "handshake-timeout = 300\nregister-timeout = 300\n";
+    let config = write_config(&dir, long);
+    let server = Server::start(&["--config", &config]);
+    // Set under the long timeouts: a silent socket and a client without a nickname.
+    let mut old_silent = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut old_unnamed = server.connect();
+    old_unnamed.sync();
+    write_config(&dir, "handshake-timeout = 1\nregister-timeout = 1\n");
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!("reloaded {config}: handshake-timeout 300s → 1s"));
+    let mut new_silent = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut new_unnamed = server.connect();
+    assert!(
+        common::wait_tcp_closed(&mut new_silent),
+        "the new silent socket was not closed"
+    );
+    let lines = new_unnamed.expect_closed();
+    assert!(
+        lines.iter().any(|l| l.starts_with("ERROR timeout ")),
+        "{lines:?}"
+    );
+    // The old ones keep the deadlines they were given.
+    old_unnamed.sync();
+    old_silent
+        .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut old_silent, &mut byte);
+    assert!(
+        matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the old silent socket was closed: {read:?}"
+    );
+}
+
+/// Issue 21: a reload looked `--bind` up again (DNS, in the event loop) and threw the answer away,
+/// since the listening socket stays until a restart. Now a name is looked up at start only: a
+/// config file naming a host that does not resolve is reloaded like any other. (Failed before:
+/// "reload failed … bind = chat.invalid:12345: expected ADDR:PORT".)
+#[test]
+fn a_reload_does_not_look_the_bind_name_up() {
+    let dir = TempDir::new("config-bind");
+    let config = write_config(&dir, "max-line = 4096\n");
+    // The harness's --bind on the command line wins over the file's.
+    let server = Server::start(&["--config", &config]);
+    write_config(&dir, "max-line = 100\nbind = chat.invalid:12345\n");
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!("reloaded {config}: max-line 4096 → 100"));
+    assert!(!server.log_text().contains("reload failed"));
+}
