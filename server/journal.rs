@@ -286,8 +286,6 @@ impl Writer {
                     }
                     if let Err(e) = self.file.write_all(&batch) {
                         log_error!("history file {}: cannot write: {e}", self.path.display());
-                        // The log is gathered per thread: this one writes its lines itself.
-                        crate::log::flush();
                     }
                     unsynced.get_or_insert_with(Instant::now);
                     let over = self.records_in_file > 2 * self.max_lines.max(1)

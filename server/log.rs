@@ -1,31 +1,46 @@
 //! One timestamped line per event on stderr (or one with a syslog priority, for the journal).
 //!
-//! Lines are gathered and written once per pass of the event loop ([`flush`]): a busy server
-//! logs several lines per connection, and one `write` each was a measurable part of a handshake.
+//! Lines are gathered in memory and written by a thread of their own ([`start_writer`]): stderr
+//! may be a terminal someone pressed Ctrl-S in, a pipe nobody reads or a file on a slow disk, and
+//! the event loop must never wait for any of them. While the writer is stuck, at most
+//! [`MAX_PENDING`] bytes wait; later lines are dropped and counted, and the count is said once the
+//! writer moves again. Every thread logs the same way (the history journal's writer included).
 
-use std::cell::RefCell;
 use std::io::Write;
-use std::time::SystemTime;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-use charla_proto::io::write_until_blocked;
 use charla_proto::time::utc_timestamp;
 
-thread_local! {
-    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { bytes: Vec::new(), dropped: 0 }) };
-}
-
-/// Lines not yet taken by stderr.
+/// Lines not yet taken by the writer.
 struct Pending {
     bytes: Vec<u8>,
-    /// Lines dropped since the last that went out, because stderr was not being read.
+    /// Lines dropped because the writer was behind by MAX_PENDING.
     dropped: u64,
+    /// A writer thread takes the lines; without one (before it starts, or if it could not be
+    /// started) `flush` writes them itself.
+    writer: bool,
+    /// The writer is writing a batch it took.
+    busy: bool,
 }
 
-/// Written at once past this size, so that a storm of events does not pile up lines.
-const FLUSH_AT: usize = 16 << 10;
-/// Most bytes kept while stderr takes nothing (a pipe nobody reads): further lines are dropped
-/// and counted, rather than the event loop waiting for the reader or memory growing.
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    bytes: Vec::new(),
+    dropped: 0,
+    writer: false,
+    busy: false,
+});
+/// The writer waits on it for lines; `finish` waits on it for the writer to be done.
+static WAKE: Condvar = Condvar::new();
+static DONE: Condvar = Condvar::new();
+
+/// Most bytes kept while the writer is stuck: further lines are dropped and counted, rather than
+/// memory growing.
 const MAX_PENDING: usize = 64 << 10;
+/// Lines gathered past this size wake the writer before the pass ends.
+const WAKE_AT: usize = 16 << 10;
+/// How long exiting waits for the last lines to go out to a writer that is stuck.
+const FINISH_WAIT: Duration = Duration::from_secs(1);
 
 /// How much a line matters, as syslog numbers it: the journal shows and filters by it.
 #[derive(Clone, Copy)]
@@ -93,104 +108,108 @@ fn write_start(out: &mut Vec<u8>, level: Level) {
 }
 
 pub fn write_line(level: Level, args: std::fmt::Arguments<'_>) {
-    PENDING.with(|pending| {
-        let Ok(mut pending) = pending.try_borrow_mut() else {
-            return;
-        };
-        let before = pending.bytes.len();
-        write_start(&mut pending.bytes, level);
-        let _ = writeln!(pending.bytes, "{args}");
-        if pending.bytes.len() > MAX_PENDING {
-            pending.bytes.truncate(before);
-            pending.dropped += 1;
-            return;
-        }
-        if pending.bytes.len() >= FLUSH_AT {
-            write_out(&mut pending);
-        }
-    });
+    // A panic while the lock was held must not stop the log (nor the panic hook's flush).
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let before = pending.bytes.len();
+    write_start(&mut pending.bytes, level);
+    let _ = writeln!(pending.bytes, "{args}");
+    if pending.bytes.len() > MAX_PENDING {
+        pending.bytes.truncate(before);
+        pending.dropped += 1;
+    } else if pending.writer && pending.bytes.len() >= WAKE_AT && !pending.busy {
+        // A storm of events within one pass: the writer starts on them now.
+        WAKE.notify_one();
+    }
 }
 
-/// Writes the gathered lines, as far as stderr takes them: at the end of each pass of the event
-/// loop, before the server exits, and from the panic hook.
-pub fn flush() {
-    PENDING.with(|pending| {
-        if let Ok(mut pending) = pending.try_borrow_mut() {
-            write_out(&mut pending);
-        }
-    });
+/// Starts the thread that writes the log to stderr. Until it runs (start-up), `flush` writes
+/// the lines itself.
+pub fn start_writer() {
+    let started = std::thread::Builder::new()
+        .name("log".into())
+        .spawn(write_forever);
+    if started.is_ok() {
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).writer = true;
+    }
 }
 
-fn write_out(pending: &mut Pending) {
-    let mut stderr = std::io::stderr().lock();
+fn write_forever() {
+    let mut batch = Vec::new();
     loop {
-        match write_until_blocked(&mut stderr, &pending.bytes) {
-            Ok(n) => {
-                pending.bytes.drain(..n);
+        let dropped = {
+            let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+            while pending.bytes.is_empty() && pending.dropped == 0 {
+                pending.busy = false;
+                DONE.notify_all();
+                pending = WAKE.wait(pending).unwrap_or_else(|e| e.into_inner());
             }
-            // A log that cannot be written (stderr closed) is not worth stopping the chat for.
-            Err(_) => pending.bytes.clear(),
+            pending.busy = true;
+            std::mem::swap(&mut batch, &mut pending.bytes);
+            std::mem::take(&mut pending.dropped)
+        };
+        if dropped > 0 {
+            write_start(&mut batch, Level::Warning);
+            let _ = writeln!(
+                batch,
+                "log: {dropped} lines dropped: stderr was not taking them"
+            );
         }
-        if !pending.bytes.is_empty() || pending.dropped == 0 {
+        // Blocking here is what this thread is for; a log that cannot be written (stderr closed)
+        // is not worth stopping for.
+        let _ = std::io::stderr().lock().write_all(&batch);
+        batch.clear();
+        // A batch that was large once does not keep its memory.
+        batch.shrink_to(MAX_PENDING);
+    }
+}
+
+/// Hands the gathered lines to the writer (at the end of each pass of the event loop): a wake-up,
+/// never a write. Before the writer runs, writes them here.
+pub fn flush() {
+    let Ok(mut pending) = PENDING.try_lock() else {
+        return;
+    };
+    if pending.writer {
+        if !pending.bytes.is_empty() || pending.dropped > 0 {
+            WAKE.notify_one();
+        }
+        return;
+    }
+    let bytes = std::mem::take(&mut pending.bytes);
+    drop(pending);
+    let _ = std::io::stderr().lock().write_all(&bytes);
+}
+
+/// Before the process exits: lets the writer put out what is left, waiting at most FINISH_WAIT
+/// (a stopped terminal must not keep a stopped server from exiting).
+pub fn finish() {
+    let deadline = Instant::now() + FINISH_WAIT;
+    // Not lock(): from the panic hook, this thread may be the one holding it.
+    let mut pending = loop {
+        match PENDING.try_lock() {
+            Ok(pending) => break pending,
+            Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        }
+    };
+    if !pending.writer {
+        let bytes = std::mem::take(&mut pending.bytes);
+        drop(pending);
+        let _ = std::io::stderr().lock().write_all(&bytes);
+        return;
+    }
+    WAKE.notify_one();
+    while !pending.bytes.is_empty() || pending.dropped > 0 || pending.busy {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return;
         }
-        let dropped = std::mem::take(&mut pending.dropped);
-        write_start(&mut pending.bytes, Level::Warning);
-        let _ = writeln!(
-            pending.bytes,
-            "log: {dropped} lines dropped: stderr was not being read"
-        );
-    }
-}
-
-/// While the server runs, a full stderr pipe or socket (a log reader that stalls) must not stop
-/// the event loop: writes to it return at once instead of waiting ([`write_out`] keeps the rest).
-/// Terminals and files are left as they are (they do not stall for long, and the flag would be
-/// shared with the shell). The flag comes off again when the guard is dropped.
-pub fn nonblocking_stderr() -> NonblockingStderr {
-    use std::os::fd::AsRawFd;
-    let fd = std::io::stderr().as_raw_fd();
-    // SAFETY: fstat and fcntl on descriptor 2 with a struct of ours.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        let kind = if libc::fstat(fd, &mut stat) == 0 {
-            stat.st_mode & libc::S_IFMT
-        } else {
-            0
-        };
-        let stalls = kind == libc::S_IFIFO || kind == libc::S_IFSOCK;
-        if flags < 0 || !stalls || flags & libc::O_NONBLOCK != 0 {
-            return NonblockingStderr { restore: None };
-        }
-        if libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
-            return NonblockingStderr { restore: None };
-        }
-        NonblockingStderr {
-            restore: Some(flags),
-        }
-    }
-}
-
-pub struct NonblockingStderr {
-    restore: Option<libc::c_int>,
-}
-
-impl Drop for NonblockingStderr {
-    fn drop(&mut self) {
-        // What stderr does not take now is dropped: exiting must not wait for a stalled reader.
-        flush();
-        PENDING.with(|pending| {
-            if let Ok(mut pending) = pending.try_borrow_mut() {
-                pending.bytes.clear();
-            }
-        });
-        if let Some(flags) = self.restore {
-            use std::os::fd::AsRawFd;
-            // SAFETY: fcntl on descriptor 2, putting back the flags it had.
-            unsafe {
-                libc::fcntl(std::io::stderr().as_raw_fd(), libc::F_SETFL, flags);
-            }
-        }
+        pending = DONE
+            .wait_timeout(pending, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }

@@ -26,15 +26,15 @@ use log::log;
 
 fn main() -> ExitCode {
     let code = run();
-    log::flush();
+    log::finish();
     code
 }
 
 fn run() -> ExitCode {
-    // The log is written once per pass of the event loop; what a panic interrupts still goes out.
+    // The log is written by a thread of its own; what a panic interrupts still goes out.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        log::flush();
+        log::finish();
         default_hook(info);
     }));
     let cfg = match config::parse_args(std::env::args_os().skip(1)) {
@@ -136,10 +136,9 @@ fn run() -> ExitCode {
         Ok(addr) => log!("listening on {addr}"),
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),
     }
-    let run = {
-        let _stderr = log::nonblocking_stderr();
-        server.run()
-    };
+    // From here on nothing the loop does waits for stderr.
+    log::start_writer();
+    let run = server.run();
     match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("event loop failed: {e}")),
@@ -147,7 +146,7 @@ fn run() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    log::flush();
+    log::finish();
     // Not eprintln!, which panics when stderr cannot take the line.
     let _ = writeln!(
         std::io::stderr(),

@@ -694,7 +694,7 @@ impl Server {
                 SIGHUP => self.reload(),
                 _ if self.shutdown_deadline.is_some() => {
                     log!("second signal: exiting now");
-                    crate::log::flush();
+                    crate::log::finish();
                     std::process::exit(0);
                 }
                 _ => self.begin_shutdown(signal),

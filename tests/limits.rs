@@ -404,7 +404,7 @@ fn a_server_whose_log_is_not_read_keeps_serving_and_counts_what_it_dropped() {
     let deadline = std::time::Instant::now() + common::DEADLINE;
     while !server
         .log_text()
-        .contains(" lines dropped: stderr was not being read")
+        .contains(" lines dropped: stderr was not taking them")
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -412,4 +412,92 @@ fn a_server_whose_log_is_not_read_keeps_serving_and_counts_what_it_dropped() {
         );
         ana.sync();
     }
+}
+
+/// Issue 21: the log was written to a terminal from the event loop, so Ctrl-S in the terminal
+/// running the server (or a terminal nobody reads) froze the whole chat. The server's stderr here
+/// is a pseudo-terminal that is sent XOFF (Ctrl-S) and never read; a thousand connections later,
+/// two clients still chat, and the server exits on SIGTERM. (Failed before the fix: no line from
+/// the server in time.)
+#[test]
+fn a_stopped_terminal_does_not_stop_the_chat() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills in two descriptors; no name, termios or window size is passed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned from here on.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::process::Stdio::from(std::fs::File::from_raw_fd(slave)),
+        )
+    };
+    let certs = common::certs();
+    let mut child = std::process::Command::new(common::server_bin())
+        .args(["--bind", "127.0.0.1:0", "--cert"])
+        .arg(&certs.cert)
+        .arg("--key")
+        .arg(&certs.key)
+        .args([
+            "--max-connects-per-ip",
+            "0",
+            "--max-joining-per-ip",
+            "100000",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(master.try_clone().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the server did not start"
+        );
+        if let Some(addr) = line
+            .trim()
+            .rsplit("listening on ")
+            .next()
+            .filter(|_| line.contains("listening on "))
+        {
+            break addr.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    // Ctrl-S: the terminal stops taking output; and nobody reads it from here on.
+    (&master).write_all(&[0x13]).unwrap();
+    for _ in 0..1000 {
+        drop(TcpStream::connect(addr).unwrap());
+    }
+    let mut ana = Client::connect(addr);
+    ana.send("ana");
+    ana.expect_next("WELCOME ana");
+    let mut bob = Client::connect(addr);
+    bob.send("bob");
+    bob.expect_next("WELCOME bob");
+    ana.expect_line("JOIN bob");
+    ana.send("hola");
+    bob.expect_line("MSG ana hola");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(common::DEADLINE)
+        .expect("the server did not exit");
+    assert!(status.unwrap().success());
+    drop(master);
 }
