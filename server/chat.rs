@@ -128,6 +128,8 @@ pub trait HistorySink {
     fn keep(&mut self, entry: &Entry);
     /// The end of a pass of the event loop: what was kept may go out together.
     fn flush(&mut self);
+    /// The server exits now: what was kept goes out, waiting at most `wait` for the disk.
+    fn finish(&mut self, wait: Duration);
 }
 
 pub struct Chat {
@@ -221,6 +223,14 @@ impl Chat {
     /// The password from a reload; `None` when the config no longer asks for one.
     pub fn set_password(&mut self, password: Option<Password>) {
         self.password = password;
+    }
+
+    /// A second SIGINT or SIGTERM: the server exits at once, but what the history kept still
+    /// reaches its file (waiting at most `wait` for the disk).
+    pub fn finish_history(&mut self, wait: Duration) {
+        if let Some(sink) = &mut self.history_sink {
+            sink.finish(wait);
+        }
     }
 
     /// The end of a pass of the event loop.

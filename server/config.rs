@@ -647,7 +647,13 @@ fn load(sources: Sources) -> Result<Config, String> {
 
 /// `key = value` lines, `#` comments (a whole line, or after a space), blank lines.
 fn read_config_file(cfg: &mut Config, path: &std::path::Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
+    // Read on SIGHUP from the event loop: the one bounded reader that never waits (a FIFO at
+    // the path) nor swallows a file without end (a link to /dev/zero).
+    let text = charla_proto::files::read_small(path)
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        })
         .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
     let mut seen: Vec<(&str, usize)> = Vec::new();
     for (index, raw) in text.lines().enumerate() {

@@ -46,6 +46,10 @@ impl History {
         self.max_lines
     }
 
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The id of the newest public line so far (0 before any).
     pub fn last_id(&self) -> u64 {
         self.next_id - 1

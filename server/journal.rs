@@ -10,15 +10,14 @@
 //! what a power cut loses).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::history::{Entry, History};
-use crate::log::{log_error, log_warning};
+use crate::log::{log, log_error, log_warning};
 
 const HEADER: &str = "charla-history 1";
 /// Batches of records (one per pass of the event loop) the loop may hand over before the writer
@@ -44,42 +43,45 @@ pub struct Journal {
 
 /// Opens (or creates, mode 0600) the journal at `path` and reads the history it holds, within
 /// the history's bounds. A file that is not a journal is refused; a record cut short (a crash
-/// while writing) or damaged is skipped, with one log line.
+/// while writing) or damaged is skipped, with one log line. A disk that cannot be written (full)
+/// does not keep the server from starting: the history goes on in memory, and the file is
+/// written again as soon as the disk takes it (the log says both).
 pub fn open(
     path: &Path,
     max_lines: usize,
     max_bytes: usize,
 ) -> Result<(Journal, Vec<Entry>), String> {
-    let shown = path.display();
     let lock = lock(path, "--history-file")?;
     let mut history = History::new(max_lines, max_bytes, 1);
-    match File::open(path) {
-        Ok(file) => read_records(file, path, &mut history)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read the history file {shown}: {e}")),
-    }
+    read_journal(path, &mut history)?;
     let entries: Vec<Entry> = history.after(0).cloned().collect();
-    // Written afresh: what was skipped goes, and the file starts within its bound.
-    let file = rewrite(path, &entries)
-        .map_err(|e| format!("cannot write the history file {shown}: {e}"))?;
-    let bytes_in_file = file_len(&file);
+    let mirror = {
+        let mut mirror = History::new(max_lines, max_bytes, 1);
+        for entry in &entries {
+            mirror.record(entry.clone());
+        }
+        mirror
+    };
     let (tx, rx) = mpsc::sync_channel(QUEUE);
-    let writer = Writer {
+    let mut writer = Writer {
         _lock: lock,
         path: path.to_path_buf(),
-        file,
-        mirror: {
-            let mut mirror = History::new(max_lines, max_bytes, 1);
-            for entry in &entries {
-                mirror.record(entry.clone());
-            }
-            mirror
-        },
+        file: None,
+        good_len: 0,
+        behind: true,
+        retry_at: None,
+        reported: false,
+        mirror,
         max_lines,
         max_bytes,
-        records_in_file: entries.len(),
-        bytes_in_file,
+        records_in_file: 0,
     };
+    // Written afresh: what was skipped goes, and the file starts within its bound.
+    writer.catch_up();
+    if writer.behind {
+        // Appends wait for the file to be rewritten whole; until then it keeps what it had.
+        writer.file = OpenOptions::new().append(true).open(path).ok();
+    }
     let thread = std::thread::Builder::new()
         .name("history-journal".into())
         .spawn(move || writer.run(rx))
@@ -104,12 +106,7 @@ pub fn lock(path: &Path, flag: &str) -> Result<File, String> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let lock_path = PathBuf::from(name);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
+    let file = charla_proto::files::open_lock_file(&lock_path)
         .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -123,28 +120,55 @@ pub fn lock(path: &Path, flag: &str) -> Result<File, String> {
     Ok(file)
 }
 
-fn read_records(file: File, path: &Path, history: &mut History) -> Result<(), String> {
+/// The most of a history file read at start: it is rewritten once it holds twice the history's
+/// bound (and 256 KiB), so a file much larger than that is not one this server wrote with these
+/// settings; its newest part is read.
+fn read_limit(history: &History) -> u64 {
+    // Each record also carries its id, time, author and length: at most ~64 bytes.
+    let bound = history.max_bytes() + 64 * history.max_lines();
+    (4 * bound).max(4 * REWRITE_AT_LEAST) as u64
+}
+
+/// Reads the records of the journal at `path` into `history`, through the one bounded reader
+/// that never waits (a FIFO at the path) nor takes a file without end (a link to /dev/zero).
+fn read_journal(path: &Path, history: &mut History) -> Result<(), String> {
     let shown = path.display();
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    let read = |reader: &mut BufReader<File>, line: &mut Vec<u8>| {
-        line.clear();
-        reader
-            .read_until(b'\n', line)
-            .map_err(|e| format!("cannot read the history file {shown}: {e}"))
-    };
-    if read(&mut reader, &mut line)? == 0 {
+    let cannot = |e: io::Error| format!("cannot read the history file {shown}: {e}");
+    let mut first = Vec::new();
+    match charla_proto::files::open_regular(path) {
+        Ok(file) => {
+            file.take(HEADER.len() as u64 + 1)
+                .read_to_end(&mut first)
+                .map_err(cannot)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(cannot(e)),
+    }
+    if first.is_empty() {
         return Ok(());
     }
-    if line != format!("{HEADER}\n").as_bytes() {
+    if first != format!("{HEADER}\n").as_bytes() {
         return Err(format!(
             "{shown} is not a Charla history file (its first line is not '{HEADER}'): give \
              --history-file a new path, or remove the file if it is an old one of yours"
         ));
     }
+    let limit = read_limit(history);
+    let (bytes, cut) = charla_proto::files::read_tail(path, limit).map_err(cannot)?;
+    if cut {
+        log_warning!(
+            "history file {shown}: larger than {} KiB, more than this server writes; its newest \
+             part is read",
+            limit >> 10
+        );
+    }
+    let mut records = bytes.split_inclusive(|&b| b == b'\n');
+    if !cut {
+        records.next();
+    }
     let mut skipped = 0;
-    while read(&mut reader, &mut line)? > 0 {
-        match parse_record(&line) {
+    for record in records {
+        match parse_record(record) {
             Some(entry) => history.record(entry),
             None => skipped += 1,
         }
@@ -244,16 +268,46 @@ impl crate::chat::HistorySink for Journal {
     fn flush(&mut self) {
         Journal::flush(self);
     }
+
+    fn finish(&mut self, wait: Duration) {
+        Journal::finish(self, Some(wait));
+    }
+}
+
+impl Journal {
+    /// At exit: the writer takes what is left, syncs and stops; this waits for it at most `wait`
+    /// (a second signal: the operator wants out), or as long as the disk takes.
+    fn finish(&mut self, wait: Option<Duration>) {
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        let past = || deadline.is_some_and(|at| Instant::now() >= at);
+        if let Some(records) = self.records.take() {
+            let mut batch = std::mem::take(&mut self.pending);
+            while !batch.is_empty() {
+                match records.try_send(batch) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) if !past() => {
+                        batch = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Some(writer) = self.writer.take() {
+            while !writer.is_finished() && !past() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if writer.is_finished() {
+                let _ = writer.join();
+            }
+        }
+    }
 }
 
 impl Drop for Journal {
-    /// At exit: the writer takes what is left, syncs and stops.
+    /// At exit (the server stopped after SIGTERM): the writer takes what is left, syncs and stops.
     fn drop(&mut self) {
-        self.flush();
-        drop(self.records.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.finish(None);
     }
 }
 
@@ -261,79 +315,165 @@ struct Writer {
     /// Held while the writer lives: one server per history file.
     _lock: File,
     path: PathBuf,
-    file: File,
-    /// The history as the file holds it, to rewrite the file from.
+    /// Open for appending; `None` when it could not even be opened.
+    file: Option<File>,
+    /// The length of the file up to its last whole record: a write cut short (a full disk) is
+    /// cut off there, so that what comes next is not glued to half a record.
+    good_len: u64,
+    /// The file does not hold every record of the mirror (a write failed): it is rewritten whole
+    /// from the mirror when the disk takes it again, and nothing is appended until then.
+    behind: bool,
+    /// When to try again while behind, or to compact after a compaction failed.
+    retry_at: Option<Instant>,
+    /// Falling behind was logged; catching up will be.
+    reported: bool,
+    /// The history as the file should hold it, to rewrite the file from.
     mirror: History,
     max_lines: usize,
     max_bytes: usize,
     records_in_file: usize,
-    bytes_in_file: usize,
 }
+
+/// How often a writer that is behind (a full disk) tries again, besides when new lines come.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 impl Writer {
     fn run(mut self, records: mpsc::Receiver<Vec<Entry>>) {
         let mut unsynced: Option<Instant> = None;
         let mut batch = Vec::new();
         loop {
-            let wait = unsynced.map_or(Duration::from_secs(3600), |since| {
-                (since + SYNC_EVERY).saturating_duration_since(Instant::now())
+            let sync_due = unsynced.map(|since| since + SYNC_EVERY);
+            let wake = sync_due.into_iter().chain(self.retry_at).min();
+            let wait = wake.map_or(Duration::from_secs(3600), |at| {
+                at.saturating_duration_since(Instant::now())
             });
             match records.recv_timeout(wait) {
                 Ok(entries) => {
                     batch.clear();
+                    let mut count = 0;
                     for entry in entries.into_iter().chain(records.try_iter().flatten()) {
-                        self.take(entry, &mut batch);
+                        push_record(&mut batch, &entry);
+                        self.mirror.record(entry);
+                        count += 1;
                     }
-                    if let Err(e) = self.file.write_all(&batch) {
-                        log_error!("history file {}: cannot write: {e}", self.path.display());
-                    }
-                    unsynced.get_or_insert_with(Instant::now);
-                    let over = self.records_in_file > 2 * self.max_lines.max(1)
-                        || self.bytes_in_file > 2 * self.max_bytes;
-                    if over && self.bytes_in_file >= REWRITE_AT_LEAST {
-                        self.compact();
-                        unsynced = None;
+                    if self.behind {
+                        self.catch_up();
+                    } else {
+                        self.append(&batch, count);
+                        unsynced.get_or_insert_with(Instant::now);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.file.sync_data();
+                    if self.behind {
+                        self.catch_up();
+                    }
+                    self.sync();
                     return;
                 }
             }
+            if self.retry_at.is_some_and(|at| at <= Instant::now()) {
+                self.retry_at = None;
+                if self.behind {
+                    self.catch_up();
+                } else {
+                    self.compact_if_over();
+                }
+            }
             if unsynced.is_some_and(|since| since.elapsed() >= SYNC_EVERY) {
-                let _ = self.file.sync_data();
+                self.sync();
                 unsynced = None;
             }
         }
     }
 
-    fn take(&mut self, entry: Entry, batch: &mut Vec<u8>) {
-        let before = batch.len();
-        push_record(batch, &entry);
-        self.records_in_file += 1;
-        self.bytes_in_file += batch.len() - before;
-        self.mirror.record(entry);
-    }
-
-    /// Rewrites the file from the history it mirrors, so that it stays within twice the bound.
-    fn compact(&mut self) {
-        match rewrite(&self.path, self.mirror.after(0)) {
-            Ok(file) => {
-                self.file = file;
-                self.records_in_file = self.mirror.after(0).count();
-                self.bytes_in_file = file_len(&self.file);
+    /// Appends a batch of records; if the disk does not take it whole, cuts the file back to its
+    /// last whole record and falls behind.
+    fn append(&mut self, batch: &[u8], count: usize) {
+        let Some(file) = &mut self.file else {
+            return self.fall_behind("the file is not open".into());
+        };
+        match file.write_all(batch) {
+            Ok(()) => {
+                self.good_len += batch.len() as u64;
+                self.records_in_file += count;
+                self.compact_if_over();
             }
-            Err(e) => log_error!(
-                "history file {}: cannot rewrite it: {e}",
-                self.path.display()
-            ),
+            Err(e) => {
+                // Truncating needs no space: the next write starts at a record's start.
+                let _ = file.set_len(self.good_len);
+                self.fall_behind(e.to_string());
+            }
         }
     }
-}
 
-fn file_len(file: &File) -> usize {
-    file.metadata().map_or(0, |m| m.len() as usize)
+    fn fall_behind(&mut self, why: String) {
+        if !self.reported {
+            log_error!(
+                "history file {}: cannot write it ({why}): the history is kept in memory, and \
+                 the file written again as soon as the disk takes it",
+                self.path.display()
+            );
+            self.reported = true;
+        }
+        self.behind = true;
+        self.retry_at = Some(Instant::now() + RETRY_EVERY);
+    }
+
+    /// Rewrites the file whole from the mirror: at start, and while behind.
+    fn catch_up(&mut self) {
+        match rewrite(&self.path, self.mirror.after(0)) {
+            Ok(file) => {
+                if std::mem::take(&mut self.reported) {
+                    log!(
+                        "history file {}: written again, {} messages",
+                        self.path.display(),
+                        self.mirror.after(0).count()
+                    );
+                }
+                self.good_len = file.metadata().map_or(0, |m| m.len());
+                self.file = Some(file);
+                self.records_in_file = self.mirror.after(0).count();
+                self.behind = false;
+                self.retry_at = None;
+            }
+            Err(e) => self.fall_behind(e.to_string()),
+        }
+    }
+
+    /// Rewrites the file from the mirror once it holds twice the history's bound (and at least
+    /// REWRITE_AT_LEAST), so that it stays within that; a failure is tried again later.
+    fn compact_if_over(&mut self) {
+        let over = self.records_in_file > 2 * self.max_lines.max(1)
+            || self.good_len as usize > 2 * self.max_bytes;
+        if !over || (self.good_len as usize) < REWRITE_AT_LEAST || self.retry_at.is_some() {
+            return;
+        }
+        match rewrite(&self.path, self.mirror.after(0)) {
+            Ok(file) => {
+                self.good_len = file.metadata().map_or(0, |m| m.len());
+                self.file = Some(file);
+                self.records_in_file = self.mirror.after(0).count();
+            }
+            Err(e) => {
+                log_error!(
+                    "history file {}: cannot rewrite it ({e}); appending goes on",
+                    self.path.display()
+                );
+                self.retry_at = Some(Instant::now() + RETRY_EVERY);
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if let Err(e) = file.sync_data() {
+            // What was written may not be on the disk: rewritten whole when the disk takes it.
+            self.fall_behind(format!("sync failed: {e}"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ fn run() -> ExitCode {
         log::finish();
         default_hook(info);
     }));
+    // A file-size limit (ulimit -f) reached while writing the history or the state must fail
+    // that write, not kill the server.
+    // SAFETY: setting a signal's disposition to "ignore".
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let cfg = match config::parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(cfg)) => cfg,
         Ok(Command::Help) => {

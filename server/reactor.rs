@@ -39,6 +39,8 @@ const FLUSH_AFTER: Duration = Duration::from_millis(1);
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long a second SIGINT/SIGTERM waits for the history's last lines to reach the disk.
+const SECOND_SIGNAL_WAIT: Duration = Duration::from_secs(2);
 /// The kernel's queue of connections not yet accepted: a burst (a class joining at once, a flood
 /// of sockets) waits there instead of being dropped (Linux caps it at net.core.somaxconn).
 const LISTEN_BACKLOG: i32 = 4096;
@@ -694,6 +696,7 @@ impl Server {
                 SIGHUP => self.reload(),
                 _ if self.shutdown_deadline.is_some() => {
                     log!("second signal: exiting now");
+                    self.chat.finish_history(SECOND_SIGNAL_WAIT);
                     crate::log::finish();
                     std::process::exit(0);
                 }

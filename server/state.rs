@@ -4,7 +4,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::log::log_warning;
 use crate::moderation::{Bans, LineError, Operators, Registrations};
+
+/// The most a state file may hold: a million registrations or bans of a few hundred bytes each.
+/// Read through the one bounded reader, which takes no FIFO and no file without end.
+const MAX_STATE_FILE_BYTES: u64 = 512 << 20;
 
 /// Which state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +52,31 @@ impl StateDir {
     /// read or parsed is an error naming the file and the line: the server must not start
     /// without its bans.
     pub fn open(dir: &Path) -> Result<(StateDir, Loaded), String> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
+        // A directory that was there already keeps its mode: bans and who owns which nickname
+        // are nobody else's business.
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| format!("cannot read the state directory {}: {e}", dir.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                format!(
+                    "the state directory {} is open to other users (mode {mode:o}) and cannot be \
+                     made private ({e}): run 'chmod 700 {}'",
+                    dir.display(),
+                    dir.display()
+                )
+            })?;
+            log_warning!(
+                "state directory {}: was mode {mode:o}, open to other users; made 700",
+                dir.display()
+            );
+        }
         let lock = crate::journal::lock(&dir.join("state"), "--state-dir")?;
         let store = StateDir {
             dir: dir.to_path_buf(),
@@ -80,7 +104,7 @@ impl StateDir {
         parse: impl Fn(&str) -> Result<T, LineError>,
     ) -> Result<Option<T>, String> {
         let path = self.path(file);
-        let text = match std::fs::read(&path) {
+        let text = match charla_proto::files::read_bounded(&path, MAX_STATE_FILE_BYTES) {
             Ok(bytes) => String::from_utf8(bytes)
                 .map_err(|_| format!("{}: not UTF-8 text", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -327,3 +327,115 @@ fn a_reload_does_not_look_the_bind_name_up() {
     server.wait_log(&format!("reloaded {config}: max-line 4096 → 100"));
     assert!(!server.log_text().contains("reload failed"));
 }
+
+fn mkfifo(path: &Path) {
+    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+}
+
+/// Issue 21: on SIGHUP the config file was read with read_to_string: a FIFO there froze the
+/// server, a link to /dev/zero ate memory until it died. Both are refused, the reload is not
+/// taken, and the chat goes on. (Failed before the fix: the chat froze on the FIFO.)
+#[test]
+fn a_fifo_or_dev_zero_as_the_config_file_does_not_stop_the_server() {
+    let dir = TempDir::new("config-fifo");
+    let config = write_config(&dir, "max-line = 4096\n");
+    let server = Server::start(&["--config", &config]);
+    let (mut ana, mut bob) = server.pair();
+    std::fs::remove_file(&config).unwrap();
+    mkfifo(Path::new(&config));
+    server.signal(libc::SIGHUP);
+    server.wait_log(&format!(
+        "reload failed, keeping everything as it was: cannot read the config file {config}: not a regular file"
+    ));
+    ana.send("sigo aquí");
+    bob.expect_line("MSG ana sigo aquí");
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log_count(
+        "reload failed, keeping everything as it was: cannot read the config file",
+        2,
+    );
+    ana.send("y aquí");
+    bob.expect_line("MSG ana y aquí");
+}
+
+/// The server's stderr when it refuses to start within the deadline (it must not hang).
+fn refused_in_time(args: &[&str]) -> String {
+    let c = certs();
+    let mut child = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1:0", "--cert"])
+        .arg(&c.cert)
+        .arg("--key")
+        .arg(&c.key)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert_eq!(status.code(), Some(1), "{err}");
+            return err;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the server hung instead of refusing {args:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Issue 21: at start the history file and the state files were read without bounds: /dev/zero
+/// aborted the server, a FIFO hung it after the port was bound. Each is refused at once, naming
+/// the file. (Failed before the fix: the server hung on the FIFO.)
+#[test]
+fn a_fifo_or_dev_zero_as_the_history_or_a_state_file_is_refused_at_start() {
+    let dir = TempDir::new("start-fifo");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let err = refused_in_time(&["--history-file", fifo.to_str().unwrap()]);
+    assert!(err.contains("not a regular file"), "{err}");
+    let err = refused_in_time(&["--history-file", "/dev/zero"]);
+    assert!(
+        err.contains("not a regular file") || err.contains("/dev/zero.lock"),
+        "{err}"
+    );
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    mkfifo(&state.join("bans"));
+    let err = refused_in_time(&["--state-dir", state.to_str().unwrap()]);
+    assert!(
+        err.contains("bans") && err.contains("not a regular file"),
+        "{err}"
+    );
+    std::fs::remove_file(state.join("bans")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", state.join("registrations")).unwrap();
+    let err = refused_in_time(&["--state-dir", state.to_str().unwrap()]);
+    assert!(
+        err.contains("registrations") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+/// Issue 21: an existing --state-dir of mode 0755 stayed 0755 (bans and who owns which nickname
+/// readable by every user of the machine). It is made 0700, and the log says so. (Failed before:
+/// still 0755.)
+#[test]
+fn an_existing_state_dir_open_to_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("state-mode");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(&["--state-dir", state.to_str().unwrap()]);
+    server.wait_log("was mode 755, open to other users; made 700");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -230,22 +230,64 @@ impl Server {
 
     /// As `start`, in a process allowed at most `descriptors` open files (hard limit too).
     pub fn start_with_descriptor_limit(args: &[&str], descriptors: u64) -> Server {
+        Server::start_with_rlimit(args, libc::RLIMIT_NOFILE, descriptors)
+    }
+
+    /// As `start`, in a process with the soft limit `resource` at `value` (hard limit too for
+    /// descriptors; for the others the hard limit stays, so that [`Server::set_rlimit`] can raise
+    /// it again).
+    pub fn start_with_rlimit(
+        args: &[&str],
+        resource: libc::__rlimit_resource_t,
+        value: u64,
+    ) -> Server {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(server_bin());
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        // SAFETY: getrlimit/setrlimit are async-signal-safe; nothing else runs between fork and
+        // exec.
         unsafe {
             cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: descriptors as libc::rlim_t,
-                    rlim_max: descriptors as libc::rlim_t,
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                if libc::getrlimit(resource, &mut lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                lim.rlim_cur = value as libc::rlim_t;
+                if resource == libc::RLIMIT_NOFILE {
+                    lim.rlim_max = value as libc::rlim_t;
+                }
+                if libc::setrlimit(resource, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
         Server::spawn(cmd, &with_test_certs(args), &[])
+    }
+
+    /// Changes a limit of the running server (prlimit(2)), as if the machine changed under it:
+    /// RLIMIT_FSIZE stands for a disk that fills up and has room again.
+    pub fn set_rlimit(&self, resource: libc::__rlimit_resource_t, value: libc::rlim_t) {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit on our own child, with structs of ours.
+        unsafe {
+            assert_eq!(
+                libc::prlimit(self.child.id() as i32, resource, std::ptr::null(), &mut lim),
+                0
+            );
+            lim.rlim_cur = value.min(lim.rlim_max);
+            assert_eq!(
+                libc::prlimit(self.child.id() as i32, resource, &lim, std::ptr::null_mut()),
+                0,
+                "prlimit: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 
     fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
