@@ -23,26 +23,36 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Connections counted per address key.
+/// Connections counted per address key, and in all.
 #[derive(Default)]
-pub struct PerAddress(HashMap<IpAddr, usize>);
+pub struct PerAddress {
+    by_key: HashMap<IpAddr, usize>,
+    total: usize,
+}
 
 impl PerAddress {
     pub fn count(&self, key: IpAddr) -> usize {
-        self.0.get(&key).copied().unwrap_or(0)
+        self.by_key.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Connections counted, all addresses together.
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     pub fn add(&mut self, key: IpAddr) -> usize {
-        let n = self.0.entry(key).or_insert(0);
+        self.total += 1;
+        let n = self.by_key.entry(key).or_insert(0);
         *n += 1;
         *n
     }
 
     pub fn remove(&mut self, key: IpAddr) {
-        if let Some(n) = self.0.get_mut(&key) {
+        if let Some(n) = self.by_key.get_mut(&key) {
+            self.total -= 1;
             *n -= 1;
             if *n == 0 {
-                self.0.remove(&key);
+                self.by_key.remove(&key);
             }
         }
     }
@@ -250,6 +260,7 @@ mod tests {
         per.remove(a);
         assert_eq!(per.count(a), 1);
         per.remove(a);
-        assert!(per.0.is_empty());
+        assert!(per.by_key.is_empty());
+        assert_eq!(per.total(), 0);
     }
 }

@@ -175,9 +175,11 @@ impl Chat {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         let outbox = Outbox::new(cfg.max_queue);
+        let mut sessions = Sessions::default();
+        sessions.set_max_held_bytes(cfg.max_held_bytes);
         Chat {
             history: History::new(cfg.history, cfg.history_bytes, first_id),
-            sessions: Sessions::default(),
+            sessions,
             new_token,
             history_sink: None,
             moderation: Moderation::default(),
@@ -217,6 +219,7 @@ impl Chat {
     /// Clients already in are judged by the new limits from their next line on.
     pub fn set_config(&mut self, cfg: Config) {
         self.outbox.set_max_queue(cfg.max_queue);
+        self.sessions.set_max_held_bytes(cfg.max_held_bytes);
         self.cfg = cfg;
     }
 
@@ -281,6 +284,19 @@ impl Chat {
     pub fn admit(&mut self, addr: SocketAddr, open: usize, now: Instant) -> Admission {
         self.now = now;
         let key = address_key(addr.ip());
+        // Users away hold places too, but a live connection comes first: the one away longest
+        // is given up to make room.
+        while open + self.sessions.away_count() >= self.cfg.max_clients
+            && self.sessions.away_count() > 0
+        {
+            self.give_up_away(None, "the server needed its place");
+        }
+        while self.cfg.max_per_ip > 0
+            && self.sessions.away_from(key) > 0
+            && self.per_address.count(key) + self.sessions.away_from(key) >= self.cfg.max_per_ip
+        {
+            self.give_up_away(Some(key), "its address needed the place");
+        }
         if open >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
             self.quiet_closes.note(QuietClose::ServerFull, key, now);
             return Admission::Close;
@@ -471,8 +487,10 @@ impl Chat {
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
         for session in self.sessions.expire(now) {
+            log!("session of {} expired", session.nick);
             self.gave_up_waiting(session);
         }
+        self.tick_moderation(now);
         while let Some((_, (id, serial))) = self.register_deadlines.pop_due(now) {
             let current = self.peer(id).is_some_and(|p| {
                 p.serial == serial && matches!(p.state, PeerState::Registering { .. })
@@ -497,6 +515,7 @@ impl Chat {
             .into_iter()
             .chain(self.quiet_closes.due())
             .chain(self.sessions.next_expiry())
+            .chain(self.next_moderation_deadline())
             .min()
     }
 
@@ -539,6 +558,7 @@ impl Chat {
             return false;
         };
         let key = address_key(peer.addr.ip());
+        let address = key;
         let was = std::mem::replace(&mut peer.state, PeerState::Closing);
         match &was {
             PeerState::Closing => return false,
@@ -569,6 +589,7 @@ impl Chat {
             if away {
                 let until = self.now + self.cfg.resume_window;
                 self.sessions.go_away(&token, key, until);
+                self.keep_away_within_bounds(Some(address));
             } else {
                 self.sessions.end(&token);
             }
@@ -581,8 +602,11 @@ impl Chat {
             words.extend(reason.as_deref());
             self.send_to_room(None, &words);
         } else if !self.shutting_down {
-            let mut words = vec!["LEAVE", &*nick];
-            words.extend(reason.leave_text());
+            let (why, text) = reason
+                .leave_words()
+                .unwrap_or((charla_proto::leave_reason::CONNECTION_CLOSED, None));
+            let mut words = vec!["LEAVE", &*nick, why];
+            words.extend(text);
             self.send_to_room(None, &words);
         }
         true
@@ -746,11 +770,23 @@ impl Chat {
         if let Some(text) = self.registered_to_another(id, nick) {
             return self.reply_error(id, ErrorCode::NickRegistered, &text);
         }
+        if let Some(text) = self.muted_under_another_name(id, nick) {
+            return self.reply_error(id, ErrorCode::Muted, &text);
+        }
         let key = nick_key(nick);
         // A session coming back takes its nickname back from the away list, or from its old
-        // connection if the server has not yet found that one dead.
+        // connection if the server has not yet found that one dead. A session started with an
+        // identity is only for a connection with the same one: its token alone is not enough.
+        let identity = self.peer(id).and_then(|p| p.identity.clone());
+        let Some(address) = self.peer(id).map(|p| address_key(p.addr.ip())) else {
+            return;
+        };
         let back = match &resume {
-            Resume::Back { token, .. } => self.sessions.get(token).map(|s| (token.clone(), s.conn)),
+            Resume::Back { token, .. } => self.sessions.resolve(token, address).and_then(|token| {
+                let session = self.sessions.get(&token)?;
+                (session.identity.is_none() || session.identity == identity)
+                    .then(|| (token.clone(), session.conn))
+            }),
             _ => None,
         };
         let old_conn = back.as_ref().and_then(|(_, conn)| *conn);
@@ -777,7 +813,10 @@ impl Chat {
             );
         }
         let token_known = back.is_some();
-        // The session: the one coming back, a new one, or none.
+        let Some(addr_key) = self.peer(id).map(|p| address_key(p.addr.ip())) else {
+            return;
+        };
+        // The session: the one coming back (under a new token), a new one, or none.
         let (session, author, held) = match (&resume, back) {
             (_, Some((token, _))) => {
                 let author = self.sessions.get(&token).map_or(0, |s| s.author);
@@ -785,11 +824,17 @@ impl Chat {
                     Resume::Back { last, .. } => *last,
                     _ => 0,
                 };
-                let held = self.sessions.come_back(&token, id, last);
-                if let Some(s) = self.sessions.get_mut(&token) {
+                let new_token: Box<str> = match (self.new_token)() {
+                    fresh if !fresh.is_empty() => fresh.into(),
+                    _ => token.clone(),
+                };
+                let held = self
+                    .sessions
+                    .come_back(&token, new_token.clone(), id, addr_key, last);
+                if let Some(s) = self.sessions.get_mut(&new_token) {
                     s.nick = nick.into();
                 }
-                (Some(token), author, held)
+                (Some(new_token), author, held)
             }
             (Resume::No, None) => {
                 self.next_author += 1;
@@ -801,16 +846,22 @@ impl Chat {
                 if token.is_empty() {
                     (None, self.next_author, Vec::new())
                 } else {
-                    self.sessions
-                        .start(token.clone(), self.next_author, nick, id);
+                    self.sessions.start(
+                        token.clone(),
+                        self.next_author,
+                        nick,
+                        id,
+                        identity.as_deref(),
+                        addr_key,
+                    );
                     (Some(token), self.next_author, Vec::new())
                 }
             }
         };
+        self.note_nick_used(id, &key);
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
-        let addr_key = address_key(peer.addr.ip());
         peer.state = PeerState::Chatting {
             nick: nick.into(),
             flood,
@@ -938,10 +989,9 @@ impl Chat {
         self.line = lines;
     }
 
-    /// The user who was away did not come back in time: its nickname is free again, and those
-    /// whose private messages were waiting for it are told.
+    /// The user who was away did not come back in time (or its place was needed): its nickname
+    /// is free again, and those whose private messages were waiting for it are told.
     fn gave_up_waiting(&mut self, session: Session) {
-        log!("session of {} expired", session.nick);
         let mut senders: Vec<((ConnId, u64), usize)> = Vec::new();
         for held in &session.held {
             match senders.iter_mut().find(|(s, _)| *s == held.sender) {
@@ -960,6 +1010,43 @@ impl Chat {
                 self.reply(conn, &["NOTICE", &text]);
             }
         }
+    }
+
+    /// After a user went away from `address`: the sessions kept stay within --max-away,
+    /// --max-away-per-ip, and with the open connections within --max-clients and --max-per-ip;
+    /// the one away longest goes first.
+    fn keep_away_within_bounds(&mut self, address: Option<std::net::IpAddr>) {
+        let open = self.per_address.total();
+        while self.sessions.away_count() > self.cfg.max_away
+            || open + self.sessions.away_count() > self.cfg.max_clients
+        {
+            if !self.give_up_away(None, "too many users away") {
+                break;
+            }
+        }
+        let Some(address) = address else {
+            return;
+        };
+        while self.sessions.away_from(address) > self.cfg.max_away_per_ip
+            || (self.cfg.max_per_ip > 0
+                && self.per_address.count(address) + self.sessions.away_from(address)
+                    > self.cfg.max_per_ip)
+        {
+            if !self.give_up_away(Some(address), "too many users away from its address") {
+                break;
+            }
+        }
+    }
+
+    /// Gives up the session of the user away longest (from `address`, if given); returns whether
+    /// there was one.
+    fn give_up_away(&mut self, address: Option<std::net::IpAddr>, why: &str) -> bool {
+        let Some(session) = self.sessions.give_up_oldest(address) else {
+            return false;
+        };
+        log!("session of {} given up: {why}", session.nick);
+        self.gave_up_waiting(session);
+        true
     }
 
     fn chat_line(&mut self, id: ConnId, line: &str) {
@@ -986,7 +1073,7 @@ impl Chat {
             | ClientLine::Kick { .. }
             | ClientLine::Ban { .. }
             | ClientLine::Unban(_)
-            | ClientLine::Bans
+            | ClientLine::Bans(_)
             | ClientLine::Mute { .. }
             | ClientLine::Unmute(_)) => self.moderation_command(id, command),
             ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
@@ -1175,6 +1262,7 @@ impl Chat {
             s.nick = new.into();
         }
         self.by_nick.remove(&nick_key(&old));
+        self.note_nick_used(id, &new_key);
         self.by_nick.insert(new_key, id);
         if let Some(addr) = addr {
             log!("nick {old} -> {new} ({addr})");
@@ -1197,14 +1285,18 @@ impl Chat {
     }
 
     fn quit(&mut self, id: ConnId, reason: Option<&str>) {
+        // The room sees a quit reason: a muted user's is not passed on.
+        let muted = self.muted(id).is_some();
         let reason = reason
+            .filter(|_| !muted)
             .map(|r| clean_text(r).into_owned())
             .filter(|r| !r.trim().is_empty());
         self.close(id, CloseReason::Quit(reason));
     }
 }
 
-fn unix_seconds() -> u64 {
+/// The wall clock, in seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -1,55 +1,122 @@
 //! The chat's identity and moderation rules (docs/protocol.md, "Identity" and "Operators"):
 //! `/register`, `/unregister`, `/whois`, and the operators' `/kick`, `/ban`, `/unban`, `/bans`,
 //! `/mute`, `/unmute`. A child module of `chat`, so that these rules see the peers as the rest do.
+//!
+//! With `--state-dir`, a change to the registrations or the bans takes effect in memory at once
+//! and is handed to the state writer (a thread of its own, `state.rs`) as an effect
+//! ([`Chat::take_state_batch`]); the command that made it is answered when the writer reports it
+//! written ([`Chat::state_saved`]). If the disk refuses it, the change is undone and answered
+//! `ERROR not-saved` — and so is every change made after it and not yet written, so that what is
+//! in memory is always what is on disk once the writer is done.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use charla_proto::time::utc_timestamp;
-use charla_proto::{clean_text, nick_key, notice, short_fingerprint, ClientLine, ErrorCode};
+use charla_proto::{clean_text, nick_key, short_fingerprint, ClientLine, ErrorCode, Presence};
 
 use super::{seconds_up, unix_seconds, Chat, FloodBucket, PeerState};
 use crate::address::{address_key, ConnectRate};
 use crate::close::CloseReason;
 use crate::log::{log, log_error};
-use crate::moderation::{Ban, Bans, Mute, Operators, Registrations, Target};
+use crate::moderation::{
+    cut_reason, Ban, Bans, Mute, Operators, Registration, Registrations, StateChange, Target,
+};
 use crate::outbox::ConnId;
-use crate::state::{StateFile, StateStore};
 
-/// Who is who and who may do what, and where changes are kept.
+/// Who is who and who may do what, and the changes on their way to `--state-dir`.
 #[derive(Default)]
 pub struct Moderation {
     pub registrations: Registrations,
     pub bans: Bans,
     pub mutes: crate::moderation::Mutes,
     pub operators: Operators,
-    /// `--state-dir`; without it registrations and bans live in memory only.
-    pub store: Option<Box<dyn StateStore>>,
+    /// `--state-dir`: changes are written by the state writer and answered when written; without
+    /// it registrations and bans live in memory only, and are answered at once.
+    pub persistent: bool,
     /// Operators in the room, in the order they joined (for the `OPER` lines after a user list).
     pub in_room: Vec<ConnId>,
-    /// Registration changes written to disk, server-wide: each is an fsync in the event loop,
-    /// which many clients registering and unregistering in a loop must not keep busy.
+    /// Registration changes, server-wide: each is a file written and synced, which many clients
+    /// registering and unregistering in a loop must not keep busy.
     pub saves: Option<FloodBucket>,
     /// The same per address, so that one address cannot use the server-wide allowance up.
     pub saves_by_address: ConnectRate,
+    /// The batch the writer has (its number and its changes), and the changes waiting for it.
+    writing: Option<(u64, Vec<Change>)>,
+    waiting: Vec<Change>,
+    batches: u64,
+    /// Registrations used since they were last written (nickname key → when), written with the
+    /// next change or within the hour.
+    used: HashMap<String, u64>,
+    used_since: Option<Instant>,
+    /// When registrations were last checked for expiry.
+    expiry_checked: Option<Instant>,
 }
 
 /// Registration changes one address (IPv6: one /64) may make per minute, all at once if it likes.
 const SAVES_PER_ADDRESS_PER_MINUTE: u32 = 6;
+/// Bans shown per page of `/bans`: a long list must not make an operator's client "too slow".
+const BANS_PER_PAGE: usize = 50;
+/// How often registrations are checked for expiry, and the most that expire at once (the rest
+/// at the next check): a burst of expiries must not hold the loop.
+const EXPIRY_EVERY: Duration = Duration::from_secs(60);
+const EXPIRE_AT_ONCE: usize = 1000;
+/// Ended bans forgotten per pass of the loop, at most.
+const BANS_ENDED_AT_ONCE: usize = 1000;
+/// Registrations used are written at least this often, if nothing else is.
+const USED_WRITTEN_EVERY: Duration = Duration::from_secs(3600);
+
+/// A change on its way to the disk: what it is, how to undo it, and what to answer (to whom)
+/// once it is written.
+struct Change {
+    change: StateChange,
+    undo: Undo,
+    answer: Answer,
+    /// The connection to answer, and its serial (it may be gone by then).
+    to: Option<(ConnId, u64)>,
+}
+
+enum Undo {
+    Unregister(String),
+    Reregister(Registration),
+    /// Remove the ban on this target, and put back the one it replaced.
+    Unban(Target, Option<Ban>),
+    Reban(Ban),
+}
+
+enum Answer {
+    /// Written without a word (expiry, a change answered by another).
+    Quiet,
+    Registered {
+        nick: String,
+        owner: String,
+    },
+    Unregistered {
+        nick: String,
+        owner: String,
+    },
+    Banned(Ban),
+    Unbanned {
+        count: usize,
+        what: String,
+    },
+}
 
 impl Chat {
-    /// Registrations and bans from `--state-dir`, the operators from `--operators`.
+    /// Registrations and bans from `--state-dir` (`persistent`: changes go back to it), the
+    /// operators from `--operators`.
     pub fn set_moderation(
         &mut self,
         registrations: Registrations,
         bans: Bans,
         operators: Operators,
-        store: Option<Box<dyn StateStore>>,
+        persistent: bool,
     ) {
         self.moderation.registrations = registrations;
         self.moderation.bans = bans;
         self.moderation.operators = operators;
-        self.moderation.store = store;
+        self.moderation.persistent = persistent;
     }
 
     /// The operators file was read again (SIGHUP): whoever became or stopped being an operator
@@ -135,23 +202,54 @@ impl Chat {
         })
     }
 
-    /// The muted user's public line is refused; returns whether it was.
-    pub(super) fn refused_as_muted(&mut self, id: ConnId) -> bool {
-        if self.moderation.mutes.is_empty() {
-            return false;
+    /// Its owner took a registered nickname (by key): it does not expire for a while yet.
+    pub(super) fn note_nick_used(&mut self, id: ConnId, key: &str) {
+        let owned = self
+            .moderation
+            .registrations
+            .get_key(key)
+            .is_some_and(|r| Some(&*r.owner) == self.identity(id));
+        if !owned {
+            return;
         }
-        let Some(peer) = self.peer(id) else {
-            return false;
-        };
+        let now = unix_seconds();
+        self.moderation.registrations.touch(key, now);
+        if self.moderation.persistent {
+            self.moderation.used.insert(key.to_string(), now);
+            self.moderation.used_since.get_or_insert(self.now);
+        }
+    }
+
+    /// The mute that keeps `id` quiet in public, if any; operators never are.
+    pub(super) fn muted(&self, id: ConnId) -> Option<&Mute> {
+        if self.moderation.mutes.is_empty() {
+            return None;
+        }
+        let peer = self.peer(id)?;
         // As with bans: an address mute must not silence an operator behind the same address.
         if self.moderation.operators.contains(peer.identity.as_deref()) {
-            return false;
+            return None;
         }
-        let Some(mute) =
-            self.moderation
-                .mutes
-                .find(peer.identity.as_deref(), peer.addr.ip(), self.now)
-        else {
+        self.moderation
+            .mutes
+            .find(peer.identity.as_deref(), peer.addr.ip(), self.now)
+    }
+
+    /// A muted user joins only under the nickname it was muted as: any other would say to the
+    /// room what its lines may not.
+    pub(super) fn muted_under_another_name(&self, id: ConnId, nick: &str) -> Option<String> {
+        let mute = self.muted(id)?;
+        (nick_key(&mute.nick) != nick_key(nick)).then(|| {
+            format!(
+                "an operator muted you: while muted you can only be {} here",
+                mute.nick
+            )
+        })
+    }
+
+    /// The muted user's public line is refused; returns whether it was.
+    pub(super) fn refused_as_muted(&mut self, id: ConnId) -> bool {
+        let Some(mute) = self.muted(id) else {
             return false;
         };
         let text = match mute.until {
@@ -198,7 +296,7 @@ impl Chat {
                     ClientLine::Kick { .. } => "kick",
                     ClientLine::Ban { .. } => "ban",
                     ClientLine::Unban(_) => "unban",
-                    ClientLine::Bans => "bans",
+                    ClientLine::Bans(_) => "bans",
                     ClientLine::Mute { .. } => "mute",
                     _ => "unmute",
                 };
@@ -214,31 +312,237 @@ impl Chat {
                 reason,
             } => self.ban(id, target, minutes, reason),
             ClientLine::Unban(what) => self.unban(id, what),
-            ClientLine::Bans => self.list_bans(id),
+            ClientLine::Bans(page) => self.list_bans(id, page),
             ClientLine::Mute { nick, minutes } => self.mute(id, nick, minutes),
             ClientLine::Unmute(nick) => self.unmute(id, nick),
             _ => {}
         }
     }
 
-    /// Writes a state file before the change is answered; `Err` is the `ERROR not-saved` text.
-    fn save(&mut self, file: StateFile) -> Result<(), String> {
-        let Some(store) = &mut self.moderation.store else {
-            return Ok(());
+    /// A change made in memory: answered now without `--state-dir`, else when it is written.
+    fn changed(&mut self, to: Option<ConnId>, change: StateChange, undo: Undo, answer: Answer) {
+        let to = to.and_then(|id| Some((id, self.peer(id)?.serial)));
+        let change = Change {
+            change,
+            undo,
+            answer,
+            to,
         };
-        let text = match file {
-            StateFile::Registrations => self.moderation.registrations.to_text(),
-            StateFile::Bans => self.moderation.bans.to_text(),
-        };
-        store.save(file, &text).map_err(|e| {
-            log_error!("state not saved: {e}");
-            "the server could not save the change (its operator will find why in its log); \
-             nothing changed"
-                .to_string()
-        })
+        if self.moderation.persistent {
+            self.moderation.waiting.push(change);
+        } else {
+            self.answer(change);
+        }
     }
 
-    /// Whether a registration change may be written now; if not, the client is told to wait.
+    /// The changes for the state writer, when it has none and some are waiting (or registrations
+    /// used are due to be written). Called by the reactor at the end of each pass.
+    pub fn take_state_batch(&mut self) -> Option<(u64, Vec<StateChange>)> {
+        let m = &mut self.moderation;
+        let used_due = m
+            .used_since
+            .is_some_and(|since| self.shutting_down || self.now >= since + USED_WRITTEN_EVERY);
+        if m.writing.is_some() || (m.waiting.is_empty() && !used_due) || !m.persistent {
+            return None;
+        }
+        let mut changes: Vec<StateChange> = m
+            .used
+            .drain()
+            .map(|(key, at)| StateChange::Used(key, at))
+            .collect();
+        m.used_since = None;
+        let batch = std::mem::take(&mut m.waiting);
+        changes.extend(batch.iter().map(|c| c.change.clone()));
+        m.batches += 1;
+        m.writing = Some((m.batches, batch));
+        Some((m.batches, changes))
+    }
+
+    /// The state writer wrote batch `id` (or could not): its commands are answered; on failure
+    /// every change not yet written is undone and answered `ERROR not-saved`.
+    pub fn state_saved(&mut self, id: u64, result: Result<(), String>) {
+        let Some((writing, batch)) = self.moderation.writing.take() else {
+            return;
+        };
+        if writing != id {
+            self.moderation.writing = Some((writing, batch));
+            return;
+        }
+        match result {
+            Ok(()) => {
+                for change in batch {
+                    self.answer(change);
+                }
+            }
+            Err(why) => {
+                log_error!("state not saved: {why}");
+                let mut undone = batch;
+                undone.append(&mut self.moderation.waiting);
+                for change in undone.iter().rev() {
+                    self.undo(&change.undo);
+                }
+                for change in undone {
+                    let Some(to) = change
+                        .to
+                        .filter(|_| !matches!(change.answer, Answer::Quiet))
+                    else {
+                        continue;
+                    };
+                    if self.peer(to.0).is_some_and(|p| p.serial == to.1) {
+                        self.reply_error(
+                            to.0,
+                            ErrorCode::NotSaved,
+                            "the server could not save the change (its operator will find why \
+                             in its log); nothing changed",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn undo(&mut self, undo: &Undo) {
+        let m = &mut self.moderation;
+        match undo {
+            Undo::Unregister(key) => {
+                m.registrations.remove_key(key);
+            }
+            Undo::Reregister(r) => {
+                m.registrations.insert(r.clone());
+            }
+            Undo::Unban(target, previous) => {
+                m.bans.remove(target);
+                if let Some(previous) = previous {
+                    m.bans.add(previous.clone());
+                }
+            }
+            Undo::Reban(ban) => {
+                m.bans.add(ban.clone());
+            }
+        }
+    }
+
+    /// A change is written (or needs no writing): its command is answered, to a connection still
+    /// there, and what waited for it is done.
+    fn answer(&mut self, change: Change) {
+        let to = change
+            .to
+            .filter(|&(id, serial)| self.peer(id).is_some_and(|p| p.serial == serial))
+            .map(|(id, _)| id);
+        match change.answer {
+            Answer::Quiet => {}
+            Answer::Registered { nick, owner } => {
+                log!(
+                    "registration: {nick} registered to {}",
+                    short_fingerprint(&owner)
+                );
+                if let Some(id) = to {
+                    self.reply_registered(id, &nick, &owner);
+                }
+            }
+            Answer::Unregistered { nick, owner } => {
+                match to.filter(|&id| self.identity(id) != Some(&owner)) {
+                    Some(id) => log!(
+                        "moderation: {} unregistered {nick} (was {})",
+                        self.who(id),
+                        short_fingerprint(&owner)
+                    ),
+                    None => log!("registration: {nick} unregistered"),
+                }
+                if let Some(id) = to {
+                    self.reply(id, &["UNREGISTERED", &nick]);
+                }
+            }
+            Answer::Banned(ban) => {
+                let named = ban
+                    .nick
+                    .as_deref()
+                    .map_or(String::new(), |n| format!(" ({n})"));
+                log!(
+                    "moderation: {} banned {}{named} {}",
+                    to.map_or_else(|| ban.by.to_string(), |id| self.who(id)),
+                    ban.target.describe(),
+                    until_text(ban.until)
+                );
+                let closed = self.close_banned(&ban);
+                if let Some(id) = to {
+                    let (kind, value) = ban.target.words();
+                    let until = until_word(ban.until);
+                    let closed = closed.to_string();
+                    let mut words = vec!["BANNED", kind, &value, &until, &closed];
+                    words.extend(ban.nick.as_deref());
+                    self.reply(id, &words);
+                }
+            }
+            Answer::Unbanned { count, what } => {
+                if let Some(id) = to {
+                    log!("moderation: {} lifted {count} bans ({what})", self.who(id));
+                    self.reply(id, &["UNBANNED", &count.to_string()]);
+                }
+            }
+        }
+    }
+
+    /// `REGISTERED <nick> <short fingerprint> <days before it expires unused, 0: never>`.
+    fn reply_registered(&mut self, id: ConnId, nick: &str, owner: &str) {
+        let days = self.cfg.registration_expiry_days.to_string();
+        let short = short_fingerprint(owner).to_string();
+        self.reply(id, &["REGISTERED", nick, &short, &days]);
+    }
+
+    /// Time passed: bans that ended are forgotten, registrations nobody used for
+    /// --registration-expiry are freed; a bounded number at a time.
+    pub(super) fn tick_moderation(&mut self, now: Instant) {
+        let unix = unix_seconds();
+        self.moderation.bans.expire(unix, BANS_ENDED_AT_ONCE);
+        let days = self.cfg.registration_expiry_days;
+        if days == 0
+            || self
+                .moderation
+                .expiry_checked
+                .is_some_and(|at| now < at + EXPIRY_EVERY)
+        {
+            return;
+        }
+        self.moderation.expiry_checked = Some(now);
+        let before = unix.saturating_sub(days * 86_400);
+        let gone = self
+            .moderation
+            .registrations
+            .take_unused(before, EXPIRE_AT_ONCE);
+        if gone.is_empty() {
+            return;
+        }
+        log!(
+            "registration: {} nicknames unused for {days} days freed",
+            gone.len()
+        );
+        for r in gone {
+            let key = nick_key(&r.nick);
+            self.moderation.used.remove(&key);
+            self.changed(
+                None,
+                StateChange::Unregister(key),
+                Undo::Reregister(r),
+                Answer::Quiet,
+            );
+        }
+    }
+
+    /// The next moment `tick_moderation` has something to do.
+    pub(super) fn next_moderation_deadline(&self) -> Option<Instant> {
+        let expiry = (self.cfg.registration_expiry_days > 0
+            && !self.moderation.registrations.is_empty())
+        .then(|| {
+            self.moderation
+                .expiry_checked
+                .map_or(self.now, |at| at + EXPIRY_EVERY)
+        });
+        let used = self.moderation.used_since.map(|at| at + USED_WRITTEN_EVERY);
+        expiry.into_iter().chain(used).min()
+    }
+
+    /// Whether a registration change may be made now; if not, the client is told to wait.
     fn may_save_registration(&mut self, id: ConnId) -> bool {
         let Some(ip) = self.peer(id).map(|p| address_key(p.addr.ip())) else {
             return false;
@@ -285,10 +589,9 @@ impl Chat {
         let Some(nick) = self.nick(id).map(String::from) else {
             return;
         };
-        let short = short_fingerprint(&identity).to_string();
         if self.moderation.registrations.owner(&nick) == Some(&identity) {
-            let text = format!("{} {nick} is already yours ({short})", notice::REGISTERED);
-            return self.reply(id, &["NOTICE", &text]);
+            // Already so: said the same way.
+            return self.reply_registered(id, &nick, &identity);
         }
         let per_identity = self.cfg.max_nicks_per_identity;
         if self.moderation.registrations.count_of(&identity) >= per_identity {
@@ -307,17 +610,21 @@ impl Chat {
         if !self.may_save_registration(id) {
             return;
         }
-        self.moderation.registrations.insert(&nick, &identity);
-        if let Err(text) = self.save(StateFile::Registrations) {
-            self.moderation.registrations.remove(&nick);
-            return self.reply_error(id, ErrorCode::NotSaved, &text);
-        }
-        log!("registration: {nick} registered to {short}");
-        let text = format!(
-            "{} {nick} is kept for your identity {short}; others are refused it",
-            notice::REGISTERED
+        let registration = Registration {
+            nick: nick.as_str().into(),
+            owner: identity.as_str().into(),
+            last_used: unix_seconds(),
+        };
+        self.moderation.registrations.insert(registration.clone());
+        self.changed(
+            Some(id),
+            StateChange::Register(registration),
+            Undo::Unregister(nick_key(&nick)),
+            Answer::Registered {
+                nick,
+                owner: identity,
+            },
         );
-        self.reply(id, &["NOTICE", &text]);
     }
 
     fn unregister(&mut self, id: ConnId, nick: Option<&str>) {
@@ -339,33 +646,33 @@ impl Chat {
         let Some(removed) = self.moderation.registrations.remove(&nick) else {
             return;
         };
-        if let Err(text) = self.save(StateFile::Registrations) {
-            self.moderation
-                .registrations
-                .insert(&removed.nick, &removed.owner);
-            return self.reply_error(id, ErrorCode::NotSaved, &text);
-        }
-        if self.identity(id) == Some(&owner) {
-            log!("registration: {} unregistered", removed.nick);
-        } else {
-            log!(
-                "moderation: {} unregistered {} (was {})",
-                self.who(id),
-                removed.nick,
-                short_fingerprint(&owner)
-            );
-        }
-        let text = format!(
-            "{} {} is free for anyone",
-            notice::UNREGISTERED,
-            removed.nick
+        let key = nick_key(&removed.nick);
+        self.moderation.used.remove(&key);
+        self.changed(
+            Some(id),
+            StateChange::Unregister(key),
+            Undo::Reregister(removed.clone()),
+            Answer::Unregistered {
+                nick: removed.nick.to_string(),
+                owner,
+            },
         );
-        self.reply(id, &["NOTICE", &text]);
     }
 
-    /// `WHOIS <nick> <online|offline> <registered|unregistered> <operator|user>
+    /// The identity and address of someone away (its session waiting for it), by nickname key.
+    fn away_user(&self, key: &str) -> Option<(String, Option<String>, IpAddr)> {
+        let token = self.sessions.away_holder(key)?;
+        let s = self.sessions.get(token)?;
+        Some((
+            s.nick.to_string(),
+            s.identity.as_deref().map(String::from),
+            s.address,
+        ))
+    }
+
+    /// `WHOIS <nick> <online|away|offline> <registered|unregistered> <operator|user>
     /// <fingerprint|no-identity> [address]`: for operators the whole fingerprint and, for someone
-    /// online, the address; a short fingerprint for others.
+    /// online or away, the address; a short fingerprint for others.
     fn whois(&mut self, id: ConnId, nick: &str) {
         let asker_is_operator = self.is_operator(id);
         let show = |fp: &str| {
@@ -375,33 +682,41 @@ impl Chat {
                 short_fingerprint(fp).to_string()
             }
         };
-        let registration = self.moderation.registrations.get(nick);
-        let online = self.by_nick.get(&nick_key(nick)).copied();
-        let (name, identity, online) = match (online, registration) {
-            (Some(conn), _) => (
+        let key = nick_key(nick);
+        let registration = self.moderation.registrations.get_key(&key);
+        let online = self.by_nick.get(&key).copied();
+        let away = online.is_none().then(|| self.away_user(&key)).flatten();
+        let (name, identity, presence, address) = match (online, away, registration) {
+            (Some(conn), _, _) => (
                 self.nick(conn).unwrap_or(nick).to_string(),
                 self.identity(conn).map(String::from),
-                Some(conn),
+                Presence::Online,
+                self.peer(conn).map(|p| p.addr.ip()),
             ),
-            (None, Some(r)) => (r.nick.to_string(), Some(r.owner.to_string()), None),
-            (None, None) => return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick)),
+            (None, Some((name, identity, address)), _) => {
+                (name, identity, Presence::Away, Some(address))
+            }
+            (None, None, Some(r)) => (
+                r.nick.to_string(),
+                Some(r.owner.to_string()),
+                Presence::Offline,
+                None,
+            ),
+            (None, None, None) => {
+                return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick))
+            }
         };
         // Operators also see the address (to ban it when the identity is not enough).
-        let address = online
+        let address = address
             .filter(|_| asker_is_operator)
-            .and_then(|conn| self.peer(conn))
-            .map(|p| p.addr.ip().to_canonical().to_string());
+            .map(|ip| ip.to_canonical().to_string());
         let registered = registration.is_some();
         let operator = self.moderation.operators.contains(identity.as_deref());
         let fingerprint = identity.as_deref().map_or("no-identity".into(), show);
         let mut words = vec![
             "WHOIS",
             &name,
-            if online.is_some() {
-                "online"
-            } else {
-                "offline"
-            },
+            presence.as_str(),
             if registered {
                 "registered"
             } else {
@@ -439,15 +754,19 @@ impl Chat {
     }
 
     fn ban(&mut self, id: ConnId, what: &str, minutes: Option<u64>, reason: Option<&str>) {
-        // A nickname first: `1.2.3.4` is a valid one, and the user called that is who is meant.
-        let online = self.by_nick.get(&nick_key(what)).copied();
+        // A nickname first: `1.2.3.4` is a valid one, and the user called that is who is meant —
+        // in the room, away (its session waiting), or registered.
+        let key = nick_key(what);
+        let online = self.by_nick.get(&key).copied();
         let (target, nick) = if let Some(conn) = online {
             let Some(peer) = self.peer(conn) else {
                 return;
             };
             let target = Target::of(peer.identity.as_deref(), peer.addr.ip());
             (target, self.nick(conn).map(Box::<str>::from))
-        } else if let Some(r) = self.moderation.registrations.get(what) {
+        } else if let Some((name, identity, address)) = self.away_user(&key) {
+            (Target::of(identity.as_deref(), address), Some(name.into()))
+        } else if let Some(r) = self.moderation.registrations.get_key(&key) {
             (Target::Identity(r.owner.clone()), Some(r.nick.clone()))
         } else if let Some(target) = Target::parse(what) {
             (target, None)
@@ -456,47 +775,48 @@ impl Chat {
         };
         if let Target::Identity(fp) = &target {
             if self.moderation.operators.contains(Some(fp)) {
-                return self.reply(id, &["NOTICE", notice::OPERATORS_NOT_BANNED]);
+                return self.reply_error(
+                    id,
+                    ErrorCode::IsOperator,
+                    "that identity is an operator's: take it out of the operators file first \
+                     (bans never apply to operators)",
+                );
             }
         }
         let now = unix_seconds();
+        let replacing = self.moderation.bans.get(&target).is_some();
+        if !replacing && self.moderation.bans.len() >= self.cfg.max_bans {
+            self.moderation.bans.expire(now, usize::MAX);
+            if self.moderation.bans.len() >= self.cfg.max_bans {
+                let text = format!(
+                    "the server keeps at most {} bans (--max-bans); /unban some first",
+                    self.cfg.max_bans
+                );
+                return self.reply_error(id, ErrorCode::BanLimit, &text);
+            }
+        }
+        let reason = reason.map(clean_text).unwrap_or_default();
         let ban = Ban {
             target,
             until: minutes.map(|m| now + m * 60),
             set_at: now,
             by: self.nick(id).unwrap_or_default().into(),
             nick,
-            reason: reason.map(clean_text).unwrap_or_default().into(),
+            reason: cut_reason(&reason).into(),
         };
-        let before = self.moderation.bans.clone();
-        self.moderation.bans.expire(now);
-        self.moderation.bans.add(ban.clone());
-        if let Err(text) = self.save(StateFile::Bans) {
-            self.moderation.bans = before;
-            return self.reply_error(id, ErrorCode::NotSaved, &text);
-        }
-        let named = ban
-            .nick
-            .as_deref()
-            .map_or(String::new(), |n| format!(" ({n})"));
-        log!(
-            "moderation: {} banned {}{named} {}",
-            self.who(id),
-            ban.target.describe(),
-            until_text(ban.until)
+        // New connections are kept out at once; those in the room are put out once it is saved.
+        let previous = self.moderation.bans.add(ban.clone());
+        self.changed(
+            Some(id),
+            StateChange::Ban(ban.clone()),
+            Undo::Unban(ban.target.clone(), previous),
+            Answer::Banned(ban),
         );
-        let closed = self.close_banned(&ban);
-        let text = format!(
-            "{} {}{named} {}; {closed} connections closed",
-            notice::BANNED,
-            ban.target.describe(),
-            until_text(ban.until)
-        );
-        self.reply(id, &["NOTICE", &text]);
     }
 
     /// Closes every connection a new ban keeps out: those in the room are kicked (the room gets
-    /// `KICK`), the others refused. Returns how many.
+    /// `KICK`), the others refused; a user away it matches is not waited for any more. Returns
+    /// how many connections.
     fn close_banned(&mut self, ban: &Ban) -> usize {
         let text = ban_text(ban);
         let mut closed = 0;
@@ -526,69 +846,102 @@ impl Chat {
             }
             closed += 1;
         }
+        if let Some(nick) = &ban.nick {
+            let key = nick_key(nick);
+            let away = self.sessions.away_holder(&key).map(Box::<str>::from);
+            if let Some(session) = away.and_then(|token| self.sessions.end(&token)) {
+                log!("session of {} given up: banned", session.nick);
+                self.gave_up_waiting(session);
+            }
+        }
         closed
     }
 
     fn unban(&mut self, id: ConnId, what: &str) {
-        let before = self.moderation.bans.clone();
         // As for /ban, a nickname first (bans made from it, or on its owner's identity), then an
         // address or a fingerprint.
         let key = nick_key(what);
-        let owner = self
-            .moderation
-            .registrations
-            .owner(what)
-            .map(|fp| Target::Identity(fp.into()));
-        let mut lifted = self.moderation.bans.remove_where(|b| {
-            b.nick.as_deref().is_some_and(|n| nick_key(n) == key)
-                || owner.as_ref() == Some(&b.target)
-        });
-        if let (0, Some(target)) = (lifted, Target::parse(what)) {
-            lifted = self.moderation.bans.remove_where(|b| b.target == target);
+        let mut targets = self.moderation.bans.made_from(&key);
+        if let Some(r) = self.moderation.registrations.get_key(&key) {
+            let owner = Target::Identity(r.owner.clone());
+            if self.moderation.bans.get(&owner).is_some() && !targets.contains(&owner) {
+                targets.push(owner);
+            }
         }
-        if lifted == 0 {
+        if targets.is_empty() {
+            if let Some(target) = Target::parse(what) {
+                if self.moderation.bans.get(&target).is_some() {
+                    targets.push(target);
+                }
+            }
+        }
+        if targets.is_empty() {
             let text = format!("no ban matches {}", clean_text(what));
             return self.reply_error(id, ErrorCode::NoSuchBan, &text);
         }
-        if let Err(text) = self.save(StateFile::Bans) {
-            self.moderation.bans = before;
-            return self.reply_error(id, ErrorCode::NotSaved, &text);
+        let count = targets.len();
+        for (n, target) in targets.into_iter().enumerate() {
+            let Some(ban) = self.moderation.bans.remove(&target) else {
+                continue;
+            };
+            // One answer, for the last.
+            let answer = if n + 1 == count {
+                Answer::Unbanned {
+                    count,
+                    what: what.to_string(),
+                }
+            } else {
+                Answer::Quiet
+            };
+            self.changed(
+                Some(id),
+                StateChange::Unban(target),
+                Undo::Reban(ban),
+                answer,
+            );
         }
-        log!("moderation: {} lifted {lifted} bans ({what})", self.who(id));
-        let text = format!("{} {lifted} bans lifted", notice::UNBANNED);
-        self.reply(id, &["NOTICE", &text]);
     }
 
-    fn list_bans(&mut self, id: ConnId) {
+    /// `BANS <total> <page> <pages>`, then a `BAN` line per ban of that page.
+    fn list_bans(&mut self, id: ConnId, page: u32) {
         let now = unix_seconds();
-        let lines: Vec<String> = self
+        let total = self
             .moderation
             .bans
             .iter()
             .filter(|b| b.active(now))
+            .count();
+        let pages = total.div_ceil(BANS_PER_PAGE).max(1);
+        let page = (page as usize).max(1);
+        let lines: Vec<Vec<String>> = self
+            .moderation
+            .bans
+            .iter()
+            .filter(|b| b.active(now))
+            .skip((page - 1) * BANS_PER_PAGE)
+            .take(BANS_PER_PAGE)
             .map(|b| {
-                let named = b
-                    .nick
-                    .as_deref()
-                    .map_or(String::new(), |n| format!(" ({n})"));
-                let reason = if b.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", b.reason)
-                };
-                format!(
-                    "{} {}{named} {}, by {}{reason}",
-                    notice::BAN,
-                    b.target.describe(),
-                    until_text(b.until),
-                    b.by
-                )
+                let (kind, value) = b.target.words();
+                let mut words = vec![
+                    "BAN".to_string(),
+                    kind.to_string(),
+                    value,
+                    until_word(b.until),
+                    utc_timestamp(UNIX_EPOCH + Duration::from_secs(b.set_at)),
+                    b.by.to_string(),
+                    b.nick.as_deref().unwrap_or("-").to_string(),
+                ];
+                if !b.reason.is_empty() {
+                    words.push(b.reason.to_string());
+                }
+                words
             })
             .collect();
-        let count = format!("{} {}", notice::BANS, lines.len());
-        self.reply(id, &["NOTICE", &count]);
-        for line in lines {
-            self.reply(id, &["NOTICE", &line]);
+        let head = [total, page, pages].map(|n| n.to_string());
+        self.reply(id, &["BANS", &head[0], &head[1], &head[2]]);
+        for words in lines {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            self.reply(id, &words);
         }
     }
 
@@ -597,14 +950,17 @@ impl Chat {
             return;
         };
         if self.is_operator(target) {
-            return self.reply(id, &["NOTICE", notice::OPERATORS_NOT_MUTED]);
+            return self.reply_error(id, ErrorCode::IsOperator, "operators cannot be muted");
         }
         let Some(peer) = self.peer(target) else {
             return;
         };
         let name = self.nick(target).unwrap_or(nick).to_string();
+        let identity = peer.identity.as_deref();
         let mute = Mute {
-            target: Target::of(peer.identity.as_deref(), peer.addr.ip()),
+            target: Target::of(identity, peer.addr.ip()),
+            // The same user back from the same address without its certificate is still muted.
+            seen_at: identity.map(|_| address_key(peer.addr.ip())),
             until: minutes.map(|m| self.now + Duration::from_secs(m * 60)),
             nick: name.as_str().into(),
         };
@@ -617,9 +973,8 @@ impl Chat {
         );
         let now = self.now;
         self.moderation.mutes.add(mute, now);
-        let how_long = minutes.map_or("until unmuted".into(), |m| format!("for {m} minutes"));
-        let text = format!("{} {name} {how_long}", notice::MUTED);
-        self.reply(id, &["NOTICE", &text]);
+        let minutes = minutes.unwrap_or(0).to_string();
+        self.reply(id, &["MUTED", &name, &minutes]);
     }
 
     fn unmute(&mut self, id: ConnId, nick: &str) {
@@ -632,15 +987,14 @@ impl Chat {
             nick_key(&m.nick) == key
                 || online
                     .as_ref()
-                    .is_some_and(|(identity, ip)| m.target.matches(identity.as_deref(), *ip))
+                    .is_some_and(|(identity, ip)| m.matches(identity.as_deref(), *ip))
         });
         if lifted == 0 {
             let text = format!("{} is not muted", clean_text(nick));
             return self.reply_error(id, ErrorCode::NoSuchBan, &text);
         }
         log!("moderation: {} unmuted {nick}", self.who(id));
-        let text = format!("{} {}", notice::UNMUTED, clean_text(nick));
-        self.reply(id, &["NOTICE", &text]);
+        self.reply(id, &["UNMUTED", &clean_text(nick)]);
     }
 }
 
@@ -657,11 +1011,16 @@ fn ban_text(ban: &Ban) -> String {
 /// `until 2026-11-30T10:00:00Z` or `until lifted`.
 fn until_text(until: Option<u64>) -> String {
     match until {
-        Some(at) => format!(
-            "until {}",
-            utc_timestamp(UNIX_EPOCH + Duration::from_secs(at))
-        ),
+        Some(at) => format!("until {}", until_word(Some(at))),
         None => "until lifted".into(),
+    }
+}
+
+/// `2026-11-30T10:00:00Z` or `permanent`, as the `BANNED` and `BAN` lines say it.
+fn until_word(until: Option<u64>) -> String {
+    match until {
+        Some(at) => utc_timestamp(UNIX_EPOCH + Duration::from_secs(at)),
+        None => "permanent".into(),
     }
 }
 

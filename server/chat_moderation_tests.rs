@@ -4,36 +4,74 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::*;
-use crate::moderation::{Bans, Operators, Registrations};
-use crate::state::{StateFile, StateStore};
+use crate::moderation::{Bans, Operators, Registrations, StateChange, Target};
 
 const OP: &str = "0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A:0A";
 const ANA: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
 const BOB: &str = "BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB";
 const OP_ADDR: &str = "192.0.2.9:40000";
 
-/// What was saved, file by file; fails while `failing` is set.
+/// Which state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StateFile {
+    Registrations,
+    Bans,
+}
+
+/// What the state writer holds and wrote (as `state.rs` does, without the disk); fails while
+/// `failing` is set.
 #[derive(Default)]
 struct Files {
+    registrations: Registrations,
+    bans: Bans,
+    /// Each file's text as written, in order.
     saved: Vec<(StateFile, String)>,
+    /// Changes written, all batches together.
+    changes: usize,
     failing: bool,
 }
 
 #[derive(Default, Clone)]
 struct Saved(Rc<RefCell<Files>>);
 
-impl StateStore for Saved {
-    fn save(&mut self, file: StateFile, text: &str) -> Result<(), String> {
+impl Saved {
+    fn write(&self, changes: Vec<StateChange>) -> Result<(), String> {
         let mut files = self.0.borrow_mut();
         if files.failing {
             return Err("disk full".into());
         }
-        files.saved.push((file, text.to_string()));
+        let (mut registrations, mut bans) = (false, false);
+        files.changes += changes.len();
+        for change in changes {
+            registrations |= change.is_registration();
+            bans |= !change.is_registration();
+            match change {
+                StateChange::Register(r) => {
+                    files.registrations.insert(r);
+                }
+                StateChange::Unregister(key) => {
+                    files.registrations.remove_key(&key);
+                }
+                StateChange::Used(key, at) => files.registrations.touch(&key, at),
+                StateChange::Ban(ban) => {
+                    files.bans.add(ban);
+                }
+                StateChange::Unban(target) => {
+                    files.bans.remove(&target);
+                }
+            }
+        }
+        if registrations {
+            let text = files.registrations.to_text();
+            files.saved.push((StateFile::Registrations, text));
+        }
+        if bans {
+            let text = files.bans.to_text(0);
+            files.saved.push((StateFile::Bans, text));
+        }
         Ok(())
     }
-}
 
-impl Saved {
     fn last(&self, file: StateFile) -> String {
         let files = self.0.borrow();
         let found = files.saved.iter().rev().find(|(f, _)| *f == file);
@@ -41,17 +79,19 @@ impl Saved {
     }
 }
 
-/// A chat whose operators file lists `OP`, with its saves recorded.
+/// A chat whose operators file lists `OP`, with `--state-dir` (its writes recorded).
 fn moderated() -> (Harness, Saved) {
-    let mut h = Harness::new();
+    moderated_with(|_| {})
+}
+
+fn moderated_with(change: impl FnOnce(&mut Config)) -> (Harness, Saved) {
+    let mut h = Harness::with(change);
     let saved = Saved::default();
     let operators = Operators::parse(OP).unwrap();
-    h.chat.set_moderation(
-        Registrations::default(),
-        Bans::default(),
-        operators,
-        Some(Box::new(saved.clone())),
-    );
+    h.chat
+        .set_moderation(Registrations::default(), Bans::default(), operators, true);
+    let writer = saved.clone();
+    h.state = Some(Box::new(move |changes| writer.write(changes)));
     (h, saved)
 }
 
@@ -74,15 +114,16 @@ fn a_registered_nickname_is_kept_for_its_identity_at_login_and_on_nick() {
     let (mut h, saved) = moderated();
     join_as(&mut h, 1, "ana", ANY, Some(ANA));
     h.send(1, "/register");
-    assert_eq!(
-        h.lines(1),
-        ["NOTICE registered: ana is kept for your identity AA:AA:AA:AA:AA:AA:AA:AA; others are refused it"]
-    );
+    assert_eq!(h.lines(1), ["REGISTERED ana AA:AA:AA:AA:AA:AA:AA:AA 365"]);
     assert!(saved
         .last(StateFile::Registrations)
-        .contains(&format!("{ANA} ana")));
+        .contains(&format!("{ANA} ana ")));
     h.send(1, "/register");
-    assert!(h.lines(1)[0].contains("already yours"));
+    assert_eq!(
+        h.lines(1),
+        ["REGISTERED ana AA:AA:AA:AA:AA:AA:AA:AA 365"],
+        "already so"
+    );
     h.send(1, "/quit");
     h.closes();
     // Someone else, with another identity or none, in any case or look-alike.
@@ -120,7 +161,7 @@ fn registration_needs_an_identity_and_unregistering_frees_the_nickname() {
         ["ERROR nick-registered ana is registered to another identity"]
     );
     h.send(2, "/unregister");
-    assert_eq!(h.lines(2), ["NOTICE unregistered: ana is free for anyone"]);
+    assert_eq!(h.lines(2), ["UNREGISTERED ana"]);
     assert!(!saved.last(StateFile::Registrations).contains("ana"));
     h.send(2, "/unregister");
     assert_eq!(h.lines(2), ["ERROR no-such-user ana is not registered"]);
@@ -286,10 +327,10 @@ fn a_ban_by_nickname_follows_the_identity_and_keeps_it_out() {
     let notice = h.lines(1);
     assert_eq!(notice[0], "KICK op troll spam");
     assert!(
-        notice[1].starts_with(&format!("NOTICE banned: identity {BOB} (troll) until 20")),
+        notice[1].starts_with(&format!("BANNED identity {BOB} 20")),
         "{notice:?}"
     );
-    assert!(notice[1].ends_with("; 1 connections closed"));
+    assert!(notice[1].ends_with("Z 1 troll"), "{notice:?}");
     assert!(saved
         .last(StateFile::Bans)
         .contains(&format!("identity {BOB} ")));
@@ -306,13 +347,14 @@ fn a_ban_by_nickname_follows_the_identity_and_keeps_it_out() {
     join_as(&mut h, 4, "ana", ANY, Some(ANA));
     h.send(1, "/bans");
     let bans = h.lines(1);
-    assert_eq!(bans[1], "NOTICE bans: 1");
+    assert_eq!(bans[1], "BANS 1 1 1");
     assert!(
-        bans[2].starts_with(&format!("NOTICE ban: identity {BOB} (troll) until "))
-            && bans[2].ends_with(", by op: spam")
+        bans[2].starts_with(&format!("BAN identity {BOB} 20"))
+            && bans[2].ends_with("Z op troll spam"),
+        "{bans:?}"
     );
     h.send(1, "/unban troll");
-    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+    assert_eq!(h.lines(1), ["UNBANNED 1"]);
     assert!(!saved.last(StateFile::Bans).contains(BOB));
     join_as(&mut h, 5, "troll", ANY, Some(BOB));
     h.send(1, "/unban troll");
@@ -334,10 +376,7 @@ fn a_ban_by_address_keeps_out_everyone_there_but_operators() {
     h.send(1, "/ban 192.0.2.1");
     let lines = h.lines(1);
     assert_eq!(lines[..2], ["KICK op carla", "KICK op ana"]);
-    assert!(
-        lines[2].starts_with("NOTICE banned: address 192.0.2.1 until lifted; 3 connections closed"),
-        "{lines:?}"
-    );
+    assert_eq!(lines[2], "BANNED address 192.0.2.1 permanent 3");
     assert!(h.lines(5)[0].starts_with("ERROR banned banned by op until lifted"));
     let mut closed: Vec<ConnId> = h.closes().into_iter().map(|c| c.0).collect();
     closed.sort();
@@ -351,9 +390,13 @@ fn a_ban_by_address_keeps_out_everyone_there_but_operators() {
         1,
         "/ban 0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A",
     );
-    assert!(h.lines(1).last().unwrap().contains("is an operator's"));
+    assert!(h
+        .lines(1)
+        .last()
+        .unwrap()
+        .starts_with("ERROR is-operator that identity is an operator's"));
     h.send(1, "/unban 192.0.2.1");
-    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+    assert_eq!(h.lines(1), ["UNBANNED 1"]);
     join_as(&mut h, 8, "carla", ANY, None);
 }
 
@@ -366,7 +409,7 @@ fn a_muted_user_reaches_no_one_in_public_until_unmuted() {
     h.lines(1);
     h.lines(2);
     h.send(1, "/mute troll 5");
-    assert_eq!(h.lines(1), ["NOTICE muted: troll for 5 minutes"]);
+    assert_eq!(h.lines(1), ["MUTED troll 5"]);
     h.send(2, "spam");
     h.send(2, "/me spams");
     let lines = h.lines(2);
@@ -378,27 +421,32 @@ fn a_muted_user_reaches_no_one_in_public_until_unmuted() {
     h.send(2, "/msg ana sorry");
     assert_eq!(h.lines(3), ["PRIVMSG troll sorry"]);
     assert!(h.lines(1).is_empty());
-    // A new connection from the same address (no certificate) is still muted.
-    h.send(2, "/quit");
-    join_as(&mut h, 4, "troll2", ANY, None);
+    // A new connection from the same address (no certificate) is still muted, and may only be
+    // troll: a new nickname would say to the room what its lines may not (issue 21).
+    h.send(2, "/quit me largo, idiotas");
+    h.connect(4);
+    h.send(4, "troll2");
+    assert!(h.lines(4)[0]
+        .starts_with("ERROR muted an operator muted you: while muted you can only be troll here"));
+    h.send(4, "troll");
+    assert_eq!(h.lines(4)[0], "WELCOME troll");
     h.send(4, "again");
     assert!(h.lines(4)[0].starts_with("ERROR muted"));
     h.send(1, "/mute ana");
-    assert_eq!(h.lines(1)[..2], ["LEAVE troll", "JOIN troll2"]);
+    // Its quit reason did not reach the room either (issue 21).
+    assert_eq!(h.lines(1)[..2], ["LEAVE troll quit", "JOIN troll"]);
     h.send(1, "/unmute troll");
-    assert_eq!(h.lines(1), ["NOTICE unmuted: troll"]);
+    assert_eq!(h.lines(1), ["UNMUTED troll"]);
+    h.send(4, "/nick troll2");
     h.send(4, "sorry");
-    assert_eq!(h.lines(1), ["MSG troll2 sorry"]);
+    assert_eq!(h.lines(1), ["NICK troll troll2", "MSG troll2 sorry"]);
     h.send(1, "/unmute troll");
     assert_eq!(h.lines(1), ["ERROR no-such-ban troll is not muted"]);
     // Time passing ends a mute.
     h.send(1, "/mute troll2 1");
     h.now += Duration::from_secs(61);
     h.send(4, "back");
-    assert_eq!(
-        h.lines(1),
-        ["NOTICE muted: troll2 for 1 minutes", "MSG troll2 back"]
-    );
+    assert_eq!(h.lines(1), ["MUTED troll2 1", "MSG troll2 back"]);
 }
 
 #[test]
@@ -427,13 +475,19 @@ fn registration_changes_written_to_disk_are_bounded_per_address_and_server_wide(
         h.send(1, "/unregister");
     }
     let lines = h.lines(1);
-    assert_eq!(saved.0.borrow().saved.len(), 6);
+    assert_eq!(saved.0.borrow().changes, 6);
+    // The refusals at once; the six changes when they are written.
     assert!(
-        lines[6].starts_with(
+        lines[0].starts_with(
             "ERROR flood at most 6 registration changes a minute from one address; try again in"
         ),
         "{lines:?}"
     );
+    let answered = lines
+        .iter()
+        .filter(|l| l.starts_with("REGISTERED ") || l.starts_with("UNREGISTERED "))
+        .count();
+    assert_eq!(answered, 6, "{lines:?}");
     // From other addresses: ten at once server-wide (ten times the rate), then one a second.
     join_as(&mut h, 2, "bob", "198.51.100.1:1", Some(BOB));
     join_as(&mut h, 3, "carla", "198.51.100.2:1", Some(OP));
@@ -442,11 +496,12 @@ fn registration_changes_written_to_disk_are_bounded_per_address_and_server_wide(
         h.send(2, "/unregister");
     }
     h.send(3, "/register");
-    assert_eq!(saved.0.borrow().saved.len(), 10);
+    h.pump();
+    assert_eq!(saved.0.borrow().changes, 10);
     assert!(h.lines(3)[0].starts_with("ERROR flood the server is saving too many registrations"));
     h.now += Duration::from_secs(1);
     h.send(3, "/register");
-    assert!(h.lines(3)[0].starts_with("NOTICE registered:"));
+    assert!(h.lines(3)[0].starts_with("REGISTERED carla "));
 }
 
 #[test]
@@ -459,11 +514,11 @@ fn a_nickname_that_looks_like_an_address_is_banned_as_the_user() {
     let lines = h.lines(1);
     assert_eq!(lines[0], "KICK op 10.0.0.1");
     assert!(
-        lines[1].starts_with(&format!("NOTICE banned: identity {BOB} (10.0.0.1)")),
+        lines[1].starts_with(&format!("BANNED identity {BOB} permanent 1 10.0.0.1")),
         "{lines:?}"
     );
     h.send(1, "/unban 10.0.0.1");
-    assert_eq!(h.lines(1), ["NOTICE unbanned: 1 bans lifted"]);
+    assert_eq!(h.lines(1), ["UNBANNED 1"]);
 }
 
 #[test]
@@ -502,4 +557,178 @@ fn an_operator_sees_the_address_in_whois() {
         h.lines(2),
         ["WHOIS op online unregistered operator 0A:0A:0A:0A:0A:0A:0A:0A"]
     );
+}
+
+/// Issue 21: `/register`, `/ban` and the other state changes were written (and fsynced) on the
+/// event loop's thread. They are handed to the state writer as an effect and answered when it
+/// reports the write done; a failure undoes every change not yet written.
+#[test]
+fn state_changes_are_answered_when_written_and_undone_together_when_not() {
+    let (mut h, _) = moderated();
+    h.hold_state = true;
+    join_as(&mut h, 1, "ana", ANY, Some(ANA));
+    join_as(&mut h, 2, "bob", "198.51.100.1:1", Some(BOB));
+    h.lines(1);
+    h.send(1, "/register");
+    assert!(h.lines(1).is_empty(), "not answered before it is written");
+    // Already in force: nobody else may take it meanwhile.
+    h.connect_as(3, ANY, None);
+    h.send(3, "ana2");
+    h.lines(3);
+    h.send(3, "/nick ana");
+    assert!(h.lines(3)[0].starts_with("ERROR nick-registered"));
+    h.write_state();
+    assert_eq!(
+        h.lines(1),
+        ["JOIN ana2", "REGISTERED ana AA:AA:AA:AA:AA:AA:AA:AA 365"]
+    );
+    // The disk fails: the change in the writer's hands and the one waiting are both undone.
+    h.send(1, "/unregister");
+    let (writing, _) = h.chat.take_state_batch().unwrap();
+    h.send(2, "/register");
+    h.pump();
+    assert!(
+        h.chat.take_state_batch().is_none(),
+        "one batch at a time: the first is still being written"
+    );
+    h.chat.state_saved(writing, Err("disk full".into()));
+    assert!(h.lines(1)[0].starts_with("ERROR not-saved "));
+    assert!(h.lines(2).last().unwrap().starts_with("ERROR not-saved "));
+    assert_eq!(h.chat.moderation.registrations.owner("ana"), Some(ANA));
+    assert_eq!(h.chat.moderation.registrations.owner("bob"), None);
+}
+
+/// Issue 21: registrations never expired, so the table could be filled for good. One not used
+/// by its identity for --registration-expiry days is freed (and written so); the user is told
+/// at /register how long that is.
+#[test]
+fn unused_registrations_expire_and_used_ones_do_not() {
+    let (mut h, saved) = moderated_with(|cfg| cfg.registration_expiry_days = 30);
+    let mut old = Registrations::default();
+    let long_ago = unix_seconds() - 31 * 86_400;
+    for (nick, owner) in [("ana", ANA), ("bob", BOB)] {
+        old.insert(crate::moderation::Registration {
+            nick: nick.into(),
+            owner: owner.into(),
+            last_used: long_ago,
+        });
+    }
+    // What the state directory held, as the writer's copy too.
+    saved.0.borrow_mut().registrations = old.clone();
+    h.chat
+        .set_moderation(old, Bans::default(), Operators::default(), true);
+    // bob comes back before the check: his is used again, ana's is not.
+    join_as(&mut h, 1, "bob", ANY, Some(BOB));
+    h.chat.tick(h.now);
+    h.pump();
+    assert_eq!(h.chat.moderation.registrations.owner("ana"), None);
+    assert_eq!(h.chat.moderation.registrations.owner("bob"), Some(BOB));
+    let written = saved.last(StateFile::Registrations);
+    assert!(
+        !written.contains(" ana ") && written.contains(" bob "),
+        "{written}"
+    );
+    h.send(1, "/register");
+    assert_eq!(h.lines(1), ["REGISTERED bob BB:BB:BB:BB:BB:BB:BB:BB 30"]);
+}
+
+/// Issue 21: `/bans` with ~14,000 bans disconnected the operator as too slow. The list comes in
+/// pages of 50; bans are found by key, not by scanning them.
+#[test]
+fn a_long_ban_list_comes_in_pages() {
+    let (mut h, _) = moderated_with(|cfg| cfg.max_bans = 200_000);
+    let mut bans = Bans::default();
+    for n in 0..100_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n);
+        bans.add(crate::moderation::Ban {
+            target: Target::Address(ip.into()),
+            until: None,
+            set_at: 1,
+            by: "op".into(),
+            nick: None,
+            reason: "".into(),
+        });
+    }
+    h.chat.set_moderation(
+        Registrations::default(),
+        bans,
+        Operators::parse(OP).unwrap(),
+        true,
+    );
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    h.send(1, "/bans");
+    let lines = h.lines(1);
+    assert_eq!(lines[0], "BANS 100000 1 2000");
+    assert_eq!(lines.len(), 51);
+    assert_eq!(
+        lines[1],
+        "BAN address 10.0.0.0 permanent 1970-01-01T00:00:01Z op -"
+    );
+    h.send(1, "/bans 2000");
+    let lines = h.lines(1);
+    assert_eq!(lines[0], "BANS 100000 2000 2000");
+    assert_eq!(
+        lines[50],
+        "BAN address 10.1.134.159 permanent 1970-01-01T00:00:01Z op -"
+    );
+    // A banned address is found among them.
+    h.connect_as(2, "10.1.0.7:1", None);
+    assert!(h.lines(2)[0].starts_with("ERROR banned"));
+    // And --max-bans holds.
+    h.chat.cfg.max_bans = 100_000;
+    h.send(1, "/ban 192.0.2.200");
+    assert!(h.lines(1)[0].starts_with("ERROR ban-limit "));
+}
+
+/// Issue 21: an operator could not /ban or /whois an unregistered user whose connection dropped
+/// and whose session waits for it (the resume window).
+#[test]
+fn an_operator_can_whois_and_ban_a_user_who_is_away() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    h.connect_as(2, "198.51.100.7:1", None);
+    h.send(2, "/resume");
+    h.send(2, "troll");
+    h.lines(2);
+    h.chat.disconnected(2, CloseReason::Lost("reset".into()));
+    h.chat.forget(2);
+    h.lines(1);
+    h.send(1, "/whois troll");
+    assert_eq!(
+        h.lines(1),
+        ["WHOIS troll away unregistered user no-identity 198.51.100.7"]
+    );
+    h.send(1, "/ban troll");
+    assert_eq!(
+        h.lines(1),
+        ["BANNED address 198.51.100.7 permanent 0 troll"]
+    );
+    // Its session is not waited for any more: the name is free, the address kept out.
+    join_as(&mut h, 3, "troll", ANY, None);
+    h.connect_as(4, "198.51.100.7:2", None);
+    assert!(h.lines(4)[0].starts_with("ERROR banned"));
+}
+
+/// Issue 21: a muted user reconnecting from the same address without its certificate was no
+/// longer muted (the mute was on the identity only).
+#[test]
+fn a_mute_on_an_identity_follows_it_back_without_the_certificate() {
+    let (mut h, _) = moderated();
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "troll", ANY, Some(BOB));
+    h.lines(1);
+    h.send(1, "/mute troll");
+    h.lines(1);
+    h.send(2, "/quit");
+    h.closes();
+    join_as(&mut h, 3, "troll", ANY, None);
+    h.lines(1);
+    h.send(3, "libre otra vez");
+    assert!(h.lines(3)[0].starts_with("ERROR muted"));
+    assert!(h.lines(1).is_empty());
+    // Someone else at another address without a certificate is not.
+    join_as(&mut h, 4, "ana", "198.51.100.7:1", None);
+    h.lines(1);
+    h.send(4, "hola");
+    assert_eq!(h.lines(1), ["MSG ana hola"]);
 }

@@ -17,12 +17,18 @@ fn tokens() -> TokenSource {
     })
 }
 
+/// Writes a batch of state changes, as the state writer would (`--state-dir`).
+type StateWriter = Box<dyn FnMut(Vec<crate::moderation::StateChange>) -> Result<(), String>>;
+
 /// A chat core and what each connection has been sent.
 struct Harness {
     chat: Chat,
     now: Instant,
     sent: HashMap<ConnId, Vec<u8>>,
     closed: Vec<(ConnId, CloseReason)>,
+    /// With `--state-dir`: where batches go, and whether they wait until `write_state`.
+    state: Option<StateWriter>,
+    hold_state: bool,
 }
 
 impl Harness {
@@ -38,6 +44,20 @@ impl Harness {
             now: Instant::now(),
             sent: HashMap::new(),
             closed: Vec::new(),
+            state: None,
+            hold_state: false,
+        }
+    }
+
+    /// Hands the batch of state changes waiting, if any, to the writer and reports back, as the
+    /// reactor does when the writer is done.
+    fn write_state(&mut self) {
+        while let Some((id, changes)) = self.chat.take_state_batch() {
+            let Some(write) = &mut self.state else {
+                return;
+            };
+            let result = write(changes);
+            self.chat.state_saved(id, result);
         }
     }
 
@@ -81,6 +101,9 @@ impl Harness {
 
     /// Writes everything the core produced, as the reactor would at the end of a pass.
     fn pump(&mut self) {
+        if !self.hold_state {
+            self.write_state();
+        }
         for (id, reason) in self.chat.take_closes() {
             // As the reactor does: what is queued for it goes out before close_notify.
             self.chat.outbox.list_for_flush(id);
@@ -376,7 +399,7 @@ fn quit_tells_the_others_with_the_reason_and_closes() {
     h.join(2, "bob");
     h.lines(1);
     h.send(2, "/quit me voy");
-    assert_eq!(h.lines(1), ["LEAVE bob me voy"]);
+    assert_eq!(h.lines(1), ["LEAVE bob quit me voy"]);
     assert_eq!(h.closes(), [(2, CloseReason::Quit(Some("me voy".into())))]);
     h.send(1, "/users");
     assert_eq!(h.lines(1), ["USERS 1 ana"]);
@@ -396,7 +419,7 @@ fn a_long_quit_reason_is_cut_to_fit_a_server_line() {
     h.send(2, &format!("/quit {}", "x".repeat(4089)));
     let lines = h.lines(1);
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].starts_with("LEAVE bob xxx") && lines[0].len() == 4095);
+    assert!(lines[0].starts_with("LEAVE bob quit xxx") && lines[0].len() == 4095);
 }
 
 #[test]
@@ -539,14 +562,9 @@ fn a_lost_connection_is_announced_with_the_reason() {
     let mut h = Harness::new();
     h.join(1, "ana");
     for (id, nick, reason, text) in [
-        (2, "bob", CloseReason::PeerClosed, "connection closed"),
-        (
-            3,
-            "eva",
-            CloseReason::Lost("reset".into()),
-            "connection lost",
-        ),
-        (4, "leo", CloseReason::TooSlow, "too slow"),
+        (2, "bob", CloseReason::PeerClosed, "closed"),
+        (3, "eva", CloseReason::Lost("reset".into()), "lost"),
+        (4, "leo", CloseReason::TooSlow, "too-slow"),
     ] {
         h.join(id, nick);
         h.lines(1);
@@ -569,7 +587,7 @@ fn two_causes_of_leaving_in_one_pass_announce_it_once() {
     h.chat.disconnected(2, CloseReason::TooSlow);
     h.chat.disconnected(2, CloseReason::PeerClosed);
     h.chat.forget(2);
-    assert_eq!(h.lines(1), ["LEAVE bob too slow"]);
+    assert_eq!(h.lines(1), ["LEAVE bob too-slow"]);
     h.send(1, "/users");
     assert_eq!(h.lines(1), ["USERS 1 ana"]);
 }
@@ -581,7 +599,7 @@ fn a_connection_forgotten_without_a_word_still_leaves_the_room_announced() {
     h.join(2, "bob");
     h.lines(1);
     h.chat.forget(2);
-    assert_eq!(h.lines(1), ["LEAVE bob connection lost"]);
+    assert_eq!(h.lines(1), ["LEAVE bob lost"]);
     h.join(2, "bob");
     assert_eq!(
         h.lines(1),
@@ -723,7 +741,7 @@ fn what_the_room_said_before_a_quit_still_reaches_the_one_who_quits() {
     h.send(1, "adiós bob");
     h.send(2, "/quit");
     assert_eq!(h.lines(2), ["MSG ana adiós bob"]);
-    assert_eq!(h.lines(1), ["LEAVE bob"]);
+    assert_eq!(h.lines(1), ["LEAVE bob quit"]);
 }
 
 // History
@@ -879,7 +897,7 @@ fn a_dropped_client_comes_back_to_exactly_what_it_missed() {
     h.lines(2);
     h.chat.disconnected(1, CloseReason::Lost("reset".into()));
     h.chat.forget(1);
-    assert_eq!(h.lines(2), ["LEAVE ana connection lost"]);
+    assert_eq!(h.lines(2), ["LEAVE ana lost"]);
     for n in 1..=3 {
         h.send(2, &format!("perdido {n}"));
     }
@@ -898,8 +916,10 @@ fn a_dropped_client_comes_back_to_exactly_what_it_missed() {
     h.send(4, "ana");
     let lines = h.lines(4);
     assert_eq!(lines[..2], ["WELCOME ana", "USERS 2 bob ana"]);
+    // The same session, under a new token: the old one was seen once, and is worth nothing now.
+    assert!(lines[2].starts_with("SESSION tok"), "{lines:?}");
     assert!(
-        lines[2].starts_with(&format!("SESSION {token} ")),
+        !lines[2].starts_with(&format!("SESSION {token} ")),
         "{lines:?}"
     );
     let replayed: Vec<&str> = lines[3..7].iter().map(|l| history_line(l).1).collect();
@@ -1019,7 +1039,7 @@ fn coming_back_before_the_old_connection_is_found_dead_replaces_it() {
     let closes = h.closes();
     assert_eq!(closes.len(), 1);
     assert_eq!(closes[0].0, 1, "the old connection is closed");
-    assert_eq!(h.lines(2), ["LEAVE ana connection lost", "JOIN ana"]);
+    assert_eq!(h.lines(2), ["LEAVE ana lost", "JOIN ana"]);
     h.send(2, "/msg ana hola");
     let lines = h.lines(3);
     assert_eq!(tagged_rest(&lines[0]), "PRIVMSG bob hola");
@@ -1185,3 +1205,104 @@ fn private_messages_to_a_connection_already_dead_or_cut_during_the_replay_come_a
 
 #[path = "chat_moderation_tests.rs"]
 mod moderation;
+
+/// Drops `id`'s connection without a word (its session, if any, waits for it).
+fn drop_connection(h: &mut Harness, id: ConnId) {
+    h.chat.disconnected(id, CloseReason::Lost("reset".into()));
+    h.chat.forget(id);
+}
+
+/// Issue 21: sessions parked for /resume counted against nothing: 150 nicknames were kept with no
+/// connection on a server with --max-clients 50. They count against --max-clients (the one away
+/// longest is given up when a live connection needs the place), --max-away and --max-away-per-ip.
+#[test]
+fn users_away_are_counted_and_the_oldest_given_up_first() {
+    let mut h = Harness::with(|c| {
+        c.max_clients = 5;
+        c.max_away = 2;
+        c.max_away_per_ip = 10;
+    });
+    h.join(9, "bob");
+    for (id, nick) in [(1, "ana"), (2, "eva"), (3, "leo")] {
+        join_with_session(&mut h, id, nick);
+        drop_connection(&mut h, id);
+    }
+    // Three went away, two may wait: ana, away longest, was given up.
+    h.join(4, "ana");
+    // bob and ana connected, eva and leo away: 4 of 5 places.
+    h.connect(5);
+    h.send(5, "eva");
+    assert!(h.lines(5)[0].starts_with("ERROR nick-taken eva is kept"));
+    // A live connection comes first: eva, away longest, is given up for it, then leo.
+    h.connect(6);
+    h.send(6, "eva");
+    assert_eq!(h.lines(6)[0], "WELCOME eva");
+    h.connect(7);
+    h.send(7, "leo");
+    assert_eq!(h.lines(7)[0], "WELCOME leo");
+}
+
+#[test]
+fn users_away_from_one_address_are_bounded() {
+    let mut h = Harness::with(|c| c.max_away_per_ip = 1);
+    join_with_session(&mut h, 1, "ana");
+    drop_connection(&mut h, 1);
+    h.connect_from(2, "198.51.100.7:1");
+    h.send(2, "/resume");
+    h.send(2, "eva");
+    h.lines(2);
+    drop_connection(&mut h, 2);
+    join_with_session(&mut h, 3, "leo");
+    drop_connection(&mut h, 3);
+    // leo's going away from ana's address gave ana's session up; eva's, elsewhere, waits.
+    h.join(4, "ana");
+    h.connect(5);
+    h.send(5, "eva");
+    assert!(h.lines(5)[0].starts_with("ERROR nick-taken eva is kept"));
+}
+
+/// Issue 21: a resume token was not bound to the client certificate and never changed: whoever
+/// held one took over the session (a client with no certificate took a registered user's).
+#[test]
+fn a_session_started_with_an_identity_is_only_resumed_with_it() {
+    const ANA: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
+    let mut h = Harness::new();
+    h.connect_as(1, ANY, Some(ANA));
+    h.send(1, "/resume");
+    h.send(1, "ana");
+    let lines = h.lines(1);
+    let session = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SESSION "))
+        .unwrap();
+    let (token, last) = session.split_once(' ').unwrap();
+    let (token, last) = (token.to_string(), last.to_string());
+    h.join(2, "bob");
+    h.send(2, "/msg ana secreto");
+    drop_connection(&mut h, 1);
+    // The token without the certificate: a stranger, who gets neither the name nor the message.
+    h.connect_as(3, ANY, None);
+    h.send(3, &format!("/resume {token} {last}"));
+    h.send(3, "ana");
+    let lines = h.lines(3);
+    assert!(
+        lines[0].starts_with("ERROR nick-taken ana is kept"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("secreto")));
+    // With it: back, under a new token.
+    h.connect_as(4, ANY, Some(ANA));
+    h.send(4, &format!("/resume {token} {last}"));
+    h.send(4, "ana");
+    let lines = h.lines(4);
+    assert_eq!(lines[0], "WELCOME ana");
+    assert!(
+        lines.iter().any(|l| l.ends_with("PRIVMSG bob secreto")),
+        "{lines:?}"
+    );
+    let new = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SESSION "))
+        .unwrap();
+    assert!(!new.starts_with(&token), "{new}");
+}

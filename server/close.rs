@@ -24,20 +24,22 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The reason others see in `LEAVE <nick> [reason]`.
-    pub fn leave_text(&self) -> Option<&str> {
-        match self {
-            CloseReason::Quit(reason) => reason.as_deref(),
-            CloseReason::PeerClosed => Some(leave_reason::CONNECTION_CLOSED),
-            CloseReason::Lost(_) => Some(leave_reason::CONNECTION_LOST),
-            CloseReason::TooSlow => Some(leave_reason::TOO_SLOW),
+    /// What others see after `LEAVE <nick>`: why (one of `leave_reason`'s words), and for a
+    /// `/quit` the user's own reason. `None` for a connection that never joined the room.
+    pub fn leave_words(&self) -> Option<(&'static str, Option<&str>)> {
+        Some(match self {
+            CloseReason::Quit(reason) => (leave_reason::QUIT, reason.as_deref()),
+            CloseReason::PeerClosed => (leave_reason::CONNECTION_CLOSED, None),
+            CloseReason::Lost(_) => (leave_reason::CONNECTION_LOST, None),
+            CloseReason::TooSlow => (leave_reason::TOO_SLOW, None),
             CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => {
-                Some(leave_reason::TIMEOUT)
+                (leave_reason::TIMEOUT, None)
             }
-            CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => None,
-            CloseReason::Shutdown => Some(leave_reason::SHUTTING_DOWN),
-            CloseReason::Kicked { reason, .. } => reason.as_deref(),
-        }
+            CloseReason::HandshakeFailed(_) | CloseReason::Rejected(_) => return None,
+            CloseReason::Shutdown => (leave_reason::SHUTTING_DOWN, None),
+            // The room gets `KICK` instead.
+            CloseReason::Kicked { .. } => return None,
+        })
     }
 
     /// Closed on the spot, without close_notify and without what was queued: the peer is gone,

@@ -29,6 +29,12 @@ Options:
   --max-queue BYTES          most bytes waiting to be sent to one client; a client that
                              falls further behind is disconnected as 'too slow'
                              [default: 1M] (suffixes K and M: 1K = 1024)
+  --max-queue-total BYTES    most bytes waiting for all clients together; past it the clients
+                             holding the most (the longest-stalled first) are disconnected as
+                             'too slow', so that many clients that stopped reading cannot
+                             take the machine's memory [default: 32M]
+  --write-timeout SECS       a client that takes none of the lines waiting for it for this
+                             long is disconnected as 'too slow' [default: 60]
   --send-buffer BYTES        the kernel's send buffer for each client (SO_SNDBUF), so that a
                              client that stops reading holds at most this much kernel memory
                              besides its --max-queue; 0 lets the kernel size it, up to
@@ -75,6 +81,13 @@ Options:
                              and whose connection dropped keeps its nickname for this long,
                              and private messages sent to it meanwhile are held in memory and
                              delivered when it comes back; 0 turns this off [default: 120]
+  --max-away N               most users kept away for --resume-window at once; they also
+                             count against --max-clients and --max-per-ip, and the one away
+                             longest is given up first when a place is needed [default: 1000]
+  --max-away-per-ip N        most users away from one address (IPv6: one /64) [default: 64]
+  --max-held-bytes BYTES     most bytes of private messages held for users away, and kept
+                             for users whose connection might be dead, all together; past it
+                             a sender is told 'not held for' [default: 4M]
   --require-client-cert      refuse clients that present no certificate ('ERROR no-identity');
                              without it a certificate is asked for, not required, and a client
                              without one chats under an unregistered nickname. Any
@@ -95,6 +108,11 @@ Options:
                              most 6 a minute); past it 'ERROR flood', so that clients
                              registering in a loop cannot keep the server busy syncing files
                              [default: 5]
+  --registration-expiry DAYS a registered nickname its identity has not used for this long
+                             is freed (told at /register); 0: never [default: 365]
+  --max-bans N               most bans kept; an operator's /ban past it gets 'ERROR
+                             ban-limit' (bans that end are forgotten when they do)
+                             [default: 10000]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -173,6 +191,18 @@ pub struct Config {
     pub max_nicks_per_identity: usize,
     /// Registration changes written per second, server-wide.
     pub registration_rate: f64,
+    /// Days after which a registration nobody used is freed; zero: never.
+    pub registration_expiry_days: u64,
+    pub max_bans: usize,
+    /// Bytes waiting for all clients together, beyond which those holding the most are dropped.
+    pub max_queue_total: usize,
+    /// How long a client may leave lines waiting without taking a byte of them.
+    pub write_timeout: Duration,
+    /// Users away (sessions kept for `/resume`) in all, and from one address.
+    pub max_away: usize,
+    pub max_away_per_ip: usize,
+    /// Bytes of private messages held for sessions, all together.
+    pub max_held_bytes: usize,
     /// The config file and the command line, read again on SIGHUP.
     pub sources: Sources,
 }
@@ -208,6 +238,13 @@ impl Default for Config {
             max_registrations: 10_000,
             max_nicks_per_identity: 5,
             registration_rate: 5.0,
+            registration_expiry_days: 365,
+            max_bans: 10_000,
+            max_queue_total: 32 << 20,
+            write_timeout: Duration::from_secs(60),
+            max_away: 1000,
+            max_away_per_ip: 64,
+            max_held_bytes: 4 << 20,
             sources: Sources::default(),
         }
     }
@@ -506,6 +543,89 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.registration_rate.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "registration-expiry",
+        set: |c, v| {
+            c.registration_expiry_days = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= 36_500)
+                .ok_or("expected days from 0 (never) to 36500")?;
+            Ok(())
+        },
+        show: |c| c.registration_expiry_days.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-bans",
+        set: |c, v| {
+            c.max_bans = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= 1_000_000)
+                .ok_or("expected a whole number from 0 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_bans.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-queue-total",
+        set: |c, v| {
+            c.max_queue_total = parse_bytes(v)
+                .filter(|&n| (64 << 10..=16 << 30).contains(&n))
+                .ok_or("expected a size from 64K to 16384M")?;
+            Ok(())
+        },
+        show: |c| c.max_queue_total.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "write-timeout",
+        set: |c, v| {
+            c.write_timeout = seconds(v).ok_or("expected seconds above 0")?;
+            Ok(())
+        },
+        show: |c| show_secs(c.write_timeout),
+        live: true,
+    },
+    Setting {
+        name: "max-away",
+        set: |c, v| {
+            c.max_away = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= MAX_CLIENTS)
+                .ok_or("expected a whole number from 0 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_away.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-away-per-ip",
+        set: |c, v| {
+            c.max_away_per_ip = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= MAX_CLIENTS)
+                .ok_or("expected a whole number from 0 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_away_per_ip.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-held-bytes",
+        set: |c, v| {
+            c.max_held_bytes = parse_bytes(v)
+                .filter(|&n| n <= 4 << 30)
+                .ok_or("expected a size up to 4096M")?;
+            Ok(())
+        },
+        show: |c| c.max_held_bytes.to_string(),
         live: true,
     },
 ];

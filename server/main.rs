@@ -108,7 +108,7 @@ fn run() -> ExitCode {
     if let Some((journal, entries)) = journal {
         server.restore_history(entries, Box::new(journal));
     }
-    let (loaded, store) = match state_dir.as_deref() {
+    let state = match state_dir.as_deref() {
         Some(dir) => match state::StateDir::open(dir) {
             Ok((store, loaded)) => {
                 log!(
@@ -117,13 +117,13 @@ fn run() -> ExitCode {
                     loaded.registrations.len(),
                     loaded.bans.len()
                 );
-                (loaded, Some(Box::new(store) as Box<dyn state::StateStore>))
+                Some((store, loaded))
             }
             Err(e) => return fail(&e),
         },
         None => {
             log!("registered nicknames and bans are kept in memory only, and lost when the server stops (no --state-dir)");
-            (state::Loaded::default(), None)
+            None
         }
     };
     let operators = operators.unwrap_or_default();
@@ -135,7 +135,9 @@ fn run() -> ExitCode {
         ),
         None => log!("no --operators file: nobody can kick, ban or mute"),
     }
-    server.set_moderation(loaded.registrations, loaded.bans, operators, store);
+    if let Err(e) = server.set_moderation(operators, state) {
+        return fail(&e);
+    }
     match server.local_addr() {
         Ok(addr) => log!("listening on {addr}"),
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),

@@ -2,7 +2,7 @@
 //! operators (`--operators`), bans and mutes, and the text of the files that keep them
 //! (`--state-dir`). No I/O here: the chat core decides, `state.rs` reads and writes the files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -15,30 +15,46 @@ use crate::address::address_key;
 /// writes it).
 pub type Fingerprint = Box<str>;
 
-pub const REGISTRATIONS_HEADER: &str = "charla-registrations 1";
+/// Written by this server; `charla-registrations 1` (without the time of last use) is read too.
+pub const REGISTRATIONS_HEADER: &str = "charla-registrations 2";
+const REGISTRATIONS_HEADER_V1: &str = "charla-registrations 1";
 /// The last second of the year 9999: no time in a state file is later.
 const LAST_SECOND: u64 = 253_402_300_799;
 pub const BANS_HEADER: &str = "charla-bans 1";
+/// A ban's reason is cut to this many bytes: it is shown in a `KICK` line and the ban list.
+pub const MAX_BAN_REASON: usize = 300;
 
 /// A line of a file that could not be read: its number (from 1) and why.
 pub type LineError = (usize, String);
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     /// As it was registered (the key is case- and look-alike-insensitive).
     pub nick: Box<str>,
     pub owner: Fingerprint,
+    /// Unix seconds when its owner last took it (or registered it): an unused registration
+    /// expires (--registration-expiry).
+    pub last_used: u64,
 }
 
-/// Registered nicknames by nickname key.
-#[derive(Default, Debug)]
+/// Registered nicknames by nickname key, with what finding them by owner and by age needs:
+/// every lookup and change is O(log n), so that a million of them cost the loop nothing more.
+#[derive(Default, Debug, Clone)]
 pub struct Registrations {
     by_key: HashMap<String, Registration>,
+    /// How many nicknames each identity holds.
+    per_owner: HashMap<Fingerprint, usize>,
+    /// (last used, key), oldest first: what expires next.
+    by_use: BTreeSet<(u64, String)>,
 }
 
 impl Registrations {
     pub fn get(&self, nick: &str) -> Option<&Registration> {
         self.by_key.get(&nick_key(nick))
+    }
+
+    pub fn get_key(&self, key: &str) -> Option<&Registration> {
+        self.by_key.get(key)
     }
 
     /// The owner of a nickname, if it is registered.
@@ -50,54 +66,139 @@ impl Registrations {
         self.by_key.len()
     }
 
-    /// How many nicknames this identity holds.
-    pub fn count_of(&self, owner: &str) -> usize {
-        self.by_key.values().filter(|r| &*r.owner == owner).count()
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
     }
 
-    pub fn insert(&mut self, nick: &str, owner: &str) {
-        let registration = Registration {
-            nick: nick.into(),
-            owner: owner.into(),
-        };
-        self.by_key.insert(nick_key(nick), registration);
+    /// How many nicknames this identity holds.
+    pub fn count_of(&self, owner: &str) -> usize {
+        self.per_owner.get(owner).copied().unwrap_or(0)
+    }
+
+    /// Registers a nickname (replacing a registration of the same key); returns the one replaced.
+    pub fn insert(&mut self, registration: Registration) -> Option<Registration> {
+        let key = nick_key(&registration.nick);
+        let old = self.remove_key(&key);
+        *self
+            .per_owner
+            .entry(registration.owner.clone())
+            .or_insert(0) += 1;
+        self.by_use.insert((registration.last_used, key.clone()));
+        self.by_key.insert(key, registration);
+        old
     }
 
     pub fn remove(&mut self, nick: &str) -> Option<Registration> {
-        self.by_key.remove(&nick_key(nick))
+        self.remove_key(&nick_key(nick))
     }
 
-    /// The file's text: the header, then `<fingerprint> <nickname>` per line, sorted.
+    pub fn remove_key(&mut self, key: &str) -> Option<Registration> {
+        let old = self.by_key.remove(key)?;
+        self.by_use.remove(&(old.last_used, key.to_string()));
+        if let Some(n) = self.per_owner.get_mut(&old.owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_owner.remove(&old.owner);
+            }
+        }
+        Some(old)
+    }
+
+    /// Its owner took the nickname at `at`.
+    pub fn touch(&mut self, key: &str, at: u64) {
+        if let Some(r) = self.by_key.get_mut(key) {
+            if r.last_used < at {
+                self.by_use.remove(&(r.last_used, key.to_string()));
+                r.last_used = at;
+                self.by_use.insert((at, key.to_string()));
+            }
+        }
+    }
+
+    /// Removes at most `max` registrations last used before `before`, oldest first.
+    pub fn take_unused(&mut self, before: u64, max: usize) -> Vec<Registration> {
+        let mut gone = Vec::new();
+        while gone.len() < max {
+            let Some((at, key)) = self.by_use.first().cloned() else {
+                break;
+            };
+            if at >= before {
+                break;
+            }
+            match self.remove_key(&key) {
+                Some(r) => gone.push(r),
+                None => {
+                    self.by_use.remove(&(at, key));
+                }
+            }
+        }
+        gone
+    }
+
+    /// The file's text: the header, then `<fingerprint> <nickname> <last used>` per line, sorted.
     pub fn to_text(&self) -> String {
         let mut lines: Vec<(&String, &Registration)> = self.by_key.iter().collect();
         lines.sort_by(|a, b| a.0.cmp(b.0));
-        let mut text = format!("{REGISTRATIONS_HEADER}\n# <fingerprint> <nickname>\n");
+        let mut text = format!(
+            "{REGISTRATIONS_HEADER}\n# <fingerprint> <nickname> <last used: unix seconds>\n"
+        );
         for (_, r) in lines {
-            let _ = writeln!(text, "{} {}", r.owner, r.nick);
+            let _ = writeln!(text, "{} {} {}", r.owner, r.nick, r.last_used);
         }
         text
     }
 
-    pub fn parse(text: &str) -> Result<Registrations, LineError> {
+    /// Reads the file; registrations of the first format, which has no time of last use, count
+    /// as used at `now`.
+    pub fn parse(text: &str, now: u64) -> Result<Registrations, LineError> {
         let mut registrations = Registrations::default();
-        for (n, line) in content_lines(text, REGISTRATIONS_HEADER)? {
-            let (fingerprint, nick) = line
-                .split_once(' ')
-                .ok_or((n, "expected '<fingerprint> <nickname>'".to_string()))?;
+        let header = text.lines().next().unwrap_or("");
+        let header = if header == REGISTRATIONS_HEADER_V1 {
+            REGISTRATIONS_HEADER_V1
+        } else {
+            REGISTRATIONS_HEADER
+        };
+        for (n, line) in content_lines(text, header)? {
+            let mut words = line.split(' ');
+            let (Some(fingerprint), Some(nick)) = (words.next(), words.next()) else {
+                return Err((
+                    n,
+                    "expected '<fingerprint> <nickname> <last used>'".to_string(),
+                ));
+            };
             let owner = normalize_fingerprint(fingerprint)
                 .ok_or((n, format!("{fingerprint:?} is not a SHA-256 fingerprint")))?;
             validate_nick(nick).map_err(|e| (n, format!("nickname {nick:?}: {e}")))?;
+            let last_used = match (header, words.next()) {
+                (REGISTRATIONS_HEADER_V1, None) => now,
+                (_, Some(at)) => at
+                    .parse()
+                    .ok()
+                    .filter(|&t| t <= LAST_SECOND)
+                    .ok_or((n, format!("bad time of last use {at:?}")))?,
+                (_, None) => return Err((n, "the time of last use is missing".to_string())),
+            };
+            if words.next().is_some() {
+                return Err((
+                    n,
+                    "expected '<fingerprint> <nickname> <last used>'".to_string(),
+                ));
+            }
             if registrations.get(nick).is_some() {
                 return Err((n, format!("{nick} is registered twice")));
             }
-            registrations.insert(nick, &owner);
+            registrations.insert(Registration {
+                nick: nick.into(),
+                owner: owner.into(),
+                last_used,
+            });
         }
         Ok(registrations)
     }
 }
 
 /// Who a ban or a mute is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
     Identity(Fingerprint),
     /// An address key (`address_key`: an IPv4 address or an IPv6 /64).
@@ -126,6 +227,14 @@ impl Target {
         match self {
             Target::Identity(fp) => identity == Some(&**fp),
             Target::Address(key) => address_key(ip) == *key,
+        }
+    }
+
+    /// `("identity", "AB:CD:…")` or `("address", "10.0.0.7")`, as the protocol's lines say it.
+    pub fn words(&self) -> (&'static str, String) {
+        match self {
+            Target::Identity(fp) => ("identity", fp.to_string()),
+            Target::Address(ip) => ("address", ip.to_string()),
         }
     }
 
@@ -159,52 +268,107 @@ impl Ban {
     }
 }
 
+/// Bans by target, with what finding them by nickname and by end needs: each lookup and change
+/// is O(log n), so that a hundred thousand bans cost `/ban`, a new connection or `/bans` no more
+/// than a few.
 #[derive(Default, Clone, PartialEq, Debug)]
 pub struct Bans {
-    list: Vec<Ban>,
+    by_target: BTreeMap<Target, Ban>,
+    /// Nickname key → the targets of the bans made from that nickname.
+    by_nick: HashMap<String, BTreeSet<Target>>,
+    /// (end, target) of the bans that end: what expires next.
+    by_end: BTreeSet<(u64, Target)>,
 }
 
 impl Bans {
     /// The ban that keeps out a connection with this identity from this address, if any.
     pub fn find(&self, identity: Option<&str>, ip: IpAddr, now: u64) -> Option<&Ban> {
-        self.list
-            .iter()
-            .find(|b| b.active(now) && b.target.matches(identity, ip))
+        let by_identity = identity.and_then(|fp| self.by_target.get(&Target::Identity(fp.into())));
+        by_identity
+            .into_iter()
+            .chain(self.by_target.get(&Target::Address(address_key(ip))))
+            .find(|b| b.active(now))
     }
 
-    /// Adds a ban; one for the same target is replaced.
-    pub fn add(&mut self, ban: Ban) {
-        self.list.retain(|b| b.target != ban.target);
-        self.list.push(ban);
+    pub fn get(&self, target: &Target) -> Option<&Ban> {
+        self.by_target.get(target)
     }
 
-    /// Removes the bans `lift` picks; returns how many.
-    pub fn remove_where(&mut self, lift: impl Fn(&Ban) -> bool) -> usize {
-        let before = self.list.len();
-        self.list.retain(|b| !lift(b));
-        before - self.list.len()
+    /// Adds a ban; returns the one it replaces (the same target).
+    pub fn add(&mut self, ban: Ban) -> Option<Ban> {
+        let old = self.remove(&ban.target);
+        if let Some(nick) = &ban.nick {
+            self.by_nick
+                .entry(nick_key(nick))
+                .or_default()
+                .insert(ban.target.clone());
+        }
+        if let Some(until) = ban.until {
+            self.by_end.insert((until, ban.target.clone()));
+        }
+        self.by_target.insert(ban.target.clone(), ban);
+        old
     }
 
-    /// Forgets the bans that have expired; returns whether there were any.
-    pub fn expire(&mut self, now: u64) -> bool {
-        self.remove_where(|b| !b.active(now)) > 0
+    pub fn remove(&mut self, target: &Target) -> Option<Ban> {
+        let old = self.by_target.remove(target)?;
+        if let Some(nick) = &old.nick {
+            let key = nick_key(nick);
+            if let Some(targets) = self.by_nick.get_mut(&key) {
+                targets.remove(target);
+                if targets.is_empty() {
+                    self.by_nick.remove(&key);
+                }
+            }
+        }
+        if let Some(until) = old.until {
+            self.by_end.remove(&(until, target.clone()));
+        }
+        Some(old)
     }
 
+    /// The targets of the bans made from this nickname (by key).
+    pub fn made_from(&self, key: &str) -> Vec<Target> {
+        self.by_nick
+            .get(key)
+            .map(|targets| targets.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets at most `max` bans that have ended by `now`; returns how many went.
+    pub fn expire(&mut self, now: u64, max: usize) -> usize {
+        let mut gone = 0;
+        while gone < max {
+            let Some((until, target)) = self.by_end.first().cloned() else {
+                break;
+            };
+            if until > now {
+                break;
+            }
+            if self.remove(&target).is_none() {
+                self.by_end.remove(&(until, target));
+            }
+            gone += 1;
+        }
+        gone
+    }
+
+    /// In order of target (identities, then addresses).
     pub fn iter(&self) -> impl Iterator<Item = &Ban> {
-        self.list.iter()
+        self.by_target.values()
     }
 
     pub fn len(&self) -> usize {
-        self.list.len()
+        self.by_target.len()
     }
 
-    /// The file's text: the header, then one ban per line.
-    pub fn to_text(&self) -> String {
+    /// The file's text: the header, then one ban in force per line.
+    pub fn to_text(&self, now: u64) -> String {
         let mut text = format!(
             "{BANS_HEADER}\n# <identity|address> <value> <until: unix seconds|permanent> \
              <set at: unix seconds> <by> <nickname|-> <reason>\n"
         );
-        for b in &self.list {
+        for b in self.iter().filter(|b| b.active(now)) {
             let (kind, value) = match &b.target {
                 Target::Identity(fp) => ("identity", fp.to_string()),
                 Target::Address(ip) => ("address", ip.to_string()),
@@ -257,8 +421,8 @@ impl Bans {
                 "-" => None,
                 nick => Some(nick.into()),
             };
-            let reason = words.next().unwrap_or("").into();
-            bans.list.push(Ban {
+            let reason = cut_reason(words.next().unwrap_or("")).into();
+            bans.add(Ban {
                 target,
                 until,
                 set_at,
@@ -268,6 +432,41 @@ impl Bans {
             });
         }
         Ok(bans)
+    }
+}
+
+/// A ban's reason within [`MAX_BAN_REASON`] bytes, cut at a character boundary.
+pub fn cut_reason(reason: &str) -> &str {
+    if reason.len() <= MAX_BAN_REASON {
+        return reason;
+    }
+    let mut end = MAX_BAN_REASON;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// A change to the registrations or the bans, as the state writer (`--state-dir`) applies it to
+/// its copy before writing the file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    Register(Registration),
+    /// By nickname key.
+    Unregister(String),
+    /// Its owner took the nickname (key) at this time; written with the next change, or hourly.
+    Used(String, u64),
+    Ban(Ban),
+    Unban(Target),
+}
+
+impl StateChange {
+    /// Which file it changes: registrations (true) or bans (false).
+    pub fn is_registration(&self) -> bool {
+        matches!(
+            self,
+            StateChange::Register(_) | StateChange::Unregister(_) | StateChange::Used(..)
+        )
     }
 }
 
@@ -289,9 +488,19 @@ fn content_lines<'a>(
 /// A user silenced in public until `until` (in memory only).
 pub struct Mute {
     pub target: Target,
+    /// For a mute on an identity: the address it was made at, so that the same user coming back
+    /// from there without the certificate is muted too.
+    pub seen_at: Option<IpAddr>,
     pub until: Option<Instant>,
-    /// The nickname it was made from, for `/unmute <nick>`.
+    /// The nickname it was made from, for `/unmute <nick>`; the only one a muted user may take.
     pub nick: Box<str>,
+}
+
+impl Mute {
+    pub fn matches(&self, identity: Option<&str>, ip: IpAddr) -> bool {
+        self.target.matches(identity, ip)
+            || (identity.is_none() && self.seen_at.is_some_and(|at| at == address_key(ip)))
+    }
 }
 
 #[derive(Default)]
@@ -307,7 +516,7 @@ impl Mutes {
     pub fn find(&self, identity: Option<&str>, ip: IpAddr, now: Instant) -> Option<&Mute> {
         self.list
             .iter()
-            .find(|m| m.until.is_none_or(|until| until > now) && m.target.matches(identity, ip))
+            .find(|m| m.until.is_none_or(|until| until > now) && m.matches(identity, ip))
     }
 
     pub fn add(&mut self, mute: Mute, now: Instant) {
@@ -364,31 +573,72 @@ mod tests {
 
     const FP_A: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
 
+    fn reg(nick: &str, owner: &str, last_used: u64) -> Registration {
+        Registration {
+            nick: nick.into(),
+            owner: owner.into(),
+            last_used,
+        }
+    }
+
     #[test]
     fn registrations_round_trip_and_ignore_case() {
         let mut r = Registrations::default();
-        r.insert("Ana", FP_A);
-        r.insert("bob", FP_A);
+        r.insert(reg("Ana", FP_A, 100));
+        r.insert(reg("bob", FP_A, 200));
         assert_eq!(r.owner("ANA"), Some(FP_A));
         assert_eq!(r.count_of(FP_A), 2);
-        let again = Registrations::parse(&r.to_text()).unwrap();
+        let again = Registrations::parse(&r.to_text(), 0).unwrap();
         assert_eq!(again.owner("ana"), Some(FP_A));
         assert_eq!(&*again.get("ana").unwrap().nick, "Ana");
+        assert_eq!(again.get("bob").unwrap().last_used, 200);
         assert_eq!(again.len(), 2);
+        // The first format, without the time of last use: used now.
+        let v1 = format!("charla-registrations 1\n{FP_A} ana\n");
+        assert_eq!(
+            Registrations::parse(&v1, 7)
+                .unwrap()
+                .get("ana")
+                .unwrap()
+                .last_used,
+            7
+        );
+        assert_eq!(r.remove("ANA").unwrap().nick.as_ref(), "Ana");
+        assert_eq!(r.count_of(FP_A), 1);
+    }
+
+    #[test]
+    fn unused_registrations_go_oldest_first() {
+        let mut r = Registrations::default();
+        r.insert(reg("ana", FP_A, 100));
+        r.insert(reg("bob", FP_A, 50));
+        r.insert(reg("eva", FP_A, 300));
+        r.touch(&nick_key("bob"), 400);
+        let gone = r.take_unused(301, 10);
+        let names: Vec<&str> = gone.iter().map(|r| &*r.nick).collect();
+        assert_eq!(names, ["ana", "eva"]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.count_of(FP_A), 1);
+        assert!(r.take_unused(401, 0).is_empty(), "at most max");
     }
 
     #[test]
     fn a_bad_registrations_file_names_the_line() {
-        let text = format!("{REGISTRATIONS_HEADER}\n# comment\n\n{FP_A} ana\nnot-a-fp bob\n");
-        assert_eq!(Registrations::parse(&text).unwrap_err().0, 5);
-        let twice = format!("{REGISTRATIONS_HEADER}\n{FP_A} ana\n{FP_A} ANA\n");
-        assert!(Registrations::parse(&twice)
+        let text = format!("{REGISTRATIONS_HEADER}\n# comment\n\n{FP_A} ana 1\nnot-a-fp bob 1\n");
+        assert_eq!(Registrations::parse(&text, 0).unwrap_err().0, 5);
+        let twice = format!("{REGISTRATIONS_HEADER}\n{FP_A} ana 1\n{FP_A} ANA 1\n");
+        assert!(Registrations::parse(&twice, 0)
             .unwrap_err()
             .1
             .contains("twice"));
-        assert_eq!(Registrations::parse("hello\n").unwrap_err().0, 1);
+        assert_eq!(Registrations::parse("hello\n", 0).unwrap_err().0, 1);
         let bad_nick = format!("{REGISTRATIONS_HEADER}\n{FP_A} a b\n");
-        assert_eq!(Registrations::parse(&bad_nick).unwrap_err().0, 2);
+        assert_eq!(Registrations::parse(&bad_nick, 0).unwrap_err().0, 2);
+        let no_time = format!("{REGISTRATIONS_HEADER}\n{FP_A} ana\n");
+        assert!(Registrations::parse(&no_time, 0)
+            .unwrap_err()
+            .1
+            .contains("missing"));
     }
 
     #[test]
@@ -410,15 +660,23 @@ mod tests {
             nick: None,
             reason: "".into(),
         });
-        let again = Bans::parse(&bans.to_text()).unwrap();
+        let again = Bans::parse(&bans.to_text(0)).unwrap();
         assert_eq!(again, bans);
+        assert_eq!(
+            bans.made_from(&nick_key("TROLL")),
+            [Target::Identity(FP_A.into())]
+        );
         let other_host_same_64: IpAddr = "2001:db8::99".parse().unwrap();
         let elsewhere: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(bans.find(None, other_host_same_64, 150).is_some());
         assert!(bans.find(None, other_host_same_64, 200).is_none());
         assert!(bans.find(Some(FP_A), elsewhere, 10_000).is_some());
         assert!(bans.find(None, elsewhere, 10).is_none());
-        assert!(bans.expire(200));
+        assert!(
+            !bans.to_text(200).contains("2001:db8::"),
+            "an ended ban is not written"
+        );
+        assert_eq!(bans.expire(200, 10), 1);
         assert_eq!(bans.len(), 1);
         let bad = format!("{BANS_HEADER}\nidentity {FP_A} soon 1 op - x\n");
         assert_eq!(Bans::parse(&bad).unwrap_err().0, 2);

@@ -24,6 +24,8 @@ use crate::tls;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The state writer (`--state-dir`) has reported a batch written.
+const STATE_WRITTEN: Token = Token(usize::MAX - 3);
 
 /// How long a closing connection may take to take its last lines and close its side.
 const LINGER: Duration = Duration::from_secs(2);
@@ -119,6 +121,8 @@ pub struct Server {
     queued_since: Option<Instant>,
     /// --max-clients as given; `cfg.max_clients` is what the descriptor limit allowed.
     max_clients_given: usize,
+    /// Writes `--state-dir` off the loop.
+    state_writer: Option<crate::state::StateWriter>,
 }
 
 /// What a reload read, before any of it is taken.
@@ -176,6 +180,7 @@ impl Server {
             trim_due: None,
             queued_since: None,
             max_clients_given,
+            state_writer: None,
         })
     }
 
@@ -188,16 +193,50 @@ impl Server {
         self.chat.restore_history(entries, sink);
     }
 
-    /// Registrations and bans (`--state-dir`), operators (`--operators`).
+    /// Registrations and bans (`--state-dir`: what it holds, and its writer's thread started
+    /// here), operators (`--operators`).
     pub fn set_moderation(
         &mut self,
-        registrations: crate::moderation::Registrations,
-        bans: crate::moderation::Bans,
         operators: crate::moderation::Operators,
-        store: Option<Box<dyn crate::state::StateStore>>,
-    ) {
-        self.chat
-            .set_moderation(registrations, bans, operators, store);
+        state: Option<(crate::state::StateDir, crate::state::Loaded)>,
+    ) -> Result<(), String> {
+        let Some((dir, loaded)) = state else {
+            self.chat
+                .set_moderation(Default::default(), Default::default(), operators, false);
+            return Ok(());
+        };
+        let waker = std::sync::Arc::new(
+            mio::Waker::new(self.poll.registry(), STATE_WRITTEN)
+                .map_err(|e| format!("cannot watch the state writer: {e}"))?,
+        );
+        let wake = std::sync::Arc::new(move || {
+            let _ = waker.wake();
+        });
+        self.chat.set_moderation(
+            loaded.registrations.clone(),
+            loaded.bans.clone(),
+            operators,
+            true,
+        );
+        self.state_writer = Some(crate::state::StateWriter::start(dir, loaded, wake)?);
+        Ok(())
+    }
+
+    /// Hands the chat's state changes to the writer (one batch at a time), and its reports back.
+    fn exchange_state(&mut self) {
+        let Some(writer) = &mut self.state_writer else {
+            return;
+        };
+        while let Some((id, result)) = writer.written() {
+            self.chat.state_saved(id, result);
+        }
+        if let Some(batch) = self.chat.take_state_batch() {
+            let id = batch.0;
+            if !writer.send(batch) {
+                self.chat
+                    .state_saved(id, Err("the state directory's writer stopped".into()));
+            }
+        }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -246,6 +285,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     SIGNALS => self.handle_signals(),
+                    STATE_WRITTEN => self.exchange_state(),
                     token => self.conn_ready(
                         token,
                         event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -540,6 +580,7 @@ impl Server {
     /// output once, with everything queued for it this pass in as few TLS records as possible;
     /// rounds again while that produces more (LEAVE lines of connections found too slow).
     fn finish_pass(&mut self) {
+        self.exchange_state();
         let mut writers = std::mem::take(&mut self.writers);
         loop {
             for (id, _) in self.chat.take_closes() {

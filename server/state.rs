@@ -1,11 +1,19 @@
-//! `--state-dir`: the registrations and bans on disk, each change written atomically before the
-//! command that made it is answered; and the operators file (`--operators`).
+//! `--state-dir`: the registrations and bans on disk, and the operators file (`--operators`).
+//!
+//! Each change is written atomically (a temporary file, fsync, rename) by a thread of its own,
+//! [`StateWriter`]: a file of a hundred thousand bans takes the disk a while, and an SD card can
+//! stall a sync for a second, which the event loop must never wait for. The chat core hands over
+//! a batch of changes ([`StateChange`]) at a time and answers the commands that made them when
+//! the writer reports back ([`crate::chat::Chat::state_saved`]); the writer keeps its own copy of
+//! the registrations and bans to write the files from.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 
 use crate::log::log_warning;
-use crate::moderation::{Bans, LineError, Operators, Registrations};
+use crate::moderation::{Bans, LineError, Operators, Registrations, StateChange};
 
 /// The most a state file may hold: a million registrations or bans of a few hundred bytes each.
 /// Read through the one bounded reader, which takes no FIFO and no file without end.
@@ -27,12 +35,6 @@ impl StateFile {
     }
 }
 
-/// Where the chat core's registrations and bans are kept; kept out of the core, which does no
-/// I/O. `save` returns once the text is safely on disk, or says why it is not.
-pub trait StateStore {
-    fn save(&mut self, file: StateFile, text: &str) -> Result<(), String>;
-}
-
 /// The files of `--state-dir`.
 pub struct StateDir {
     dir: PathBuf,
@@ -41,7 +43,7 @@ pub struct StateDir {
 }
 
 /// What a state directory holds when the server starts.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Loaded {
     pub registrations: Registrations,
     pub bans: Bans,
@@ -82,7 +84,10 @@ impl StateDir {
             dir: dir.to_path_buf(),
             _lock: lock,
         };
-        let registrations = store.load(StateFile::Registrations, Registrations::parse)?;
+        let now = crate::chat::unix_seconds();
+        let registrations = store.load(StateFile::Registrations, |text| {
+            Registrations::parse(text, now)
+        })?;
         let bans = store.load(StateFile::Bans, Bans::parse)?;
         Ok((
             store,
@@ -122,12 +127,134 @@ impl StateDir {
     }
 }
 
-impl StateStore for StateDir {
-    fn save(&mut self, file: StateFile, text: &str) -> Result<(), String> {
+impl StateDir {
+    fn save(&self, file: StateFile, text: &str) -> Result<(), String> {
         let path = self.path(file);
         charla_proto::files::write_atomically(&path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
+}
+
+/// A batch of changes handed to the writer: its number and the changes, in order.
+pub type Batch = (u64, Vec<StateChange>);
+/// What the writer reports: the batch's number, and whether its files are on the disk.
+pub type Written = (u64, Result<(), String>);
+
+/// The thread that writes `--state-dir`, and its two channels. Dropping it lets the thread
+/// finish what it was given, and waits for it (the server is exiting).
+pub struct StateWriter {
+    batches: Option<SyncSender<Batch>>,
+    written: Receiver<Written>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StateWriter {
+    /// Starts the writer on the directory, with a copy of what was loaded from it; `wake` is
+    /// called after each report, so that the event loop reads it.
+    pub fn start(
+        dir: StateDir,
+        loaded: Loaded,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<StateWriter, String> {
+        // The core hands over one batch at a time and waits for its report.
+        let (batches, to_write) = mpsc::sync_channel::<Batch>(1);
+        let (report, written) = mpsc::sync_channel::<Written>(1);
+        let thread = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                let mut saved = loaded;
+                for (id, changes) in to_write {
+                    let result = write_batch(&dir, &mut saved, &changes);
+                    if report.send((id, result)).is_err() {
+                        return;
+                    }
+                    wake();
+                }
+            })
+            .map_err(|e| format!("cannot start the state directory's writer: {e}"))?;
+        Ok(StateWriter {
+            batches: Some(batches),
+            written,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands a batch over; false if the writer is gone (then nothing will be written).
+    pub fn send(&mut self, batch: Batch) -> bool {
+        self.batches
+            .as_ref()
+            .is_some_and(|batches| batches.try_send(batch).is_ok())
+    }
+
+    /// A report, if one came.
+    pub fn written(&mut self) -> Option<Written> {
+        match self.written.try_recv() {
+            Ok(written) => Some(written),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => None,
+        }
+    }
+}
+
+impl Drop for StateWriter {
+    fn drop(&mut self) {
+        drop(self.batches.take());
+        if let Some(thread) = self.thread.take() {
+            // Unblocks a writer waiting to report.
+            while !thread.is_finished() {
+                if self
+                    .written
+                    .recv_timeout(std::time::Duration::from_millis(10))
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Applies a batch to the writer's copy and writes the files it touched; if one cannot be
+/// written, the copy is put back as it was (the core undoes the batch too).
+fn write_batch(dir: &StateDir, saved: &mut Loaded, changes: &[StateChange]) -> Result<(), String> {
+    let before = (saved.registrations.clone(), saved.bans.clone());
+    let mut touched = (false, false);
+    for change in changes {
+        match change {
+            StateChange::Register(r) => {
+                saved.registrations.insert(r.clone());
+            }
+            StateChange::Unregister(key) => {
+                saved.registrations.remove_key(key);
+            }
+            StateChange::Used(key, at) => saved.registrations.touch(key, *at),
+            StateChange::Ban(ban) => {
+                saved.bans.add(ban.clone());
+            }
+            StateChange::Unban(target) => {
+                saved.bans.remove(target);
+            }
+        }
+        if change.is_registration() {
+            touched.0 = true;
+        } else {
+            touched.1 = true;
+        }
+    }
+    let mut result = Ok(());
+    if touched.0 {
+        result = dir.save(StateFile::Registrations, &saved.registrations.to_text());
+    }
+    if touched.1 && result.is_ok() {
+        let now = crate::chat::unix_seconds();
+        saved.bans.expire(now, usize::MAX);
+        result = dir.save(StateFile::Bans, &saved.bans.to_text(now));
+    }
+    if result.is_err() {
+        (saved.registrations, saved.bans) = before;
+    }
+    result
 }
 
 /// Reads the operators file; errors name the file and the line.
@@ -150,27 +277,36 @@ mod tests {
     }
 
     #[test]
-    fn saved_state_is_read_back_and_private() {
+    fn the_writer_saves_batches_and_they_are_read_back_private() {
+        use crate::moderation::Registration;
         use std::os::unix::fs::PermissionsExt;
         let dir = temp("saved");
+        let fp: String = "AB:".repeat(31) + "AB";
         {
-            let (mut store, loaded) = StateDir::open(&dir).unwrap();
+            let (store, loaded) = StateDir::open(&dir).unwrap();
             assert_eq!(loaded.registrations.len(), 0);
-            let mut r = Registrations::default();
-            r.insert(
-                "ana",
-                &"AB:"
-                    .repeat(31)
-                    .chars()
-                    .chain("AB".chars())
-                    .collect::<String>(),
-            );
-            store.save(StateFile::Registrations, &r.to_text()).unwrap();
             // A second server on the same directory is refused.
             assert!(StateDir::open(&dir).err().unwrap().contains("in use"));
+            let (tx, rx) = mpsc::channel();
+            let wake = Arc::new(move || {
+                let _ = tx.send(());
+            });
+            let mut writer = StateWriter::start(store, loaded, wake).unwrap();
+            let ana = Registration {
+                nick: "ana".into(),
+                owner: fp.clone().into(),
+                last_used: 5,
+            };
+            assert!(writer.send((1, vec![StateChange::Register(ana)])));
+            rx.recv().unwrap();
+            assert_eq!(writer.written(), Some((1, Ok(()))));
+            assert!(writer.send((2, vec![StateChange::Used("ana".into(), 9)])));
+            rx.recv().unwrap();
+            assert_eq!(writer.written(), Some((2, Ok(()))));
         }
         let (_, loaded) = StateDir::open(&dir).unwrap();
-        assert!(loaded.registrations.owner("ANA").is_some());
+        let ana = loaded.registrations.get("ANA").unwrap();
+        assert_eq!((&*ana.owner, ana.last_used), (fp.as_str(), 9));
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("registrations")), 0o600);

@@ -43,7 +43,8 @@ pub enum ClientLine<'a> {
         reason: Option<&'a str>,
     },
     Unban(&'a str),
-    Bans,
+    /// `/bans [page]`, from page 1.
+    Bans(u32),
     Mute {
         nick: &'a str,
         minutes: Option<u64>,
@@ -70,7 +71,7 @@ pub const HELP: &[&str] = &[
     "Operators only:",
     "/kick <nick> [reason]     disconnect someone",
     "/ban <nick|address|fingerprint> [minutes] [reason]   keep them out",
-    "/unban <nick|address|fingerprint>, /bans   lift a ban, list the bans",
+    "/unban <nick|address|fingerprint>, /bans [page]   lift a ban, list the bans",
     "/mute <nick> [minutes], /unmute <nick>     silence someone in public",
     "Any other line is a public message; start it with // to send a line that begins with /.",
 ];
@@ -174,7 +175,13 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
             Some(target) => ClientLine::Unban(target),
             None => ClientLine::MissingArgument("/unban <nick|address|fingerprint>"),
         },
-        "bans" => ClientLine::Bans,
+        "bans" => match args.trim() {
+            "" => ClientLine::Bans(1),
+            page => match page.parse() {
+                Ok(page) if page >= 1 => ClientLine::Bans(page),
+                _ => ClientLine::MissingArgument("/bans [page]"),
+            },
+        },
         "mute" => {
             let (nick, rest) = split_word(args.trim());
             match (nick, leading_minutes(rest)) {
@@ -337,7 +344,12 @@ mod tests {
             );
         }
         assert_eq!(parse_client_line("/unban bob"), Unban("bob"));
-        assert_eq!(parse_client_line("/BANS"), Bans);
+        assert_eq!(parse_client_line("/BANS"), Bans(1));
+        assert_eq!(parse_client_line("/bans 3"), Bans(3));
+        assert_eq!(
+            parse_client_line("/bans x"),
+            MissingArgument("/bans [page]")
+        );
         assert_eq!(
             parse_client_line("/mute bob 5"),
             Mute {

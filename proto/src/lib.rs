@@ -16,7 +16,9 @@ pub use command::{clean_text, parse_client_line, ClientLine};
 pub use fingerprint::{fingerprint, normalize_fingerprint, short_fingerprint};
 pub use framing::{Frame, LineFramer};
 pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
-pub use reply::{leave_reason, notice, parse_server_line, ErrorCode, ServerLine};
+pub use reply::{
+    leave_reason, notice, parse_server_line, BanShown, ErrorCode, Presence, ServerLine,
+};
 
 /// The tutorial's port, kept so that its users find the server where they expect it.
 pub const DEFAULT_PORT: u16 = 12345;

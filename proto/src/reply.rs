@@ -27,10 +27,12 @@ pub enum ErrorCode {
     NoSuchBan,
     RegistrationLimit,
     NotSaved,
+    IsOperator,
+    BanLimit,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::NoSuchUser,
@@ -53,6 +55,8 @@ impl ErrorCode {
         ErrorCode::NoSuchBan,
         ErrorCode::RegistrationLimit,
         ErrorCode::NotSaved,
+        ErrorCode::IsOperator,
+        ErrorCode::BanLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +83,8 @@ impl ErrorCode {
             ErrorCode::NoSuchBan => "no-such-ban",
             ErrorCode::RegistrationLimit => "registration-limit",
             ErrorCode::NotSaved => "not-saved",
+            ErrorCode::IsOperator => "is-operator",
+            ErrorCode::BanLimit => "ban-limit",
         }
     }
 
@@ -103,36 +109,19 @@ pub mod notice {
     pub const NOT_DELIVERED_TO: &str = "not delivered to";
     /// `not held for <nick>: too many messages waiting`.
     pub const NOT_HELD_FOR: &str = "not held for";
-    /// `registered: <nick> is kept for your identity <short fingerprint>; others are refused it`.
-    pub const REGISTERED: &str = "registered:";
-    /// `unregistered: <nick> is free for anyone`.
-    pub const UNREGISTERED: &str = "unregistered:";
-    /// To an operator. `banned: <identity|address> <value>[ (<nick>)] until <time>|until lifted;
-    /// <n> connections closed`.
-    pub const BANNED: &str = "banned:";
-    /// `bans: <n>`, then `ban: <identity|address> <value>[ (<nick>)] until <time>|until lifted, by
-    /// <operator>[: <reason>]` per ban.
-    pub const BANS: &str = "bans:";
-    pub const BAN: &str = "ban:";
-    /// `unbanned: <n> bans lifted`.
-    pub const UNBANNED: &str = "unbanned:";
-    /// `muted: <nick> for <n> minutes` or `muted: <nick> until unmuted`.
-    pub const MUTED: &str = "muted:";
-    /// `unmuted: <nick>`.
-    pub const UNMUTED: &str = "unmuted:";
-    pub const OPERATORS_NOT_MUTED: &str = "operators cannot be muted";
-    pub const OPERATORS_NOT_BANNED: &str =
-        "that identity is an operator's: take it out of the operators file first (bans never apply to operators)";
 }
 
-/// The reasons the server gives in `LEAVE <nick> <reason>` when the user did not give one with
-/// `/quit`; clients recognise them as they do the notices.
+/// Why someone left: the word after the nickname in `LEAVE <nick> <why> [text]`. Only `quit`
+/// carries text (the user's own reason), so that a reason a user typed can never pass for one of
+/// the server's.
 pub mod leave_reason {
-    pub const CONNECTION_CLOSED: &str = "connection closed";
-    pub const CONNECTION_LOST: &str = "connection lost";
-    pub const TOO_SLOW: &str = "too slow";
+    /// `/quit`, with the user's reason after it if it gave one.
+    pub const QUIT: &str = "quit";
+    pub const CONNECTION_CLOSED: &str = "closed";
+    pub const CONNECTION_LOST: &str = "lost";
+    pub const TOO_SLOW: &str = "too-slow";
     pub const TIMEOUT: &str = "timeout";
-    pub const SHUTTING_DOWN: &str = super::notice::SHUTTING_DOWN;
+    pub const SHUTTING_DOWN: &str = "shutting-down";
 }
 
 /// Appends one line made of `words` separated by single spaces, then `\n`.
@@ -200,7 +189,10 @@ pub enum ServerLine<'a> {
     Join(&'a str),
     Leave {
         nick: &'a str,
-        reason: Option<&'a str>,
+        /// One of [`leave_reason`]'s words.
+        why: &'a str,
+        /// The user's own reason, after `quit`.
+        text: Option<&'a str>,
     },
     Msg {
         from: &'a str,
@@ -238,7 +230,7 @@ pub enum ServerLine<'a> {
     /// The answer to `/whois`.
     Whois {
         nick: &'a str,
-        online: bool,
+        presence: Presence,
         registered: bool,
         operator: bool,
         /// Its certificate's fingerprint (shortened for those who are not operators), if any.
@@ -256,8 +248,101 @@ pub enum ServerLine<'a> {
     Oper(&'a str),
     /// `nick` is no longer an operator.
     Deoper(&'a str),
+    /// `/register` took effect: `nick` is kept for the identity whose fingerprint starts so, and
+    /// freed after `expires_days` days unused (0: never).
+    Registered {
+        nick: &'a str,
+        fingerprint: &'a str,
+        expires_days: u64,
+    },
+    /// `/unregister` took effect.
+    Unregistered(&'a str),
+    /// To an operator: its ban took effect, and closed `closed` connections.
+    Banned {
+        ban: BanShown<'a>,
+        closed: u64,
+    },
+    /// To an operator: the ban list's page `page` of `pages`, `total` bans in all; its `BAN` lines
+    /// follow.
+    BanList {
+        total: u64,
+        page: u64,
+        pages: u64,
+    },
+    /// One ban of the list.
+    BanEntry {
+        ban: BanShown<'a>,
+        /// RFC 3339.
+        set_at: &'a str,
+        by: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// To an operator: `/unban` lifted this many bans.
+    Unbanned(u64),
+    /// To an operator: `nick` is muted for `minutes` (`None`: until `/unmute`).
+    Muted {
+        nick: &'a str,
+        minutes: Option<u64>,
+    },
+    Unmuted(&'a str),
     /// A line this version does not know; clients should show or ignore it, not fail.
     Unknown(&'a str),
+}
+
+/// Where someone asked about with `/whois` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Online,
+    /// Its connection dropped; its session waits for it (`--resume-window`).
+    Away,
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Away => "away",
+            Presence::Offline => "offline",
+        }
+    }
+}
+
+/// Whom a ban is on: `<identity|address> <value> <until|permanent>`, and the nickname it was made
+/// from, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanShown<'a> {
+    /// `identity` or `address`.
+    pub kind: &'a str,
+    pub value: &'a str,
+    /// RFC 3339; `None`: until lifted.
+    pub until: Option<&'a str>,
+    pub nick: Option<&'a str>,
+}
+
+/// `<identity|address> <value> <until|permanent>`, then what follows.
+fn ban_shown(rest: &str) -> Option<(BanShown<'_>, &str)> {
+    let (kind, rest) = first_word(rest);
+    let (value, rest) = first_word(rest);
+    let (until, rest) = first_word(rest);
+    if !matches!(kind, "identity" | "address") || value.is_empty() || until.is_empty() {
+        return None;
+    }
+    let until = (until != "permanent").then_some(until);
+    Some((
+        BanShown {
+            kind,
+            value,
+            until,
+            nick: None,
+        },
+        rest,
+    ))
+}
+
+/// `-` stands for no nickname.
+fn nick_or_dash(word: &str) -> Option<&str> {
+    (!word.is_empty() && word != "-").then_some(word)
 }
 
 /// Splits `s` at its first space; the second part is empty if there is none.
@@ -302,11 +387,17 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         }
         "USERS+" => ServerLine::UsersMore(rest.split(' ').filter(|w| !w.is_empty()).collect()),
         "JOIN" if !rest.is_empty() => ServerLine::Join(rest),
-        "LEAVE" if !rest.is_empty() => {
-            let (nick, reason) = first_word(rest);
-            ServerLine::Leave {
-                nick,
-                reason: opt(reason),
+        "LEAVE" => {
+            let (nick, rest) = first_word(rest);
+            let (why, text) = first_word(rest);
+            if nick.is_empty() || why.is_empty() {
+                unknown
+            } else {
+                ServerLine::Leave {
+                    nick,
+                    why,
+                    text: opt(text),
+                }
             }
         }
         "MSG" | "ACTION" | "PRIVMSG" if !rest.is_empty() => {
@@ -337,12 +428,17 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         "WHOIS" => {
             let words: Vec<&str> = rest.split(' ').collect();
             match words[..] {
-                [nick, online, registered, operator, fingerprint, ref address @ ..]
+                [nick, presence, registered, operator, fingerprint, ref address @ ..]
                     if !nick.is_empty() && address.len() <= 1 =>
                 {
+                    let presence = match presence {
+                        "online" => Presence::Online,
+                        "away" => Presence::Away,
+                        _ => Presence::Offline,
+                    };
                     ServerLine::Whois {
                         nick,
-                        online: online == "online",
+                        presence,
                         registered: registered == "registered",
                         operator: operator == "operator",
                         fingerprint: (fingerprint != "no-identity").then_some(fingerprint),
@@ -366,6 +462,79 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
             }
         }
         "OPER" if !rest.is_empty() => ServerLine::Oper(rest),
+        "REGISTERED" => {
+            let words: Vec<&str> = rest.split(' ').collect();
+            match words[..] {
+                [nick, fingerprint, days] if !nick.is_empty() && !fingerprint.is_empty() => {
+                    match days.parse() {
+                        Ok(expires_days) => ServerLine::Registered {
+                            nick,
+                            fingerprint,
+                            expires_days,
+                        },
+                        Err(_) => unknown,
+                    }
+                }
+                _ => unknown,
+            }
+        }
+        "UNREGISTERED" if !rest.is_empty() => ServerLine::Unregistered(rest),
+        "BANNED" => match ban_shown(rest) {
+            Some((mut ban, rest)) => {
+                let (closed, nick) = first_word(rest);
+                match closed.parse() {
+                    Ok(closed) => {
+                        ban.nick = nick_or_dash(nick);
+                        ServerLine::Banned { ban, closed }
+                    }
+                    Err(_) => unknown,
+                }
+            }
+            None => unknown,
+        },
+        "BANS" => {
+            let numbers: Vec<Option<u64>> = rest.split(' ').map(|w| w.parse().ok()).collect();
+            match numbers[..] {
+                [Some(total), Some(page), Some(pages)] => {
+                    ServerLine::BanList { total, page, pages }
+                }
+                _ => unknown,
+            }
+        }
+        "BAN" => match ban_shown(rest) {
+            Some((mut ban, rest)) => {
+                let (set_at, rest) = first_word(rest);
+                let (by, rest) = first_word(rest);
+                let (nick, reason) = first_word(rest);
+                if set_at.is_empty() || by.is_empty() || nick.is_empty() {
+                    unknown
+                } else {
+                    ban.nick = nick_or_dash(nick);
+                    ServerLine::BanEntry {
+                        ban,
+                        set_at,
+                        by,
+                        reason: opt(reason),
+                    }
+                }
+            }
+            None => unknown,
+        },
+        "UNBANNED" => match rest.parse() {
+            Ok(n) => ServerLine::Unbanned(n),
+            Err(_) => unknown,
+        },
+        "MUTED" => match rest
+            .split_once(' ')
+            .map(|(nick, m)| (nick, m.parse::<u64>()))
+        {
+            Some((nick, Ok(minutes))) if !nick.is_empty() => ServerLine::Muted {
+                nick,
+                minutes: (minutes > 0).then_some(minutes),
+            },
+            _ => unknown,
+        },
+        "UNMUTED" if !rest.is_empty() => ServerLine::Unmuted(rest),
         "DEOPER" if !rest.is_empty() => ServerLine::Deoper(rest),
         "ERROR" if !rest.is_empty() => {
             let (code, text) = first_word(rest);
@@ -484,19 +653,31 @@ mod tests {
         assert_eq!(parse_server_line("WELCOME ana"), Welcome("ana"));
         assert_eq!(parse_server_line("JOIN bob"), Join("bob"));
         assert_eq!(
-            parse_server_line("LEAVE bob"),
+            parse_server_line("LEAVE bob quit"),
             Leave {
                 nick: "bob",
-                reason: None
+                why: "quit",
+                text: None
+            }
+        );
+        // A user's reason comes after `quit`: it cannot pass for the server's.
+        assert_eq!(
+            parse_server_line("LEAVE bob quit too-slow"),
+            Leave {
+                nick: "bob",
+                why: "quit",
+                text: Some("too-slow")
             }
         );
         assert_eq!(
-            parse_server_line("LEAVE bob too slow"),
+            parse_server_line("LEAVE bob too-slow"),
             Leave {
                 nick: "bob",
-                reason: Some("too slow")
+                why: "too-slow",
+                text: None
             }
         );
+        assert_eq!(parse_server_line("LEAVE bob"), Unknown("LEAVE bob"));
         assert_eq!(
             parse_server_line("MSG bob hola a todos"),
             Msg {
@@ -543,7 +724,7 @@ mod tests {
             parse_server_line("WHOIS ana online registered operator AB:CD:EF:01:23:45:67:89"),
             Whois {
                 nick: "ana",
-                online: true,
+                presence: Presence::Online,
                 registered: true,
                 operator: true,
                 fingerprint: Some("AB:CD:EF:01:23:45:67:89"),
@@ -551,10 +732,10 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_server_line("WHOIS bob online unregistered user no-identity 10.0.0.7"),
+            parse_server_line("WHOIS bob away unregistered user no-identity 10.0.0.7"),
             Whois {
                 nick: "bob",
-                online: true,
+                presence: Presence::Away,
                 registered: false,
                 operator: false,
                 fingerprint: None,
@@ -562,10 +743,10 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_server_line("WHOIS bob online unregistered user no-identity"),
+            parse_server_line("WHOIS bob offline unregistered user no-identity"),
             Whois {
                 nick: "bob",
-                online: true,
+                presence: Presence::Offline,
                 registered: false,
                 operator: false,
                 fingerprint: None,
@@ -589,6 +770,88 @@ mod tests {
             }
         );
         assert_eq!(parse_server_line("OPER ana"), Oper("ana"));
+        let ban = |kind, value, until, nick| BanShown {
+            kind,
+            value,
+            until,
+            nick,
+        };
+        assert_eq!(
+            parse_server_line("REGISTERED ana AB:CD:EF:01:23:45:67:89 365"),
+            Registered {
+                nick: "ana",
+                fingerprint: "AB:CD:EF:01:23:45:67:89",
+                expires_days: 365
+            }
+        );
+        assert_eq!(parse_server_line("UNREGISTERED ana"), Unregistered("ana"));
+        assert_eq!(
+            parse_server_line("BANNED address 127.0.0.1 2026-11-30T09:13:13Z 1 bob"),
+            Banned {
+                ban: ban(
+                    "address",
+                    "127.0.0.1",
+                    Some("2026-11-30T09:13:13Z"),
+                    Some("bob")
+                ),
+                closed: 1
+            }
+        );
+        assert_eq!(
+            parse_server_line("BANNED identity AB:CD permanent 0"),
+            Banned {
+                ban: ban("identity", "AB:CD", None, None),
+                closed: 0
+            }
+        );
+        assert_eq!(
+            parse_server_line("BANS 120 2 3"),
+            BanList {
+                total: 120,
+                page: 2,
+                pages: 3
+            }
+        );
+        assert_eq!(
+            parse_server_line(
+                "BAN address 10.0.0.1 permanent 2026-11-30T09:13:13Z ana bob spam, again"
+            ),
+            BanEntry {
+                ban: ban("address", "10.0.0.1", None, Some("bob")),
+                set_at: "2026-11-30T09:13:13Z",
+                by: "ana",
+                reason: Some("spam, again")
+            }
+        );
+        assert_eq!(
+            parse_server_line("BAN identity AB:CD permanent 2026-11-30T09:13:13Z ana -"),
+            BanEntry {
+                ban: ban("identity", "AB:CD", None, None),
+                set_at: "2026-11-30T09:13:13Z",
+                by: "ana",
+                reason: None
+            }
+        );
+        assert_eq!(parse_server_line("UNBANNED 2"), Unbanned(2));
+        assert_eq!(
+            parse_server_line("MUTED bob 30"),
+            Muted {
+                nick: "bob",
+                minutes: Some(30)
+            }
+        );
+        assert_eq!(
+            parse_server_line("MUTED bob 0"),
+            Muted {
+                nick: "bob",
+                minutes: None
+            }
+        );
+        assert_eq!(parse_server_line("UNMUTED bob"), Unmuted("bob"));
+        assert_eq!(
+            parse_server_line("BANNED nonsense"),
+            Unknown("BANNED nonsense")
+        );
         assert_eq!(parse_server_line("DEOPER ana"), Deoper("ana"));
         assert_eq!(parse_server_line("HELLO"), Unknown("HELLO"));
         assert_eq!(parse_server_line("USERS x"), Unknown("USERS x"));
