@@ -8,7 +8,12 @@ pub enum CloseReason {
     Quit(Option<String>),
     PeerClosed,
     Lost(String),
+    /// Its queue passed --max-queue.
     TooSlow,
+    /// Lines waited for it longer than --write-timeout without its socket taking any.
+    Stalled,
+    /// It held the most when the output for everyone passed --max-queue-total.
+    Shed,
     HandshakeFailed(String),
     HandshakeTimeout,
     RegisterTimeout,
@@ -31,7 +36,9 @@ impl CloseReason {
             CloseReason::Quit(reason) => (leave_reason::QUIT, reason.as_deref()),
             CloseReason::PeerClosed => (leave_reason::CONNECTION_CLOSED, None),
             CloseReason::Lost(_) => (leave_reason::CONNECTION_LOST, None),
-            CloseReason::TooSlow => (leave_reason::TOO_SLOW, None),
+            CloseReason::TooSlow | CloseReason::Stalled | CloseReason::Shed => {
+                (leave_reason::TOO_SLOW, None)
+            }
             CloseReason::RegisterTimeout | CloseReason::HandshakeTimeout => {
                 (leave_reason::TIMEOUT, None)
             }
@@ -49,6 +56,8 @@ impl CloseReason {
             self,
             CloseReason::Lost(_)
                 | CloseReason::TooSlow
+                | CloseReason::Stalled
+                | CloseReason::Shed
                 | CloseReason::HandshakeFailed(_)
                 | CloseReason::HandshakeTimeout
         )
@@ -61,6 +70,10 @@ impl CloseReason {
             CloseReason::PeerClosed => "connection closed by peer".into(),
             CloseReason::Lost(why) => format!("connection lost: {why}"),
             CloseReason::TooSlow => "too slow: send queue over --max-queue".into(),
+            CloseReason::Stalled => "too slow: took nothing for --write-timeout".into(),
+            CloseReason::Shed => {
+                "too slow: held the most when all queues passed --max-queue-total".into()
+            }
             CloseReason::HandshakeFailed(why) => format!("handshake failed: {why}"),
             CloseReason::HandshakeTimeout => "handshake timed out (--handshake-timeout)".into(),
             CloseReason::RegisterTimeout => "no nickname in time (--register-timeout)".into(),

@@ -2,6 +2,8 @@
 //! life. What it is in the chat (nickname, registration) is the chat core's (`chat.rs`); what waits
 //! to be written to it is the outbox's (`outbox.rs`).
 
+use std::time::Instant;
+
 use mio::net::TcpStream;
 use mio::Interest;
 use openssl::ssl::SslStream;
@@ -30,6 +32,10 @@ pub struct Conn {
     pub link: Link,
     /// The interest mio currently has for this socket.
     pub interest: Interest,
+    /// Since when lines have waited for it without its socket taking any (--write-timeout).
+    pub stalled_since: Option<Instant>,
+    /// A write deadline for it is in the reactor's queue.
+    pub write_deadline_set: bool,
 }
 
 impl Conn {
@@ -41,6 +47,8 @@ impl Conn {
                 wants: Interest::READABLE,
             },
             interest: Interest::READABLE,
+            stalled_since: None,
+            write_deadline_set: false,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Outbox {
     /// enough, rather than at the end of the pass (a pass can produce far more than the limit).
     over_limit: Vec<ConnId>,
     pool: BufferPool,
+    /// Bytes in every connection's own queue together (--max-queue-total).
+    total: usize,
 }
 
 const PLAIN: usize = 0;
@@ -111,7 +113,22 @@ impl Outbox {
             max_queue,
             over_limit: Vec::new(),
             pool: BufferPool::default(),
+            total: 0,
         }
+    }
+
+    /// Bytes waiting in every connection's own queue together.
+    pub fn total_pending(&self) -> usize {
+        self.total
+    }
+
+    /// The connections with bytes waiting, and how many each.
+    pub fn backlogged(&self) -> impl Iterator<Item = (ConnId, usize)> + '_ {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, m)| Some((id, m.as_ref()?.queue.pending())))
+            .filter(|&(_, pending)| pending > 0)
     }
 
     /// A new limit from a reload: queues are judged by it from their next line on.
@@ -139,6 +156,7 @@ impl Outbox {
     pub fn remove(&mut self, id: ConnId) {
         self.leave(id, false);
         if let Some(mut mailbox) = self.mailboxes.get_mut(id).and_then(Option::take) {
+            self.total -= mailbox.queue.pending();
             mailbox.queue.clear(&mut self.pool);
         }
     }
@@ -146,6 +164,7 @@ impl Outbox {
     /// Drops what is queued for a connection (it is broken or does not read).
     pub fn discard(&mut self, id: ConnId) {
         if let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) {
+            self.total -= mailbox.queue.pending();
             mailbox.queue.clear(&mut self.pool);
         }
     }
@@ -202,6 +221,7 @@ impl Outbox {
         };
         let before = mailbox.queue.pending();
         mailbox.queue.push(bytes, &mut self.pool);
+        self.total += bytes.len();
         if before <= self.max_queue && mailbox.queue.pending() > self.max_queue {
             self.over_limit.push(id);
         }
@@ -250,6 +270,7 @@ impl Outbox {
         let unserved = room.from(member.room_pos);
         if !unserved.is_empty() {
             mailbox.queue.push(unserved, &mut self.pool);
+            self.total += unserved.len();
         }
         member.room_pos = room.end();
     }
@@ -301,20 +322,29 @@ impl Outbox {
     /// Writes what waits for `id` to `w`: its own queue first, then, once that is all out, the
     /// room's lines straight from the log. What `w` does not take stays queued, in order (a write
     /// that returned `WouldBlock` is retried from the queue with the same bytes first, which
-    /// OpenSSL allows with ACCEPT_MOVING_WRITE_BUFFER). Returns the bytes still waiting.
-    pub fn write(&mut self, id: ConnId, w: &mut impl Write) -> io::Result<usize> {
+    /// OpenSSL allows with ACCEPT_MOVING_WRITE_BUFFER). Returns how many bytes `w` took, and the
+    /// bytes still waiting.
+    pub fn write(&mut self, id: ConnId, w: &mut impl Write) -> io::Result<Written> {
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
-            return Ok(0);
+            return Ok(Written::default());
         };
-        let all_out = mailbox.queue.write_to(w, &mut self.pool)?;
-        if all_out {
+        let before = mailbox.queue.pending();
+        let all_out = mailbox.queue.write_to(w, &mut self.pool);
+        let mut taken = before - mailbox.queue.pending();
+        self.total -= taken;
+        if all_out? {
             if let Some(member) = mailbox.member.as_mut() {
                 let unserved = self.rooms[member.log()].from(member.room_pos);
-                member.room_pos += write_until_blocked(w, unserved)? as u64;
+                let n = write_until_blocked(w, unserved)?;
+                member.room_pos += n as u64;
+                taken += n;
             }
         }
         self.catch_up(id);
-        Ok(self.pending(id))
+        Ok(Written {
+            taken,
+            pending: self.pending(id),
+        })
     }
 
     /// Ends a pass: every member has been served the room's logs (written or copied into its
@@ -330,6 +360,15 @@ impl Outbox {
             room.clear();
         }
     }
+}
+
+/// What one [`Outbox::write`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes the socket took.
+    pub taken: usize,
+    /// Bytes still waiting for it.
+    pub pending: usize,
 }
 
 /// Bytes waiting to be written to one client, in order.
@@ -452,10 +491,11 @@ mod tests {
         let mut p = pipe(5);
         out.send(0, b"hello ");
         out.send(0, b"world\n");
-        assert_eq!(out.write(0, &mut p).unwrap(), 7);
+        assert_eq!(out.write(0, &mut p).unwrap().pending, 7);
         out.send(0, b"more\n");
         p.room = 100;
-        assert_eq!(out.write(0, &mut p).unwrap(), 0);
+        assert_eq!(out.write(0, &mut p).unwrap().pending, 0);
+        assert_eq!(out.total_pending(), 0);
         assert_eq!(p.got, b"hello world\nmore\n");
         let queue = &out.mailboxes[0].as_ref().unwrap().queue;
         assert_eq!(queue.buf.capacity(), 0, "an empty queue holds no memory");
@@ -497,7 +537,14 @@ mod tests {
         member(&mut out, 0);
         out.send_to_room(None, b"abcdef\n");
         let mut p = pipe(3);
-        assert_eq!(out.write(0, &mut p).unwrap(), 4, "the rest is in its queue");
+        assert_eq!(
+            out.write(0, &mut p).unwrap(),
+            Written {
+                taken: 3,
+                pending: 4
+            },
+            "the rest is in its queue"
+        );
         out.end_pass();
         out.send_to_room(None, b"next\n");
         out.send(0, b"mine\n");
@@ -587,5 +634,27 @@ mod tests {
             5,
             "copied into its queue before the log was emptied"
         );
+    }
+
+    #[test]
+    fn the_bytes_waiting_for_everyone_are_counted() {
+        let mut out = Outbox::new(usize::MAX);
+        member(&mut out, 0);
+        member(&mut out, 1);
+        out.send(0, b"private\n");
+        out.send_to_room(None, b"room\n");
+        assert_eq!(out.total_pending(), 8);
+        let mut p = pipe(3);
+        out.write(1, &mut p).unwrap();
+        // 1 took 3 bytes of the room's line; the other 2 wait in its queue.
+        assert_eq!(out.total_pending(), 10);
+        out.end_pass();
+        // 0 was served the room's line into its queue.
+        assert_eq!(out.total_pending(), 15);
+        let backlogged: Vec<(ConnId, usize)> = out.backlogged().collect();
+        assert_eq!(backlogged, [(0, 13), (1, 2)]);
+        out.discard(0);
+        out.remove(1);
+        assert_eq!(out.total_pending(), 0);
     }
 }

@@ -106,6 +106,8 @@ pub struct Server {
     read_again: Vec<Token>,
     handshake_deadlines: Deadlines<Due>,
     linger_deadlines: Deadlines<Due>,
+    /// When connections with lines waiting must have taken some (--write-timeout).
+    write_deadlines: Deadlines<Due>,
     scratch: Vec<u8>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
@@ -170,6 +172,7 @@ impl Server {
             read_again: Vec::new(),
             handshake_deadlines: Deadlines::default(),
             linger_deadlines: Deadlines::default(),
+            write_deadlines: Deadlines::default(),
             scratch: vec![0; SCRATCH_SIZE],
             next_serial: 0,
             accept_paused_until: None,
@@ -345,16 +348,20 @@ impl Server {
         if !self.read_again.is_empty() {
             return Some(Duration::ZERO);
         }
-        [&self.handshake_deadlines, &self.linger_deadlines]
-            .into_iter()
-            .filter_map(Deadlines::next)
-            .chain(self.accept_paused_until)
-            .chain(self.shutdown_deadline)
-            .chain(self.trim_due)
-            .chain(self.chat.next_deadline())
-            .min()
-            // Rounded up: epoll counts whole milliseconds and waking early just loops again.
-            .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+        [
+            &self.handshake_deadlines,
+            &self.linger_deadlines,
+            &self.write_deadlines,
+        ]
+        .into_iter()
+        .filter_map(Deadlines::next)
+        .chain(self.accept_paused_until)
+        .chain(self.shutdown_deadline)
+        .chain(self.trim_due)
+        .chain(self.chat.next_deadline())
+        .min()
+        // Rounded up: epoll counts whole milliseconds and waking early just loops again.
+        .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
     fn accept_all(&mut self) {
@@ -601,6 +608,7 @@ impl Server {
             for &id in &writers {
                 self.flush(id);
             }
+            self.keep_output_within_total();
         }
         self.chat.end_pass();
         self.writers = writers;
@@ -616,8 +624,30 @@ impl Server {
             return;
         }
         let pending = match self.chat.outbox.write(id, &mut conn.tls) {
-            Ok(pending) => pending,
+            Ok(written) => {
+                if written.pending == 0 {
+                    conn.stalled_since = None;
+                } else if written.taken > 0 || conn.stalled_since.is_none() {
+                    // Waiting lines: the clock runs from the last byte its socket took.
+                    conn.stalled_since = Some(self.now);
+                    if !std::mem::replace(&mut conn.write_deadline_set, true) {
+                        let due = self.now + self.cfg.write_timeout;
+                        let serial = conn.serial;
+                        self.write_deadlines.push(
+                            due,
+                            Due {
+                                token: Token(id),
+                                serial,
+                            },
+                        );
+                    }
+                }
+                written.pending
+            }
             Err(e) => return self.end_now(id, CloseReason::Lost(describe_io_error(&e))),
+        };
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
         };
         match conn.link {
             Link::Open if pending > self.cfg.max_queue => {
@@ -648,6 +678,40 @@ impl Server {
             _ => {}
         }
         self.update_interest(id);
+    }
+
+    /// --max-queue-total: while what waits for all clients together is over it, the clients
+    /// holding the most (and of those, the longest stalled) are dropped as too slow, down to 90 %
+    /// of it, so that many clients that stopped reading cannot take the machine's memory one
+    /// --max-queue at a time.
+    fn keep_output_within_total(&mut self) {
+        let limit = self.cfg.max_queue_total;
+        if self.chat.outbox.total_pending() <= limit {
+            return;
+        }
+        let mut holders: Vec<(usize, Instant, ConnId)> = self
+            .chat
+            .outbox
+            .backlogged()
+            .map(|(id, pending)| {
+                let since = self.conns.get(id).and_then(|c| c.stalled_since);
+                (pending, since.unwrap_or(self.now), id)
+            })
+            .collect();
+        holders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let target = limit / 10 * 9;
+        let mut dropped = 0;
+        for (_, _, id) in holders {
+            if self.chat.outbox.total_pending() <= target {
+                break;
+            }
+            self.end_now(id, CloseReason::Shed);
+            dropped += 1;
+        }
+        log_warning!(
+            "limit: output waiting for all clients over --max-queue-total ({} KiB): {dropped} clients holding the most disconnected as too slow",
+            limit >> 10
+        );
     }
 
     fn update_interest(&mut self, id: ConnId) {
@@ -711,6 +775,27 @@ impl Server {
         while let Some((_, d)) = self.handshake_deadlines.pop_due(now) {
             if self.is_current(&d, |link| matches!(link, Link::Handshaking { .. })) {
                 self.end_now(d.token.0, CloseReason::HandshakeTimeout);
+            }
+        }
+        while let Some((_, d)) = self.write_deadlines.pop_due(now) {
+            let timeout = self.cfg.write_timeout;
+            let Some(conn) = self
+                .conns
+                .get_mut(d.token.0)
+                .filter(|c| c.serial == d.serial)
+            else {
+                continue;
+            };
+            match conn.stalled_since {
+                Some(since) if since + timeout <= now => {
+                    conn.write_deadline_set = false;
+                    if conn.link == Link::Open {
+                        self.end_now(d.token.0, CloseReason::Stalled);
+                    }
+                }
+                // It took something since: its deadline moves.
+                Some(since) => self.write_deadlines.push(since + timeout, d),
+                None => conn.write_deadline_set = false,
             }
         }
         while let Some((_, d)) = self.linger_deadlines.pop_due(now) {

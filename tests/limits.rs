@@ -504,3 +504,86 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
     assert!(status.unwrap().success());
     drop(master);
 }
+
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A registered client on a connection that offers a 4 KiB receive window and never reads.
+fn deaf(server: &Server, nick: &str) -> Client {
+    let tcp = common::tcp_with_receive_buffer(server.addr, 4096);
+    let mut c = Client::over(tcp, common::connector());
+    c.send(nick);
+    c.expect_next(&format!("WELCOME {nick}"));
+    c.sync();
+    c
+}
+
+/// Issue 21: --max-queue bounded each client, not all of them: 200 clients that never read took
+/// the server from 11 to 194 MB and none was dropped. --max-queue-total bounds what waits for
+/// everyone together; the clients holding the most go first, and the room keeps chatting. (Failed
+/// before: the server's peak memory grew by ~60 MB with 60 deaf clients.)
+#[test]
+fn many_clients_that_never_read_cannot_take_the_server_s_memory() {
+    common::raise_fd_limit();
+    let server = Server::start(&[
+        "--flood-rate",
+        "0",
+        "--max-connects-per-ip",
+        "0",
+        "--max-queue-total",
+        "4M",
+    ]);
+    let pid = server.pid();
+    let (mut sender, mut reader) = server.pair();
+    let deaf: Vec<Client> = (0..60)
+        .map(|n| deaf(&server, &format!("deaf{n}")))
+        .collect();
+    reader.sync();
+    sender.sync();
+    let before = status_kib(pid, "VmRSS:");
+    // 1,500 lines of 3,000 bytes: 4.5 MB for each listener, far past --max-queue (1 MiB) and the
+    // kernel's buffers. The reader reads as it goes; the sender waits for it now and then.
+    let payload = "z".repeat(3000);
+    for n in 0..1500 {
+        sender.send(&format!("{n} {payload}"));
+        if n % 50 == 49 {
+            reader.expect_line(&format!("MSG ana {n} {payload}"));
+        }
+    }
+    let grown = status_kib(pid, "VmHWM:").saturating_sub(before);
+    assert!(
+        grown < 24 * 1024,
+        "the server's peak memory grew by {grown} KiB with 60 clients that never read"
+    );
+    server.wait_log("over --max-queue-total");
+    sender.sync();
+    sender.send("/users");
+    let users = sender.read_user_list();
+    assert!(users.len() < 62, "the deaf were dropped: {}", users.len());
+    drop(deaf);
+}
+
+/// Issue 21: a registered client that never reads, with lines waiting below --max-queue, was
+/// kept for ever. One whose socket takes nothing for --write-timeout is dropped as too slow.
+/// (Failed before: it was never dropped.)
+#[test]
+fn a_client_that_takes_nothing_for_the_write_timeout_is_dropped() {
+    let server = Server::start(&["--flood-rate", "0", "--write-timeout", "2"]);
+    let (mut sender, mut reader) = server.pair();
+    let silent = deaf(&server, "silent");
+    sender.expect_line("JOIN silent");
+    reader.expect_line("JOIN silent");
+    // 600 KB: more than its socket buffers take, less than --max-queue.
+    let payload = "z".repeat(3000);
+    for n in 0..200 {
+        sender.send(&format!("{n} {payload}"));
+    }
+    reader.expect_line(&format!("MSG ana 199 {payload}"));
+    reader.expect_line("LEAVE silent too-slow");
+    server.wait_log("took nothing for --write-timeout");
+    drop(silent);
+}

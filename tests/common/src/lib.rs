@@ -171,6 +171,46 @@ pub fn tcp_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
     }
 }
 
+/// A TCP connection to `addr` whose receive buffer (hence the window it offers) is `bytes`, set
+/// before connecting: a client on a slow link, or one that never reads, from the server's side.
+pub fn tcp_with_receive_buffer(addr: SocketAddr, bytes: i32) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let domain = libc::AF_INET;
+    // SAFETY: a fresh socket, given a buffer size, then connected; owned by the TcpStream.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let SocketAddr::V4(to) = addr else {
+            panic!("IPv4 only")
+        };
+        let remote = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: to.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*to.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0,
+            "connect: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+    }
+}
+
 /// Lets this test process hold a thousand client sockets or more.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
