@@ -9,6 +9,7 @@
 # GetImage) is installed from PyPI into target/bench-venv on the first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ready.sh
 
 cargo build --release -p charla-server -p charla
 venv=target/bench-venv
@@ -29,9 +30,10 @@ export DISPLAY=":$(cat "$dir/display")"
 for run in $(seq "${RUNS:-3}"); do
     port=$((24000 + run))
     target/release/charla-server --bind "127.0.0.1:$port" --cert "$dir/certs/server-cert.pem" \
-        --key "$dir/certs/server-key.key" --flood-rate 0 --history 0 2>"$dir/server.log" &
+        --key "$dir/certs/server-key.key" --flood-rate 0 --history 0 \
+        --ready-fd 3 3>"$dir/ready" 2>"$dir/server.log" &
     server_pid=$!
-    for _ in $(seq 100); do grep -q "listening on" "$dir/server.log" && break; sleep 0.05; done
+    wait_ready "$dir/ready" "$server_pid" >/dev/null
     "$venv/bin/python" scripts/bench-client.py --charla target/release/charla --port "$port" \
         --ca "$dir/certs/server-cert.pem"
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=

@@ -9,6 +9,7 @@
 #                                      for a before/after comparison) with the same load generator
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ready.sh
 
 cargo build --release -p charla-server -p charla-bench
 server_bin=${SERVER_BIN:-target/release/charla-server}
@@ -18,6 +19,8 @@ trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --key-type ec --out "$dir/certs-ec" >/dev/null 2>&1
 certs=$dir/certs
 port=${PORT:-23456}
+ready_flag=(--ready-fd 3)
+"$server_bin" --help | grep -q -- --ready-fd || ready_flag=()
 results=()
 server_args=()
 
@@ -25,13 +28,16 @@ start_server() {
     taskset -c 0 "$server_bin" --bind "127.0.0.1:$port" \
         --cert "$certs/server-cert.pem" --key "$certs/server-key.key" \
         --flood-rate 0 --max-clients 20000 --max-joining-per-ip 20000 --max-connects-per-ip 0 \
-        "$@" 2>"$dir/server.log" &
+        "$@" "${ready_flag[@]}" 3>"$dir/ready" 2>"$dir/server.log" &
     server_pid=$!
-    for _ in $(seq 100); do
-        grep -q "listening on" "$dir/server.log" 2>/dev/null && return
-        sleep 0.05
-    done
-    echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1
+    if [ ${#ready_flag[@]} = 0 ]; then
+        # A build from before --ready-fd (SERVER_BIN of an older commit): its log says it.
+        for _ in $(seq 100); do
+            grep -q "listening on" "$dir/server.log" 2>/dev/null && return
+            sleep 0.05
+        done
+    fi
+    wait_ready "$dir/ready" "$server_pid" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
 
 stop_server() {

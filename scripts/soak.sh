@@ -15,9 +15,10 @@ trap 'kill "${server_pid:-}" 2>/dev/null || true; cp "$dir/server.log" "$log_cop
 port=${PORT:-23457}
 target/release/charla-server --bind "127.0.0.1:$port" --cert "$dir/certs/server-cert.pem" \
     --key "$dir/certs/server-key.key" --max-queue 256K --max-connects-per-ip 0 \
-    --max-joining-per-ip 1000 2>"$dir/server.log" &
+    --max-joining-per-ip 1000 --ready-fd 3 3>"$dir/ready" 2>"$dir/server.log" &
 server_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/server.log" && break; sleep 0.05; done
+. scripts/ready.sh
+wait_ready "$dir/ready" "$server_pid" >/dev/null
 
 json=$(target/release/charla-bench soak --seconds "$duration" --clients 50 --concurrency 8 --size 1000 \
     --server "127.0.0.1:$port" --ca "$dir/certs/server-cert.pem" --server-pid "$server_pid" \

@@ -19,17 +19,14 @@ if ! grep -q '^[^#[:space:]]' state/operators; then
     echo "You are this server's operator (your identity $fingerprint is in state/operators)."
 fi
 
-log=$(mktemp)
-"$bin/charla-server" --state-dir state --operators state/operators "$@" 2>"$log" &
+. scripts/ready.sh
+ready=$(mktemp)
+"$bin/charla-server" --state-dir state --operators state/operators "$@" --ready-fd 3 3>"$ready" &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 100); do
-    grep -q "listening on" "$log" && break
-    kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.1
-done
-grep "listening on" "$log"
-port=$(grep -o 'listening on [^ ]*' "$log" | head -1 | sed 's/.*://')
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$ready"' EXIT
+addr=$(wait_ready "$ready" "$server") || exit 1
+echo "The server listens on $addr (its log is in this terminal)."
+port=${addr##*:}
 echo "Clients trust certs/server-cert.pem; its fingerprint:"
 openssl x509 -noout -fingerprint -sha256 -in certs/server-cert.pem
 

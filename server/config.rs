@@ -14,7 +14,7 @@ Options:
                              flags given here win over it [default: none]
   --bind ADDR:PORT           where to listen [default: 127.0.0.1:12345]
                              (0.0.0.0:12345 or [::]:12345 to accept other machines;
-                             port 0 picks a free port, printed in the 'listening' log line)
+                             port 0 picks a free port, said in the log and on --ready-fd)
   --cert PATH                certificate (PEM, may hold the chain) [default: certs/server-cert.pem]
   --key PATH                 private key (PEM: PKCS#8 or traditional RSA, plain or encrypted)
                              [default: certs/server-key.key]
@@ -113,6 +113,11 @@ Options:
   --max-bans N               most bans kept; an operator's /ban past it gets 'ERROR
                              ban-limit' (bans that end are forgotten when they do)
                              [default: 10000]
+  --ready-fd N               once listening, write one line to the open descriptor N and
+                             close it: 'listening <address>' (with port 0, the port picked),
+                             or 'error <code> <text>' if the server cannot start (codes:
+                             address-in-use, cannot-start); for programs that start the
+                             server and wait for it (docs/protocol.md) [default: none]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -205,6 +210,8 @@ pub struct Config {
     pub max_held_bytes: usize,
     /// The config file and the command line, read again on SIGHUP.
     pub sources: Sources,
+    /// `--ready-fd`: where to say `listening <address>` (or why not) once, at start.
+    pub ready_fd: Option<i32>,
 }
 
 impl Default for Config {
@@ -246,6 +253,7 @@ impl Default for Config {
             max_away_per_ip: 64,
             max_held_bytes: 4 << 20,
             sources: Sources::default(),
+            ready_fd: None,
         }
     }
 }
@@ -678,6 +686,7 @@ pub struct Sources {
 pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut sources = Sources::default();
+    let mut ready_fd = None;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         let name = match &arg {
@@ -689,6 +698,20 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                     return Err("--config: only one config file may be given".into());
                 }
                 sources.file = Some(value.into());
+                continue;
+            }
+            Long("ready-fd") => {
+                let value = parser.value().map_err(|e| e.to_string())?;
+                let fd = value
+                    .to_str()
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .filter(|&fd| fd >= 3)
+                    .ok_or("--ready-fd: expected a descriptor number, 3 or more")?;
+                // SAFETY: fcntl only asks whether the descriptor is open.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    return Err(format!("--ready-fd {fd}: no such open descriptor"));
+                }
+                ready_fd = Some(fd);
                 continue;
             }
             Long(name) => match setting(name) {
@@ -713,6 +736,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
     }
     let mut cfg = load(sources)?;
     cfg.bind = resolve_bind(&cfg.bind_spec)?;
+    cfg.ready_fd = ready_fd;
     Ok(Command::Run(cfg))
 }
 

@@ -60,67 +60,82 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let acceptor = match tls::load_acceptor(&cfg) {
-        Ok(a) => a,
-        Err(e) => return fail(&e),
-    };
-    let password = match cfg
+    // SAFETY: the descriptor was checked to be open when the flag was read, and is ours from
+    // here on (its line is written once, then it is closed).
+    let mut ready = cfg
+        .ready_fd
+        .map(|fd| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    match serve(cfg, &mut ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(mut ready) = ready.take() {
+                let _ = writeln!(
+                    ready,
+                    "{} {} {}",
+                    charla_proto::ready::ERROR,
+                    e.code,
+                    e.message
+                );
+            }
+            fail(&e.message)
+        }
+    }
+}
+
+/// Why the server could not start (or its loop failed), with the code its readiness line gives.
+pub struct StartError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        StartError {
+            code: charla_proto::ready::code::CANNOT_START,
+            message,
+        }
+    }
+}
+
+/// Everything from the certificate to the end of the event loop.
+fn serve(cfg: config::Config, ready: &mut Option<std::fs::File>) -> Result<(), StartError> {
+    let acceptor = tls::load_acceptor(&cfg)?;
+    let password = cfg
         .password_file
         .as_deref()
         .map(auth::Password::load)
-        .transpose()
-    {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let operators = match cfg
+        .transpose()?;
+    let operators = cfg
         .operators
         .as_deref()
         .map(state::load_operators)
-        .transpose()
-    {
-        Ok(operators) => operators,
-        Err(e) => return fail(&e),
-    };
+        .transpose()?;
     // Opened once the port is ours: a second server started by mistake stops there, before it
     // touches the history file.
     let (history_file, history, history_bytes) =
         (cfg.history_file.clone(), cfg.history, cfg.history_bytes);
     let (state_dir, operators_file) = (cfg.state_dir.clone(), cfg.operators.clone());
-    let mut server = match reactor::Server::new(cfg, acceptor, password) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    let journal = match history_file.as_deref().filter(|_| history > 0) {
-        Some(path) => match journal::open(path, history, history_bytes) {
-            Ok((journal, entries)) => {
-                log!(
-                    "history file {}: {} messages kept from before",
-                    path.display(),
-                    entries.len()
-                );
-                Some((journal, entries))
-            }
-            Err(e) => return fail(&e),
-        },
-        None => None,
-    };
-    if let Some((journal, entries)) = journal {
+    let mut server = reactor::Server::new(cfg, acceptor, password)?;
+    if let Some(path) = history_file.as_deref().filter(|_| history > 0) {
+        let (journal, entries) = journal::open(path, history, history_bytes)?;
+        log!(
+            "history file {}: {} messages kept from before",
+            path.display(),
+            entries.len()
+        );
         server.restore_history(entries, Box::new(journal));
     }
     let state = match state_dir.as_deref() {
-        Some(dir) => match state::StateDir::open(dir) {
-            Ok((store, loaded)) => {
-                log!(
-                    "state directory {}: {} registered nicknames, {} bans",
-                    dir.display(),
-                    loaded.registrations.len(),
-                    loaded.bans.len()
-                );
-                Some((store, loaded))
-            }
-            Err(e) => return fail(&e),
-        },
+        Some(dir) => {
+            let (store, loaded) = state::StateDir::open(dir)?;
+            log!(
+                "state directory {}: {} registered nicknames, {} bans",
+                dir.display(),
+                loaded.registrations.len(),
+                loaded.bans.len()
+            );
+            Some((store, loaded))
+        }
         None => {
             log!("registered nicknames and bans are kept in memory only, and lost when the server stops (no --state-dir)");
             None
@@ -135,20 +150,20 @@ fn run() -> ExitCode {
         ),
         None => log!("no --operators file: nobody can kick, ban or mute"),
     }
-    if let Err(e) = server.set_moderation(operators, state) {
-        return fail(&e);
-    }
-    match server.local_addr() {
-        Ok(addr) => log!("listening on {addr}"),
-        Err(e) => return fail(&format!("cannot read the listening address: {e}")),
+    server.set_moderation(operators, state)?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    log!("listening on {addr}");
+    if let Some(mut ready) = ready.take() {
+        // A line to a pipe its reader waits on; it is closed right after.
+        let _ = writeln!(ready, "{} {addr}", charla_proto::ready::LISTENING);
     }
     // From here on nothing the loop does waits for stderr.
     log::start_writer();
-    let run = server.run();
-    match run {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("event loop failed: {e}")),
-    }
+    server
+        .run()
+        .map_err(|e| StartError::from(format!("event loop failed: {e}")))
 }
 
 fn fail(message: &str) -> ExitCode {

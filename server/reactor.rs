@@ -141,16 +141,19 @@ impl Server {
         mut cfg: Config,
         acceptor: SslAcceptor,
         password: Option<Password>,
-    ) -> Result<Server, String> {
+    ) -> Result<Server, crate::StartError> {
         let max_clients_given = cfg.max_clients;
         cfg.max_clients = crate::descriptors::raise_limit(max_clients_given);
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let mut listener = listen(cfg.bind).map_err(|e| match e.kind() {
-            io::ErrorKind::AddrInUse => format!(
-                "cannot listen on {}: the address is already in use (another server running? pick another with --bind)",
-                cfg.bind
-            ),
-            _ => format!("cannot listen on {}: {e}", cfg.bind),
+            io::ErrorKind::AddrInUse => crate::StartError {
+                code: charla_proto::ready::code::ADDRESS_IN_USE,
+                message: format!(
+                    "cannot listen on {}: the address is already in use (another server running? pick another with --bind)",
+                    cfg.bind
+                ),
+            },
+            _ => format!("cannot listen on {}: {e}", cfg.bind).into(),
         })?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)

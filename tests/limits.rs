@@ -424,7 +424,6 @@ fn a_server_whose_log_is_not_read_keeps_serving_and_counts_what_it_dropped() {
 /// the server in time.)
 #[test]
 fn a_stopped_terminal_does_not_stop_the_chat() {
-    use std::io::{BufRead, BufReader};
     use std::os::fd::FromRawFd;
     let (mut master, mut slave) = (0, 0);
     // SAFETY: openpty fills in two descriptors; no name, termios or window size is passed.
@@ -446,8 +445,11 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
         )
     };
     let certs = common::certs();
-    let mut child = std::process::Command::new(common::server_bin())
-        .args(["--bind", "127.0.0.1:0", "--cert"])
+    let (mut ready, ready_end) = charla_proto::ready::pipe().unwrap();
+    let mut command = std::process::Command::new(common::server_bin());
+    charla_proto::ready::hand_over_as_fd3(&mut command, &ready_end);
+    let mut child = command
+        .args(["--ready-fd", "3", "--bind", "127.0.0.1:0", "--cert"])
         .arg(&certs.cert)
         .arg("--key")
         .arg(&certs.key)
@@ -462,22 +464,14 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
         .stderr(slave)
         .spawn()
         .unwrap();
-    let mut reader = BufReader::new(master.try_clone().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the server did not start"
-        );
-        if let Some(addr) = line
-            .trim()
-            .rsplit("listening on ")
-            .next()
-            .filter(|_| line.contains("listening on "))
-        {
-            break addr.parse::<std::net::SocketAddr>().unwrap();
-        }
+    drop(ready_end);
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let Ok(Some(charla_proto::ready::Readiness::Listening(addr))) =
+        charla_proto::ready::wait(&mut ready, deadline)
+    else {
+        panic!("the server did not start");
     };
+    // Nobody reads the terminal.
     // Ctrl-S: the terminal stops taking output; and nobody reads it from here on.
     (&master).write_all(&[0x13]).unwrap();
     for _ in 0..1000 {

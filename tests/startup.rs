@@ -245,6 +245,51 @@ fn port_in_use_is_one_clear_line() {
     );
 }
 
+/// Issue 21: whoever starts the server (the window's "Host a chat", the tests, the scripts) found
+/// its port by reading `listening on` in its log, a sentence for people. `--ready-fd` gives one
+/// structured line: `listening <address>`, or `error <code> <text>`.
+#[test]
+fn the_readiness_line_says_where_it_listens_or_why_it_cannot() {
+    use charla_proto::ready::{self, code, Readiness};
+    let c = certs();
+    let start = |bind: &str| {
+        let (mut read, write) = ready::pipe().unwrap();
+        let mut cmd = server_cmd();
+        ready::hand_over_as_fd3(&mut cmd, &write);
+        let child = cmd
+            .args(["--ready-fd", "3", "--bind", bind, "--cert"])
+            .arg(&c.cert)
+            .arg("--key")
+            .arg(&c.key)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(write);
+        let said = ready::wait(&mut read, std::time::Instant::now() + DEADLINE).unwrap();
+        (child, said)
+    };
+    let (mut first, said) = start("127.0.0.1:0");
+    let Some(Readiness::Listening(addr)) = said else {
+        panic!("{said:?}");
+    };
+    assert_ne!(addr.port(), 0, "the port picked");
+    let (mut second, said) = start(&addr.to_string());
+    match said {
+        Some(Readiness::Failed { code, text }) => {
+            assert_eq!(code, code::ADDRESS_IN_USE);
+            assert!(text.contains(&addr.to_string()), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let _ = first.kill();
+    let _ = first.wait();
+    // Not an open descriptor: a usage error.
+    let out = server_cmd().args(["--ready-fd", "99"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ready-fd 99: no such open descriptor"));
+}
+
 fn handshake(
     server: &Server,
     configure: impl FnOnce(&mut openssl::ssl::SslConnectorBuilder),

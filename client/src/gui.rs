@@ -8,19 +8,19 @@ use std::sync::Arc;
 
 use charla_proto::{
     leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, NickError,
-    MAX_NICK_CHARS,
+    Presence, MAX_NICK_CHARS,
 };
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
-use crate::host::{self, HostFiles, HostedServer};
+use crate::host::{self, HostError, HostFiles, HostedServer};
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::notify::{Notification, Notifier};
 use crate::present::{
-    clock, contained, first_link, moderation_notice, nick_color, today, BanShown, DayMarker,
-    Decoder, ModerationNotice, Shown,
+    clock, contained, first_link, nick_color, today, BanShown, DayMarker, Decoder,
+    ModerationNotice, Shown,
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
@@ -34,6 +34,9 @@ pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
 
 /// A line nobody said (a notice, a join, a private line as worded): its first web address offered
 /// to open, and a character no font has shown as `�` rather than as nothing at all.
+
+/// Private conversations in tabs of their own, at most (see `open_conversation`).
+pub const MAX_PRIVATE_CONVERSATIONS: usize = 30;
 fn log_entry(time: String, kind: LogKind, text: &str) -> LogEntry {
     LogEntry {
         time: time.into(),
@@ -415,7 +418,7 @@ pub fn window_activated(app: &AppWindow, active: bool) {
 
 /// The hosted server is listening (or could not start): the window connects to it and shows
 /// what to tell friends.
-pub fn host_started(app: &AppWindow, files: &HostFiles, started: Result<HostedServer, String>) {
+pub fn host_started(app: &AppWindow, files: &HostFiles, started: Result<HostedServer, HostError>) {
     let Some(state) = bound_state() else { return };
     state.host_started(app, files, started);
 }
@@ -646,7 +649,7 @@ impl UiState {
         let starting = match host::spawn(&files, port, app.get_host_keep_running()) {
             Ok(starting) => starting,
             Err(e) => {
-                app.set_host_error(strings.invoke_host_failed(e.into()));
+                app.set_host_error(host_error_words(app, &e));
                 return;
             }
         };
@@ -669,14 +672,13 @@ impl UiState {
         &self,
         app: &AppWindow,
         files: &HostFiles,
-        started: Result<HostedServer, String>,
+        started: Result<HostedServer, HostError>,
     ) {
         app.set_host_starting(false);
         let server = match started {
             Ok(server) => server,
             Err(why) => {
-                let strings = app.global::<Strings>();
-                app.set_host_error(strings.invoke_host_failed(why.into()));
+                app.set_host_error(host_error_words(app, &why));
                 return;
             }
         };
@@ -800,9 +802,16 @@ impl UiState {
     }
 
     /// The conversation with `nick`, opened after the others if it was not.
+    /// The tab of the conversation with `nick`, opened if need be. Past
+    /// [`MAX_PRIVATE_CONVERSATIONS`] tabs, a new name's lines go to the room's tab (still marked
+    /// private): a server, or anyone on it, sending from ten thousand names cannot make the
+    /// window hold ten thousand logs.
     fn open_conversation(&self, nick: &str) -> usize {
         if let Some(i) = self.conversation_index(nick) {
             return i;
+        }
+        if self.conversations.row_count() > MAX_PRIVATE_CONVERSATIONS {
+            return 0;
         }
         let capacity = self.log.capacity();
         self.conversation_logs
@@ -1157,14 +1166,17 @@ impl UiState {
                     strings.invoke_joined(nick.into()).to_string(),
                 );
             }
-            Shown::Left { nick, reason } => {
+            Shown::Left { nick, why, text } => {
                 self.remove_user(&nick);
-                let text = match reason {
-                    Some(r) => strings.invoke_left_because(
+                let text = match (why.as_str(), text) {
+                    (leave_reason::QUIT, Some(reason)) => strings.invoke_left_because(
                         nick.as_str().into(),
-                        leave_words(app, &contained(&r)),
+                        contained(&reason).as_ref().into(),
                     ),
-                    None => strings.invoke_left(nick.as_str().into()),
+                    (leave_reason::QUIT, None) => strings.invoke_left(nick.as_str().into()),
+                    (why, _) => {
+                        strings.invoke_left_because(nick.as_str().into(), leave_words(app, why))
+                    }
                 };
                 // Said in the room, and in a conversation with them.
                 if let Some(i) = self.conversation_index(&nick) {
@@ -1252,15 +1264,20 @@ impl UiState {
             }
             Shown::Whois {
                 nick,
-                online,
+                presence,
                 registered,
                 operator,
                 fingerprint,
                 address,
             } => {
+                let presence = match presence {
+                    Presence::Online => 0,
+                    Presence::Away => 1,
+                    Presence::Offline => 2,
+                };
                 let text = strings.invoke_whois(
                     nick.into(),
-                    online,
+                    presence,
                     registered,
                     operator,
                     fingerprint.unwrap_or_default().into(),
@@ -1281,6 +1298,10 @@ impl UiState {
                     .invoke_error(server_error(app, &code, &text))
                     .to_string(),
             ),
+            Shown::Moderation(said) => {
+                let text = moderation_words(app, said);
+                self.push_log(LogKind::System, strings.invoke_notice(text).to_string());
+            }
             Shown::Other(line) => self.push_log(LogKind::System, line),
         }
     }
@@ -1332,6 +1353,17 @@ fn server_error(app: &AppWindow, code: &str, text: &str) -> SharedString {
         ErrorCode::NoSuchBan => s.invoke_err_no_such_ban(text.into()),
         ErrorCode::RegistrationLimit => s.invoke_err_registration_limit(text.into()),
         ErrorCode::NotSaved => s.invoke_err_not_saved(),
+        ErrorCode::IsOperator => s.invoke_err_is_operator(),
+        ErrorCode::BanLimit => s.invoke_err_ban_limit(),
+    }
+}
+
+/// Why hosting did not start, in the user's language.
+fn host_error_words(app: &AppWindow, error: &HostError) -> SharedString {
+    let s = app.global::<Strings>();
+    match error {
+        HostError::PortInUse(port) => s.invoke_host_port_in_use(i32::from(*port)),
+        HostError::Other(why) => s.invoke_host_failed(why.into()),
     }
 }
 
@@ -1344,20 +1376,6 @@ fn notice_words(app: &AppWindow, text: &str) -> SharedString {
     }
     if text == notice::PASSWORD_ACCEPTED || text == notice::PASSWORD_ALREADY_ACCEPTED {
         return s.invoke_password_accepted();
-    }
-    if let Some(said) = moderation_notice(text) {
-        return moderation_words(app, said);
-    }
-    // `registered: <nick> is kept for your identity …`, `unregistered: <nick> is free …`.
-    let nick_after = |prefix: &str| {
-        let rest = text.strip_prefix(prefix)?.strip_prefix(' ')?;
-        rest.split(' ').next().map(SharedString::from)
-    };
-    if let Some(nick) = nick_after(notice::REGISTERED) {
-        return s.invoke_registered(nick);
-    }
-    if let Some(nick) = nick_after(notice::UNREGISTERED) {
-        return s.invoke_unregistered(nick);
     }
     if let Some(nick) = text
         .strip_prefix(notice::NICK_UNCHANGED)
@@ -1388,6 +1406,22 @@ fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
         (SharedString::from(who), until)
     };
     match said {
+        ModerationNotice::Registered {
+            nick,
+            expires_days: 0,
+        } => s.invoke_registered(nick.into()),
+        ModerationNotice::Registered { nick, expires_days } => {
+            s.invoke_registered_expires(nick.into(), expires_days.min(i32::MAX as u64) as i32)
+        }
+        ModerationNotice::Unregistered(nick) => s.invoke_unregistered(nick.into()),
+        ModerationNotice::BanList { total, pages, .. } if pages <= 1 => {
+            s.invoke_bans_count(total.min(i32::MAX as u64) as i32)
+        }
+        ModerationNotice::BanList { total, page, pages } => s.invoke_bans_page(
+            total.min(i32::MAX as u64) as i32,
+            page.min(i32::MAX as u64) as i32,
+            pages.min(i32::MAX as u64) as i32,
+        ),
         ModerationNotice::Banned { ban, closed } => {
             let (who, until) = target(&ban);
             s.invoke_banned_notice(who, until, closed as i32)
@@ -1404,7 +1438,6 @@ fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
                 None => s.invoke_ban_entry(who, until, by.into()),
             }
         }
-        ModerationNotice::Bans(count) => s.invoke_bans_count(count as i32),
         ModerationNotice::Unbanned(count) => s.invoke_unbanned_notice(count as i32),
         ModerationNotice::Muted {
             nick,
@@ -1415,8 +1448,6 @@ fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
             minutes: None,
         } => s.invoke_muted_until_unmuted(nick.into()),
         ModerationNotice::Unmuted(nick) => s.invoke_unmuted_notice(nick.into()),
-        ModerationNotice::OperatorsNotMuted => s.invoke_operators_not_muted(),
-        ModerationNotice::OperatorsNotBanned => s.invoke_operators_not_banned(),
     }
 }
 
@@ -1430,6 +1461,7 @@ fn leave_words(app: &AppWindow, reason: &str) -> SharedString {
         leave_reason::TOO_SLOW => s.invoke_reason_too_slow(),
         leave_reason::TIMEOUT => s.invoke_reason_timeout(),
         leave_reason::SHUTTING_DOWN => s.invoke_shutting_down(),
+        // A reason this version does not know: the server's word.
         other => other.into(),
     }
 }

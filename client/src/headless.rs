@@ -6,10 +6,10 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
+use charla_proto::{leave_reason, normalize_fingerprint, parse_client_line, ClientLine, Presence};
 
 use crate::net::{Batch, Command, Event, Network, OsError, Problem, Target};
-use crate::present::{clock, escape_bidi, Decoder, Shown};
+use crate::present::{clock, escape_bidi, BanShown, Decoder, ModerationNotice, Shown};
 
 enum Input {
     Typed(String),
@@ -27,11 +27,13 @@ pub fn describe(shown: &Shown) -> String {
         Shown::Action { from, text } => format!("* {from} {text}"),
         Shown::Private { from, text } => format!("[private] <{from}> {text}"),
         Shown::Joined(nick) => format!("[+] User {nick} has joined the chat"),
-        Shown::Left {
-            nick,
-            reason: Some(r),
-        } => format!("[!] User {nick} has left the chat ({r})"),
-        Shown::Left { nick, reason: None } => format!("[!] User {nick} has left the chat"),
+        Shown::Left { nick, why, text } => match (why.as_str(), text) {
+            (leave_reason::QUIT, Some(reason)) => {
+                format!("[!] User {nick} has left the chat (\"{reason}\")")
+            }
+            (leave_reason::QUIT, None) => format!("[!] User {nick} has left the chat"),
+            (why, _) => format!("[!] User {nick} has left the chat ({})", leave_words(why)),
+        },
         Shown::Renamed { old, new } => format!("{old} is now known as {new}"),
         Shown::Users(nicks) => format!("Users ({}): {}", nicks.len(), nicks.join(", ")),
         Shown::Pong(Some(token)) => format!("PONG {token}"),
@@ -53,14 +55,18 @@ pub fn describe(shown: &Shown) -> String {
         Shown::NotOperator(nick) => format!("{nick} is no longer an operator"),
         Shown::Whois {
             nick,
-            online,
+            presence,
             registered,
             operator,
             fingerprint,
             address,
         } => format!(
             "{nick}: {}, {}{}, {}{}",
-            if *online { "online" } else { "offline" },
+            match presence {
+                Presence::Online => "online",
+                Presence::Away => "away (connection dropped, place kept)",
+                Presence::Offline => "offline",
+            },
             if *registered {
                 "registered nickname"
             } else {
@@ -74,7 +80,67 @@ pub fn describe(shown: &Shown) -> String {
                 .as_deref()
                 .map_or(String::new(), |a| format!(", address {a}"))
         ),
+        Shown::Moderation(said) => describe_moderation(said),
         Shown::Other(line) => line.clone(),
+    }
+}
+
+/// The server's own words for why someone left.
+fn leave_words(why: &str) -> &str {
+    match why {
+        leave_reason::CONNECTION_CLOSED => "connection closed",
+        leave_reason::CONNECTION_LOST => "connection lost",
+        leave_reason::TOO_SLOW => "too slow",
+        leave_reason::TIMEOUT => "took too long",
+        leave_reason::SHUTTING_DOWN => "server shutting down",
+        other => other,
+    }
+}
+
+fn describe_moderation(said: &ModerationNotice) -> String {
+    let target = |ban: &BanShown| {
+        let who = match &ban.nick {
+            Some(nick) => format!("{} {} ({nick})", ban.kind, ban.value),
+            None => format!("{} {}", ban.kind, ban.value),
+        };
+        let until = ban
+            .until
+            .as_deref()
+            .map_or("until lifted".to_string(), |t| format!("until {t}"));
+        format!("{who} {until}")
+    };
+    match said {
+        ModerationNotice::Registered {
+            nick,
+            expires_days: 0,
+        } => {
+            format!("{nick} is now registered to your identity")
+        }
+        ModerationNotice::Registered { nick, expires_days } => format!(
+            "{nick} is now registered to your identity (freed after {expires_days} days unused)"
+        ),
+        ModerationNotice::Unregistered(nick) => format!("{nick} is no longer registered"),
+        ModerationNotice::Banned { ban, closed } => {
+            format!("Banned: {}; {closed} connections closed", target(ban))
+        }
+        ModerationNotice::BanList { total, page, pages } if *pages > 1 => {
+            format!("Bans in force: {total} (page {page} of {pages})")
+        }
+        ModerationNotice::BanList { total, .. } => format!("Bans in force: {total}"),
+        ModerationNotice::Ban { ban, by, reason } => match reason {
+            Some(reason) => format!("Ban: {}, by {by} ({reason})", target(ban)),
+            None => format!("Ban: {}, by {by}", target(ban)),
+        },
+        ModerationNotice::Unbanned(count) => format!("Bans lifted: {count}"),
+        ModerationNotice::Muted {
+            nick,
+            minutes: Some(m),
+        } => format!("{nick} is muted for {m} minutes"),
+        ModerationNotice::Muted {
+            nick,
+            minutes: None,
+        } => format!("{nick} is muted until unmuted"),
+        ModerationNotice::Unmuted(nick) => format!("{nick} may speak again"),
     }
 }
 

@@ -3,7 +3,6 @@
 //! listening on the chosen port, and what to tell friends: this machine's addresses, the port,
 //! the certificate's fingerprint. The client never links the server.
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,27 +179,49 @@ pub struct Starting {
     server: HostedServer,
     keep_running: bool,
     log_path: PathBuf,
-    /// Where this start's lines begin in the log.
-    from: usize,
+    /// Where the server says it listens, or why it cannot (`--ready-fd`).
+    ready: std::fs::File,
+    /// The port asked for.
+    port: u16,
+}
+
+/// Why a hosted server did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// Another program has the port.
+    PortInUse(u16),
+    Other(String),
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::PortInUse(port) => write!(f, "port {port} is in use by another program"),
+            HostError::Other(why) => f.write_str(why),
+        }
+    }
 }
 
 /// Starts the server on `port` (0: any free one) for every address of this machine; its log goes
 /// to `host/server.log`. Call it on the thread that lives as long as the window (the UI's):
 /// unless it is to keep running, the server is told to stop when that thread ends, so that it
 /// stops with Charla even when Charla is killed rather than closed.
-pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Starting, String> {
+pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Starting, HostError> {
     use std::os::unix::process::CommandExt;
-    let binary = server_binary()?;
+    let binary = server_binary().map_err(HostError::Other)?;
     let log_path = files.dir.join("server.log");
     // Appended to: a server kept running from before may still be writing to it.
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
-    let from = log.metadata().map_or(0, |m| m.len() as usize);
+        .map_err(|e| HostError::Other(format!("cannot write {}: {e}", log_path.display())))?;
+    let (ready, ready_end) = charla_proto::ready::pipe()
+        .map_err(|e| HostError::Other(format!("cannot make a pipe: {e}")))?;
     let mut command = Command::new(&binary);
+    charla_proto::ready::hand_over_as_fd3(&mut command, &ready_end);
     command
+        .args(["--ready-fd", "3"])
         .arg("--bind")
         .arg(format!("0.0.0.0:{port}"))
         .arg("--cert")
@@ -230,7 +251,9 @@ pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Startin
     }
     let child = command
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        .map_err(|e| HostError::Other(format!("cannot start {}: {e}", binary.display())))?;
+    // Only the server holds the write end now: its end of file means it stopped.
+    drop(ready_end);
     Ok(Starting {
         server: HostedServer {
             child,
@@ -239,64 +262,51 @@ pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Startin
         },
         keep_running,
         log_path,
-        from,
+        ready,
+        port,
     })
 }
 
 /// [`spawn`], then [`Starting::wait`], on this thread.
-pub fn start(files: &HostFiles, port: u16, keep_running: bool) -> Result<HostedServer, String> {
+pub fn start(files: &HostFiles, port: u16, keep_running: bool) -> Result<HostedServer, HostError> {
     spawn(files, port, keep_running)?.wait()
 }
 
 impl Starting {
-    /// Waits (not on the window's thread) until the server listens, or says why it could not.
-    pub fn wait(self) -> Result<HostedServer, String> {
+    /// Waits (not on the window's thread) until the server says it listens, or why it could not
+    /// (its readiness line, `--ready-fd`: not its log, whose sentences are for people).
+    pub fn wait(self) -> Result<HostedServer, HostError> {
+        use charla_proto::ready::{self, Readiness};
         let Starting {
             mut server,
             keep_running,
             log_path,
-            from,
+            mut ready,
+            port,
         } = self;
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let text = read_all(&log_path);
-            let text = text.get(from..).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("listening on ")) {
-                let addr = line.rsplit("listening on ").next().unwrap_or("").trim();
-                server.port = addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(|| format!("charla-server said {line:?}"))?;
+        let said = ready::wait(&mut ready, Instant::now() + START_DEADLINE)
+            .map_err(|e| HostError::Other(format!("cannot hear from charla-server: {e}")))?;
+        match said {
+            Some(Readiness::Listening(addr)) => {
+                server.port = addr.port();
                 server.keep_running = keep_running;
-                return Ok(server);
+                Ok(server)
             }
-            if let Ok(Some(_)) = server.child.try_wait() {
-                // Its line that starts with its name says why (the port is in use, …).
-                let why = text
-                    .lines()
-                    .rev()
-                    .find_map(|l| l.strip_prefix("charla-server: "))
-                    .unwrap_or("it stopped at once");
-                return Err(why.to_string());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "charla-server did not start listening within {} s (its log: {})",
-                    START_DEADLINE.as_secs(),
+            Some(Readiness::Failed { code, text }) => Err(match code.as_str() {
+                ready::code::ADDRESS_IN_USE => HostError::PortInUse(port),
+                _ => HostError::Other(text),
+            }),
+            None if matches!(server.child.try_wait(), Ok(Some(_))) => {
+                Err(HostError::Other(format!(
+                    "charla-server stopped at once (its log: {})",
                     log_path.display()
-                ));
+                )))
             }
-            // The log is a file (so that the server keeps one after the window closes): look again.
-            std::thread::sleep(Duration::from_millis(20));
+            None => Err(HostError::Other(format!(
+                "charla-server did not start listening within {} s (its log: {})",
+                START_DEADLINE.as_secs(),
+                log_path.display()
+            ))),
         }
     }
-}
-
-fn read_all(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        let _ = file.read_to_string(&mut text);
-    }
-    text
 }

@@ -41,6 +41,8 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retries come back within this: a restarted server sees its users again within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_SERVER_LINE: usize = 1 << 20;
+/// The token of the `/ping` sent after `/resume` at registration (see `resume_unanswered`).
+const RESUME_MARK: &str = "charla-resume";
 /// The network thread reads from the server only while fewer batches than this wait for their
 /// consumer: a UI that falls behind a flood then holds at most this many reads (16 KiB each) of
 /// lines, the rest stays in the socket, and the server deals with the slow reader.
@@ -304,6 +306,8 @@ fn refuses_registration(code: ErrorCode) -> bool {
             | ErrorCode::NickRegistered
             | ErrorCode::NoIdentity
             | ErrorCode::Banned
+            // Before registration: a muted user may only come back under its old name.
+            | ErrorCode::Muted
     )
 }
 
@@ -414,6 +418,10 @@ struct Worker {
     target: Option<Target>,
     link: Link,
     registered: bool,
+    /// `/resume` was sent, and the `/ping` after it not yet answered: an `ERROR nick-invalid`
+    /// before that `PONG` is an old server's answer to `/resume` (from before sessions), not to
+    /// the nickname. Known by order, not by what the error's text says.
+    resume_unanswered: bool,
     /// This session has been registered at least once: a lost connection is retried.
     was_registered: bool,
     /// The session the server gave (`SESSION`), and the id of the newest public line this
@@ -462,6 +470,7 @@ impl Worker {
             target: None,
             link: Link::Down,
             registered: false,
+            resume_unanswered: false,
             was_registered: false,
             session: None,
             last_id: None,
@@ -870,6 +879,8 @@ impl Worker {
             _ => "/resume".to_string(),
         };
         self.queue_line(&resume);
+        self.queue_line(&format!("/ping {RESUME_MARK}"));
+        self.resume_unanswered = true;
         self.queue_line(&target.nick);
         self.read();
     }
@@ -1049,9 +1060,11 @@ impl Worker {
         }
         match parse_server_line(&line) {
             // A server from before sessions: `/resume` was not for it, and the nickname follows.
-            ServerLine::Error { code, text }
-                if code == ErrorCode::NickInvalid.as_str()
-                    && text.starts_with("choose a nickname first") => {}
+            ServerLine::Error { code, .. }
+                if self.resume_unanswered && code == ErrorCode::NickInvalid.as_str() => {}
+            ServerLine::Pong(Some(RESUME_MARK)) if self.resume_unanswered => {
+                self.resume_unanswered = false;
+            }
             ServerLine::Welcome(nick) => {
                 let nick = nick.to_string();
                 self.registered = true;
@@ -1161,6 +1174,7 @@ impl Worker {
             Link::Down | Link::Resolving(_) | Link::AwaitingTrust(_) => {}
         }
         self.registered = false;
+        self.resume_unanswered = false;
         self.reading_paused = false;
         self.out.clear();
         self.out_sent = 0;

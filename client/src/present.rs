@@ -1,7 +1,7 @@
 //! What a server line means for a person: its parts, decoded for display.
 
 use charla_proto::time::rfc3339_seconds;
-use charla_proto::{parse_server_line, ServerLine};
+use charla_proto::{parse_server_line, Presence, ServerLine};
 
 /// A server line, decoded for display and for the user panel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,10 @@ pub enum Shown {
     Joined(String),
     Left {
         nick: String,
-        reason: Option<String>,
+        /// One of `charla_proto::leave_reason`'s words (`quit`, `lost`, …).
+        why: String,
+        /// The user's own reason, after `quit`.
+        text: Option<String>,
     },
     Renamed {
         old: String,
@@ -53,13 +56,15 @@ pub enum Shown {
     /// The answer to `/whois`.
     Whois {
         nick: String,
-        online: bool,
+        presence: Presence,
         registered: bool,
         operator: bool,
         fingerprint: Option<String>,
         /// Given to operators only.
         address: Option<String>,
     },
+    /// The server's answer to an operator's or a user's moderation command.
+    Moderation(ModerationNotice),
     Other(String),
 }
 
@@ -71,6 +76,13 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn decode(&mut self, line: &str) -> Option<Shown> {
+        self.decode_line(line, true)
+    }
+
+    /// `line`, and within a `HISTORY` line the line it carries — one level only: a `HISTORY`
+    /// inside a `HISTORY` is shown as it came (a hostile server nesting a million of them must
+    /// not make this recurse a million times).
+    fn decode_line(&mut self, line: &str, outer: bool) -> Option<Shown> {
         let owned = |s: &str| s.to_string();
         Some(match parse_server_line(line) {
             ServerLine::Msg { from, text } => Shown::Message {
@@ -86,9 +98,10 @@ impl Decoder {
                 text: owned(text),
             },
             ServerLine::Join(nick) => Shown::Joined(owned(nick)),
-            ServerLine::Leave { nick, reason } => Shown::Left {
+            ServerLine::Leave { nick, why, text } => Shown::Left {
                 nick: owned(nick),
-                reason: reason.map(owned),
+                why: owned(why),
+                text: text.map(owned),
             },
             ServerLine::Nick { old, new } => Shown::Renamed {
                 old: owned(old),
@@ -117,9 +130,9 @@ impl Decoder {
                 code: owned(code),
                 text: owned(text),
             },
-            ServerLine::History { time, line: said } => {
+            ServerLine::History { time, line: said } if outer => {
                 let at = rfc3339_seconds(time).map_or_else(|| owned(time), local_label);
-                let shown = self.decode(said)?;
+                let shown = self.decode_line(said, false)?;
                 Shown::History {
                     at,
                     shown: Box::new(shown),
@@ -134,22 +147,52 @@ impl Decoder {
             ServerLine::Deoper(nick) => Shown::NotOperator(owned(nick)),
             ServerLine::Whois {
                 nick,
-                online,
+                presence,
                 registered,
                 operator,
                 fingerprint,
                 address,
             } => Shown::Whois {
                 nick: owned(nick),
-                online,
+                presence,
                 registered,
                 operator,
                 fingerprint: fingerprint.map(owned),
                 address: address.map(owned),
             },
-            ServerLine::Welcome(_) | ServerLine::Session { .. } | ServerLine::Unknown(_) => {
-                Shown::Other(owned(line))
+            ServerLine::Registered {
+                nick, expires_days, ..
+            } => Shown::Moderation(ModerationNotice::Registered {
+                nick: owned(nick),
+                expires_days,
+            }),
+            ServerLine::Unregistered(nick) => {
+                Shown::Moderation(ModerationNotice::Unregistered(owned(nick)))
             }
+            ServerLine::Banned { ban, closed } => Shown::Moderation(ModerationNotice::Banned {
+                ban: ban_shown(ban),
+                closed,
+            }),
+            ServerLine::BanList { total, page, pages } => {
+                Shown::Moderation(ModerationNotice::BanList { total, page, pages })
+            }
+            ServerLine::BanEntry {
+                ban, by, reason, ..
+            } => Shown::Moderation(ModerationNotice::Ban {
+                ban: ban_shown(ban),
+                by: owned(by),
+                reason: reason.map(owned),
+            }),
+            ServerLine::Unbanned(count) => Shown::Moderation(ModerationNotice::Unbanned(count)),
+            ServerLine::Muted { nick, minutes } => Shown::Moderation(ModerationNotice::Muted {
+                nick: owned(nick),
+                minutes,
+            }),
+            ServerLine::Unmuted(nick) => Shown::Moderation(ModerationNotice::Unmuted(owned(nick))),
+            ServerLine::History { .. }
+            | ServerLine::Welcome(_)
+            | ServerLine::Session { .. }
+            | ServerLine::Unknown(_) => Shown::Other(owned(line)),
         })
     }
 }
@@ -361,111 +404,48 @@ pub struct BanShown {
     pub until: Option<String>,
 }
 
-/// The server's answers to an operator's commands (docs/protocol.md, "Operators").
+/// The server's answers to the moderation commands (docs/protocol.md, "Identity" and
+/// "Operators").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModerationNotice {
+    Registered {
+        nick: String,
+        /// Freed after this many days unused; 0: never.
+        expires_days: u64,
+    },
+    Unregistered(String),
     Banned {
         ban: BanShown,
         closed: u64,
+    },
+    BanList {
+        total: u64,
+        page: u64,
+        pages: u64,
     },
     Ban {
         ban: BanShown,
         by: String,
         reason: Option<String>,
     },
-    Bans(u64),
     Unbanned(u64),
     Muted {
         nick: String,
         minutes: Option<u64>,
     },
     Unmuted(String),
-    OperatorsNotMuted,
-    OperatorsNotBanned,
 }
 
-/// `<identity|address> <value>[ (<nick>)] until <time>|until lifted`.
-fn ban_shown(text: &str) -> Option<BanShown> {
-    let (kind, rest) = text.split_once(' ')?;
-    let (value, rest) = rest.split_once(' ')?;
-    let (nick, rest) = match rest.strip_prefix('(') {
-        Some(named) => {
-            let (nick, rest) = named.split_once(") ")?;
-            (Some(nick.to_string()), rest)
-        }
-        None => (None, rest),
-    };
-    let until = match rest.strip_prefix("until ")? {
-        "lifted" => None,
-        time => Some(rfc3339_seconds(time).map_or_else(|| time.to_string(), local_label)),
-    };
-    matches!(kind, "identity" | "address").then(|| BanShown {
-        kind: kind.into(),
-        value: value.into(),
-        nick,
-        until,
-    })
-}
-
-/// Reads an operator's notice; `None` for any other text.
-pub fn moderation_notice(text: &str) -> Option<ModerationNotice> {
-    use charla_proto::notice;
-    let after = |prefix: &str| text.strip_prefix(prefix)?.strip_prefix(' ');
-    if text == notice::OPERATORS_NOT_MUTED {
-        return Some(ModerationNotice::OperatorsNotMuted);
+/// A ban as the protocol's line gives it, its end in local time.
+fn ban_shown(ban: charla_proto::BanShown<'_>) -> BanShown {
+    BanShown {
+        kind: ban.kind.into(),
+        value: ban.value.into(),
+        nick: ban.nick.map(String::from),
+        until: ban
+            .until
+            .map(|time| rfc3339_seconds(time).map_or_else(|| time.to_string(), local_label)),
     }
-    if text == notice::OPERATORS_NOT_BANNED {
-        return Some(ModerationNotice::OperatorsNotBanned);
-    }
-    if let Some(rest) = after(notice::BANNED) {
-        let (ban, closed) = rest.rsplit_once("; ")?;
-        let closed = closed.strip_suffix(" connections closed")?.parse().ok()?;
-        return Some(ModerationNotice::Banned {
-            ban: ban_shown(ban)?,
-            closed,
-        });
-    }
-    if let Some(rest) = after(notice::BAN) {
-        // The reason is last and may hold anything; the operator's nickname holds no ", by ".
-        let (ban, by) = rest.split_once(", by ")?;
-        let (by, reason) = match by.split_once(": ") {
-            Some((by, reason)) => (by, Some(reason.to_string())),
-            None => (by, None),
-        };
-        return Some(ModerationNotice::Ban {
-            ban: ban_shown(ban)?,
-            by: by.into(),
-            reason,
-        });
-    }
-    if let Some(n) = after(notice::BANS) {
-        return n.parse().ok().map(ModerationNotice::Bans);
-    }
-    if let Some(rest) = after(notice::UNBANNED) {
-        return rest
-            .strip_suffix(" bans lifted")?
-            .parse()
-            .ok()
-            .map(ModerationNotice::Unbanned);
-    }
-    if let Some(rest) = after(notice::MUTED) {
-        let (nick, how_long) = rest.split_once(' ')?;
-        let minutes = match how_long {
-            "until unmuted" => None,
-            _ => Some(
-                how_long
-                    .strip_prefix("for ")?
-                    .strip_suffix(" minutes")?
-                    .parse()
-                    .ok()?,
-            ),
-        };
-        return Some(ModerationNotice::Muted {
-            nick: nick.into(),
-            minutes,
-        });
-    }
-    after(notice::UNMUTED).map(|nick| ModerationNotice::Unmuted(nick.into()))
 }
 
 #[cfg(test)]
@@ -501,8 +481,13 @@ mod tests {
     }
 
     #[test]
-    fn operator_notices_are_read_back() {
+    fn moderation_lines_are_read_back() {
         use ModerationNotice::*;
+        let mut d = Decoder::default();
+        let mut decode = |line: &str| match d.decode(line) {
+            Some(Shown::Moderation(said)) => Some(said),
+            _ => None,
+        };
         let ban = |kind: &str, value: &str, nick: Option<&str>| BanShown {
             kind: kind.into(),
             value: value.into(),
@@ -510,50 +495,76 @@ mod tests {
             until: None,
         };
         assert_eq!(
-            moderation_notice("banned: address 127.0.0.1 (bob) until lifted; 1 connections closed"),
+            decode("BANNED address 127.0.0.1 permanent 1 bob"),
             Some(Banned {
                 ban: ban("address", "127.0.0.1", Some("bob")),
                 closed: 1
             })
         );
-        let Some(Banned { ban: timed, .. }) = moderation_notice(
-            "banned: identity AB:CD until 2026-11-30T09:13:13Z; 0 connections closed",
-        ) else {
+        let Some(Banned { ban: timed, .. }) =
+            decode("BANNED identity AB:CD 2026-11-30T09:13:13Z 0")
+        else {
             panic!("not read");
         };
         assert!(timed.until.is_some_and(|t| t.contains(':')));
         assert_eq!(
-            moderation_notice("ban: address 2001:db8::/64 until lifted, by ana: spam: again"),
+            decode("BAN address 2001:db8:: permanent 2026-11-30T09:13:13Z ana - spam: again"),
             Some(Ban {
-                ban: ban("address", "2001:db8::/64", None),
+                ban: ban("address", "2001:db8::", None),
                 by: "ana".into(),
                 reason: Some("spam: again".into())
             })
         );
-        assert_eq!(moderation_notice("bans: 3"), Some(Bans(3)));
         assert_eq!(
-            moderation_notice("unbanned: 2 bans lifted"),
-            Some(Unbanned(2))
+            decode("BANS 3 1 1"),
+            Some(BanList {
+                total: 3,
+                page: 1,
+                pages: 1
+            })
         );
+        assert_eq!(decode("UNBANNED 2"), Some(Unbanned(2)));
         assert_eq!(
-            moderation_notice("muted: bob for 5 minutes"),
+            decode("MUTED bob 5"),
             Some(Muted {
                 nick: "bob".into(),
                 minutes: Some(5)
             })
         );
+        assert_eq!(decode("UNMUTED bob"), Some(Unmuted("bob".into())));
         assert_eq!(
-            moderation_notice("muted: bob until unmuted"),
-            Some(Muted {
-                nick: "bob".into(),
-                minutes: None
+            decode("REGISTERED ana AB:CD:EF:01:23:45:67:89 365"),
+            Some(Registered {
+                nick: "ana".into(),
+                expires_days: 365
             })
         );
+        assert_eq!(decode("UNREGISTERED ana"), Some(Unregistered("ana".into())));
+    }
+
+    /// Issue 21: a line of nested `HISTORY` prefixes from a hostile server made the decoder
+    /// recurse once per prefix, and ~900 KB of them overflowed the network thread's stack. One
+    /// level is decoded; a `HISTORY` inside one is shown as it came.
+    #[test]
+    fn nested_history_is_decoded_one_level_only() {
+        let mut d = Decoder::default();
+        let nested = "HISTORY 2026-11-30T09:15:02Z ".repeat(100_000) + "MSG ana hola";
+        let Some(Shown::History { shown, .. }) = d.decode(&nested) else {
+            panic!("not a history line");
+        };
+        assert!(matches!(*shown, Shown::Other(ref line) if line.starts_with("HISTORY ")));
+        let Some(Shown::History { shown, .. }) =
+            d.decode("HISTORY 2026-11-30T09:15:02Z MSG ana hola")
+        else {
+            panic!("not a history line");
+        };
         assert_eq!(
-            moderation_notice("unmuted: bob"),
-            Some(Unmuted("bob".into()))
+            *shown,
+            Shown::Message {
+                from: "ana".into(),
+                text: "hola".into()
+            }
         );
-        assert_eq!(moderation_notice("hello"), None);
     }
 
     #[test]
@@ -567,10 +578,11 @@ mod tests {
             })
         );
         assert_eq!(
-            d.decode("LEAVE bob"),
+            d.decode("LEAVE bob quit hasta luego"),
             Some(Shown::Left {
                 nick: "bob".into(),
-                reason: None
+                why: "quit".into(),
+                text: Some("hasta luego".into())
             })
         );
         assert_eq!(d.decode("FOO bar"), Some(Shown::Other("FOO bar".into())));

@@ -19,7 +19,8 @@ impl<T> RingModel<T> {
     pub fn new(capacity: usize) -> RingModel<T> {
         assert!(capacity > 0, "a ring model must hold at least one row");
         RingModel {
-            rows: RefCell::new(VecDeque::with_capacity(capacity)),
+            // Grown as lines come: a conversation of three lines holds three, not --log-lines.
+            rows: RefCell::new(VecDeque::new()),
             capacity,
             notify: ModelNotify::default(),
         }

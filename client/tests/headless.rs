@@ -129,7 +129,7 @@ fn typed_lines_are_sent_and_events_printed() {
     drop(carol);
     eva.expect("[!] User carol has left the chat (connection closed)");
     eva.type_line("/quit adiós");
-    bob.expect_line("LEAVE eva adiós");
+    bob.expect_line("LEAVE eva quit adiós");
     assert_eq!(eva.exit_code(), Some(0));
 }
 
@@ -147,7 +147,7 @@ fn end_of_input_quits_cleanly() {
     eva.expect("* connected as eva");
     bob.expect_next("JOIN eva");
     assert_eq!(eva.exit_code(), Some(0));
-    bob.expect_next("LEAVE eva");
+    bob.expect_next("LEAVE eva quit");
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn piped_lines_are_sent_in_order_then_it_leaves() {
     bob.expect_next("MSG gina hello");
     bob.expect_next("ACTION gina waves");
     bob.expect_next("MSG gina second line");
-    bob.expect_next("LEAVE gina");
+    bob.expect_next("LEAVE gina quit");
     assert_eq!(code, Some(0), "{out:#?}");
     // Its own lines are in the transcript, like everyone else's.
     let own: Vec<&String> = out.iter().filter(|l| l.contains("gina")).collect();
@@ -323,7 +323,7 @@ fn quit_is_understood_in_any_case() {
     );
     assert_eq!(code, Some(0), "{out:#?}");
     bob.expect_next("JOIN gina");
-    bob.expect_next("LEAVE gina hasta luego");
+    bob.expect_next("LEAVE gina quit hasta luego");
     assert!(
         bob.sync().is_empty(),
         "nothing after /QUIT, and no second join"

@@ -115,7 +115,7 @@ fn a_server_asked_to_keep_running_outlives_the_window_and_a_busy_port_is_said() 
     let err = host::start(&files, port, false)
         .err()
         .expect("started twice");
-    assert!(err.contains("already in use"), "{err}");
+    assert_eq!(err, host::HostError::PortInUse(port));
 }
 
 /// Stops a server left running on purpose, whatever the test's outcome.

@@ -381,7 +381,7 @@ fn quit_says_goodbye_and_closes() {
     bob.expect_next("JOIN ana");
     ana.net.send(Command::Quit(Some("hasta luego".into())));
     ana.wait("Closed", |e| *e == Event::Closed);
-    bob.expect_next("LEAVE ana hasta luego");
+    bob.expect_next("LEAVE ana quit hasta luego");
 }
 
 #[test]
@@ -609,12 +609,57 @@ fn the_password_is_sent_once_then_the_nickname() {
     let received = lines
         .recv_timeout(DEADLINE)
         .expect("the stand-in server's record");
-    // The password first, then the request for a session (docs/protocol.md, Resume), then the
-    // nickname.
+    // The password first, then the request for a session (docs/protocol.md, Resume) and the
+    // ping that tells an old server's answer to it apart, then the nickname.
     assert_eq!(
         received,
-        vec!["/pass clave secreta", "/resume", "ana", "/quit"]
+        vec![
+            "/pass clave secreta",
+            "/resume",
+            "/ping charla-resume",
+            "ana",
+            "/quit"
+        ]
     );
+}
+
+/// Issue 21: the client knew a server from before sessions by the English sentence of its answer
+/// to `/resume` ("choose a nickname first"); reworded or translated, the user saw an error. It is
+/// known by order: an `ERROR nick-invalid` before the `PONG` of the ping sent right after
+/// `/resume` answers `/resume`. (Failed before: the error reached the window.)
+#[test]
+fn an_old_server_s_answer_to_resume_is_known_by_order_not_by_its_words() {
+    let (acceptor, listener, port) = stand_in_server();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let tls = acceptor.accept(tcp).unwrap();
+        let mut reader = BufReader::new(tls);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let answer: &[u8] = match line.trim_end() {
+                // An old server, in another language.
+                "/resume" => b"ERROR nick-invalid elige primero un apodo\n",
+                "/ping charla-resume" => b"PONG charla-resume\n",
+                "ana" => b"WELCOME ana\nUSERS 1 ana\n",
+                _ => b"",
+            };
+            if reader.get_mut().write_all(answer).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ana = Client::start();
+    ana.net.send(Command::Connect(local(port, "ana", ca())));
+    assert_eq!(ana.registered(), "ana");
+    let errors: Vec<&Event> = ana
+        .seen
+        .iter()
+        .filter(|e| matches!(e, Event::Line(l) if l.starts_with("ERROR")))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 #[test]

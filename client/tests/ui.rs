@@ -198,7 +198,8 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
     ui.header_agrees();
     ui.show(Shown::Left {
         nick: "eva".into(),
-        reason: Some("too slow".into()),
+        why: "too-slow".into(),
+        text: None,
     });
     assert_eq!(ui.users(), vec!["ana", "roberto"]);
     ui.header_agrees();
@@ -509,7 +510,8 @@ fn spanish_strings_follow_the_tutorial() {
     assert_eq!(ui.last_log().1, "[+] El usuario bob ha entrado al chat");
     ui.show(Shown::Left {
         nick: "bob".into(),
-        reason: None,
+        why: "quit".into(),
+        text: None,
     });
     assert_eq!(ui.last_log().1, "[!] El usuario bob ha abandonado el chat");
 }
@@ -520,7 +522,8 @@ fn spanish_sessions_show_no_english() {
     ui.registered("ana");
     ui.show(Shown::Left {
         nick: "bob".into(),
-        reason: Some("connection closed".into()),
+        why: "closed".into(),
+        text: None,
     });
     assert_eq!(
         ui.last_log().1,
@@ -625,7 +628,8 @@ fn a_batch_is_applied_whole_and_in_order() {
             }),
             UiEvent::Shown(Shown::Left {
                 nick: "bob".into(),
-                reason: None,
+                why: "quit".into(),
+                text: None,
             }),
         ],
     );
@@ -947,7 +951,7 @@ fn kicked_goes_back_to_the_login_and_whois_is_worded() {
     ui.registered("ana");
     ui.show(Shown::Whois {
         nick: "bob".into(),
-        online: true,
+        presence: charla_proto::Presence::Online,
         registered: true,
         operator: true,
         fingerprint: Some("AB:CD:EF:01:23:45:67:89".into()),
@@ -1010,32 +1014,68 @@ fn every_window_text_has_a_spanish_translation() {
 fn an_operators_notices_are_in_the_windows_language() {
     let ui = ui("es");
     ui.registered("ana");
-    for (notice, want) in [
+    let mut decoder = charla::present::Decoder::default();
+    for (line, want) in [
         (
-            "banned: address 127.0.0.1 (bob) until lifted; 1 connections closed",
+            "BANNED address 127.0.0.1 permanent 1 bob",
             "Expulsión: dirección 127.0.0.1 (bob) hasta que se levante; 1 conexiones cerradas",
         ),
-        ("bans: 1", "Expulsiones vigentes: 1"),
+        ("BANS 1 1 1", "Expulsiones vigentes: 1"),
         (
-            "ban: identity AB:CD until lifted, by ana: spam",
+            "BANS 120 1 3",
+            "Expulsiones vigentes: 120 (página 1 de 3; /bans 2 para la siguiente)",
+        ),
+        (
+            "BAN identity AB:CD permanent 2026-11-30T09:13:13Z ana - spam",
             "Expulsión: identidad AB:CD hasta que se levante, por ana (spam)",
         ),
-        ("unbanned: 1 bans lifted", "Expulsiones levantadas: 1"),
+        ("UNBANNED 1", "Expulsiones levantadas: 1"),
+        ("MUTED bob 5", "bob queda silenciado durante 5 minutos"),
+        ("UNMUTED bob", "bob puede volver a hablar"),
         (
-            "muted: bob for 5 minutes",
-            "bob queda silenciado durante 5 minutos",
+            "REGISTERED ana AB:CD:EF:01:23:45:67:89 365",
+            "ana queda registrado a tu identidad: nadie más puede usarlo aquí; si no se usa en 365 días, queda libre",
         ),
-        ("unmuted: bob", "bob puede volver a hablar"),
         (
-            "operators cannot be muted",
-            "no se puede silenciar a un operador",
+            "ERROR is-operator operators cannot be muted",
+            "no se puede expulsar ni silenciar a un operador",
         ),
     ] {
-        ui.show(Shown::Notice(notice.into()));
-        let (kind, text) = ui.last_log();
-        assert_eq!(kind, LogKind::System);
-        assert!(text.ends_with(want), "{notice}: {text}");
+        ui.show(decoder.decode(line).unwrap());
+        let (_, text) = ui.last_log();
+        assert!(text.contains(want), "{line}: {text}");
     }
+}
+
+/// Issue 21: private messages from new names each opened a tab, with its own log: a server, or
+/// anyone on it, sending from ten thousand names made the window hold ten thousand. Past 30 tabs
+/// a new name's lines go to the room's tab, still marked private.
+#[test]
+fn private_tabs_opened_by_messages_are_bounded() {
+    let ui = ui("en");
+    ui.registered("ana");
+    for n in 0..200 {
+        ui.show(Shown::Private {
+            from: format!("p{n}"),
+            text: "hola".into(),
+        });
+    }
+    let tabs = (0..200)
+        .filter(|n| {
+            ElementHandle::find_by_accessible_label(
+                &ui.app,
+                &format!("Private with p{n}, 1 unread"),
+            )
+            .next()
+            .is_some()
+        })
+        .count();
+    assert_eq!(tabs, charla::gui::MAX_PRIVATE_CONVERSATIONS);
+    // The rest were said in the room's tab.
+    assert!(ui
+        .log()
+        .iter()
+        .any(|(kind, text)| *kind == LogKind::Private && text.contains("p199")));
 }
 
 fn press(ui: &Ui, key: Key) {
@@ -1450,7 +1490,8 @@ fn private_tabs_keep_their_lines_in_one_place() {
     // cleo takes the name bob had after he left: one tab called bob, the renamed one.
     ui.show(Shown::Left {
         nick: "bob".into(),
-        reason: None,
+        why: "quit".into(),
+        text: None,
     });
     ui.show(Shown::Renamed {
         old: "cleo".into(),

@@ -160,7 +160,7 @@ fn quit(x: &Xvfb, window: &str, mut charla: Child, witness: &mut Client) {
     x.run("xdotool", &["windowfocus", "--sync", window]);
     x.run("xdotool", &["type", "--delay", "20", "/quit"]);
     x.run("xdotool", &["key", "Return"]);
-    witness.expect_line("LEAVE ana");
+    witness.expect_line("LEAVE ana quit");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(charla.wait());

@@ -9,6 +9,7 @@ pub mod framing;
 pub mod identity;
 pub mod io;
 pub mod nick;
+pub mod ready;
 pub mod reply;
 pub mod time;
 

@@ -334,6 +334,10 @@ impl Server {
         if !args.contains(&"--bind") {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
+        // The readiness line, not the log, says when and where it listens.
+        let (mut ready, ready_end) = charla_proto::ready::pipe().expect("a pipe");
+        charla_proto::ready::hand_over_as_fd3(&mut cmd, &ready_end);
+        cmd.args(["--ready-fd", "3"]);
         cmd.args(args)
             .envs(env.iter().copied())
             .env_remove("CHARLA_KEY_PASS");
@@ -346,6 +350,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn charla-server");
+        drop(ready_end);
         let log = Arc::new(LogLines::default());
         let stderr = child.stderr.take().unwrap();
         let log_fd = std::os::fd::AsRawFd::as_raw_fd(&stderr);
@@ -370,11 +375,15 @@ impl Server {
             log,
             log_fd,
         };
-        let line = server.wait_log("listening on ");
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
-        server.addr = addr
-            .parse()
-            .unwrap_or_else(|_| panic!("bad listen line {line:?}"));
+        match charla_proto::ready::wait(&mut ready, Instant::now() + DEADLINE) {
+            Ok(Some(charla_proto::ready::Readiness::Listening(addr))) => server.addr = addr,
+            other => {
+                panic!(
+                    "the server did not say it listens ({other:?}); log:\n{}",
+                    server.log_text()
+                )
+            }
+        }
         server
     }
 
