@@ -69,13 +69,9 @@ fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(mut ready) = ready.take() {
-                let _ = writeln!(
-                    ready,
-                    "{} {} {}",
-                    charla_proto::ready::ERROR,
-                    e.code,
-                    e.message
-                );
+                // One write: whoever waits may read as soon as anything comes.
+                let line = format!("{} {} {}\n", charla_proto::ready::ERROR, e.code, e.message);
+                let _ = ready.write_all(line.as_bytes());
             }
             fail(&e.message)
         }
@@ -156,8 +152,9 @@ fn serve(cfg: config::Config, ready: &mut Option<std::fs::File>) -> Result<(), S
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     log!("listening on {addr}");
     if let Some(mut ready) = ready.take() {
-        // A line to a pipe its reader waits on; it is closed right after.
-        let _ = writeln!(ready, "{} {addr}", charla_proto::ready::LISTENING);
+        // One line in one write to a pipe its reader waits on; it is closed right after.
+        let line = format!("{} {addr}\n", charla_proto::ready::LISTENING);
+        let _ = ready.write_all(line.as_bytes());
     }
     // From here on nothing the loop does waits for stderr.
     log::start_writer();

@@ -301,6 +301,8 @@ impl Server {
             }
             self.expire_deadlines();
             self.chat.tick(self.now);
+            // State changes go to their writer as soon as they are made, whatever the output.
+            self.exchange_state();
             let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
             if flush_due(
                 batch_delay,
@@ -590,7 +592,6 @@ impl Server {
     /// output once, with everything queued for it this pass in as few TLS records as possible;
     /// rounds again while that produces more (LEAVE lines of connections found too slow).
     fn finish_pass(&mut self) {
-        self.exchange_state();
         let mut writers = std::mem::take(&mut self.writers);
         loop {
             for (id, _) in self.chat.take_closes() {
