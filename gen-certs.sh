@@ -35,8 +35,9 @@ Options:
                       directory; created if missing).
   --days N            Certificate validity in days, positive integer, max 999999 (default: 365).
   --key-type TYPE     rsa (RSA-2048, the tutorial's choice; the default) or ec (ECDSA
-                      on curve P-256: the same security, and the server signs each
-                      handshake about 30 times faster, see docs/benchmarks.md).
+                      on curve P-256: the same security; the server signs each
+                      handshake about 14 times faster, so its whole handshake costs
+                      about half as much, see docs/benchmarks.md).
   --cn NAME           Common Name for the subject in --batch mode (default: localhost).
                       In interactive mode you type the Common Name at the prompt.
                       In both modes, if NAME is a host name or IP address it is also

@@ -7,6 +7,14 @@
 #                                          binutils, dbus-daemon, dbus-monitor)
 set -euo pipefail
 
+case "${1:-}" in
+    -h|--help)
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0 ;;
+    ""|--tests) ;;
+    *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
+esac
+
 packages=(
     # the server and gen-certs.sh: OpenSSL's headers for the openssl crate, pkg-config to find
     # them, a C compiler, the openssl command
@@ -41,5 +49,11 @@ else
     exit 1
 fi
 echo "+ apt-get install ${missing[*]}"
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+# A fresh desktop often runs unattended upgrades first: wait for apt's lock (up to 10 minutes)
+# instead of giving up, and say so.
+lock=(-o DPkg::Lock::Timeout=600)
+if ! "${sudo[@]}" flock -n /var/lib/dpkg/lock-frontend true 2>/dev/null; then
+    echo "apt is busy (another installation, perhaps automatic updates): waiting for it..."
+fi
+"${sudo[@]}" apt-get "${lock[@]}" update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq "${missing[@]}"

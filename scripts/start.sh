@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+    -h|--help)
+        sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+        echo "The server's options: target/release/charla-server --help (once built)."
+        exit 0 ;;
+esac
+
 scripts/prepare.sh
 cargo build --release -p charla-server -p charla
 bin=${CARGO_TARGET_DIR:-target}/release

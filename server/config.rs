@@ -127,8 +127,8 @@ refused connections, and any past --max-clients + 64, are closed at once without
 are counted in one log line a second.
 
 Config file: one 'name = value' per line, the names of the options above without their
-dashes (max-clients = 500); switches take true or false (require-client-cert = true); '#'
-starts a comment (at the start of a line, or after a space); blank lines are skipped. Paths are
+dashes (max-clients = 500); switches take true or false (yes/no and on/off too:
+require-client-cert = true); '#' starts a comment (at the start of a line, or after a space); blank lines are skipped. Paths are
 taken as written: relative ones from the directory the server runs in. An unknown name, a bad
 value or a name given twice stops the server with the file, the line and why.
 

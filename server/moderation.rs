@@ -698,5 +698,23 @@ mod tests {
         assert!(ops.contains(Some(FP_A)));
         assert!(!ops.contains(None));
         assert_eq!(Operators::parse("x\nzz\n").unwrap_err().0, 1);
+        let prefixed = format!("SHA256:{FP_A}\nsha256:{lower}\n");
+        assert_eq!(Operators::parse(&prefixed).unwrap().len(), 1);
+    }
+
+    /// Issue 23: the shipped operators file showed its example as `SHA256:3A:7F:...:C2`, a form
+    /// the server refused. The example, taken out of its comment, is read as an operator.
+    #[test]
+    fn the_shipped_operators_file_and_its_example_are_read() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/operators"))
+                .unwrap();
+        assert_eq!(Operators::parse(&shipped).unwrap().len(), 0);
+        let examples: Vec<&str> = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .collect();
+        assert_eq!(examples.len(), 1, "{shipped}");
+        assert_eq!(Operators::parse(examples[0]).unwrap().len(), 1);
     }
 }

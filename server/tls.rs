@@ -9,7 +9,9 @@ use openssl::x509::X509;
 use crate::config::Config;
 use charla_proto::files;
 
-const HOW_TO_MAKE: &str = "make one with ./gen-certs.sh";
+/// The script is `gen-certs.sh` in the source tree and `charla-gen-certs` once packaged.
+const HOW_TO_MAKE: &str =
+    "make one with ./gen-certs.sh, or charla-gen-certs where the package is installed";
 
 /// TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers only. TLS 1.3 suites
 /// are all of that kind already.

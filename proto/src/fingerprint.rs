@@ -25,7 +25,12 @@ pub fn short_fingerprint(fingerprint: &str) -> &str {
 /// separators (`:`, spaces) ignored. Returns the canonical form.
 pub fn normalize_fingerprint(text: &str) -> Option<String> {
     let text = text.trim();
-    let text = text.rsplit('=').next().unwrap_or(text);
+    // `sha256 Fingerprint=AB:…` (openssl x509 -fingerprint) and `SHA256:AB:…` as people paste it.
+    let text = text.rsplit('=').next().unwrap_or(text).trim();
+    let text = match text.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("sha256:") => &text[7..],
+        _ => text,
+    };
     let hex: String = text.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
