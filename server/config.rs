@@ -997,12 +997,36 @@ mod tests {
     }
 
     /// A config file in a temporary directory of its own.
-    fn config_file(test: &str, text: &str) -> PathBuf {
+    /// A config file in a directory of its own, removed when dropped.
+    struct ConfigFile(PathBuf);
+
+    impl std::ops::Deref for ConfigFile {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<std::path::Path> for ConfigFile {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for ConfigFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn config_file(test: &str, text: &str) -> ConfigFile {
         let dir = std::env::temp_dir().join(format!("charla-config-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("server.conf");
         std::fs::write(&path, text).unwrap();
-        path
+        ConfigFile(path)
     }
 
     #[test]

@@ -490,6 +490,14 @@ mod tests {
         }
     }
 
+    /// The journal and its lock file.
+    fn remove(path: &Path) {
+        std::fs::remove_file(path).unwrap();
+        let mut lock = path.as_os_str().to_owned();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
+
     fn temp(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("charla-journal-{}-{name}", std::process::id()));
@@ -516,7 +524,7 @@ mod tests {
         let lines: Vec<&str> = loaded.iter().map(|e| &*e.line).collect();
         assert_eq!(lines, ["MSG ana uno", "MSG ana dos con espacios"]);
         assert_eq!(loaded[1], entry(2, "MSG ana dos con espacios"));
-        std::fs::remove_file(&path).unwrap();
+        remove(&path);
     }
 
     #[test]
@@ -527,7 +535,7 @@ mod tests {
         assert!(err.contains("in use by another charla-server"), "{err}");
         drop(first);
         assert!(open(&path, 100, 1 << 20).is_ok(), "free again");
-        std::fs::remove_file(&path).unwrap();
+        remove(&path);
         let mut lock = path.into_os_string();
         lock.push(".lock");
         let _ = std::fs::remove_file(lock);
@@ -540,7 +548,7 @@ mod tests {
         let err = open(&path, 100, 1 << 20).err().unwrap();
         assert!(err.contains("is not a Charla history file"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "important notes\n");
-        std::fs::remove_file(&path).unwrap();
+        remove(&path);
     }
 
     #[test]
@@ -558,6 +566,6 @@ mod tests {
         let (_journal, loaded) = open(&path, 10, 1 << 20).unwrap();
         assert_eq!(loaded.len(), 10);
         assert_eq!(loaded.last().unwrap().id, 1000);
-        std::fs::remove_file(&path).unwrap();
+        remove(&path);
     }
 }

@@ -37,7 +37,7 @@ pub fn server_bin() -> PathBuf {
         .join("charla-server");
     assert!(
         server.exists(),
-        "{} is missing: run `cargo build -p charla-server` (cargo test --workspace builds it)",
+        "{} is missing: run `cargo build -p charla-server` (scripts/test.sh builds it)",
         server.display()
     );
     server
