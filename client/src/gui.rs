@@ -130,6 +130,10 @@ struct UiState {
     paste_offered: RefCell<Vec<String>>,
     paste_queue: RefCell<std::collections::VecDeque<String>>,
     paste_timer: slint::Timer,
+    /// While reconnecting: why the connection was lost, and the seconds left before the next
+    /// attempt, counted down in the status line once a second.
+    retry: RefCell<Option<(SharedString, u64)>>,
+    retry_timer: slint::Timer,
     /// The window is the one the user is in; lines said while it is not count as unread.
     window_active: Cell<bool>,
     notifier: RefCell<Notifier>,
@@ -178,6 +182,8 @@ pub fn bind(
         paste_offered: RefCell::new(Vec::new()),
         paste_queue: RefCell::new(std::collections::VecDeque::new()),
         paste_timer: slint::Timer::default(),
+        retry: RefCell::new(None),
+        retry_timer: slint::Timer::default(),
         window_active: Cell::new(true),
         notifier: RefCell::new(Notifier::default()),
     });
@@ -824,6 +830,43 @@ impl UiState {
         self.conversations.row_count() - 1
     }
 
+    /// Counts the seconds to the next connection attempt down in the status line, once a
+    /// second, until it is made (each failed attempt starts a new count).
+    fn count_down_retry(&self, app: &AppWindow, reason: SharedString, seconds: u64) {
+        *self.retry.borrow_mut() = Some((reason, seconds));
+        let weak = app.as_weak();
+        self.retry_timer.start(
+            slint::TimerMode::Repeated,
+            std::time::Duration::from_secs(1),
+            move || {
+                let (Some(app), Some(state)) = (weak.upgrade(), bound_state()) else {
+                    return;
+                };
+                let mut retry = state.retry.borrow_mut();
+                let Some((reason, left)) = retry.as_mut() else {
+                    return;
+                };
+                *left = left.saturating_sub(1);
+                let strings = app.global::<Strings>();
+                let text = if *left == 0 {
+                    strings.invoke_reconnecting(reason.clone())
+                } else {
+                    strings.invoke_lost(reason.clone(), (*left).min(i32::MAX as u64) as i32)
+                };
+                if *left == 0 {
+                    *retry = None;
+                    state.retry_timer.stop();
+                }
+                app.set_chat_status(text);
+            },
+        );
+    }
+
+    fn stop_retry_countdown(&self) {
+        *self.retry.borrow_mut() = None;
+        self.retry_timer.stop();
+    }
+
     /// The person of the conversation shown, or none in the room.
     fn current_nick(&self) -> Option<String> {
         let conversation = self.conversations.row_data(self.current.get())?;
@@ -1003,6 +1046,7 @@ impl UiState {
                 app.set_page(Page::Chat);
                 app.set_login_status("".into());
                 app.set_chat_status("".into());
+                self.stop_retry_countdown();
                 self.push_log(
                     LogKind::System,
                     strings.invoke_connected(nick.into()).to_string(),
@@ -1033,8 +1077,11 @@ impl UiState {
             }
             UiEvent::Net(Event::Lost { problem, retry_in }) => {
                 let reason = problem_words(app, &problem);
-                let text = strings.invoke_lost(reason, retry_in.as_secs() as i32);
+                // Whole seconds, rounded up: "in 1 s" until the attempt is made.
+                let seconds = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
+                let text = strings.invoke_lost(reason.clone(), seconds.min(i32::MAX as u64) as i32);
                 app.set_chat_status(text.clone());
+                self.count_down_retry(app, reason, seconds);
                 // The log says it once; further failed attempts only update the status line.
                 if app.get_online() {
                     app.set_online(false);
@@ -1312,6 +1359,7 @@ fn back_to_login(app: &AppWindow, error: SharedString) {
     if let Some(state) = bound_state() {
         state.paste_queue.borrow_mut().clear();
         state.paste_timer.stop();
+        state.stop_retry_countdown();
     }
     app.set_online(false);
     app.set_operator(false);

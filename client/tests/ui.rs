@@ -1532,3 +1532,37 @@ fn the_name_chosen_with_the_keyboard_is_scrolled_into_view() {
     ui.press_enter();
     ui.element("Private with u49, 0 unread");
 }
+
+/// Issue 23: offline, the reason was cut off with "…", and a long outage showed "Reconnecting in
+/// 1 s…" once and nothing after. The whole reason is there, and each attempt's seconds are
+/// counted down.
+#[test]
+fn a_lost_connection_counts_down_to_each_attempt() {
+    use std::time::Duration;
+    let ui = ui("en");
+    ui.registered("ana");
+    let lost = |secs| {
+        gui::apply(
+            &ui.app,
+            UiEvent::Net(Event::Lost {
+                problem: charla::net::Problem::ServerClosed,
+                retry_in: Duration::from_secs(secs),
+            }),
+        )
+    };
+    lost(3);
+    let status = ui.app.get_chat_status().to_string();
+    assert!(status.ends_with("Reconnecting in 3 s…"), "{status}");
+    i_slint_backend_testing::mock_elapsed_time(Duration::from_millis(1000));
+    assert!(ui.app.get_chat_status().ends_with("Reconnecting in 2 s…"));
+    i_slint_backend_testing::mock_elapsed_time(Duration::from_millis(1000));
+    i_slint_backend_testing::mock_elapsed_time(Duration::from_millis(1000));
+    assert!(ui.app.get_chat_status().ends_with("Reconnecting…"));
+    // The attempt failed: a new count.
+    lost(5);
+    assert!(ui.app.get_chat_status().ends_with("Reconnecting in 5 s…"));
+    i_slint_backend_testing::mock_elapsed_time(Duration::from_millis(1000));
+    assert!(ui.app.get_chat_status().ends_with("Reconnecting in 4 s…"));
+    ui.registered("ana");
+    assert_eq!(ui.app.get_chat_status(), "");
+}
