@@ -71,6 +71,8 @@ pub struct Settings {
     pub text_scale: f32,
     /// Lines the log keeps; the oldest go first.
     pub log_lines: usize,
+    /// The port last used to host a chat on this computer.
+    pub host_port: u16,
 }
 
 impl Default for Settings {
@@ -83,6 +85,7 @@ impl Default for Settings {
             theme: "system".into(),
             text_scale: 1.0,
             log_lines: DEFAULT_LOG_LINES,
+            host_port: charla_proto::DEFAULT_PORT,
         }
     }
 }
@@ -102,6 +105,9 @@ impl Settings {
             match line.split_once('=') {
                 Some(("host", v)) => s.host = v.to_string(),
                 Some(("port", v)) => s.port = v.parse().unwrap_or(s.port),
+                Some(("host_port", v)) => {
+                    s.host_port = v.parse().ok().filter(|&p| p > 0).unwrap_or(s.host_port)
+                }
                 Some(("nick", v)) => s.nick = v.to_string(),
                 Some(("ca", v)) => s.ca = v.to_string(),
                 Some(("theme", v)) if matches!(v, "system" | "light" | "dark") => {
@@ -125,8 +131,15 @@ impl Settings {
 
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let text = format!(
-            "host={}\nport={}\nnick={}\nca={}\ntheme={}\ntext_scale={}\nlog_lines={}\n",
-            self.host, self.port, self.nick, self.ca, self.theme, self.text_scale, self.log_lines
+            "host={}\nport={}\nnick={}\nca={}\ntheme={}\ntext_scale={}\nlog_lines={}\nhost_port={}\n",
+            self.host,
+            self.port,
+            self.nick,
+            self.ca,
+            self.theme,
+            self.text_scale,
+            self.log_lines,
+            self.host_port
         );
         write_atomically(&Self::path(dir), &text)
     }
@@ -228,6 +241,7 @@ mod tests {
             theme: "dark".into(),
             text_scale: 1.25,
             log_lines: 800,
+            host_port: 4001,
         };
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir), s);

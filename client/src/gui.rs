@@ -193,6 +193,7 @@ pub fn bind(
     app.set_host(settings.host.as_str().into());
     app.set_port(settings.port.to_string().into());
     app.set_nick(settings.nick.as_str().into());
+    app.set_host_port(settings.host_port.to_string().into());
     app.set_ca_path(settings.ca.as_str().into());
     app.set_version(env!("CARGO_PKG_VERSION").into());
     app.set_theme(settings.theme.as_str().into());
@@ -466,31 +467,14 @@ impl UiState {
             app.set_login_error(app.global::<Strings>().invoke_bad_port());
             return;
         };
-        if let Err(e) = validate_nick(&nick) {
-            let strings = app.global::<Strings>();
-            let why = match e {
-                NickError::Empty => strings.invoke_nick_empty(),
-                NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
-                NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
-                NickError::UnfitChar(c) => {
-                    strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
-                }
-                NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
-            };
-            app.set_login_error(strings.invoke_nick_refused(why));
+        if let Some(why) = nick_refused(app, &nick) {
+            app.set_login_error(why);
             return;
         }
-        let settings = Settings {
-            host: host.clone(),
-            port,
-            nick: nick.clone(),
-            ca: ca.clone(),
-            theme: app.get_theme().to_string(),
-            text_scale: app.get_text_scale(),
-            log_lines: self.log.capacity(),
-        };
         // Remembering the values is a convenience: failing to is not worth stopping for.
-        let _ = settings.save(config_dir);
+        let _ = self
+            .settings_now(app, host.clone(), port, ca.clone())
+            .save(config_dir);
         let trust = if ca.is_empty() {
             Trust::Pinned(KnownServers::in_dir(config_dir))
         } else {
@@ -625,6 +609,24 @@ impl UiState {
         true
     }
 
+    /// The settings as the window has them now, with this server.
+    fn settings_now(&self, app: &AppWindow, host: String, port: u16, ca: String) -> Settings {
+        Settings {
+            host,
+            port,
+            nick: app.get_nick().trim().to_string(),
+            ca,
+            theme: app.get_theme().to_string(),
+            text_scale: app.get_text_scale(),
+            log_lines: self.log.capacity(),
+            host_port: app
+                .get_host_port()
+                .trim()
+                .parse()
+                .unwrap_or(charla_proto::DEFAULT_PORT),
+        }
+    }
+
     /// Start in the host dialog: the certificate is made and the server started here (both
     /// quick), and waited for on a thread of its own; `host_started` gets the outcome.
     fn start_hosting(&self, app: &AppWindow) {
@@ -633,6 +635,13 @@ impl UiState {
             return;
         }
         let strings = app.global::<Strings>();
+        // The window joins the chat it hosts under this name: asked here, not found missing
+        // later behind the "chat is running" window.
+        let nick = app.get_nick().trim().to_string();
+        if let Some(why) = nick_refused(app, &nick) {
+            app.set_host_error(why);
+            return;
+        }
         let Some(port) = app
             .get_host_port()
             .trim()
@@ -643,6 +652,17 @@ impl UiState {
             app.set_host_error(strings.invoke_bad_port());
             return;
         };
+        let _ = self
+            .settings_now(
+                app,
+                app.get_host().trim().to_string(),
+                app.get_port()
+                    .trim()
+                    .parse()
+                    .unwrap_or(charla_proto::DEFAULT_PORT),
+                app.get_ca_path().trim().to_string(),
+            )
+            .save(&self.config_dir);
         let operator = self.identity.as_ref().map(|i| i.fingerprint.clone());
         let files = match host::prepare(&self.config_dir, operator.as_deref()) {
             Ok(files) => files,
@@ -1404,6 +1424,21 @@ fn server_error(app: &AppWindow, code: &str, text: &str) -> SharedString {
         ErrorCode::IsOperator => s.invoke_err_is_operator(),
         ErrorCode::BanLimit => s.invoke_err_ban_limit(),
     }
+}
+
+/// Why a nickname is refused before asking any server, in the user's language; `None` if fine.
+fn nick_refused(app: &AppWindow, nick: &str) -> Option<SharedString> {
+    let strings = app.global::<Strings>();
+    let why = match validate_nick(nick).err()? {
+        NickError::Empty => strings.invoke_nick_empty(),
+        NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
+        NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
+        NickError::UnfitChar(c) => {
+            strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
+        }
+        NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
+    };
+    Some(strings.invoke_nick_refused(why))
 }
 
 /// Why hosting did not start, in the user's language.

@@ -127,3 +127,48 @@ impl Drop for Stop {
         unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
     }
 }
+
+/// Issue 23: on a fresh install (no nickname yet) the window started the server, showed "Your
+/// chat is running", and behind it the login said "Nickname refused: type a nickname". The host
+/// dialog asks for the nickname, and refuses to start without one; the port is remembered.
+#[test]
+fn hosting_asks_for_a_nickname_first_and_remembers_the_port() {
+    i_slint_backend_testing::init_no_event_loop();
+    let dir = TempDir::new("host-nick");
+    let app = AppWindow::new().unwrap();
+    gui::bind(
+        &app,
+        &Settings::default(),
+        dir.path().to_path_buf(),
+        None,
+        Rc::new(|_| {}),
+    );
+    element(&app, "Host a chat on this computer").invoke_accessible_default_action();
+    // The dialog has the nickname field, empty on a fresh install.
+    let nick = element(&app, "Your nickname");
+    assert_eq!(nick.accessible_value().unwrap_or_default(), "");
+    app.set_host_port("23999".into());
+    app.invoke_host_start();
+    assert!(
+        app.get_host_error().starts_with("Nickname refused"),
+        "{}",
+        app.get_host_error()
+    );
+    assert!(!app.get_host_starting(), "nothing was started");
+    // Typed there, it is the login's too; and the port is kept for next time.
+    nick.set_accessible_value("ana");
+    assert_eq!(app.get_nick(), "ana");
+    let settings_before = Settings::load(dir.path());
+    assert_eq!(
+        settings_before.host_port, 12345,
+        "nothing saved before a valid start"
+    );
+    app.set_host_port("0".into());
+    app.invoke_host_start();
+    assert!(!app.get_host_starting());
+    app.set_host_port("23999".into());
+    app.invoke_host_start();
+    assert_eq!(Settings::load(dir.path()).host_port, 23999);
+    assert_eq!(Settings::load(dir.path()).nick, "ana");
+    gui::stop_hosting();
+}
