@@ -19,8 +19,8 @@ use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
 use crate::notify::{Notification, Notifier};
 use crate::present::{
-    clock, contained, first_link, nick_color, today, BanShown, DayMarker, Decoder,
-    ModerationNotice, Shown,
+    clock, contained, fingerprint_groups, first_link, nick_color, today, BanShown, DayMarker,
+    Decoder, ModerationNotice, Shown,
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
@@ -154,7 +154,7 @@ pub fn bind(
     commands: Rc<dyn Fn(Command)>,
 ) {
     match &identity {
-        Some(identity) => app.set_identity(identity.fingerprint.as_str().into()),
+        Some(identity) => app.set_identity(fingerprint_groups(&identity.fingerprint).into()),
         None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
     }
     let room_log = Rc::new(RingModel::new(settings.log_lines));
@@ -716,7 +716,7 @@ impl UiState {
             .collect();
         app.set_host_addresses(addresses.join(", ").into());
         app.set_hosted_port(server.port.to_string().into());
-        app.set_host_fingerprint(files.fingerprint.as_str().into());
+        app.set_host_fingerprint(fingerprint_groups(&files.fingerprint).into());
         app.set_host_visible(false);
         app.set_hosting(true);
         app.set_host_info_visible(true);
@@ -1042,7 +1042,7 @@ impl UiState {
                 fingerprint,
             }) => {
                 app.set_trust_server(server.into());
-                app.set_trust_fingerprint(fingerprint.into());
+                app.set_trust_fingerprint(fingerprint_groups(&fingerprint).into());
                 app.set_trust_visible(true);
             }
             UiEvent::Net(Event::ServerChanged {
@@ -1474,7 +1474,7 @@ fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
     let s = app.global::<Strings>();
     let target = |ban: &BanShown| {
         let what = if ban.kind == "identity" {
-            s.invoke_identity_of(ban.value.as_str().into())
+            s.invoke_identity_of(fingerprint_groups(&ban.value).into())
         } else {
             s.invoke_address_of(ban.value.as_str().into())
         };

@@ -249,6 +249,22 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
+/// A SHA-256 fingerprint as people read it: its 32 bytes in four groups of eight, a space
+/// between groups, so that a line breaks only between groups, never inside a byte (a person
+/// reading one out to a friend must not split "3A" in two). The groups keep their colons, and a
+/// copy of it still reads as the fingerprint (spaces are ignored wherever one is typed in).
+pub fn fingerprint_groups(fingerprint: &str) -> String {
+    let bytes: Vec<&str> = fingerprint.split(':').collect();
+    if bytes.len() != 32 {
+        return fingerprint.to_string();
+    }
+    bytes
+        .chunks(8)
+        .map(|group| group.join(":"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// How many colours nicknames are drawn in (`Theme.nick-colors`).
 pub const NICK_COLORS: u32 = 8;
 
@@ -565,6 +581,21 @@ mod tests {
                 text: "hola".into()
             }
         );
+    }
+
+    #[test]
+    fn a_fingerprint_is_shown_in_groups_that_read_back_the_same() {
+        let fp = (0..32)
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let shown = fingerprint_groups(&fp);
+        assert_eq!(
+            shown,
+            "00:01:02:03:04:05:06:07 08:09:0A:0B:0C:0D:0E:0F 10:11:12:13:14:15:16:17 18:19:1A:1B:1C:1D:1E:1F"
+        );
+        assert_eq!(charla_proto::normalize_fingerprint(&shown), Some(fp));
+        assert_eq!(fingerprint_groups("AB:CD"), "AB:CD", "a short one as it is");
     }
 
     #[test]
