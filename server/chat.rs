@@ -285,15 +285,19 @@ impl Chat {
         self.now = now;
         let key = address_key(addr.ip());
         // Users away hold places too, but a live connection comes first: the one away longest
-        // is given up to make room.
-        while open + self.sessions.away_count() >= self.cfg.max_clients
+        // is given up to make room — when that makes room (a server full of live connections
+        // refuses the newcomer anyway, and keeps who is away).
+        while open < self.cfg.max_clients
+            && open + self.sessions.away_count() >= self.cfg.max_clients
             && self.sessions.away_count() > 0
         {
             self.give_up_away(None, "the server needed its place");
         }
+        let here = self.per_address.count(key);
         while self.cfg.max_per_ip > 0
+            && here < self.cfg.max_per_ip
             && self.sessions.away_from(key) > 0
-            && self.per_address.count(key) + self.sessions.away_from(key) >= self.cfg.max_per_ip
+            && here + self.sessions.away_from(key) >= self.cfg.max_per_ip
         {
             self.give_up_away(Some(key), "its address needed the place");
         }

@@ -358,6 +358,11 @@ impl Chat {
         Some((m.batches, changes))
     }
 
+    /// The batch the state writer has, if any.
+    pub fn state_batch_in_flight(&self) -> Option<u64> {
+        self.moderation.writing.as_ref().map(|(id, _)| *id)
+    }
+
     /// The state writer wrote batch `id` (or could not): its commands are answered; on failure
     /// every change not yet written is undone and answered `ERROR not-saved`.
     pub fn state_saved(&mut self, id: u64, result: Result<(), String>) {

@@ -233,8 +233,19 @@ impl Server {
         let Some(writer) = &mut self.state_writer else {
             return;
         };
-        while let Some((id, result)) = writer.written() {
-            self.chat.state_saved(id, result);
+        loop {
+            match writer.written() {
+                Ok(Some((id, result))) => self.chat.state_saved(id, result),
+                Ok(None) => break,
+                Err(()) => {
+                    // Whatever it had is not written: undone and said so.
+                    if let Some(id) = self.chat.state_batch_in_flight() {
+                        self.chat
+                            .state_saved(id, Err("the state directory's writer stopped".into()));
+                    }
+                    break;
+                }
+            }
         }
         if let Some(batch) = self.chat.take_state_batch() {
             let id = batch.0;

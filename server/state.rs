@@ -186,12 +186,13 @@ impl StateWriter {
             .is_some_and(|batches| batches.try_send(batch).is_ok())
     }
 
-    /// A report, if one came.
-    pub fn written(&mut self) -> Option<Written> {
+    /// A report, if one came; `Err` once the writer is gone (it stopped on a bug): nothing it
+    /// was given will be reported.
+    pub fn written(&mut self) -> Result<Option<Written>, ()> {
         match self.written.try_recv() {
-            Ok(written) => Some(written),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => None,
+            Ok(written) => Ok(Some(written)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(()),
         }
     }
 }
@@ -299,10 +300,10 @@ mod tests {
             };
             assert!(writer.send((1, vec![StateChange::Register(ana)])));
             rx.recv().unwrap();
-            assert_eq!(writer.written(), Some((1, Ok(()))));
+            assert_eq!(writer.written(), Ok(Some((1, Ok(())))));
             assert!(writer.send((2, vec![StateChange::Used("ana".into(), 9)])));
             rx.recv().unwrap();
-            assert_eq!(writer.written(), Some((2, Ok(()))));
+            assert_eq!(writer.written(), Ok(Some((2, Ok(())))));
         }
         let (_, loaded) = StateDir::open(&dir).unwrap();
         let ana = loaded.registrations.get("ANA").unwrap();

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use foreign_types::ForeignTypeRef;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode};
-use openssl::x509::X509;
+use openssl::x509::{X509Ref, X509};
 
 use crate::config::Config;
 use charla_proto::files;
@@ -67,23 +68,11 @@ unsafe extern "C" fn take_any_certificate(
     if cert.is_null() {
         return 0;
     }
-    // The certificate is read back from its DER (at most 16 KiB, MAX_CLIENT_CERT_BYTES): the
-    // openssl crate offers no safe view of a borrowed X509 pointer.
-    // SAFETY: i2d_X509 with a null output only measures; with a buffer of that size it fills it.
-    let der = unsafe {
-        let len = openssl_sys::i2d_X509(cert, std::ptr::null_mut());
-        let Ok(size) = usize::try_from(len) else {
-            return 0;
-        };
-        let mut der = vec![0u8; size];
-        let mut out = der.as_mut_ptr();
-        if openssl_sys::i2d_X509(cert, &mut out) != len {
-            return 0;
-        }
-        der
-    };
-    let cheap = X509::from_der(&der)
-        .and_then(|cert| cert.public_key())
+    // SAFETY: the pointer is non-null and borrowed for this call only (see above); the key it
+    // holds was decoded once, when OpenSSL read the certificate.
+    let cert = unsafe { X509Ref::from_ptr(cert) };
+    let cheap = cert
+        .public_key()
         .is_ok_and(|key| key_is_cheap_to_check(&key));
     std::ffi::c_int::from(cheap)
 }

@@ -465,14 +465,22 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
         .spawn()
         .unwrap();
     drop(ready_end);
+    // Killed whatever the test's outcome (SIGKILL: a stopped terminal could hold a SIGTERM's exit).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on our own child (already reaped or not: harmless either way).
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let kill = KillOnDrop(child.id());
     let deadline = std::time::Instant::now() + common::DEADLINE;
     let Ok(Some(charla_proto::ready::Readiness::Listening(addr))) =
         charla_proto::ready::wait(&mut ready, deadline)
     else {
         panic!("the server did not start");
     };
-    // Nobody reads the terminal.
-    // Ctrl-S: the terminal stops taking output; and nobody reads it from here on.
+    // Ctrl-S: the terminal stops taking output; and nobody reads it.
     (&master).write_all(&[0x13]).unwrap();
     for _ in 0..1000 {
         drop(TcpStream::connect(addr).unwrap());
@@ -495,6 +503,8 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
     let status = rx
         .recv_timeout(common::DEADLINE)
         .expect("the server did not exit");
+    // Reaped: its pid is no longer ours to signal.
+    std::mem::forget(kill);
     assert!(status.unwrap().success());
     drop(master);
 }
