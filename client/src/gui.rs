@@ -6,24 +6,21 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use charla_proto::{
-    leave_reason, notice, parse_client_line, validate_nick, ClientLine, ErrorCode, NickError,
-    Presence, MAX_NICK_CHARS,
-};
+use charla_proto::{notice, parse_client_line, validate_nick, ClientLine};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
 use crate::host::{self, HostError, HostFiles, HostedServer};
 use crate::identity::Identity;
-use crate::net::{Batch, Command, Event, OsError, Problem, Slot, Target, Trust};
+use crate::net::{Batch, Command, Event, Slot, Target, Trust};
 use crate::notify::{Notification, Notifier};
 use crate::present::{
-    clock, contained, fingerprint_groups, first_link, nick_color, today, BanShown, DayMarker,
-    Decoder, ModerationNotice, Shown,
+    clock, contained, fingerprint_groups, first_link, nick_color, today, DayMarker, Decoder, Shown,
 };
 use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
+use crate::words;
 use crate::{
     AppWindow, Conversation, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry,
 };
@@ -32,11 +29,11 @@ use crate::{
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
 
-/// A line nobody said (a notice, a join, a private line as worded): its first web address offered
-/// to open, and a character no font has shown as `�` rather than as nothing at all.
-
 /// Private conversations in tabs of their own, at most (see `open_conversation`).
 pub const MAX_PRIVATE_CONVERSATIONS: usize = 30;
+
+/// A line nobody said (a notice, a join, a private line as worded): its first web address offered
+/// to open, and a character no font has shown as `�` rather than as nothing at all.
 fn log_entry(time: String, kind: LogKind, text: &str) -> LogEntry {
     LogEntry {
         time: time.into(),
@@ -598,6 +595,13 @@ impl UiState {
                 );
             }
             ClientLine::Users => self.users_requested.set(true),
+            // The client's own list, in the user's language; the server's is in English.
+            ClientLine::Help => {
+                for line in strings.invoke_help().lines() {
+                    self.push_log_in(self.current.get(), LogKind::System, line.to_string());
+                }
+                return true;
+            }
             ClientLine::Quit(_) => {
                 app.set_input("".into());
                 self.exit(app);
@@ -1080,23 +1084,14 @@ impl UiState {
                 let _ = slint::quit_event_loop();
             }
             UiEvent::Net(Event::Refused { code, text }) => {
-                let why = server_error(app, code.as_str(), &text);
-                let text = match code {
-                    ErrorCode::NickTaken | ErrorCode::NickInvalid | ErrorCode::NickRegistered => {
-                        strings.invoke_nick_refused(why)
-                    }
-                    ErrorCode::PasswordRequired | ErrorCode::BadPassword => {
-                        strings.invoke_password_refused(why)
-                    }
-                    _ => strings.invoke_error(why),
-                };
+                let text = words::refused_words(&strings, code, &text);
                 if app.get_page() == Page::Chat {
                     self.push_log(LogKind::Error, text.to_string());
                 }
                 back_to_login(app, text);
             }
             UiEvent::Net(Event::Lost { problem, retry_in }) => {
-                let reason = problem_words(app, &problem);
+                let reason = words::problem_words(&app.global::<Strings>(), &problem);
                 // Whole seconds, rounded up: "in 1 s" until the attempt is made.
                 let seconds = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
                 let text = strings.invoke_lost(reason.clone(), seconds.min(i32::MAX as u64) as i32);
@@ -1115,7 +1110,8 @@ impl UiState {
                 }
             }
             UiEvent::Net(Event::Failed { problem }) => {
-                let text = strings.invoke_error(problem_words(app, &problem));
+                let text =
+                    strings.invoke_error(words::problem_words(&app.global::<Strings>(), &problem));
                 if app.get_page() == Page::Chat {
                     self.push_log(LogKind::Error, text.to_string());
                 }
@@ -1150,38 +1146,30 @@ impl UiState {
                 self.end_history_run(app);
             }
         }
+        // The words, the same as the terminal's; the arms below add what only the window does.
+        let said = words::shown_words(&strings, &shown)
+            .map(|text| text.to_string())
+            .unwrap_or_default();
         match shown {
             Shown::History { at, shown } => {
                 self.history_run.set(self.history_run.get() + 1);
-                let text = match *shown {
+                match *shown {
                     Shown::Message { from, text } => {
-                        return self.push_said_at(at, LogKind::History, Said::Message(&from), &text)
+                        self.push_said_at(at, LogKind::History, Said::Message(&from), &text)
                     }
                     Shown::Action { from, text } => {
-                        return self.push_said_at(at, LogKind::History, Said::Action(&from), &text)
+                        self.push_said_at(at, LogKind::History, Said::Action(&from), &text)
                     }
-                    Shown::Private { from, text } => strings
-                        .invoke_private_from(from.into(), contained(&text).as_ref().into())
-                        .to_string(),
-                    other => format!("{other:?}"),
-                };
-                self.push_log_at(at, LogKind::History, text);
+                    _ => self.push_log_at(at, LogKind::History, said),
+                }
             }
             Shown::Notice(text) if text.starts_with(notice::HISTORY_KEPT) => {
-                // Said once per server: every registration brings it.
                 // Once per server and wording: a server that starts keeping more, or on disk, is
                 // told again.
                 let key = format!("{} {text}", self.server.borrow());
                 if self.history_notices.first_time(&key) {
-                    let count = text[notice::HISTORY_KEPT.len()..]
-                        .split_whitespace()
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    self.push_log(
-                        LogKind::System,
-                        strings.invoke_history_kept(count).to_string(),
-                    );
+                    let text = words::notice_words(&strings, &text);
+                    self.push_log(LogKind::System, text.to_string());
                 }
             }
             // Each message is shown so that bidi controls in it cannot reach what follows.
@@ -1205,13 +1193,7 @@ impl UiState {
             }
             Shown::Private { from, text } => {
                 let i = self.open_conversation(&from);
-                self.push_log_in(
-                    i,
-                    LogKind::Private,
-                    strings
-                        .invoke_private_from(from.as_str().into(), contained(&text).as_ref().into())
-                        .to_string(),
-                );
+                self.push_log_in(i, LogKind::Private, said);
                 let summary = strings.invoke_private_notification(from.into()).to_string();
                 self.note_unread(
                     app,
@@ -1228,28 +1210,15 @@ impl UiState {
                         operator: false,
                     });
                 }
-                self.push_log(
-                    LogKind::System,
-                    strings.invoke_joined(nick.into()).to_string(),
-                );
+                self.push_log(LogKind::System, said);
             }
-            Shown::Left { nick, why, text } => {
+            Shown::Left { nick, .. } => {
                 self.remove_user(&nick);
-                let text = match (why.as_str(), text) {
-                    (leave_reason::QUIT, Some(reason)) => strings.invoke_left_because(
-                        nick.as_str().into(),
-                        contained(&reason).as_ref().into(),
-                    ),
-                    (leave_reason::QUIT, None) => strings.invoke_left(nick.as_str().into()),
-                    (why, _) => {
-                        strings.invoke_left_because(nick.as_str().into(), leave_words(app, why))
-                    }
-                };
                 // Said in the room, and in a conversation with them.
                 if let Some(i) = self.conversation_index(&nick) {
-                    self.push_log_in(i, LogKind::System, text.to_string());
+                    self.push_log_in(i, LogKind::System, said.clone());
                 }
-                self.push_log(LogKind::System, text.to_string());
+                self.push_log(LogKind::System, said);
             }
             Shown::Renamed { old, new } => {
                 if let Some(i) = self.users.iter().position(|u| u.nick == old.as_str()) {
@@ -1275,7 +1244,6 @@ impl UiState {
                     }
                 }
                 if let Some(i) = self.conversation_index(&old) {
-                    let renamed = strings.invoke_renamed(old.as_str().into(), new.as_str().into());
                     self.conversations.set_row_data(
                         i,
                         Conversation {
@@ -1283,20 +1251,15 @@ impl UiState {
                             ..self.conversations.row_data(i).unwrap_or_default()
                         },
                     );
-                    self.push_log_in(i, LogKind::System, renamed.to_string());
+                    self.push_log_in(i, LogKind::System, said.clone());
                 }
-                self.push_log(
-                    LogKind::System,
-                    strings.invoke_renamed(old.into(), new.into()).to_string(),
-                );
+                self.push_log(LogKind::System, said);
             }
             Shown::Users(mut nicks) => {
-                nicks.sort_by_key(|n| n.to_lowercase());
                 if self.users_requested.replace(false) {
-                    let text =
-                        strings.invoke_user_list(nicks.len() as i32, nicks.join(", ").into());
-                    self.push_log(LogKind::System, text.to_string());
+                    self.push_log(LogKind::System, said);
                 }
+                nicks.sort_by_key(|n| n.to_lowercase());
                 // The OPER lines that follow mark the operators again.
                 app.set_operator(false);
                 self.users.set_vec(
@@ -1312,64 +1275,19 @@ impl UiState {
             Shown::Operator(nick) => self.set_operator(app, &nick, true),
             Shown::NotOperator(nick) => {
                 self.set_operator(app, &nick, false);
-                self.push_log(
-                    LogKind::System,
-                    strings.invoke_no_longer_operator(nick.into()).to_string(),
-                );
+                self.push_log(LogKind::System, said);
             }
-            Shown::Kicked { by, nick, reason } => {
+            Shown::Kicked { nick, .. } => {
                 self.remove_user(&nick);
-                let text = match reason {
-                    Some(r) => strings.invoke_kicked_because(
-                        by.into(),
-                        nick.into(),
-                        contained(&r).as_ref().into(),
-                    ),
-                    None => strings.invoke_kicked(by.into(), nick.into()),
-                };
-                self.push_log(LogKind::System, text.to_string());
+                self.push_log(LogKind::System, said);
             }
-            Shown::Whois {
-                nick,
-                presence,
-                registered,
-                operator,
-                fingerprint,
-                address,
-            } => {
-                let presence = match presence {
-                    Presence::Online => 0,
-                    Presence::Away => 1,
-                    Presence::Offline => 2,
-                };
-                let text = strings.invoke_whois(
-                    nick.into(),
-                    presence,
-                    registered,
-                    operator,
-                    fingerprint.unwrap_or_default().into(),
-                    address.unwrap_or_default().into(),
-                );
-                self.push_log(LogKind::System, text.to_string());
-            }
-            Shown::Pong(_) => self.push_log(LogKind::System, strings.invoke_pong().to_string()),
-            Shown::Notice(text) => self.push_log(
-                LogKind::System,
-                strings.invoke_notice(notice_words(app, &text)).to_string(),
-            ),
             // An answer to what the user just did: shown where they are.
-            Shown::Error { code, text } => self.push_log_in(
-                self.current.get(),
-                LogKind::Error,
-                strings
-                    .invoke_error(server_error(app, &code, &text))
-                    .to_string(),
-            ),
-            Shown::Moderation(said) => {
-                let text = moderation_words(app, said);
-                self.push_log(LogKind::System, strings.invoke_notice(text).to_string());
-            }
-            Shown::Other(line) => self.push_log(LogKind::System, line),
+            Shown::Error { .. } => self.push_log_in(self.current.get(), LogKind::Error, said),
+            Shown::Whois { .. }
+            | Shown::Pong(_)
+            | Shown::Notice(_)
+            | Shown::Moderation(_)
+            | Shown::Other(_) => self.push_log(LogKind::System, said),
         }
     }
 }
@@ -1389,56 +1307,10 @@ fn back_to_login(app: &AppWindow, error: SharedString) {
     app.set_page(Page::Login);
 }
 
-/// A server's `ERROR <code> <text>` in the user's language; the server's text is used only where
-/// it is a detail (a nickname, a command, a usage).
-fn server_error(app: &AppWindow, code: &str, text: &str) -> SharedString {
-    let s = app.global::<Strings>();
-    let Some(code) = ErrorCode::from_word(code) else {
-        return s.invoke_err_other(code.into(), text.into());
-    };
-    match code {
-        ErrorCode::NickInvalid => s.invoke_err_nick_invalid(text.into()),
-        ErrorCode::NickTaken => s.invoke_err_nick_taken(),
-        ErrorCode::NoSuchUser => s.invoke_err_no_such_user(text.into()),
-        ErrorCode::UnknownCommand => {
-            s.invoke_err_unknown_command(text.trim_start_matches('/').into())
-        }
-        ErrorCode::MissingArgument => s.invoke_err_missing_argument(text.into()),
-        ErrorCode::LineTooLong => s.invoke_err_line_too_long(),
-        ErrorCode::BadUtf8 => s.invoke_err_bad_utf8(),
-        ErrorCode::Flood => s.invoke_err_flood(),
-        ErrorCode::ServerFull => s.invoke_err_server_full(),
-        ErrorCode::Timeout => s.invoke_err_timeout(),
-        ErrorCode::PasswordRequired => s.invoke_err_password_required(),
-        ErrorCode::BadPassword => s.invoke_err_bad_password(),
-        ErrorCode::TooManyConnections => s.invoke_err_too_many_connections(),
-        ErrorCode::NickRegistered => s.invoke_err_nick_registered(),
-        ErrorCode::NoIdentity => s.invoke_err_no_identity(),
-        ErrorCode::NotOperator => s.invoke_err_not_operator(),
-        ErrorCode::Kicked => s.invoke_err_kicked(text.into()),
-        ErrorCode::Banned => s.invoke_err_banned(text.into()),
-        ErrorCode::Muted => s.invoke_err_muted(),
-        ErrorCode::NoSuchBan => s.invoke_err_no_such_ban(text.into()),
-        ErrorCode::RegistrationLimit => s.invoke_err_registration_limit(text.into()),
-        ErrorCode::NotSaved => s.invoke_err_not_saved(),
-        ErrorCode::IsOperator => s.invoke_err_is_operator(),
-        ErrorCode::BanLimit => s.invoke_err_ban_limit(),
-    }
-}
-
 /// Why a nickname is refused before asking any server, in the user's language; `None` if fine.
 fn nick_refused(app: &AppWindow, nick: &str) -> Option<SharedString> {
-    let strings = app.global::<Strings>();
-    let why = match validate_nick(nick).err()? {
-        NickError::Empty => strings.invoke_nick_empty(),
-        NickError::TooLong => strings.invoke_nick_too_long(MAX_NICK_CHARS as i32),
-        NickError::BadChar(c) => strings.invoke_nick_bad_char(format!("{c:?}").into()),
-        NickError::UnfitChar(c) => {
-            strings.invoke_nick_unfit_char(format!("{c:?} (U+{:04X})", c as u32).into())
-        }
-        NickError::MixedScripts => strings.invoke_nick_mixed_scripts(),
-    };
-    Some(strings.invoke_nick_refused(why))
+    let error = validate_nick(nick).err()?;
+    Some(words::nick_refused(&app.global::<Strings>(), error))
 }
 
 /// Why hosting did not start, in the user's language.
@@ -1447,151 +1319,5 @@ fn host_error_words(app: &AppWindow, error: &HostError) -> SharedString {
     match error {
         HostError::PortInUse(port) => s.invoke_host_port_in_use(i32::from(*port)),
         HostError::Other(why) => s.invoke_host_failed(why.into()),
-    }
-}
-
-/// The server's fixed notices in the user's language; any other notice (the /help text) as it
-/// came.
-fn notice_words(app: &AppWindow, text: &str) -> SharedString {
-    let s = app.global::<Strings>();
-    if text == notice::SHUTTING_DOWN {
-        return s.invoke_shutting_down();
-    }
-    if text == notice::PASSWORD_ACCEPTED || text == notice::PASSWORD_ALREADY_ACCEPTED {
-        return s.invoke_password_accepted();
-    }
-    if let Some(nick) = text
-        .strip_prefix(notice::NICK_UNCHANGED)
-        .and_then(|rest| rest.strip_prefix(' '))
-    {
-        return s.invoke_nick_unchanged(nick.into());
-    }
-    text.into()
-}
-
-/// An operator's notice in the user's language.
-fn moderation_words(app: &AppWindow, said: ModerationNotice) -> SharedString {
-    let s = app.global::<Strings>();
-    let target = |ban: &BanShown| {
-        let what = if ban.kind == "identity" {
-            s.invoke_identity_of(fingerprint_groups(&ban.value).into())
-        } else {
-            s.invoke_address_of(ban.value.as_str().into())
-        };
-        let who = match &ban.nick {
-            Some(nick) => format!("{what} ({nick})"),
-            None => what.to_string(),
-        };
-        let until = match &ban.until {
-            Some(time) => s.invoke_until(time.as_str().into()),
-            None => s.invoke_until_lifted(),
-        };
-        (SharedString::from(who), until)
-    };
-    match said {
-        ModerationNotice::Registered {
-            nick,
-            expires_days: 0,
-        } => s.invoke_registered(nick.into()),
-        ModerationNotice::Registered { nick, expires_days } => {
-            s.invoke_registered_expires(nick.into(), expires_days.min(i32::MAX as u64) as i32)
-        }
-        ModerationNotice::Unregistered(nick) => s.invoke_unregistered(nick.into()),
-        ModerationNotice::BanList { total, pages, .. } if pages <= 1 => {
-            s.invoke_bans_count(total.min(i32::MAX as u64) as i32)
-        }
-        ModerationNotice::BanList { total, page, pages } => s.invoke_bans_page(
-            total.min(i32::MAX as u64) as i32,
-            page.min(i32::MAX as u64) as i32,
-            pages.min(i32::MAX as u64) as i32,
-        ),
-        ModerationNotice::Banned { ban, closed } => {
-            let (who, until) = target(&ban);
-            s.invoke_banned_notice(who, until, closed as i32)
-        }
-        ModerationNotice::Ban { ban, by, reason } => {
-            let (who, until) = target(&ban);
-            match reason {
-                Some(reason) => s.invoke_ban_entry_because(
-                    who,
-                    until,
-                    by.into(),
-                    contained(&reason).as_ref().into(),
-                ),
-                None => s.invoke_ban_entry(who, until, by.into()),
-            }
-        }
-        ModerationNotice::Unbanned(count) => s.invoke_unbanned_notice(count as i32),
-        ModerationNotice::Muted {
-            nick,
-            minutes: Some(minutes),
-        } => s.invoke_muted_for(nick.into(), minutes.min(i32::MAX as u64) as i32),
-        ModerationNotice::Muted {
-            nick,
-            minutes: None,
-        } => s.invoke_muted_until_unmuted(nick.into()),
-        ModerationNotice::Unmuted(nick) => s.invoke_unmuted_notice(nick.into()),
-    }
-}
-
-/// The server's own leave reasons in the user's language; a reason the user gave with `/quit`
-/// as it came.
-fn leave_words(app: &AppWindow, reason: &str) -> SharedString {
-    let s = app.global::<Strings>();
-    match reason {
-        leave_reason::CONNECTION_CLOSED => s.invoke_reason_closed(),
-        leave_reason::CONNECTION_LOST => s.invoke_reason_lost(),
-        leave_reason::TOO_SLOW => s.invoke_reason_too_slow(),
-        leave_reason::TIMEOUT => s.invoke_reason_timeout(),
-        leave_reason::SHUTTING_DOWN => s.invoke_shutting_down(),
-        // A reason this version does not know: the server's word.
-        other => other.into(),
-    }
-}
-
-/// Why a connection could not be made or was lost, in the user's language.
-fn problem_words(app: &AppWindow, problem: &Problem) -> SharedString {
-    let s = app.global::<Strings>();
-    let path = |p: &std::path::Path| SharedString::from(p.display().to_string());
-    match problem {
-        Problem::UnknownHost { host, .. } => s.invoke_unknown_host(host.into()),
-        Problem::Unreachable { server, tries } => {
-            let tried: Vec<String> = tries
-                .iter()
-                .map(|(addr, error)| format!("{addr}: {}", os_words(app, error)))
-                .collect();
-            s.invoke_unreachable(server.into(), tried.join("; ").into())
-        }
-        Problem::CertificateRejected { server, ca, detail } => {
-            s.invoke_certificate_rejected(server.into(), path(ca), detail.into())
-        }
-        Problem::TlsFailed { server, detail } => s.invoke_tls_failed(server.into(), detail.into()),
-        Problem::NoCertificate { server } => s.invoke_no_certificate(server.into()),
-        Problem::CaUnreadable { path: p, error } => {
-            s.invoke_ca_unreadable(path(p), os_words(app, error))
-        }
-        Problem::CaInvalid { path: p } => s.invoke_ca_invalid(path(p)),
-        Problem::KnownServers { path: p, error } => {
-            s.invoke_known_servers_failed(path(p), os_words(app, error))
-        }
-        Problem::NotTrusted { server } => s.invoke_not_trusted(server.into()),
-        Problem::Busy { code, text } => server_error(app, code.as_str(), text),
-        Problem::ServerClosed => s.invoke_server_closed(),
-        Problem::NoAnswer { server } => s.invoke_no_answer(server.into()),
-        Problem::Broken(error) => s.invoke_broken(os_words(app, error)),
-        Problem::Internal(text) => text.into(),
-    }
-}
-
-fn os_words(app: &AppWindow, error: &OsError) -> SharedString {
-    let s = app.global::<Strings>();
-    match error {
-        OsError::Refused => s.invoke_os_refused(),
-        OsError::TimedOut => s.invoke_os_timed_out(),
-        OsError::Reset => s.invoke_os_reset(),
-        OsError::Unreachable => s.invoke_os_unreachable(),
-        OsError::NotFound => s.invoke_os_not_found(),
-        OsError::PermissionDenied => s.invoke_os_permission_denied(),
-        OsError::Other(text) => text.into(),
     }
 }

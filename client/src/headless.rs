@@ -1,15 +1,17 @@
 //! `charla --headless`: lines typed on stdin are sent, events printed as readable lines on stdout.
-//! Same network thread and trust rules as the window.
+//! Same network thread, trust rules and words (`words.rs`, in the user's language) as the window.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use charla_proto::{leave_reason, normalize_fingerprint, parse_client_line, ClientLine, Presence};
+use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
 
-use crate::net::{Batch, Command, Event, Network, OsError, Problem, Target};
-use crate::present::{clock, escape_bidi, BanShown, Decoder, ModerationNotice, Shown};
+use crate::net::{Batch, Command, Event, Network, Target};
+use crate::present::{clock, escape_bidi, Decoder, Shown};
+use crate::words::{self, Words};
+use crate::Strings;
 
 enum Input {
     Typed(String),
@@ -20,210 +22,41 @@ enum Input {
     Net(Batch),
 }
 
-/// One event as a line of text (English; the window has the translations).
-pub fn describe(shown: &Shown) -> String {
-    match shown {
-        Shown::Message { from, text } => format!("<{from}> {text}"),
-        Shown::Action { from, text } => format!("* {from} {text}"),
-        Shown::Private { from, text } => format!("[private] <{from}> {text}"),
-        Shown::Joined(nick) => format!("[+] User {nick} has joined the chat"),
-        Shown::Left { nick, why, text } => match (why.as_str(), text) {
-            (leave_reason::QUIT, Some(reason)) => {
-                format!("[!] User {nick} has left the chat (\"{reason}\")")
-            }
-            (leave_reason::QUIT, None) => format!("[!] User {nick} has left the chat"),
-            (why, _) => format!("[!] User {nick} has left the chat ({})", leave_words(why)),
-        },
-        Shown::Renamed { old, new } => format!("{old} is now known as {new}"),
-        Shown::Users(nicks) => format!("Users ({}): {}", nicks.len(), nicks.join(", ")),
-        Shown::Pong(Some(token)) => format!("PONG {token}"),
-        Shown::Pong(None) => "PONG".to_string(),
-        Shown::Notice(text) => format!("Notice: {text}"),
-        Shown::Error { code, text } => format!("Error: {text} ({code})"),
-        Shown::History { shown, .. } => format!("[history] {}", describe(shown)),
-        Shown::Kicked {
-            by,
-            nick,
-            reason: Some(r),
-        } => format!("[!] {by} kicked {nick} out of the chat ({r})"),
-        Shown::Kicked {
-            by,
-            nick,
-            reason: None,
-        } => format!("[!] {by} kicked {nick} out of the chat"),
-        Shown::Operator(nick) => format!("{nick} is an operator"),
-        Shown::NotOperator(nick) => format!("{nick} is no longer an operator"),
-        Shown::Whois {
-            nick,
-            presence,
-            registered,
-            operator,
-            fingerprint,
-            address,
-        } => format!(
-            "{nick}: {}, {}{}, {}{}",
-            match presence {
-                Presence::Online => "online",
-                Presence::Away => "away (connection dropped, place kept)",
-                Presence::Offline => "offline",
-            },
-            if *registered {
-                "registered nickname"
-            } else {
-                "unregistered nickname"
-            },
-            if *operator { ", operator" } else { "" },
-            fingerprint
-                .as_deref()
-                .map_or("no identity".into(), |fp| format!("identity {fp}")),
-            address
-                .as_deref()
-                .map_or(String::new(), |a| format!(", address {a}"))
-        ),
-        Shown::Moderation(said) => describe_moderation(said),
-        Shown::Other(line) => line.clone(),
-    }
-}
-
-/// The server's own words for why someone left.
-fn leave_words(why: &str) -> &str {
-    match why {
-        leave_reason::CONNECTION_CLOSED => "connection closed",
-        leave_reason::CONNECTION_LOST => "connection lost",
-        leave_reason::TOO_SLOW => "too slow",
-        leave_reason::TIMEOUT => "took too long",
-        leave_reason::SHUTTING_DOWN => "server shutting down",
-        other => other,
-    }
-}
-
-fn describe_moderation(said: &ModerationNotice) -> String {
-    let target = |ban: &BanShown| {
-        let who = match &ban.nick {
-            Some(nick) => format!("{} {} ({nick})", ban.kind, ban.value),
-            None => format!("{} {}", ban.kind, ban.value),
-        };
-        let until = ban
-            .until
-            .as_deref()
-            .map_or("until lifted".to_string(), |t| format!("until {t}"));
-        format!("{who} {until}")
-    };
-    match said {
-        ModerationNotice::Registered {
-            nick,
-            expires_days: 0,
-        } => {
-            format!("{nick} is now registered to your identity")
-        }
-        ModerationNotice::Registered { nick, expires_days } => format!(
-            "{nick} is now registered to your identity (freed after {expires_days} days unused)"
-        ),
-        ModerationNotice::Unregistered(nick) => format!("{nick} is no longer registered"),
-        ModerationNotice::Banned { ban, closed } => {
-            format!("Banned: {}; {closed} connections closed", target(ban))
-        }
-        ModerationNotice::BanList { total, page, pages } if *pages > 1 => {
-            format!("Bans in force: {total} (page {page} of {pages})")
-        }
-        ModerationNotice::BanList { total, .. } => format!("Bans in force: {total}"),
-        ModerationNotice::Ban { ban, by, reason } => match reason {
-            Some(reason) => format!("Ban: {}, by {by} ({reason})", target(ban)),
-            None => format!("Ban: {}, by {by}", target(ban)),
-        },
-        ModerationNotice::Unbanned(count) => format!("Bans lifted: {count}"),
-        ModerationNotice::Muted {
-            nick,
-            minutes: Some(m),
-        } => format!("{nick} is muted for {m} minutes"),
-        ModerationNotice::Muted {
-            nick,
-            minutes: None,
-        } => format!("{nick} is muted until unmuted"),
-        ModerationNotice::Unmuted(nick) => format!("{nick} may speak again"),
-    }
-}
-
-/// A connection problem as a line of text.
-pub fn describe_problem(problem: &Problem) -> String {
-    match problem {
-        Problem::UnknownHost { host, detail } if detail.is_empty() => {
-            format!("cannot find a server named {host}: check the name")
-        }
-        Problem::UnknownHost { host, detail } => {
-            format!("cannot find a server named {host}: check the name ({detail})")
-        }
-        Problem::Unreachable { server, tries } => {
-            let tried: Vec<String> = tries
-                .iter()
-                .map(|(addr, error)| format!("{addr}: {}", describe_os_error(error)))
-                .collect();
-            format!("cannot connect to {server} ({})", tried.join("; "))
-        }
-        Problem::CertificateRejected { server, ca, detail } => format!(
-            "the certificate of {server} does not verify against {} ({detail}): not connecting",
-            ca.display()
-        ),
-        Problem::TlsFailed { server, detail } => {
-            format!("no secure connection with {server} ({detail})")
-        }
-        Problem::NoCertificate { server } => format!("{server} showed no certificate"),
-        Problem::CaUnreadable { path, error } => format!(
-            "cannot read the certificate file {} ({})",
-            path.display(),
-            describe_os_error(error)
-        ),
-        Problem::CaInvalid { path } => format!(
-            "{} is not a certificate file (PEM, like certs/server-cert.pem)",
-            path.display()
-        ),
-        Problem::KnownServers { path, error } => format!(
-            "cannot use the trusted servers file {} ({})",
-            path.display(),
-            describe_os_error(error)
-        ),
-        Problem::NotTrusted { server } => format!("{server} was not trusted: not connected"),
-        Problem::Busy { code, text } => {
-            format!("the server is busy ({}): {text}", code.as_str())
-        }
-        Problem::ServerClosed => "the server closed the connection".into(),
-        Problem::NoAnswer { server } => format!("{server} did not answer in time"),
-        Problem::Broken(error) => format!("connection broken ({})", describe_os_error(error)),
-        Problem::Internal(text) => text.clone(),
-    }
-}
-
-pub fn describe_os_error(error: &OsError) -> String {
-    match error {
-        OsError::Refused => "refused: no server is listening there".into(),
-        OsError::TimedOut => "no answer".into(),
-        OsError::Reset => "the connection was cut".into(),
-        OsError::Unreachable => "the network cannot reach it".into(),
-        OsError::NotFound => "no such file".into(),
-        OsError::PermissionDenied => "permission denied".into(),
-        OsError::Other(text) => text.clone(),
-    }
-}
-
 /// The user's own line as the others see it, for a complete transcript.
-fn describe_own(me: &str, line: &str) -> Option<String> {
+fn own_words(words: &Strings<'_>, me: &str, line: &str) -> Option<String> {
     match parse_client_line(line) {
         ClientLine::Message(text) => Some(format!("<{me}> {text}")),
         ClientLine::Me(text) => Some(format!("* {me} {text}")),
-        ClientLine::Msg { to, text } => Some(format!("[private to {to}] <{me}> {text}")),
+        ClientLine::Msg { to, text } => {
+            Some(words.invoke_private_to(to.into(), text.into()).into())
+        }
         _ => None,
     }
 }
 
-/// `/quit [reason]` typed (in any case, as the server takes it): the reason, if any.
-fn quit_reason(line: &str) -> Option<Option<String>> {
-    match parse_client_line(line) {
-        ClientLine::Quit(reason) => Some(reason.map(String::from)),
-        _ => None,
+/// An event from the server as the terminal says it; `None`: nothing to say.
+fn event_words(words: &Strings<'_>, shown: &Shown) -> Option<String> {
+    match shown {
+        Shown::History { shown, .. } => {
+            let text = event_words(words, shown)?;
+            Some(words.invoke_history_line(text.into()).into())
+        }
+        // The window marks operators in its list of users; here it is said.
+        Shown::Operator(nick) => Some(words.invoke_is_operator(nick.into()).into()),
+        other => crate::words::shown_words(words, other).map(String::from),
     }
 }
 
-pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
+/// `lang`: `--lang`, else the system's language.
+pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str>) -> ExitCode {
+    let words = match Words::new(lang) {
+        Ok(words) => words,
+        Err(e) => {
+            eprintln!("charla: cannot load the words to show: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let words = words.strings();
     let (tx, rx) = mpsc::channel();
     let net_tx = tx.clone();
     let network = match Network::start(move |batch| {
@@ -251,6 +84,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
         .and_then(normalize_fingerprint);
     let mut session = Session {
         network: &network,
+        words: &words,
         pending: VecDeque::new(),
         registered: false,
         asking_trust: false,
@@ -268,8 +102,8 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
             Input::Eof => {
                 session.input_ended = true;
                 if session.asking_trust {
-                    say("* no answer (end of input): not trusted");
                     session.asking_trust = false;
+                    say(&format!("* {}", words.invoke_trust_no_answer()));
                     network.send(Command::TrustAnswer(false));
                 } else if session.registered {
                     session.leave(None);
@@ -279,33 +113,41 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                 for event in events {
                     match event {
                         Event::Connecting { server, attempt } if attempt <= 1 => {
-                            say(&format!("* connecting to {server}"))
+                            say(&format!("* {}", words.invoke_connecting(server.into())))
                         }
-                        Event::Connecting { server, attempt } => {
-                            say(&format!("* connecting to {server} (attempt {attempt})"))
-                        }
+                        Event::Connecting { server, attempt } => say(&format!(
+                            "* {}",
+                            words.invoke_connecting_again(server.into(), attempt as i32)
+                        )),
                         Event::NewServer {
                             server,
                             fingerprint,
                         } => match &accept {
                             Some(fp) if *fp == fingerprint => {
-                                say(&format!("* trusting {server}: its fingerprint is the one given with --accept-fingerprint"));
+                                say(&format!("* {}", words.invoke_trust_given(server.into())));
                                 network.send(Command::TrustAnswer(true));
                             }
                             Some(fp) => {
-                                say(&format!("! {server} shows fingerprint {fingerprint}, not the {fp} given with --accept-fingerprint: not connecting"));
+                                say(&format!(
+                                    "! {}",
+                                    words.invoke_trust_given_differs(
+                                        server.into(),
+                                        fingerprint.into(),
+                                        fp.into()
+                                    )
+                                ));
                                 network.send(Command::TrustAnswer(false));
                             }
                             None => {
-                                say(&format!("* {server} is not known yet. Its certificate's SHA-256 fingerprint is"));
-                                say(&format!("  {fingerprint}"));
-                                say("  Compare it with the one gen-certs.sh printed on the server. Trust it? (yes/no)");
+                                let question =
+                                    words.invoke_trust_question(server.into(), fingerprint.into());
+                                say_lines('*', &question);
                                 session.asking_trust = true;
                                 if let Some(answer) = session.pending.pop_front() {
                                     session.trust_answer(&answer);
                                 } else if session.input_ended {
-                                    say("* no answer (end of input): not trusted");
                                     session.asking_trust = false;
+                                    say(&format!("* {}", words.invoke_trust_no_answer()));
                                     network.send(Command::TrustAnswer(false));
                                 }
                             }
@@ -316,18 +158,20 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                             got,
                             known_servers,
                         } => {
-                            say(&format!("! WARNING: {server} shows a DIFFERENT certificate than the one trusted before."));
-                            say(&format!("!   trusted: {expected}"));
-                            say(&format!("!   now:     {got}"));
-                            say("! Someone may be impersonating the server, or it got a new certificate. Not connecting.");
-                            say(&format!(
-                        "! If the change is expected, remove the line of {server} from {} and connect again.",
-                        known_servers.display()
-                    ));
+                            let warning = words.invoke_server_changed(
+                                server.into(),
+                                expected.into(),
+                                got.into(),
+                                known_servers.display().to_string().into(),
+                            );
+                            say_lines('!', &warning);
                             return ExitCode::FAILURE;
                         }
                         Event::Registered { nick } => {
-                            say(&format!("* connected as {nick}"));
+                            say(&format!(
+                                "* {}",
+                                words.invoke_connected(nick.as_str().into())
+                            ));
                             session.me = nick;
                             session.registered = true;
                             while let Some(line) = session.pending.pop_front() {
@@ -338,36 +182,41 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
                             }
                         }
                         Event::Sent(line) => {
-                            if let Some(text) = describe_own(&session.me, &line) {
+                            if let Some(text) = own_words(&words, &session.me, &line) {
                                 say(&format!("[{}] {text}", clock()));
                             }
                         }
                         Event::Line(line) => {
-                            if let Some(shown) = decoder.decode(&line) {
-                                if let Shown::Renamed { old, new } = &shown {
-                                    if *old == session.me {
-                                        session.me = new.clone();
-                                    }
+                            let Some(shown) = decoder.decode(&line) else {
+                                continue;
+                            };
+                            if let Shown::Renamed { old, new } = &shown {
+                                if *old == session.me {
+                                    session.me = new.clone();
                                 }
-                                // A line from the history carries its own time.
-                                let at = match &shown {
-                                    Shown::History { at, .. } => at.clone(),
-                                    _ => clock(),
-                                };
-                                say(&format!("[{at}] {}", describe(&shown)));
+                            }
+                            // A line from the history carries its own time.
+                            let at = match &shown {
+                                Shown::History { at, .. } => at.clone(),
+                                _ => clock(),
+                            };
+                            if let Some(text) = event_words(&words, &shown) {
+                                say(&format!("[{at}] {text}"));
                             }
                         }
                         Event::Refused { code, text } => {
-                            say(&format!("! refused ({}): {text}", code.as_str()));
+                            say(&format!("! {}", words::refused_words(&words, code, &text)));
                             return ExitCode::FAILURE;
                         }
                         Event::Lost { problem, retry_in } => say(&format!(
-                            "! {}; reconnecting in {} s",
-                            describe_problem(&problem),
-                            retry_in.as_secs()
+                            "! {}",
+                            words.invoke_lost(
+                                words::problem_words(&words, &problem),
+                                retry_in.as_secs().min(i32::MAX as u64) as i32
+                            )
                         )),
                         Event::Failed { problem } => {
-                            say(&format!("! {}", describe_problem(&problem)));
+                            say(&format!("! {}", words::problem_words(&words, &problem)));
                             return ExitCode::FAILURE;
                         }
                         Event::Closed => return ExitCode::SUCCESS,
@@ -380,6 +229,18 @@ pub fn run(target: Target, accept_fingerprint: Option<String>) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Text of several lines: the first marked, the others indented under it (a fingerprint on a line
+/// of its own stays easy to copy).
+fn say_lines(mark: char, text: &str) {
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            say(&format!("{mark} {line}"));
+        } else {
+            say(&format!("  {line}"));
+        }
+    }
+}
+
 fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     // A terminal would let bidi controls in a message reorder the rest of the line.
@@ -390,6 +251,7 @@ fn say(text: &str) {
 /// What the user typed, and what is left to do with it.
 struct Session<'a> {
     network: &'a Network,
+    words: &'a Strings<'a>,
     /// Typed before registration: sent once registered, unless the first one answers a trust
     /// question.
     pending: VecDeque<String>,
@@ -404,13 +266,11 @@ struct Session<'a> {
 impl Session<'_> {
     fn trust_answer(&mut self, line: &str) {
         self.asking_trust = false;
+        // A no is said by the network thread's answer (not trusted: not connected).
         let yes = matches!(
             line.trim().to_lowercase().as_str(),
             "yes" | "y" | "sí" | "si" | "s"
         );
-        if !yes {
-            say("* not trusted");
-        }
         self.network.send(Command::TrustAnswer(yes));
     }
 
@@ -418,9 +278,13 @@ impl Session<'_> {
         if self.leaving {
             return;
         }
-        match quit_reason(&line) {
-            Some(reason) => self.leave(reason),
-            None => self.network.send(Command::Send(line)),
+        match parse_client_line(&line) {
+            ClientLine::Quit(reason) => self.leave(reason.map(String::from)),
+            // The client's own list, in the user's language; the server's is in English.
+            ClientLine::Help => {
+                say_lines('*', &self.words.invoke_help());
+            }
+            _ => self.network.send(Command::Send(line)),
         }
     }
 

@@ -11,5 +11,6 @@ pub mod notify;
 pub mod present;
 pub mod ring_model;
 pub mod typing;
+pub mod words;
 
 slint::include_modules!();

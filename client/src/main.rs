@@ -31,7 +31,8 @@ Options:
                            (otherwise $CHARLA_PASSWORD; the window has a password field)
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
-  --lang es|en             language of the window [default: from the system locale]
+  --lang es|en             language of the window and of --headless
+                           [default: from the system locale]
   --log-lines N            lines the window's log keeps, the oldest going first; remembered
                            [default: the last one given, else 5000; 100 to 100000]
   --config-dir DIR         where settings, known_servers and your identity live
@@ -241,7 +242,7 @@ fn main() -> ExitCode {
             password,
             identity,
         };
-        return headless::run(target, opts.accept_fingerprint);
+        return headless::run(target, opts.accept_fingerprint, opts.lang.as_deref());
     }
     run_window(&opts, &settings, dir, identity, identity_error)
 }

@@ -25,6 +25,11 @@ fn spawn(port: u16, nick: &str, extra: &[&str], config: &TempDir) -> Child {
         .arg("--config-dir")
         .arg(config.path())
         .args(extra)
+        // The words are the system's language's: these tests read the English ones.
+        .env("LANG", "C.UTF-8")
+        .env_remove("LANGUAGE")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -109,7 +114,7 @@ fn typed_lines_are_sent_and_events_printed() {
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
     );
-    eva.expect("* connected as eva");
+    eva.expect("* Connected as eva");
     bob.expect_next("JOIN eva");
     eva.type_line("hola desde la terminal");
     bob.expect_next("MSG eva hola desde la terminal");
@@ -121,9 +126,9 @@ fn typed_lines_are_sent_and_events_printed() {
     bob.send("al reves \u{202E}odnum");
     eva.expect("<bob> al reves \\u{202E}odnum");
     bob.send("/msg eva en privado");
-    eva.expect("[private] <bob> en privado");
+    eva.expect("(private) bob: en privado");
     eva.type_line("!usuarios");
-    eva.expect("Users (2): ");
+    eva.expect("Users in the chat (2): ");
     let carol = server.join("carol");
     eva.expect("[+] User carol has joined the chat");
     drop(carol);
@@ -144,7 +149,7 @@ fn end_of_input_quits_cleanly() {
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
     );
-    eva.expect("* connected as eva");
+    eva.expect("* Connected as eva");
     bob.expect_next("JOIN eva");
     assert_eq!(eva.exit_code(), Some(0));
     bob.expect_next("LEAVE eva quit");
@@ -160,12 +165,12 @@ fn trust_on_first_use_asks_on_stdin() {
     assert_eq!(fingerprint.trim().len(), 95, "{fingerprint}");
     eva.expect("Trust it? (yes/no)");
     eva.type_line("yes");
-    eva.expect("* connected as eva");
+    eva.expect("* Connected as eva");
     assert_eq!(eva.exit_code(), Some(0));
 
     // Remembered: no question the second time.
     let mut again = Headless::start(&server, "eva", &[], &config);
-    again.expect("* connected as eva");
+    again.expect("* Connected as eva");
     assert!(
         !again.seen.iter().any(|l| l.contains("not known")),
         "{:?}",
@@ -195,7 +200,7 @@ fn a_taken_nickname_ends_with_an_error() {
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
     );
-    other.expect("! refused (nick-taken)");
+    other.expect("! Nickname refused: that nickname is already in use");
     assert_eq!(other.exit_code(), Some(1));
 }
 
@@ -304,7 +309,7 @@ fn a_trust_question_with_no_input_left_refuses() {
         out.iter().any(|l| l.contains("Trust it? (yes/no)")),
         "{out:#?}"
     );
-    assert!(out.iter().any(|l| l.contains("no answer")), "{out:#?}");
+    assert!(out.iter().any(|l| l.contains("No answer")), "{out:#?}");
     assert_eq!(code, Some(1));
     assert!(!config.path().join("known_servers").exists());
 }
@@ -344,7 +349,7 @@ fn a_cut_connection_comes_back_with_every_line_exactly_once() {
         &["--ca", certs().cert.to_str().unwrap()],
         &config,
     );
-    ana.expect("* connected as ana");
+    ana.expect("* Connected as ana");
     bob.expect_line("JOIN ana");
     bob.send("antes");
     ana.expect("<bob> antes");
@@ -360,14 +365,21 @@ fn a_cut_connection_comes_back_with_every_line_exactly_once() {
     }
     proxy.reopen();
     bob.expect_line("JOIN ana");
-    ana.expect("<bob> privado 3");
-    let said: Vec<&String> = ana.seen.iter().filter(|l| l.contains("<bob> ")).collect();
+    ana.expect("(private) bob: privado 3");
+    let said: Vec<&String> = ana
+        .seen
+        .iter()
+        .filter(|l| l.contains("<bob> ") || l.contains("(private) bob: "))
+        .collect();
     // ("antes" was read by the expect above; "privado 3" by the one that waited for it.)
     let mut wanted: Vec<String> = (1..=50).map(|n| format!("perdido {n}")).collect();
     wanted.extend((1..=2).map(|n| format!("privado {n}")));
     let texts: Vec<&str> = said
         .iter()
-        .map(|l| l.rsplit("<bob> ").next().unwrap())
+        .map(|l| {
+            let public = l.rsplit("<bob> ").next().unwrap();
+            public.rsplit("(private) bob: ").next().unwrap()
+        })
         .collect();
     assert_eq!(texts, wanted, "every line once, in order: {said:#?}");
     assert!(
@@ -420,16 +432,80 @@ fn show_identity_makes_one_once_and_a_server_operator_can_list_it() {
         bob.expect_closed().last().unwrap(),
         "ERROR kicked root kicked you"
     );
-    op.expect("[!] root kicked bob out of the chat");
+    op.expect("[!] root put bob out of the chat");
     let mut anon = Headless::start(
         &server,
         "anon",
         &[&ca[..], &["--no-identity"]].concat(),
         &config,
     );
-    anon.expect("* connected as anon");
+    anon.expect("* Connected as anon");
     anon.type_line("/whois anon");
-    anon.expect("anon: online, unregistered nickname, no identity");
+    anon.expect("anon is in the chat; the nickname is not registered; no identity");
+}
+
+/// Everything the terminal says is in the user's language, as in the window: the same words, one
+/// translation (plural forms included); `/help` is the client's own list, in that language.
+#[test]
+fn the_terminal_speaks_the_language_asked_for() {
+    let server = Server::start(&["--history", "1"]);
+    let config = TempDir::new("headless-es");
+    let mut bob = server.join("bob");
+    bob.send("antes");
+    bob.sync();
+    let ca = ["--ca", certs().cert.to_str().unwrap(), "--lang", "es"];
+    let mut eva = Headless::start(&server, "eva", &ca, &config);
+    eva.expect("[historial] <bob> antes");
+    bob.expect_line("JOIN eva");
+    eva.type_line("/help");
+    eva.expect("* Órdenes:");
+    eva.expect("  /users (o !usuarios): quién está en el chat");
+    bob.send("/msg eva hola");
+    eva.expect("(privado) bob: hola");
+    let seen = eva.seen.clone();
+    eva.type_line("/quit");
+    bob.expect_line("LEAVE eva quit");
+    assert_eq!(eva.exit_code(), Some(0));
+    for said in [
+        "* Conectado como eva",
+        // One message kept: the singular.
+        "Este servidor guarda el último mensaje público y se lo muestra a quien entra",
+    ] {
+        assert!(
+            seen.iter().any(|l| l.contains(said)),
+            "{said:?} in {seen:#?}"
+        );
+    }
+    assert!(
+        !bob.sync().iter().any(|l| l.contains("help")),
+        "/help is answered by the client, not sent"
+    );
+}
+
+/// Without --lang, the system's language (LANG), as a terminal in Spanish has it.
+#[test]
+fn the_terminal_speaks_the_systems_language() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("headless-lang");
+    let out = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["--headless", "--host", "localhost", "--nick", "eva"])
+        .args(["--port", &server.addr.port().to_string()])
+        .arg("--config-dir")
+        .arg(config.path())
+        .env("LANG", "es_ES.UTF-8")
+        .env_remove("LANGUAGE")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("aún no es conocido"), "{said}");
+    assert!(
+        said.contains("Sin respuesta (la entrada terminó): no se confía"),
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

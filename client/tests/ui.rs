@@ -759,7 +759,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
         shown,
         [
             (LogKind::History, "bob: perdido".into()),
-            (LogKind::System, "— 1 messages while you were away —".into()),
+            (LogKind::System, "— 1 message while you were away —".into()),
         ],
         "the notice once per server"
     );
@@ -787,7 +787,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
         ui.last_log(),
         (
             LogKind::System,
-            "— 1 earlier messages, said before you joined —".into()
+            "— 1 earlier message, said before you joined —".into()
         )
     );
 }
@@ -1021,7 +1021,27 @@ fn an_operators_notices_are_in_the_windows_language() {
     for (line, want) in [
         (
             "BANNED address 127.0.0.1 permanent 1 bob",
-            "Expulsión: dirección 127.0.0.1 (bob) hasta que se levante; 1 conexiones cerradas",
+            "Expulsión: dirección 127.0.0.1 (bob) hasta que se levante; 1 conexión cerrada",
+        ),
+        (
+            "BANNED address 127.0.0.2 permanent 2 bob",
+            "Expulsión: dirección 127.0.0.2 (bob) hasta que se levante; 2 conexiones cerradas",
+        ),
+        (
+            "NOTICE held for bob: away, delivered if back within 120 s",
+            "bob está ausente: lo que le envíes se entregará si vuelve antes de 120 s",
+        ),
+        (
+            "NOTICE not delivered to bob: not back in time, 1 messages dropped",
+            "bob no volvió a tiempo: 1 mensaje para esa persona no se entregó",
+        ),
+        (
+            "NOTICE not delivered to bob: not back in time, 3 messages dropped",
+            "bob no volvió a tiempo: 3 mensajes para esa persona no se entregaron",
+        ),
+        (
+            "NOTICE not held for bob: too many messages waiting",
+            "bob está ausente y tiene demasiados mensajes esperando: el tuyo no se guardó",
         ),
         ("BANS 1 1 1", "Expulsiones vigentes: 1"),
         (
@@ -1048,6 +1068,29 @@ fn an_operators_notices_are_in_the_windows_language() {
         let (_, text) = ui.last_log();
         assert!(text.contains(want), "{line}: {text}");
     }
+}
+
+/// `/help` is answered by the window itself, in its language, where the user is; nothing is sent.
+#[test]
+fn help_lists_the_commands_in_the_windows_language() {
+    let ui = ui("es");
+    ui.registered("ana");
+    ui.app.set_input("/help".into());
+    ui.app.invoke_send("/help".into());
+    assert!(ui.sent_lines().is_empty(), "{:?}", ui.sent_lines());
+    assert_eq!(ui.app.get_input(), "", "the input is cleared");
+    let log = ui.log();
+    assert!(
+        log.contains(&(LogKind::System, "Órdenes:".into())),
+        "{log:#?}"
+    );
+    assert!(
+        log.contains(&(
+            LogKind::System,
+            "/users (o !usuarios): quién está en el chat".into()
+        )),
+        "{log:#?}"
+    );
 }
 
 /// Issue 21: private messages from new names each opened a tab, with its own log: a server, or
