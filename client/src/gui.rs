@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use charla_proto::{notice, parse_client_line, validate_nick, ClientLine};
+use charla_proto::{notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
@@ -987,6 +987,31 @@ impl UiState {
         });
     }
 
+    /// The server refused the user's public line (muted): the line shown as said is marked as not
+    /// sent. The server answers in order and says nothing of lines it takes, so the refused line
+    /// is the newest of the user's own lines not marked yet.
+    fn mark_not_sent(&self, strings: &Strings<'_>) {
+        let rows = self.log.row_count();
+        // A refusal comes one round trip after its line: it is among the last lines.
+        for row in (rows.saturating_sub(200)..rows).rev() {
+            let Some(entry) = self.log.row_data(row) else {
+                continue;
+            };
+            if entry.kind == LogKind::Own {
+                let text = strings.invoke_not_sent(entry.text.clone());
+                self.log.set_row_data(
+                    row,
+                    LogEntry {
+                        kind: LogKind::Error,
+                        text,
+                        ..entry
+                    },
+                );
+                return;
+            }
+        }
+    }
+
     /// After a run of history lines, before what is live: a marker saying what they were.
     fn end_history_run(&self, app: &AppWindow) {
         let count = self.history_run.replace(0);
@@ -1282,7 +1307,14 @@ impl UiState {
                 self.push_log(LogKind::System, said);
             }
             // An answer to what the user just did: shown where they are.
-            Shown::Error { .. } => self.push_log_in(self.current.get(), LogKind::Error, said),
+            Shown::Error { code, .. } => {
+                if code == ErrorCode::Muted.as_str() {
+                    // About a line said in the room: told there.
+                    self.mark_not_sent(&strings);
+                    return self.push_log_in(0, LogKind::Error, said);
+                }
+                self.push_log_in(self.current.get(), LogKind::Error, said)
+            }
             Shown::Whois { .. }
             | Shown::Pong(_)
             | Shown::Notice(_)

@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine};
+use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine, ErrorCode};
 
 use crate::net::{Batch, Command, Event, Network, Target};
 use crate::present::{clock, escape_bidi, Decoder, Shown};
@@ -88,6 +88,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
         pending: VecDeque::new(),
         registered: false,
         asking_trust: false,
+        said: VecDeque::new(),
         input_ended: false,
         leaving: false,
         me: String::new(),
@@ -184,6 +185,9 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
                         Event::Sent(line) => {
                             if let Some(text) = own_words(&words, &session.me, &line) {
                                 say(&format!("[{}] {text}", clock()));
+                                if !matches!(parse_client_line(&line), ClientLine::Msg { .. }) {
+                                    session.said_in_public(text);
+                                }
                             }
                         }
                         Event::Line(line) => {
@@ -202,6 +206,17 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
                             };
                             if let Some(text) = event_words(&words, &shown) {
                                 say(&format!("[{at}] {text}"));
+                            }
+                            if let Shown::Error { code, .. } = &shown {
+                                // The server refused the newest of the user's public lines.
+                                if code == ErrorCode::Muted.as_str() {
+                                    if let Some(own) = session.said.pop_back() {
+                                        say(&format!(
+                                            "[{at}] {}",
+                                            words.invoke_not_sent(own.into())
+                                        ));
+                                    }
+                                }
                             }
                         }
                         Event::Refused { code, text } => {
@@ -257,6 +272,9 @@ struct Session<'a> {
     pending: VecDeque<String>,
     registered: bool,
     asking_trust: bool,
+    /// The user's last public lines as printed, newest last: one the server refuses (muted) is
+    /// said again as not sent.
+    said: VecDeque<String>,
     input_ended: bool,
     /// `/quit` was given: later input is not sent.
     leaving: bool,
@@ -272,6 +290,14 @@ impl Session<'_> {
             "yes" | "y" | "sí" | "si" | "s"
         );
         self.network.send(Command::TrustAnswer(yes));
+    }
+
+    fn said_in_public(&mut self, text: String) {
+        // A refusal comes one round trip after its line: only the last few can be refused.
+        if self.said.len() == 32 {
+            self.said.pop_front();
+        }
+        self.said.push_back(text);
     }
 
     fn typed(&mut self, line: String) {

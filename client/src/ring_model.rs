@@ -58,6 +58,19 @@ impl<T: Clone + 'static> Model for RingModel<T> {
         self.rows.borrow().get(row).cloned()
     }
 
+    fn set_row_data(&self, row: usize, data: T) {
+        let changed = match self.rows.borrow_mut().get_mut(row) {
+            Some(slot) => {
+                *slot = data;
+                true
+            }
+            None => false,
+        };
+        if changed {
+            self.notify.row_changed(row);
+        }
+    }
+
     fn model_tracker(&self) -> &dyn ModelTracker {
         &self.notify
     }
@@ -101,6 +114,16 @@ mod tests {
         assert_eq!(model.row_data(0), Some(4998));
         assert_eq!(model.row_data(4), Some(5002));
         assert_eq!(model.row_data(5), None);
+    }
+
+    #[test]
+    fn a_row_can_be_changed_in_place() {
+        let model = RingModel::new(2);
+        model.push(1);
+        model.push(2);
+        model.set_row_data(1, 20);
+        model.set_row_data(5, 50);
+        assert_eq!(rows(&model), vec![1, 20]);
     }
 
     #[test]

@@ -444,6 +444,34 @@ fn show_identity_makes_one_once_and_a_server_operator_can_list_it() {
     anon.expect("anon is in the chat; the nickname is not registered; no identity");
 }
 
+/// Issue 23: a muted user's line was printed as if it had been said. The server refuses it: the
+/// terminal says so, and says the line again as not sent.
+#[test]
+fn a_line_refused_while_muted_is_said_as_not_sent() {
+    let op = common::Identity::new("op");
+    let config = TempDir::new("headless-muted");
+    let ops = config.path().join("operators");
+    std::fs::write(&ops, format!("{}\n", op.fingerprint)).unwrap();
+    let server = Server::start(&["--operators", ops.to_str().unwrap()]);
+    let mut root = op.join(server.addr, "root");
+    let ca = ["--ca", certs().cert.to_str().unwrap()];
+    let mut eva = Headless::start(&server, "eva", &ca, &config);
+    eva.expect("* Connected as eva");
+    root.expect_line("JOIN eva");
+    root.send("/mute eva 5");
+    root.expect_line("MUTED eva 5");
+    eva.type_line("nadie me oye");
+    eva.expect("] <eva> nadie me oye");
+    eva.expect("Error: an operator muted you");
+    eva.expect("] <eva> nadie me oye (not sent)");
+    eva.type_line("/quit");
+    let before = root.expect_line("LEAVE eva quit");
+    assert!(
+        before.iter().all(|l| !l.contains("nadie")),
+        "the line reached no one: {before:?}"
+    );
+}
+
 /// Everything the terminal says is in the user's language, as in the window: the same words, one
 /// translation (plural forms included); `/help` is the client's own list, in that language.
 #[test]

@@ -1070,6 +1070,36 @@ fn an_operators_notices_are_in_the_windows_language() {
     }
 }
 
+/// Issue 23: a muted user's line stayed in the log as said. The server's refusal marks it as not
+/// sent (the newest own line not marked yet), and says why in the room.
+#[test]
+fn a_line_refused_while_muted_is_marked_not_sent() {
+    let ui = ui("en");
+    ui.registered("ana");
+    for line in ["first", "second"] {
+        ui.app.set_input(line.into());
+        ui.app.invoke_send(line.into());
+    }
+    ui.show(Shown::Error {
+        code: "muted".into(),
+        text: "an operator muted you".into(),
+    });
+    let log = ui.log();
+    let n = log.len();
+    assert_eq!(
+        log[n - 3..],
+        [
+            own("ana: first"),
+            (LogKind::Error, "ana: second (not sent)".into()),
+            (
+                LogKind::Error,
+                "Error: an operator muted you: your public messages reach no one for now".into()
+            ),
+        ],
+        "{log:#?}"
+    );
+}
+
 /// `/help` is answered by the window itself, in its language, where the user is; nothing is sent.
 #[test]
 fn help_lists_the_commands_in_the_windows_language() {
