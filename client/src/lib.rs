@@ -10,6 +10,7 @@ pub mod net;
 pub mod notify;
 pub mod present;
 pub mod ring_model;
+pub mod slint_messages;
 pub mod typing;
 pub mod words;
 

@@ -170,6 +170,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    charla::slint_messages::install();
     let dir = opts.config_dir.clone().unwrap_or_else(config_dir);
     if opts.show_identity {
         return match Identity::load_or_create(&dir) {

@@ -89,8 +89,16 @@ fn start_charla_with(
     settings: &str,
     env: &[(&str, &std::path::Path)],
 ) -> Child {
+    charla_command(x, server, config, settings)
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap()
+}
+
+fn charla_command(x: &Xvfb, server: &Server, config: &TempDir, settings: &str) -> Command {
     std::fs::write(config.path().join("settings"), settings).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_charla"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
+    command
         .args([
             "--connect",
             "--lang",
@@ -109,10 +117,8 @@ fn start_charla_with(
         .arg("--config-dir")
         .arg(config.path())
         .env("DISPLAY", &x.display)
-        .env("LANG", "C")
-        .envs(env.iter().copied())
-        .spawn()
-        .unwrap()
+        .env("LANG", "C");
+    command
 }
 
 /// The chat window, once the server has registered ana (`witness` saw her JOIN): it shows the
@@ -339,4 +345,28 @@ fn a_link_is_opened_in_the_browser_from_the_keyboard() {
     // Tab goes on from the link to the input.
     x.run("xdotool", &["key", "Tab"]);
     quit(&x, &window, charla, &mut bob);
+}
+
+/// Issue 23: without a desktop session bus (a bare X server, a container, `ssh -X`) every start
+/// printed `Error watching for xdg desktop settings: …`, Slint's, on the terminal. Nothing is lost
+/// without the bus (the window keeps its own light or dark setting), so nothing is said.
+#[test]
+fn no_session_bus_says_nothing() {
+    let x = Xvfb::start();
+    let server = Server::start(&[]);
+    let mut bob = server.join("bob");
+    let config = TempDir::new("window-no-bus");
+    // A runtime directory with no bus in it, as on a machine without a session.
+    let runtime = TempDir::new("window-no-bus-runtime");
+    let stderr = config.path().join("stderr");
+    let charla = charla_command(&x, &server, &config, "")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let window = chat_window(&x, &mut bob);
+    quit(&x, &window, charla, &mut bob);
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!said.contains("xdg"), "{said}");
 }
