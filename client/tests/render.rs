@@ -223,3 +223,154 @@ fn a_bigger_text_size_draws_bigger_lines() {
     let bigger = height(&app);
     assert!(bigger > normal * 1.3, "{normal} → {bigger} at 1.5");
 }
+
+/// The element labelled `label` lying wholly inside the window (`width` × `height`), if any.
+fn in_view(app: &AppWindow, label: &str, width: f32, height: f32) -> Option<ElementHandle> {
+    ElementHandle::find_by_accessible_label(app, label).find(|e| {
+        let (pos, size) = (e.absolute_position(), e.size());
+        size.height > 0.0
+            && pos.x >= -0.5
+            && pos.y >= -0.5
+            && pos.x + size.width <= width + 0.5
+            && pos.y + size.height <= height + 0.5
+    })
+}
+
+/// Issue 23: in the smallest window (480×360), or with the text twice as large, About lost its
+/// title above the window and its Close button below it (only Escape closed it). Every dialog now
+/// fits, or scrolls: its title is in view when it opens, and the mouse wheel over it brings its
+/// last button into view.
+#[test]
+fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
+    let (width, height) = (480.0, 360.0);
+    let fingerprint = "AB:CD:EF:01:23:45:67:89 AB:CD:EF:01:23:45:67:89 \
+                       AB:CD:EF:01:23:45:67:89 AB:CD:EF:01:23:45:67:89";
+    type Open = fn(&AppWindow, &str);
+    let dialogs: [(&str, Open, &str); 6] = [
+        ("About", |app, _| app.set_about_visible(true), "Close"),
+        (
+            "Trust",
+            |app, fp| {
+                app.set_trust_server("chat.example.org:12345".into());
+                app.set_trust_fingerprint(fp.into());
+                app.set_trust_visible(true);
+            },
+            "Cancel",
+        ),
+        ("Host", |app, _| app.set_host_visible(true), "Cancel"),
+        (
+            "Host info",
+            |app, fp| {
+                app.set_host_addresses("192.168.1.20, fd00::1234:5678:9abc:def0".into());
+                app.set_hosted_port("12345".into());
+                app.set_host_fingerprint(fp.into());
+                app.set_host_info_visible(true);
+            },
+            "Close",
+        ),
+        (
+            "Paste",
+            |app, _| {
+                app.set_paste_count(4);
+                app.set_paste_preview("uno\ndos\ntres\ncuatro".into());
+                app.set_paste_visible(true);
+            },
+            "Cancel",
+        ),
+        (
+            "Moderate",
+            |app, _| {
+                app.set_moderate_nick("bob".into());
+                app.set_moderate_visible(true);
+            },
+            "Cancel",
+        ),
+    ];
+    for scale in [1.0, 2.0] {
+        for (name, open, last) in dialogs {
+            let app = window();
+            app.window()
+                .set_size(slint::LogicalSize::new(width, height));
+            app.set_text_scale(scale);
+            open(&app, fingerprint);
+            settle(&app);
+            let titles = [
+                "Charla".to_string(),
+                "First connection to chat.example.org:12345".into(),
+                "Host a chat on this computer".into(),
+                "Your chat is running".into(),
+                "Send 4 lines?".into(),
+                "Moderate bob".into(),
+            ];
+            let centre = slint::LogicalPosition::new(width / 2.0, height / 2.0);
+            app.window()
+                .dispatch_event(slint::platform::WindowEvent::PointerMoved { position: centre });
+            // A dialog that gives its last button the keyboard opens scrolled to it.
+            scroll_until(
+                &app,
+                centre,
+                40.0,
+                &format!("{name} at {scale}×: its title"),
+                || {
+                    titles
+                        .iter()
+                        .any(|title| in_view(&app, title, width, height).is_some())
+                },
+            );
+            scroll_until(
+                &app,
+                centre,
+                -40.0,
+                &format!("{name} at {scale}×: {last}"),
+                || in_view(&app, last, width, height).is_some(),
+            );
+        }
+    }
+}
+
+/// Turns the mouse wheel over `at` (`delta` a notch: positive towards the top) until `seen`.
+fn scroll_until(
+    app: &AppWindow,
+    at: slint::LogicalPosition,
+    delta: f32,
+    what: &str,
+    seen: impl Fn() -> bool,
+) {
+    for _ in 0..40 {
+        if seen() {
+            return;
+        }
+        app.window()
+            .dispatch_event(slint::platform::WindowEvent::PointerScrolled {
+                position: at,
+                delta_x: 0.0,
+                delta_y: delta,
+            });
+        settle(app);
+    }
+    assert!(seen(), "{what} never came into view");
+}
+
+/// Issue 23: at a larger text size the times in the log and the user panel's hint stayed small.
+#[test]
+fn times_and_the_hint_grow_with_the_text() {
+    let height_at = |scale: f32| {
+        let app = window();
+        message(&app, "bob", "hola");
+        app.set_text_scale(scale);
+        settle(&app);
+        let time = slint::Model::row_data(&app.get_log(), 0).unwrap().time;
+        let height = |label: &str| {
+            ElementHandle::find_by_accessible_label(&app, label)
+                .next()
+                .unwrap_or_else(|| panic!("no {label:?}"))
+                .size()
+                .height
+        };
+        (height(&time), height("Click a name to write privately."))
+    };
+    let (time_1, hint_1) = height_at(1.0);
+    let (time_2, hint_2) = height_at(2.0);
+    assert!(time_2 >= 1.7 * time_1, "the time: {time_1} → {time_2}");
+    assert!(hint_2 >= 1.7 * hint_1, "the hint: {hint_1} → {hint_2}");
+}
