@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
-trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+# SIGKILL: a server stuck in qemu never acts on SIGTERM, and would spin on a core for good.
+trap 'kill -KILL "${server:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
 scripts/run-arm64.sh --bind 127.0.0.1:0 --cert "$dir/certs/server-cert.pem" \
     --key "$dir/certs/server-key.key" 2>"$dir/log" &
