@@ -17,7 +17,7 @@ esac
 
 scripts/prepare.sh
 bin=${CARGO_TARGET_DIR:-target}/release
-# The first build of the window takes minutes; the server's, one. A first run starts the server
+# The first build of the window takes minutes; the server's, seconds. A first run starts the server
 # as soon as it is built and offers a chat in this terminal while the window builds.
 first_run=; [ -x "$bin/charla" ] || first_run=1
 if [ -n "$first_run" ]; then

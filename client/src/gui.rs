@@ -1116,7 +1116,7 @@ impl UiState {
                 back_to_login(app, text);
             }
             UiEvent::Net(Event::Lost { problem, retry_in }) => {
-                let reason = words::problem_words(&app.global::<Strings>(), &problem);
+                let reason = words::problem_words(&strings, &problem);
                 // Whole seconds, rounded up: "in 1 s" until the attempt is made.
                 let seconds = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
                 let text = strings.invoke_lost(reason.clone(), seconds.min(i32::MAX as u64) as i32);
@@ -1135,8 +1135,7 @@ impl UiState {
                 }
             }
             UiEvent::Net(Event::Failed { problem }) => {
-                let text =
-                    strings.invoke_error(words::problem_words(&app.global::<Strings>(), &problem));
+                let text = strings.invoke_error(words::problem_words(&strings, &problem));
                 if app.get_page() == Page::Chat {
                     self.push_log(LogKind::Error, text.to_string());
                 }
