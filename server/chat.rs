@@ -13,6 +13,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clock::seconds_up;
+pub use crate::clock::Now;
+
 use charla_proto::command::HELP;
 use charla_proto::reply::{push_bounded_line, push_line, push_user_list};
 use charla_proto::time::utc_timestamp;
@@ -21,7 +24,9 @@ use charla_proto::{
     LineFramer,
 };
 
-use crate::address::{address_key, ConnectRate, PerAddress, QuietClose, QuietCloses, Refusals};
+use crate::address::address_key;
+use crate::admission::AdmissionControl;
+pub use crate::admission::{Admission, Refusal};
 use crate::auth::{Password, Throttle};
 use crate::close::CloseReason;
 use crate::config::Config;
@@ -34,29 +39,6 @@ use crate::sessions::{Held, Session, Sessions};
 #[path = "chat_moderation.rs"]
 mod moderate;
 pub use moderate::Moderation;
-
-/// Connections accepted past --max-clients only to be told `ERROR server-full`; past this many
-/// more, a connection is closed without a word (TLS would cost more than it is worth).
-pub const OVER_CAPACITY_GRACE: usize = 64;
-/// A refused connection is let in to be told why only while its address has fewer than this many
-/// connections still joining; else it is closed at once.
-const REFUSALS_TOLD: usize = 4;
-
-/// What to do with a new connection.
-#[derive(Debug, PartialEq)]
-pub enum Admission {
-    /// Go on with the TLS handshake; with a refusal, only to be told it after the handshake.
-    Let(Option<Refusal>),
-    /// Close it at once, without a word.
-    Close,
-}
-
-/// The error a connection accepted over a limit gets once its TLS is up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    code: ErrorCode,
-    text: Box<str>,
-}
 
 struct Peer {
     addr: SocketAddr,
@@ -143,6 +125,8 @@ pub struct Chat {
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
     now: Instant,
+    /// The wall clock at the latest event: history times, ban and registration expiry.
+    wall: SystemTime,
     password: Option<Password>,
     throttle: Throttle,
     peers: Vec<Option<Peer>>,
@@ -154,13 +138,7 @@ pub struct Chat {
     /// by serial.
     register_deadlines: Deadlines<(ConnId, u64)>,
     next_serial: u64,
-    /// Open connections per address key, for --max-per-ip.
-    per_address: PerAddress,
-    /// Connections per address key still handshaking or without a nickname.
-    joining: PerAddress,
-    connect_rate: ConnectRate,
-    refusals: Refusals,
-    quiet_closes: QuietCloses,
+    admission: AdmissionControl,
     shutting_down: bool,
     /// Reusable buffers for formatting one line, and its copy with a line id.
     line: Vec<u8>,
@@ -168,10 +146,11 @@ pub struct Chat {
 }
 
 impl Chat {
-    pub fn new(cfg: Config, password: Option<Password>, new_token: TokenSource) -> Chat {
+    pub fn new(cfg: Config, password: Option<Password>, new_token: TokenSource, now: Now) -> Chat {
         // Ids start at the time in microseconds: above any id a client kept from an earlier run
         // of the server (the history does not survive a restart).
-        let first_id = SystemTime::now()
+        let first_id = now
+            .wall
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         let outbox = Outbox::new(cfg.max_queue);
@@ -184,7 +163,8 @@ impl Chat {
             history_sink: None,
             moderation: Moderation::default(),
             next_author: 0,
-            now: Instant::now(),
+            now: now.at,
+            wall: now.wall,
             cfg,
             password,
             throttle: Throttle::default(),
@@ -194,11 +174,7 @@ impl Chat {
             closes: Vec::new(),
             register_deadlines: Deadlines::default(),
             next_serial: 0,
-            per_address: PerAddress::default(),
-            joining: PerAddress::default(),
-            connect_rate: ConnectRate::default(),
-            refusals: Refusals::default(),
-            quiet_closes: QuietCloses::default(),
+            admission: AdmissionControl::default(),
             shutting_down: false,
             line: Vec::new(),
             tagged_line: Vec::new(),
@@ -244,6 +220,21 @@ impl Chat {
         }
     }
 
+    /// Every event brings the time it happened.
+    fn set_clock(&mut self, now: Now) {
+        self.now = now.at;
+        self.wall = now.wall;
+    }
+
+    /// The wall clock at the latest event, in seconds since the Unix epoch.
+    fn unix(&self) -> u64 {
+        Now {
+            at: self.now,
+            wall: self.wall,
+        }
+        .unix()
+    }
+
     fn peer(&self, id: ConnId) -> Option<&Peer> {
         self.peers.get(id)?.as_ref()
     }
@@ -281,8 +272,9 @@ impl Chat {
     /// A connection arrived from `addr` while `open` connections are open: turned away before
     /// anything is spent on it when over a limit, so that an address cannot hold the places of
     /// others until its handshakes time out.
-    pub fn admit(&mut self, addr: SocketAddr, open: usize, now: Instant) -> Admission {
-        self.now = now;
+    pub fn admit(&mut self, addr: SocketAddr, open: usize, now: Now) -> Admission {
+        self.set_clock(now);
+        let now = now.at;
         let key = address_key(addr.ip());
         // Users away hold places too, but a live connection comes first: the one away longest
         // is given up to make room — when that makes room (a server full of live connections
@@ -293,7 +285,7 @@ impl Chat {
         {
             self.give_up_away(None, "the server needed its place");
         }
-        let here = self.per_address.count(key);
+        let here = self.admission.count(key);
         while self.cfg.max_per_ip > 0
             && here < self.cfg.max_per_ip
             && self.sessions.away_from(key) > 0
@@ -301,61 +293,13 @@ impl Chat {
         {
             self.give_up_away(Some(key), "its address needed the place");
         }
-        if open >= self.cfg.max_clients + OVER_CAPACITY_GRACE {
-            self.quiet_closes.note(QuietClose::ServerFull, key, now);
-            return Admission::Close;
-        }
-        if self.joining.count(key) >= self.cfg.max_joining_per_ip {
-            self.quiet_closes.note(QuietClose::Joining, key, now);
-            return Admission::Close;
-        }
-        let too_fast = self
-            .connect_rate
-            .take(key, now, self.cfg.max_connects_per_ip)
-            .err();
-        let refusal = if open >= self.cfg.max_clients {
-            QuietClose::ServerFull
-        } else if self.cfg.max_per_ip > 0 && self.per_address.count(key) >= self.cfg.max_per_ip {
-            QuietClose::PerAddress
-        } else if too_fast.is_some() {
-            QuietClose::TooFast
-        } else {
-            return Admission::Let(None);
-        };
-        // Telling why takes a TLS handshake: an address is told while it has few connections
-        // still joining, and once a second; past that it is closed at once.
-        if self.joining.count(key) >= REFUSALS_TOLD || !self.refusals.may_tell(key, now) {
-            self.quiet_closes.note(refusal, key, now);
-            return Admission::Close;
-        }
-        let (code, text) = match refusal {
-            QuietClose::ServerFull => (
-                ErrorCode::ServerFull,
-                "the server is full, try again later".to_string(),
-            ),
-            QuietClose::TooFast => (
-                ErrorCode::TooManyConnections,
-                format!(
-                    "too many new connections from your address; try again in {} s",
-                    seconds_up(too_fast.unwrap_or_default())
-                ),
-            ),
-            _ => (
-                ErrorCode::TooManyConnections,
-                "too many connections from your address".to_string(),
-            ),
-        };
-        Admission::Let(Some(Refusal {
-            code,
-            text: text.into(),
-        }))
+        self.admission.decide(key, open, now, &self.cfg)
     }
 
     /// A connection `admit` let in is open, its TLS handshake about to start.
     pub fn opened(&mut self, id: ConnId, addr: SocketAddr, refusal: Option<Refusal>) {
         let key = address_key(addr.ip());
-        self.per_address.add(key);
-        self.joining.add(key);
+        self.admission.opened(key);
         self.next_serial += 1;
         if self.peers.len() <= id {
             self.peers.resize_with(id + 1, || None);
@@ -373,11 +317,12 @@ impl Chat {
 
     /// The TLS handshake is done, with the fingerprint of the client's certificate if it sent
     /// one: the connection may register, or is told why it is refused.
-    pub fn handshake_done(&mut self, id: ConnId, identity: Option<String>, now: Instant) {
+    pub fn handshake_done(&mut self, id: ConnId, identity: Option<String>, now: Now) {
+        self.set_clock(now);
+        let now = now.at;
         let burst = self.cfg.flood_burst;
         let authenticated = self.password.is_none();
         let register_by = now + self.cfg.register_timeout;
-        self.now = now;
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
@@ -406,8 +351,8 @@ impl Chat {
 
     /// Bytes read from a connection: each complete line is handled, until the connection is
     /// closed by one of them.
-    pub fn feed(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
-        self.now = now;
+    pub fn feed(&mut self, id: ConnId, bytes: &[u8], now: Now) {
+        self.set_clock(now);
         let max_line = self.cfg.max_line;
         let Some(peer) = self.peer_mut(id) else {
             return;
@@ -421,7 +366,9 @@ impl Chat {
 
     /// One line (or a line that could not be taken) from a connection; returns whether more
     /// of its input should be read.
-    pub fn frame(&mut self, id: ConnId, frame: Frame<'_>, now: Instant) -> bool {
+    pub fn frame(&mut self, id: ConnId, frame: Frame<'_>, now: Now) -> bool {
+        self.set_clock(now);
+        let now = now.at;
         let (rate, burst) = (self.cfg.flood_rate, self.cfg.flood_burst);
         let Some(peer) = self.peer_mut(id) else {
             return false;
@@ -488,8 +435,9 @@ impl Chat {
 
     /// Time passed: connections without a nickname in time are closed; the count of connections
     /// closed at once is logged.
-    pub fn tick(&mut self, now: Instant) {
-        self.now = now;
+    pub fn tick(&mut self, now: Now) {
+        self.set_clock(now);
+        let now = now.at;
         for session in self.sessions.expire(now) {
             log!("session of {} expired", session.nick);
             self.gave_up_waiting(session);
@@ -509,7 +457,7 @@ impl Chat {
                 self.close(id, CloseReason::RegisterTimeout);
             }
         }
-        self.quiet_closes.report_if_due(now);
+        self.admission.report_if_due(now);
     }
 
     /// The next moment [`Chat::tick`] has something to do.
@@ -517,7 +465,7 @@ impl Chat {
         self.register_deadlines
             .next()
             .into_iter()
-            .chain(self.quiet_closes.due())
+            .chain(self.admission.due())
             .chain(self.sessions.next_expiry())
             .chain(self.next_moderation_deadline())
             .min()
@@ -525,7 +473,7 @@ impl Chat {
 
     /// SIGINT or SIGTERM: everyone is told and closed; nobody is told of the others leaving.
     pub fn shutdown(&mut self) {
-        self.quiet_closes.report();
+        self.admission.report();
         self.shutting_down = true;
         for id in 0..self.peers.len() {
             match self.peer(id).map(|p| &p.state) {
@@ -564,15 +512,13 @@ impl Chat {
         let key = address_key(peer.addr.ip());
         let address = key;
         let was = std::mem::replace(&mut peer.state, PeerState::Closing);
-        match &was {
+        let was_joining = match &was {
             PeerState::Closing => return false,
-            PeerState::Handshaking { .. } | PeerState::Registering { .. } => {
-                self.joining.remove(key);
-            }
-            PeerState::Chatting { .. } => {}
-        }
+            PeerState::Handshaking { .. } | PeerState::Registering { .. } => true,
+            PeerState::Chatting { .. } => false,
+        };
         // A connection on its way out no longer counts against the per-address limits.
-        self.per_address.remove(key);
+        self.admission.ended(key, was_joining);
         if reason.abrupt() {
             self.outbox.discard(id);
         }
@@ -872,7 +818,7 @@ impl Chat {
             author,
             session: session.clone(),
         };
-        self.joining.remove(addr_key);
+        self.admission.joined(addr_key);
         self.by_nick.insert(key.clone(), id);
         self.outbox.join(id, session.is_some());
         log!("registered {}", self.who(id));
@@ -1020,7 +966,7 @@ impl Chat {
     /// --max-away-per-ip, and with the open connections within --max-clients and --max-per-ip;
     /// the one away longest goes first.
     fn keep_away_within_bounds(&mut self, address: Option<std::net::IpAddr>) {
-        let open = self.per_address.total();
+        let open = self.admission.total();
         while self.sessions.away_count() > self.cfg.max_away
             || open + self.sessions.away_count() > self.cfg.max_clients
         {
@@ -1033,7 +979,7 @@ impl Chat {
         };
         while self.sessions.away_from(address) > self.cfg.max_away_per_ip
             || (self.cfg.max_per_ip > 0
-                && self.per_address.count(address) + self.sessions.away_from(address)
+                && self.admission.count(address) + self.sessions.away_from(address)
                     > self.cfg.max_per_ip)
         {
             if !self.give_up_away(Some(address), "too many users away from its address") {
@@ -1118,7 +1064,7 @@ impl Chat {
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).into();
             let entry = Entry {
                 id: line_id,
-                at: unix_seconds(),
+                at: self.unix(),
                 author,
                 line: text,
             };
@@ -1176,7 +1122,7 @@ impl Chat {
             // Kept a while, with an id: the target's connection may be dead already.
             let message = Held {
                 id: self.history.take_id(),
-                at: unix_seconds(),
+                at: self.unix(),
                 line: format!("PRIVMSG {from} {text}").into(),
                 sender: (id, serial),
             };
@@ -1195,7 +1141,7 @@ impl Chat {
         };
         let held = Held {
             id: self.history.take_id(),
-            at: unix_seconds(),
+            at: self.unix(),
             line: format!("PRIVMSG {from} {text}").into(),
             sender: (id, serial),
         };
@@ -1297,18 +1243,6 @@ impl Chat {
             .filter(|r| !r.trim().is_empty());
         self.close(id, CloseReason::Quit(reason));
     }
-}
-
-/// The wall clock, in seconds since the Unix epoch.
-pub fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Whole seconds, rounded up: "try again in 1 s" means that in a second it works.
-fn seconds_up(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// Token bucket: `rate` lines per second on average, `burst` at once.

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use charla_proto::time::utc_timestamp;
 use charla_proto::{clean_text, nick_key, short_fingerprint, ClientLine, ErrorCode, Presence};
 
-use super::{seconds_up, unix_seconds, Chat, FloodBucket, PeerState};
+use super::{Chat, FloodBucket, PeerState};
 use crate::address::{address_key, ConnectRate};
+use crate::clock::seconds_up;
 use crate::close::CloseReason;
 use crate::log::{log, log_error};
 use crate::moderation::{
@@ -182,7 +183,7 @@ impl Chat {
         if self.moderation.operators.contains(identity) {
             return None;
         }
-        let ban = self.moderation.bans.find(identity, ip, unix_seconds())?;
+        let ban = self.moderation.bans.find(identity, ip, self.unix())?;
         Some(ban_text(ban))
     }
 
@@ -212,7 +213,7 @@ impl Chat {
         if !owned {
             return;
         }
-        let now = unix_seconds();
+        let now = self.unix();
         self.moderation.registrations.touch(key, now);
         if self.moderation.persistent {
             self.moderation.used.insert(key.to_string(), now);
@@ -498,7 +499,7 @@ impl Chat {
     /// Time passed: bans that ended are forgotten, registrations nobody used for
     /// --registration-expiry are freed; a bounded number at a time.
     pub(super) fn tick_moderation(&mut self, now: Instant) {
-        let unix = unix_seconds();
+        let unix = self.unix();
         self.moderation.bans.expire(unix, BANS_ENDED_AT_ONCE);
         let days = self.cfg.registration_expiry_days;
         if days == 0
@@ -618,7 +619,7 @@ impl Chat {
         let registration = Registration {
             nick: nick.as_str().into(),
             owner: identity.as_str().into(),
-            last_used: unix_seconds(),
+            last_used: self.unix(),
         };
         self.moderation.registrations.insert(registration.clone());
         self.changed(
@@ -788,7 +789,7 @@ impl Chat {
                 );
             }
         }
-        let now = unix_seconds();
+        let now = self.unix();
         let replacing = self.moderation.bans.get(&target).is_some();
         if !replacing && self.moderation.bans.len() >= self.cfg.max_bans {
             self.moderation.bans.expire(now, usize::MAX);
@@ -909,7 +910,7 @@ impl Chat {
 
     /// `BANS <total> <page> <pages>`, then a `BAN` line per ban of that page.
     fn list_bans(&mut self, id: ConnId, page: u32) {
-        let now = unix_seconds();
+        let now = self.unix();
         let total = self
             .moderation
             .bans

@@ -605,7 +605,7 @@ fn state_changes_are_answered_when_written_and_undone_together_when_not() {
 fn unused_registrations_expire_and_used_ones_do_not() {
     let (mut h, saved) = moderated_with(|cfg| cfg.registration_expiry_days = 30);
     let mut old = Registrations::default();
-    let long_ago = unix_seconds() - 31 * 86_400;
+    let long_ago = h.now.unix() - 31 * 86_400;
     for (nick, owner) in [("ana", ANA), ("bob", BOB)] {
         old.insert(crate::moderation::Registration {
             nick: nick.into(),
@@ -731,4 +731,34 @@ fn a_mute_on_an_identity_follows_it_back_without_the_certificate() {
     h.lines(1);
     h.send(4, "hola");
     assert_eq!(h.lines(1), ["MSG ana hola"]);
+}
+
+/// Issue 22 (the clock comes with the events): a ban for ten minutes says when it ends, holds
+/// until then and not a second longer, by the wall clock the events bring.
+#[test]
+fn a_timed_ban_ends_when_the_wall_clock_passes_it() {
+    let (mut h, _) = moderated();
+    h.now.wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    join_as(&mut h, 1, "op", OP_ADDR, Some(OP));
+    join_as(&mut h, 2, "troll", ANY, Some(BOB));
+    h.lines(1);
+    h.send(1, "/ban troll 10 spam");
+    assert_eq!(
+        h.lines(2),
+        ["ERROR banned banned by op until 2027-01-15T08:10:00Z: spam"]
+    );
+    assert_eq!(
+        h.lines(1),
+        [
+            "KICK op troll spam".to_string(),
+            format!("BANNED identity {BOB} 2027-01-15T08:10:00Z 1 troll")
+        ]
+    );
+    h.closes();
+    h.now += Duration::from_secs(599);
+    h.connect_as(3, ANY, Some(BOB));
+    assert!(h.lines(3)[0].starts_with("ERROR banned "));
+    h.closes();
+    h.now += Duration::from_secs(1);
+    join_as(&mut h, 4, "troll", ANY, Some(BOB));
 }

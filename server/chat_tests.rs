@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
+use crate::admission::OVER_CAPACITY_GRACE;
 
 const ANY: &str = "192.0.2.1:40000";
 
@@ -23,7 +24,7 @@ type StateWriter = Box<dyn FnMut(Vec<crate::moderation::StateChange>) -> Result<
 /// A chat core and what each connection has been sent.
 struct Harness {
     chat: Chat,
-    now: Instant,
+    now: Now,
     sent: HashMap<ConnId, Vec<u8>>,
     closed: Vec<(ConnId, CloseReason)>,
     /// With `--state-dir`: where batches go, and whether they wait until `write_state`.
@@ -39,9 +40,10 @@ impl Harness {
     fn with(change: impl FnOnce(&mut Config)) -> Harness {
         let mut cfg = Config::default();
         change(&mut cfg);
+        let now = Now::read();
         Harness {
-            chat: Chat::new(cfg, None, tokens()),
-            now: Instant::now(),
+            chat: Chat::new(cfg, None, tokens(), now),
+            now,
             sent: HashMap::new(),
             closed: Vec::new(),
             state: None,
@@ -223,7 +225,7 @@ fn no_nickname_in_time_is_told_and_closed() {
     assert!(h.closes().is_empty());
     assert_eq!(
         h.chat.next_deadline(),
-        Some(h.now + Duration::from_secs(30))
+        Some((h.now + Duration::from_secs(30)).at)
     );
     h.chat.tick(h.now + Duration::from_secs(30));
     assert_eq!(h.lines(1), ["ERROR timeout no nickname within 30 s"]);
@@ -532,6 +534,7 @@ fn per_address_limits() {
         },
         None,
         tokens(),
+        h.now,
     );
     for id in 0..2 {
         assert_eq!(chat.admit(other, id, h.now), Admission::Let(None));
@@ -544,7 +547,7 @@ fn per_address_limits() {
     );
     // --max-connects-per-ip 3: ana, the refused one, then a third; the fourth is refused.
     h.chat.forget(2);
-    h.chat.per_address = PerAddress::default();
+    h.chat.forget(1);
     let addr = ANY.parse().unwrap();
     assert_eq!(h.chat.admit(addr, 1, h.now), Admission::Let(None));
     let Admission::Let(Some(refusal)) = h.chat.admit(addr, 1, h.now + Duration::from_secs(1))
@@ -702,12 +705,8 @@ fn every_way_out_gives_the_address_its_places_back() {
     for (name, ending) in endings {
         let mut h = Harness::new();
         ending(&mut h);
-        assert_eq!(
-            h.chat.per_address.count(key),
-            0,
-            "{name}: --max-per-ip count"
-        );
-        assert_eq!(h.chat.joining.count(key), 0, "{name}: joining count");
+        assert_eq!(h.chat.admission.count(key), 0, "{name}: --max-per-ip count");
+        assert_eq!(h.chat.admission.joining(key), 0, "{name}: joining count");
         assert!(h.chat.by_nick.is_empty(), "{name}: nickname kept");
     }
 }
@@ -988,7 +987,7 @@ fn a_resume_window_shortened_by_a_reload_applies_behind_longer_ones() {
     h.chat.disconnected(2, CloseReason::PeerClosed);
     h.chat.forget(2);
     h.now += Duration::from_secs(1);
-    assert_eq!(h.chat.next_deadline(), Some(h.now));
+    assert_eq!(h.chat.next_deadline(), Some(h.now.at));
     h.chat.tick(h.now);
     h.join(3, "eva");
     h.connect(4);
@@ -1305,4 +1304,22 @@ fn a_session_started_with_an_identity_is_only_resumed_with_it() {
         .find_map(|l| l.strip_prefix("SESSION "))
         .unwrap();
     assert!(!new.starts_with(&token), "{new}");
+}
+
+/// Issue 22 (the clock comes with the events): a history line carries the wall time of the
+/// event that brought it, not the time it is replayed.
+#[test]
+fn history_lines_carry_the_time_they_were_said() {
+    let mut h = Harness::new();
+    h.now.wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    h.join(1, "ana");
+    h.send(1, "hola");
+    h.now += Duration::from_secs(3_600);
+    h.connect(2);
+    h.send(2, "bob");
+    let lines = h.lines(2);
+    assert!(
+        lines.contains(&"HISTORY 2027-01-15T08:00:00Z MSG ana hola".to_string()),
+        "{lines:?}"
+    );
 }

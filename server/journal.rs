@@ -51,7 +51,7 @@ pub fn open(
     max_lines: usize,
     max_bytes: usize,
 ) -> Result<(Journal, Vec<Entry>), String> {
-    let lock = lock(path, "--history-file")?;
+    let lock = crate::lockfile::lock(path, "--history-file")?;
     let mut history = History::new(max_lines, max_bytes, 1);
     read_journal(path, &mut history)?;
     let entries: Vec<Entry> = history.after(0).cloned().collect();
@@ -96,28 +96,6 @@ pub fn open(
         },
         entries,
     ))
-}
-
-/// `PATH.lock`, locked for as long as the server runs: a second server given the same file would
-/// rewrite it under the first one's feet. (The file itself is replaced when it is rewritten, so
-/// its own lock would not last.)
-pub fn lock(path: &Path, flag: &str) -> Result<File, String> {
-    use std::os::fd::AsRawFd;
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = PathBuf::from(name);
-    let file = charla_proto::files::open_lock_file(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!(
-            "{} is in use by another charla-server (its lock {} is held); give each server its \
-             own {flag}",
-            path.display(),
-            lock_path.display()
-        ));
-    }
-    Ok(file)
 }
 
 /// The most of a history file read at start: it is rewritten once it holds twice the history's

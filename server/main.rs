@@ -1,8 +1,10 @@
 //! charla-server: a one-thread TLS chat server. See `--help` and docs/protocol.md.
 
 mod address;
+mod admission;
 mod auth;
 mod chat;
+mod clock;
 mod close;
 mod config;
 mod conn;
@@ -10,6 +12,7 @@ mod deadlines;
 mod descriptors;
 mod history;
 mod journal;
+mod lockfile;
 mod log;
 mod moderation;
 mod outbox;

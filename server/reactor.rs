@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::Password;
-use crate::chat::{Admission, Chat, HistorySink};
+use crate::chat::{Admission, Chat, HistorySink, Now};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Link, Slab};
@@ -112,7 +112,7 @@ pub struct Server {
     next_serial: u64,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    now: Instant,
+    now: Now,
     /// SO_SNDBUF could not be set: said once.
     send_buffer_warned: bool,
     /// Most connections since memory was last handed back to the system.
@@ -163,12 +163,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let now = Now::read();
         Ok(Server {
             poll,
             listener: Some(listener),
             signals,
             acceptor,
-            chat: Chat::new(cfg.clone(), password, Box::new(session_token)),
+            chat: Chat::new(cfg.clone(), password, Box::new(session_token), now),
             cfg,
             conns: Slab::default(),
             writers: Vec::new(),
@@ -180,7 +181,7 @@ impl Server {
             next_serial: 0,
             accept_paused_until: None,
             shutdown_deadline: None,
-            now: Instant::now(),
+            now,
             send_buffer_warned: false,
             peak_conns: 0,
             trim_due: None,
@@ -292,7 +293,7 @@ impl Server {
                     return Err(e);
                 }
             }
-            self.now = Instant::now();
+            self.now = Now::read();
             // Those that stopped reading in the last pass go first: epoll will not report their
             // waiting input again.
             for token in std::mem::take(&mut self.read_again) {
@@ -314,7 +315,9 @@ impl Server {
             self.chat.tick(self.now);
             // State changes go to their writer as soon as they are made, whatever the output.
             self.exchange_state();
-            let waited = self.queued_since.map_or(Duration::ZERO, |t| self.now - t);
+            let waited = self
+                .queued_since
+                .map_or(Duration::ZERO, |t| self.now.at - t);
             if flush_due(
                 batch_delay,
                 waited,
@@ -324,11 +327,11 @@ impl Server {
                 self.finish_pass();
                 self.queued_since = None;
             } else if self.queued_since.is_none() && self.chat.outbox.has_output() {
-                self.queued_since = Some(self.now);
+                self.queued_since = Some(self.now.at);
             }
             self.trim_memory(!events.is_empty());
             if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() || self.now >= deadline {
+                if self.conns.is_empty() || self.now.at >= deadline {
                     log!("stopped ({} connections left)", self.conns.len());
                     return Ok(());
                 }
@@ -343,9 +346,9 @@ impl Server {
         let now = self.conns.len();
         self.peak_conns = self.peak_conns.max(now);
         let after_peak = self.peak_conns >= 256 && now <= self.peak_conns / 2;
-        let quiet = !had_events && self.trim_due.is_some_and(|at| at <= self.now);
+        let quiet = !had_events && self.trim_due.is_some_and(|at| at <= self.now.at);
         if had_events {
-            self.trim_due = Some(self.now + IDLE_TRIM_AFTER);
+            self.trim_due = Some(self.now.at + IDLE_TRIM_AFTER);
         }
         if after_peak || quiet {
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -394,7 +397,7 @@ impl Server {
                 {
                     // Out of descriptors or memory: pending connections wait in the backlog.
                     log_warning!("limit: cannot accept: {e}; retrying in 100 ms");
-                    self.accept_paused_until = Some(self.now + Duration::from_millis(100));
+                    self.accept_paused_until = Some(self.now.at + Duration::from_millis(100));
                     return;
                 }
                 Err(e) => log_error!("accept failed: {e}"),
@@ -441,8 +444,10 @@ impl Server {
         let serial = self.next_serial;
         self.conns.insert(Conn::new(tls, serial));
         self.chat.opened(token.0, addr, refusal);
-        self.handshake_deadlines
-            .push(self.now + self.cfg.handshake_timeout, Due { token, serial });
+        self.handshake_deadlines.push(
+            self.now.at + self.cfg.handshake_timeout,
+            Due { token, serial },
+        );
     }
 
     fn conn_ready(&mut self, token: Token, readable: bool, writable: bool) {
@@ -644,9 +649,9 @@ impl Server {
                     conn.stalled_since = None;
                 } else if written.taken > 0 || conn.stalled_since.is_none() {
                     // Waiting lines: the clock runs from the last byte its socket took.
-                    conn.stalled_since = Some(self.now);
+                    conn.stalled_since = Some(self.now.at);
                     if !std::mem::replace(&mut conn.write_deadline_set, true) {
-                        let due = self.now + self.cfg.write_timeout;
+                        let due = self.now.at + self.cfg.write_timeout;
                         let serial = conn.serial;
                         self.write_deadlines.push(
                             due,
@@ -710,7 +715,7 @@ impl Server {
             .backlogged()
             .map(|(id, pending)| {
                 let since = self.conns.get(id).and_then(|c| c.stalled_since);
-                (pending, since.unwrap_or(self.now), id)
+                (pending, since.unwrap_or(self.now.at), id)
             })
             .collect();
         holders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -760,7 +765,7 @@ impl Server {
         };
         let serial = conn.serial;
         self.linger_deadlines.push(
-            self.now + LINGER,
+            self.now.at + LINGER,
             Due {
                 token: Token(id),
                 serial,
@@ -786,7 +791,7 @@ impl Server {
     }
 
     fn expire_deadlines(&mut self) {
-        let now = self.now;
+        let now = self.now.at;
         while let Some((_, d)) = self.handshake_deadlines.pop_due(now) {
             if self.is_current(&d, |link| matches!(link, Link::Handshaking { .. })) {
                 self.end_now(d.token.0, CloseReason::HandshakeTimeout);
@@ -957,7 +962,7 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        self.shutdown_deadline = Some(self.now.at + SHUTDOWN_GRACE);
         self.chat.shutdown();
     }
 }

@@ -79,12 +79,12 @@ impl StateDir {
                 dir.display()
             );
         }
-        let lock = crate::journal::lock(&dir.join("state"), "--state-dir")?;
+        let lock = crate::lockfile::lock(&dir.join("state"), "--state-dir")?;
         let store = StateDir {
             dir: dir.to_path_buf(),
             _lock: lock,
         };
-        let now = crate::chat::unix_seconds();
+        let now = crate::clock::unix_seconds();
         let registrations = store.load(StateFile::Registrations, |text| {
             Registrations::parse(text, now)
         })?;
@@ -248,7 +248,7 @@ fn write_batch(dir: &StateDir, saved: &mut Loaded, changes: &[StateChange]) -> R
         result = dir.save(StateFile::Registrations, &saved.registrations.to_text());
     }
     if touched.1 && result.is_ok() {
-        let now = crate::chat::unix_seconds();
+        let now = crate::clock::unix_seconds();
         saved.bans.expire(now, usize::MAX);
         result = dir.save(StateFile::Bans, &saved.bans.to_text(now));
     }
