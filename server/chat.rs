@@ -9,7 +9,6 @@
 //! directly, without sockets.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,11 +32,14 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::history::{Entry, History};
 use crate::log::log;
-use crate::outbox::{ConnId, Outbox};
+use crate::outbox::{ConnId, LineForm, Outbox};
+use crate::rooms::{RoomId, Rooms};
 use crate::sessions::{Held, Session, Sessions};
 
 #[path = "chat_moderation.rs"]
 mod moderate;
+#[path = "chat_rooms.rs"]
+mod rooms_rules;
 pub use moderate::Moderation;
 
 struct Peer {
@@ -65,6 +67,8 @@ enum PeerState {
         resume: Resume,
         /// Wants the history replayed when it joins (`/history off` says no).
         replay: bool,
+        /// Sent `/cap rooms`: understands rooms.
+        rooms: bool,
     },
     /// In the room.
     Chatting {
@@ -74,6 +78,10 @@ enum PeerState {
         author: u64,
         /// Its session token, if it asked for one (it then gets line ids).
         session: Option<Box<str>>,
+        /// How it gets room lines: with ids (a session), with their room named (`/cap rooms`).
+        form: LineForm,
+        /// Where a plain line goes: the room it joined last.
+        current: RoomId,
     },
     /// Out of the room; the reactor sends what is left and closes it.
     Closing,
@@ -121,6 +129,7 @@ pub struct Chat {
     new_token: TokenSource,
     history_sink: Option<Box<dyn HistorySink>>,
     moderation: Moderation,
+    rooms: Rooms,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -140,9 +149,8 @@ pub struct Chat {
     next_serial: u64,
     admission: AdmissionControl,
     shutting_down: bool,
-    /// Reusable buffers for formatting one line, and its copy with a line id.
+    /// A reusable buffer for formatting one line.
     line: Vec<u8>,
-    tagged_line: Vec<u8>,
 }
 
 impl Chat {
@@ -156,12 +164,18 @@ impl Chat {
         let outbox = Outbox::new(cfg.max_queue);
         let mut sessions = Sessions::default();
         sessions.set_max_held_bytes(cfg.max_held_bytes);
+        let mut rooms = Rooms::new(&cfg.default_room);
+        for name in &cfg.rooms {
+            // The config checked the names.
+            let _ = rooms.declare(name);
+        }
         Chat {
             history: History::new(cfg.history, cfg.history_bytes, first_id),
             sessions,
             new_token,
             history_sink: None,
             moderation: Moderation::default(),
+            rooms,
             next_author: 0,
             now: now.at,
             wall: now.wall,
@@ -177,7 +191,6 @@ impl Chat {
             admission: AdmissionControl::default(),
             shutting_down: false,
             line: Vec::new(),
-            tagged_line: Vec::new(),
         }
     }
 
@@ -336,6 +349,7 @@ impl Chat {
             flood: FloodBucket::new(now, burst),
             resume: Resume::No,
             replay: true,
+            rooms: false,
         };
         let serial = peer.serial;
         if let Some(Refusal { code, text }) = refusal {
@@ -544,20 +558,24 @@ impl Chat {
                 self.sessions.end(&token);
             }
         }
-        // What the room said before it left still reaches it, unless it is gone.
-        self.outbox.leave(id, !reason.abrupt());
+        // What its rooms said before it left still reaches it, unless it is gone.
+        let rooms: Vec<RoomId> = self.outbox.rooms_of(id).collect();
+        self.outbox.leave_all(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
-        if let CloseReason::Kicked { by, reason } = reason {
-            let mut words = vec!["KICK", by, &*nick];
-            words.extend(reason.as_deref());
-            self.send_to_room(None, &words);
-        } else if !self.shutting_down {
-            let (why, text) = reason
-                .leave_words()
-                .unwrap_or((charla_proto::leave_reason::CONNECTION_CLOSED, None));
-            let mut words = vec!["LEAVE", &*nick, why];
-            words.extend(text);
-            self.send_to_room(None, &words);
+        for room in rooms {
+            if let CloseReason::Kicked { by, reason } = reason {
+                let mut words = vec!["KICK", by, &*nick];
+                words.extend(reason.as_deref());
+                self.room_line(room, None, &words);
+            } else if !self.shutting_down {
+                let (why, text) = reason
+                    .leave_words()
+                    .unwrap_or((charla_proto::leave_reason::CONNECTION_CLOSED, None));
+                let mut words = vec!["LEAVE", &*nick, why];
+                words.extend(text);
+                self.room_line(room, None, &words);
+            }
+            self.room_emptied(room);
         }
         true
     }
@@ -589,27 +607,56 @@ impl Chat {
         self.reply(id, &["ERROR", code.as_str(), text]);
     }
 
-    /// One line of the server's own to everyone in the room but `except`, formatted once.
-    fn send_to_room(&mut self, except: Option<ConnId>, words: &[&str]) {
-        self.with_line(
-            |_, line| push_bounded_line(line, words),
-            |out, line| out.send_to_room(except, line),
-        );
+    /// One line of the server's own to everyone in `room` but `except`, formatted once (with
+    /// the room's name in front for the members that understand rooms).
+    fn room_line(&mut self, room: RoomId, except: Option<ConnId>, words: &[&str]) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        push_bounded_line(&mut line, words);
+        self.outbox
+            .send_to_room(room, self.rooms.name(room), except, None, &line);
+        self.line = line;
     }
 
-    fn send_user_list(&mut self, id: ConnId) {
+    /// One line of the server's own to everyone in every room `subject` is in (`except` left
+    /// out); to `subject` alone when it is in none and is not left out.
+    fn line_to_rooms_of(&mut self, subject: ConnId, except: Option<ConnId>, words: &[&str]) {
+        let rooms: Vec<RoomId> = self.outbox.rooms_of(subject).collect();
+        if rooms.is_empty() && except != Some(subject) {
+            return self.reply(subject, words);
+        }
+        for room in rooms {
+            self.room_line(room, except, words);
+        }
+    }
+
+    /// The members of `room`, then its operators, to `id` (`USERS`, `USERS+`, `OPER`, and the
+    /// room's own operators as `OP`), the room named in front of each line for a client that
+    /// understands rooms.
+    fn send_room_users(&mut self, id: ConnId, room: RoomId) {
+        let prefix = self.room_prefix(id, room);
         self.with_line(
             |chat, lines| {
                 let nicks = chat
                     .outbox
-                    .members()
-                    .iter()
-                    .map(|&m| chat.nick(m).unwrap_or(""));
-                push_user_list(lines, nicks);
-                chat.push_operator_lines(lines);
+                    .members(room)
+                    .map(|m| chat.nick(m).unwrap_or(""));
+                let nicks: Vec<&str> = nicks.collect();
+                push_user_list(lines, &prefix, nicks.into_iter());
+                chat.push_operator_lines(lines, &prefix, room);
             },
             |out, lines| out.send(id, lines),
         );
+    }
+
+    /// `/users`: the room a plain line of `id` goes to.
+    fn send_user_list(&mut self, id: ConnId) {
+        let room = self.current_room(id);
+        if self.in_room(id, room) {
+            self.send_room_users(id, room);
+        } else {
+            self.not_in_room(id, room);
+        }
     }
 
     /// A line before the client has a nickname: the nickname, or one of the few commands that
@@ -632,6 +679,7 @@ impl Chat {
                     *replay = on;
                 }
             }
+            ClientLine::Cap(names) => self.capabilities(id, names),
             ClientLine::Pass(given) if !authenticated => self.check_password(id, given, now),
             ClientLine::Pass(_) => self.reply(id, &["NOTICE", notice::PASSWORD_ALREADY_ACCEPTED]),
             ClientLine::Ping(token) => self.pong(id, token),
@@ -711,12 +759,13 @@ impl Chat {
             flood,
             resume,
             replay,
+            rooms,
             ..
         }) = self.peer(id).map(|p| &p.state)
         else {
             return;
         };
-        let (flood, resume, replay) = (flood.clone(), resume.clone(), *replay);
+        let (flood, resume, replay, rooms) = (flood.clone(), resume.clone(), *replay, *rooms);
         if let Some(text) = self.registered_to_another(id, nick) {
             return self.reply_error(id, ErrorCode::NickRegistered, &text);
         }
@@ -809,6 +858,26 @@ impl Chat {
             }
         };
         self.note_nick_used(id, &key);
+        // A client that does not understand rooms lives in the default room: kept out of it, it
+        // is kept out of the server.
+        let default = self.rooms.default_room();
+        let form = LineForm {
+            ids: session.is_some(),
+            rooms,
+        };
+        let kept_out = self.may_join(id, default, &key).err();
+        if let (Some(refused), false) = (&kept_out, rooms) {
+            log!(
+                "limit: {} kept out of {}",
+                self.who(id),
+                self.rooms.name(default)
+            );
+            self.reply_error(id, refused.code, &refused.text);
+            if let Some(token) = &session {
+                self.sessions.end(token);
+            }
+            return self.close(id, CloseReason::Rejected(refused.code));
+        }
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
@@ -817,14 +886,21 @@ impl Chat {
             flood,
             author,
             session: session.clone(),
+            form,
+            current: default,
         };
         self.admission.joined(addr_key);
         self.by_nick.insert(key.clone(), id);
-        self.outbox.join(id, session.is_some());
+        self.outbox.set_form(id, form);
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
         let operator = self.note_operator(id);
-        self.send_user_list(id);
+        if let Some(refused) = kept_out {
+            self.reply_error(id, refused.code, &refused.text);
+        } else {
+            self.outbox.join(id, default);
+            self.send_room_users(id, default);
+        }
         if let Some(token) = &session {
             let last = self.history.last_id().to_string();
             self.reply(id, &["SESSION", token, &last]);
@@ -843,10 +919,10 @@ impl Chat {
                 Resume::Back { last, .. } => (*last, Skip::Nick(key.clone())),
                 _ => (0, Skip::Nothing),
             };
-            self.replay_history(id, after, skip, session.is_some(), held);
+            self.replay_history(id, Some(default), after, skip, held);
         } else if !held.is_empty() {
             // Private messages are not the history a client declines.
-            self.replay_history(id, u64::MAX, Skip::Nothing, true, held);
+            self.replay_history(id, None, u64::MAX, Skip::Nothing, held);
         }
         if self.history.max_lines() > 0 {
             let place = if self.history_sink.is_some() {
@@ -861,9 +937,11 @@ impl Chat {
             );
             self.reply(id, &["NOTICE", &text]);
         }
-        self.send_to_room(Some(id), &["JOIN", nick]);
-        if operator {
-            self.send_to_room(Some(id), &["OPER", nick]);
+        if self.in_room(id, default) {
+            self.room_line(default, Some(id), &["JOIN", nick]);
+            if operator {
+                self.room_line(default, Some(id), &["OPER", nick]);
+            }
         }
     }
 
@@ -874,16 +952,24 @@ impl Chat {
         )
     }
 
-    /// The kept public lines newer than `after`, as `HISTORY <time> [@<id>] <line>`, but those
-    /// `skip` says the client has.
+    /// The public lines of `room` kept newer than `after`, as `HISTORY <time> [@<id>] [#room]
+    /// <line>`, but those `skip` says the client has; among them, in id order, the private
+    /// messages given.
     fn replay_history(
         &mut self,
         id: ConnId,
+        room: Option<RoomId>,
         after: u64,
         skip: Skip,
-        ids: bool,
         private: Vec<Held>,
     ) {
+        let form = self.form(id);
+        let ids = form.ids;
+        let room_key = room.map(|room| self.history_room(room));
+        let room_word = match room {
+            Some(room) if form.rooms => Some(self.rooms.name(room).to_string()),
+            _ => None,
+        };
         let mut lines = std::mem::take(&mut self.line);
         lines.clear();
         let mut starts = Vec::new();
@@ -895,7 +981,12 @@ impl Chat {
             starts.push(lines.len());
             push_line(lines, &["HISTORY", &time, &format!("@{}", m.id), &m.line]);
         };
-        for entry in self.history.after(after) {
+        let entries = self.history.after(after).filter(|e| {
+            room_key
+                .as_ref()
+                .is_some_and(|key| e.in_room(key.as_deref()))
+        });
+        for entry in entries {
             while let Some(m) = private.next_if(|m| m.id < entry.id) {
                 push_private(&mut lines, &mut starts, m);
             }
@@ -914,13 +1005,14 @@ impl Chat {
             }
             let time = utc_timestamp(UNIX_EPOCH + Duration::from_secs(entry.at));
             let id_word = format!("@{}", entry.id);
-            let words: &[&str] = if ids {
-                &["HISTORY", &time, &id_word, &entry.line]
-            } else {
-                &["HISTORY", &time, &entry.line]
-            };
+            let mut words = vec!["HISTORY", &*time];
+            if ids {
+                words.push(&id_word);
+            }
+            words.extend(room_word.as_deref());
+            words.push(&entry.line);
             starts.push(lines.len());
-            push_line(&mut lines, words);
+            push_line(&mut lines, &words);
         }
         for m in private {
             push_private(&mut lines, &mut starts, m);
@@ -1002,9 +1094,12 @@ impl Chat {
     fn chat_line(&mut self, id: ConnId, line: &str) {
         match parse_client_line(line) {
             ClientLine::Empty => {}
-            ClientLine::Message(text) => self.say(id, "MSG", text),
-            ClientLine::Me(text) => self.say(id, "ACTION", text),
+            ClientLine::Message(text) => self.say(id, self.current_room(id), "MSG", text),
+            ClientLine::Me(text) => self.say(id, self.current_room(id), "ACTION", text),
             ClientLine::Users => self.send_user_list(id),
+            ClientLine::Msg { to, text } if charla_proto::is_room(to) => {
+                self.say_in(id, to, "MSG", text)
+            }
             ClientLine::Msg { to, text } => self.private_message(id, to, text),
             ClientLine::Nick(new) => self.change_nick(id, new),
             ClientLine::Ping(token) => self.pong(id, token),
@@ -1026,6 +1121,19 @@ impl Chat {
             | ClientLine::Bans(_)
             | ClientLine::Mute { .. }
             | ClientLine::Unmute(_)) => self.moderation_command(id, command),
+            ClientLine::Cap(_) => self.reply_error(id, ErrorCode::UnknownCommand, "cap"),
+            command @ (ClientLine::Join(_)
+            | ClientLine::Part { .. }
+            | ClientLine::Rooms
+            | ClientLine::RoomUsers(_)
+            | ClientLine::Topic { .. }
+            | ClientLine::Invite { .. }
+            | ClientLine::Create { .. }
+            | ClientLine::Action { .. }
+            | ClientLine::RoomOp { .. }
+            | ClientLine::RoomKick { .. }
+            | ClientLine::RoomBan { .. }
+            | ClientLine::RoomUnban { .. }) => self.room_command(id, command),
             ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
                 self.reply_error(id, ErrorCode::UnknownCommand, &clean_text(name))
@@ -1033,10 +1141,17 @@ impl Chat {
         }
     }
 
-    /// A public message or action: formatted once for everyone else, and kept in the history.
-    fn say(&mut self, id: ConnId, kind: &str, text: &str) {
+    /// A public message or action in `room`: formatted once for everyone else in it, and kept
+    /// in the history.
+    fn say(&mut self, id: ConnId, room: RoomId, kind: &str, text: &str) {
         let text = clean_text(text);
-        if text.trim().is_empty() || self.refused_as_muted(id) {
+        if text.trim().is_empty() {
+            return;
+        }
+        if !self.in_room(id, room) {
+            return self.not_in_room(id, room);
+        }
+        if self.refused_as_muted(id) {
             return;
         }
         let mut line = std::mem::take(&mut self.line);
@@ -1052,20 +1167,16 @@ impl Chat {
             }
         };
         let line_id = self.history.take_id();
-        let mut tagged = std::mem::take(&mut self.tagged_line);
-        tagged.clear();
-        if self.outbox.has_tagged_members() {
-            let _ = write!(tagged, "@{line_id} ");
-            tagged.extend_from_slice(&line);
-        }
         // Not cut to 4096 bytes: it carries the sender's whole line (protocol.md).
-        self.outbox.send_public(Some(id), &line, &tagged);
+        self.outbox
+            .send_to_room(room, self.rooms.name(room), Some(id), Some(line_id), &line);
         if self.history.max_lines() > 0 {
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).into();
             let entry = Entry {
                 id: line_id,
                 at: self.unix(),
                 author,
+                room: self.history_room(room),
                 line: text,
             };
             if let Some(sink) = &mut self.history_sink {
@@ -1074,7 +1185,6 @@ impl Chat {
             self.history.record(entry);
         }
         self.line = line;
-        self.tagged_line = tagged;
     }
 
     /// `<kind> <sender's nick> <text>` for one connection. Not cut to 4096 bytes: it carries
@@ -1218,7 +1328,7 @@ impl Chat {
             log!("nick {old} -> {new} ({addr})");
         }
         // Everyone, the sender included, so that the client learns the change took effect.
-        self.send_to_room(None, &["NICK", &old, new]);
+        self.line_to_rooms_of(id, None, &["NICK", &old, new]);
     }
 
     fn pong(&mut self, id: ConnId, token: Option<&str>) {

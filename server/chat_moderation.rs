@@ -25,6 +25,7 @@ use crate::moderation::{
     cut_reason, Ban, Bans, Mute, Operators, Registration, Registrations, StateChange, Target,
 };
 use crate::outbox::ConnId;
+use crate::rooms::RoomId;
 
 /// Who is who and who may do what, and the changes on their way to `--state-dir`.
 #[derive(Default)]
@@ -124,7 +125,9 @@ impl Chat {
     /// is announced to the room.
     pub fn set_operators(&mut self, operators: Operators) {
         self.moderation.operators = operators;
-        let members: Vec<ConnId> = self.outbox.members().to_vec();
+        let members: Vec<ConnId> = (0..self.peers.len())
+            .filter(|&id| self.nick(id).is_some())
+            .collect();
         for id in members {
             let now_operator = self.is_operator(id);
             let was = self.moderation.in_room.contains(&id);
@@ -134,11 +137,11 @@ impl Chat {
             if now_operator && !was {
                 self.moderation.in_room.push(id);
                 log!("moderation: {} is now an operator", self.who(id));
-                self.send_to_room(None, &["OPER", &nick]);
+                self.line_to_rooms_of(id, None, &["OPER", &nick]);
             } else if !now_operator && was {
                 self.moderation.in_room.retain(|&m| m != id);
                 log!("moderation: {} is no longer an operator", self.who(id));
-                self.send_to_room(None, &["DEOPER", &nick]);
+                self.line_to_rooms_of(id, None, &["DEOPER", &nick]);
             }
         }
     }
@@ -277,11 +280,28 @@ impl Chat {
         operator
     }
 
-    /// The `OPER <nick>` lines that follow a user list.
-    pub(super) fn push_operator_lines(&self, lines: &mut Vec<u8>) {
+    /// The lines that follow the user list of `room`: `OPER <nick>` for each server operator
+    /// in it, then `OP <nick>` for each of the room's own operators in it.
+    pub(super) fn push_operator_lines(&self, lines: &mut Vec<u8>, prefix: &str, room: RoomId) {
+        let push = |lines: &mut Vec<u8>, kind: &str, nick: &str| {
+            lines.extend_from_slice(prefix.as_bytes());
+            charla_proto::reply::push_line(lines, &[kind, nick]);
+        };
         for &op in &self.moderation.in_room {
-            if let Some(nick) = self.nick(op) {
-                charla_proto::reply::push_line(lines, &["OPER", nick]);
+            if let Some(nick) = self.nick(op).filter(|_| self.in_room(op, room)) {
+                push(lines, "OPER", nick);
+            }
+        }
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.owner.is_some() || !r.operators.is_empty())
+        {
+            for member in self.outbox.members(room) {
+                let identity = self.peer(member).and_then(|p| p.identity.as_deref());
+                if self.rooms.runs(room, identity) {
+                    push(lines, "OP", self.nick(member).unwrap_or_default());
+                }
             }
         }
     }
@@ -1023,7 +1043,7 @@ fn until_text(until: Option<u64>) -> String {
 }
 
 /// `2026-11-30T10:00:00Z` or `permanent`, as the `BANNED` and `BAN` lines say it.
-fn until_word(until: Option<u64>) -> String {
+pub(super) fn until_word(until: Option<u64>) -> String {
     match until {
         Some(at) => utc_timestamp(UNIX_EPOCH + Duration::from_secs(at)),
         None => "permanent".into(),

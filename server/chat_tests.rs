@@ -1323,3 +1323,6 @@ fn history_lines_carry_the_time_they_were_said() {
         "{lines:?}"
     );
 }
+
+#[path = "chat_rooms_tests.rs"]
+mod rooms;

@@ -113,6 +113,17 @@ Options:
   --max-bans N               most bans kept; an operator's /ban past it gets 'ERROR
                              ban-limit' (bans that end are forgotten when they do)
                              [default: 10000]
+  --default-room NAME        the room every client is in when it joins, and the only one
+                             clients that do not understand rooms see (docs/protocol.md,
+                             'Rooms'); '#' may be left out [default: general]
+  --rooms NAMES              rooms that always exist, open to all and run by the operators,
+                             comma-separated, '#' left out or not (in a config file, where
+                             ' #' starts a comment: rooms = tareas, juegos) [default: none]
+  --max-rooms N              most rooms on the server, those above included; past it
+                             '/join' and '/create' of a new room get 'ERROR too-many-rooms'
+                             [default: 1000]
+  --max-rooms-per-identity N most rooms one identity may own [default: 10]
+  --max-rooms-per-user N     most rooms one connection may be in [default: 50]
   --ready-fd N               once listening, write one line to the open descriptor N and
                              close it: 'listening <address>' (with port 0, the port picked),
                              or 'error <code> <text>' if the server cannot start (codes:
@@ -208,6 +219,13 @@ pub struct Config {
     pub max_away_per_ip: usize,
     /// Bytes of private messages held for sessions, all together.
     pub max_held_bytes: usize,
+    /// The room every client is in when it joins (`#` included).
+    pub default_room: Box<str>,
+    /// Rooms that always exist (`#` included).
+    pub rooms: Vec<Box<str>>,
+    pub max_rooms: usize,
+    pub max_rooms_per_identity: usize,
+    pub max_rooms_per_user: usize,
     /// The config file and the command line, read again on SIGHUP.
     pub sources: Sources,
     /// `--ready-fd`: where to say `listening <address>` (or why not) once, at start.
@@ -252,6 +270,11 @@ impl Default for Config {
             max_away: 1000,
             max_away_per_ip: 64,
             max_held_bytes: 4 << 20,
+            default_room: "#general".into(),
+            rooms: Vec::new(),
+            max_rooms: 1000,
+            max_rooms_per_identity: 10,
+            max_rooms_per_user: 50,
             sources: Sources::default(),
             ready_fd: None,
         }
@@ -636,7 +659,82 @@ const SETTINGS: &[Setting] = &[
         show: |c| c.max_held_bytes.to_string(),
         live: true,
     },
+    Setting {
+        name: "default-room",
+        set: |c, v| {
+            c.default_room = room_name(v)?;
+            Ok(())
+        },
+        show: |c| c.default_room.to_string(),
+        live: false,
+    },
+    Setting {
+        name: "rooms",
+        set: |c, v| {
+            c.rooms = v
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(room_name)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |c| c.rooms.join(","),
+        live: false,
+    },
+    Setting {
+        name: "max-rooms",
+        set: |c, v| {
+            c.max_rooms = v
+                .parse()
+                .ok()
+                .filter(|&n| (1..=MAX_CLIENTS).contains(&n))
+                .ok_or("expected a whole number from 1 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_rooms.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-rooms-per-identity",
+        set: |c, v| {
+            c.max_rooms_per_identity = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= MAX_CLIENTS)
+                .ok_or("expected a whole number from 0 to 1000000")?;
+            Ok(())
+        },
+        show: |c| c.max_rooms_per_identity.to_string(),
+        live: true,
+    },
+    Setting {
+        name: "max-rooms-per-user",
+        set: |c, v| {
+            c.max_rooms_per_user = v
+                .parse()
+                .ok()
+                .filter(|&n| (1..=10_000).contains(&n))
+                .ok_or("expected a whole number from 1 to 10000")?;
+            Ok(())
+        },
+        show: |c| c.max_rooms_per_user.to_string(),
+        live: true,
+    },
 ];
+
+/// A room's name as a flag gives it: `#` added when left out, checked by the protocol's rules.
+fn room_name(v: &str) -> Result<Box<str>, &'static str> {
+    let name = if v.starts_with('#') {
+        v.to_string()
+    } else {
+        format!("#{v}")
+    };
+    charla_proto::validate_room(&name).map_err(|_| {
+        "expected a room name: '#' and 1 to 32 letters, digits, '_', '-' or '.' of one script"
+    })?;
+    Ok(name.into())
+}
 
 fn setting(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
@@ -771,6 +869,8 @@ impl Config {
         new.history_bytes = self.history_bytes;
         new.history_file = self.history_file.clone();
         new.state_dir = self.state_dir.clone();
+        new.default_room = self.default_room.clone();
+        new.rooms = self.rooms.clone();
         new
     }
 }
@@ -1185,6 +1285,8 @@ mod tests {
                 "bind" => "[::1]:1",
                 "history" => "7",
                 "history-bytes" => "8K",
+                "default-room" => "lobby",
+                "rooms" => "#a, #b",
                 _ => "/elsewhere",
             };
             (s.set)(&mut new, value).unwrap();

@@ -1,6 +1,6 @@
-//! The room's recent public lines (`MSG` and `ACTION`), kept for those who join later or come
-//! back after a dropped connection: at most `--history` lines and `--history-bytes` bytes, the
-//! oldest dropped first. No I/O.
+//! The rooms' recent public lines (`MSG` and `ACTION`), kept for those who join later or come
+//! back after a dropped connection: at most `--history` lines and `--history-bytes` bytes for
+//! all rooms together, the oldest dropped first. No I/O.
 
 use std::collections::VecDeque;
 
@@ -13,7 +13,21 @@ pub struct Entry {
     /// Who said it: the session (or connection) number of the sender, so that a client coming
     /// back is not given its own lines again.
     pub author: u64,
+    /// The key of the room it was said in (`room_key`); None: the default room.
+    pub room: Option<Box<str>>,
     pub line: Box<str>,
+}
+
+impl Entry {
+    /// What it costs to keep.
+    fn cost(&self) -> usize {
+        self.line.len() + self.room.as_deref().map_or(0, str::len) + ENTRY_OVERHEAD
+    }
+
+    /// Whether it was said in the room with key `room` (None: the default room).
+    pub fn in_room(&self, room: Option<&str>) -> bool {
+        self.room.as_deref() == room
+    }
 }
 
 pub struct History {
@@ -67,7 +81,7 @@ impl History {
         if self.max_lines == 0 {
             return;
         }
-        let cost = entry.line.len() + ENTRY_OVERHEAD;
+        let cost = entry.cost();
         if cost > self.max_bytes {
             return;
         }
@@ -75,7 +89,7 @@ impl History {
         self.entries.push_back(entry);
         while self.entries.len() > self.max_lines || self.bytes > self.max_bytes {
             if let Some(old) = self.entries.pop_front() {
-                self.bytes -= old.line.len() + ENTRY_OVERHEAD;
+                self.bytes -= old.cost();
             }
         }
     }
@@ -112,6 +126,7 @@ mod tests {
             id: h.take_id(),
             at: 0,
             author: 1,
+            room: None,
             line: line.into(),
         }
     }

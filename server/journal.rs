@@ -167,25 +167,45 @@ fn parse_record(bytes: &[u8]) -> Option<Entry> {
     let at = parts.next()?.parse().ok()?;
     let author = parts.next()?.parse().ok()?;
     let len: usize = parts.next()?.parse().ok()?;
-    let line = parts.next()?;
-    (line.len() == len && !line.is_empty()).then(|| Entry {
+    let stored = parts.next()?;
+    if stored.len() != len || stored.is_empty() {
+        return None;
+    }
+    // A line of a room other than the default one is stored with its room's key in front.
+    let (room, line) = match stored.split_once(' ') {
+        Some((room, line)) if room.starts_with('#') => (Some(room.into()), line),
+        _ => (None, stored),
+    };
+    Some(Entry {
         id,
         at,
         author,
+        room,
         line: line.into(),
     })
 }
 
 fn push_record(out: &mut Vec<u8>, e: &Entry) {
-    let _ = writeln!(
-        out,
-        "{} {} {} {} {}",
-        e.id,
-        e.at,
-        e.author,
-        e.line.len(),
-        e.line
-    );
+    let _ = match &e.room {
+        Some(room) => writeln!(
+            out,
+            "{} {} {} {} {room} {}",
+            e.id,
+            e.at,
+            e.author,
+            room.len() + 1 + e.line.len(),
+            e.line
+        ),
+        None => writeln!(
+            out,
+            "{} {} {} {} {}",
+            e.id,
+            e.at,
+            e.author,
+            e.line.len(),
+            e.line
+        ),
+    };
 }
 
 /// Writes the header and `entries` to a temporary file, syncs it and renames it over `path`;
@@ -464,6 +484,7 @@ mod tests {
             id,
             at: 1_700_000_000 + id,
             author: 7,
+            room: None,
             line: line.into(),
         }
     }
@@ -502,6 +523,28 @@ mod tests {
         let lines: Vec<&str> = loaded.iter().map(|e| &*e.line).collect();
         assert_eq!(lines, ["MSG ana uno", "MSG ana dos con espacios"]);
         assert_eq!(loaded[1], entry(2, "MSG ana dos con espacios"));
+        remove(&path);
+    }
+
+    /// Issue 22: the lines of every room go to the one file, each with its room; the default
+    /// room's as before, so that a file written before rooms is read as the default room's.
+    #[test]
+    fn each_line_comes_back_with_its_room() {
+        let path = temp("rooms");
+        let in_room = Entry {
+            room: Some("#tareas".into()),
+            ..entry(2, "MSG ana deberes")
+        };
+        {
+            let (mut journal, _) = open(&path, 100, 1 << 20).unwrap();
+            journal.append(&entry(1, "MSG ana hola"));
+            journal.append(&in_room);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(" 12 MSG ana hola\n"), "{text}");
+        assert!(text.contains(" 23 #tareas MSG ana deberes\n"), "{text}");
+        let (_journal, loaded) = open(&path, 100, 1 << 20).unwrap();
+        assert_eq!(loaded, [entry(1, "MSG ana hola"), in_room]);
         remove(&path);
     }
 

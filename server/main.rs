@@ -17,6 +17,7 @@ mod log;
 mod moderation;
 mod outbox;
 mod reactor;
+mod rooms;
 mod sessions;
 mod state;
 mod tls;

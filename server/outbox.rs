@@ -1,13 +1,18 @@
 //! What the chat core has said and the sockets have not taken yet: one queue per connection and
-//! the room's shared log. The chat core only appends; the reactor drains it with [`Outbox::write`],
-//! the one place where bytes go to a socket.
+//! each room's shared log. The chat core only appends; the reactor drains it with
+//! [`Outbox::write`], the one place where bytes go to a socket.
 //!
-//! A line for the whole room is appended once to the room's log, and each member is written
+//! A line for a room is appended once to the room's log, and each member it serves is written
 //! straight from it, so that a line is not copied once per recipient. A member only gets a copy
 //! of the log's bytes in its own queue when something private must come after them (a reply, its
 //! own line skipped) or when its socket is full. That copy ([`Outbox::catch_up`]) is made inside
-//! [`Outbox::send`] and [`Outbox::send_to_room`]: room lines and private lines reach each connection in
-//! the order they were produced, whoever calls.
+//! [`Outbox::send`] and [`Outbox::send_to_room`]: room lines and private lines reach each
+//! connection in the order they were produced, whoever calls.
+//!
+//! A connection is served from the log of one room only (the first it joined, and when it leaves
+//! that one, another of its rooms): the lines of its other rooms are copied into its own queue as
+//! they are said, which keeps every line in the order it was produced. Most members are in one
+//! room, or mostly read one; the fan-out of a busy room stays one copy per pass.
 
 use std::io::{self, Write};
 
@@ -16,20 +21,56 @@ use charla_proto::io::write_until_blocked;
 /// A connection as the chat core and the outbox know it (the reactor's slab index).
 pub type ConnId = usize;
 
+/// A room as the chat core and the outbox know it.
+pub type RoomId = usize;
+
 /// Largest room-log capacity kept from one pass to the next.
 const ROOM_LOG_KEEP: usize = 256 << 10;
 
+/// How a connection gets room lines: with their line id in front (`@<id> `, for clients that
+/// sent `/resume`) and with their room named (`#room `, for clients that sent `/cap rooms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineForm {
+    pub ids: bool,
+    pub rooms: bool,
+}
+
+impl LineForm {
+    const COUNT: usize = 4;
+
+    fn index(self) -> usize {
+        usize::from(self.ids) | usize::from(self.rooms) << 1
+    }
+
+    fn from_index(i: usize) -> LineForm {
+        LineForm {
+            ids: i & 1 != 0,
+            rooms: i & 2 != 0,
+        }
+    }
+
+    /// `line` as this form wants it: `[@<id> ][<room> ]<line>`.
+    fn push(self, out: &mut Vec<u8>, room: &str, id: Option<u64>, line: &[u8]) {
+        if let (true, Some(id)) = (self.ids, id) {
+            let _ = write!(out, "@{id} ");
+        }
+        if self.rooms {
+            out.extend_from_slice(room.as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(line);
+    }
+}
+
 pub struct Outbox {
     mailboxes: Vec<Option<Mailbox>>,
-    /// The room's members, for fan-out without scanning idle slots.
-    members: Vec<ConnId>,
-    /// Lines for every member, not yet served to all of them: as plain clients get them, and
-    /// with line ids for the members that asked for ids (`/resume`).
-    rooms: [RoomLog; 2],
-    /// Members served from `rooms[TAGGED]`: while there are none, it is not written.
-    tagged_members: usize,
-    /// Lines were added to the room since the reactor last took them.
-    room_dirty: bool,
+    rooms: Vec<Room>,
+    /// Rooms whose logs hold lines this pass (emptied at its end), and those with lines added
+    /// since the reactor last took the writers.
+    rooms_with_lines: Vec<RoomId>,
+    rooms_to_write: Vec<RoomId>,
+    /// Bytes in every room's logs this pass.
+    room_bytes: usize,
     /// Connections with bytes in their own queue, in the order they got them.
     to_flush: Vec<ConnId>,
     /// Past this many bytes queued for one connection, it is listed in `over_limit`
@@ -42,10 +83,9 @@ pub struct Outbox {
     pool: BufferPool,
     /// Bytes in every connection's own queue together (--max-queue-total).
     total: usize,
+    /// Where a room line is formatted for the members it is copied to.
+    scratch: Vec<u8>,
 }
-
-const PLAIN: usize = 0;
-const TAGGED: usize = 1;
 
 #[derive(Default)]
 struct RoomLog {
@@ -74,46 +114,53 @@ impl RoomLog {
     }
 }
 
+#[derive(Default)]
+struct Room {
+    /// The room's lines this pass, one log per [`LineForm`]; a form nobody served needs is not
+    /// written.
+    logs: [RoomLog; LineForm::COUNT],
+    /// Members served from the logs, and how many of them want each form.
+    served: Vec<ConnId>,
+    served_forms: [usize; LineForm::COUNT],
+    /// Members whose copy of each line goes into their own queue.
+    copied: Vec<ConnId>,
+    in_lines: bool,
+    to_write: bool,
+}
+
 struct Mailbox {
     queue: OutQueue,
-    /// While in the room: how far into the room's output this connection has been served
-    /// (written to its socket or copied into `queue`), and where it is in `members`.
-    member: Option<Membership>,
+    form: LineForm,
+    /// The room this connection is served from the log of, how far, and where it is in that
+    /// room's `served`.
+    served: Option<Served>,
+    /// The other rooms it is in, and where it is in each one's `copied`.
+    copied: Vec<(RoomId, usize)>,
     /// Listed in `to_flush`.
     listed: bool,
 }
 
 #[derive(Clone, Copy)]
-struct Membership {
-    room_pos: u64,
+struct Served {
+    room: RoomId,
+    pos: u64,
     slot: usize,
-    /// Served from the log with line ids.
-    tagged: bool,
-}
-
-impl Membership {
-    fn log(&self) -> usize {
-        if self.tagged {
-            TAGGED
-        } else {
-            PLAIN
-        }
-    }
 }
 
 impl Outbox {
     pub fn new(max_queue: usize) -> Outbox {
         Outbox {
             mailboxes: Vec::new(),
-            members: Vec::new(),
-            rooms: Default::default(),
-            tagged_members: 0,
-            room_dirty: false,
+            rooms: Vec::new(),
+            rooms_with_lines: Vec::new(),
+            rooms_to_write: Vec::new(),
+            room_bytes: 0,
             to_flush: Vec::new(),
             max_queue,
             over_limit: Vec::new(),
             pool: BufferPool::default(),
             total: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -140,21 +187,30 @@ impl Outbox {
         self.mailboxes.get_mut(id)?.as_mut()
     }
 
-    /// A new connection: an empty queue, outside the room.
+    fn room(&mut self, room: RoomId) -> &mut Room {
+        if self.rooms.len() <= room {
+            self.rooms.resize_with(room + 1, Room::default);
+        }
+        &mut self.rooms[room]
+    }
+
+    /// A new connection: an empty queue, in no room.
     pub fn open(&mut self, id: ConnId) {
         if self.mailboxes.len() <= id {
             self.mailboxes.resize_with(id + 1, || None);
         }
         self.mailboxes[id] = Some(Mailbox {
             queue: OutQueue::default(),
-            member: None,
+            form: LineForm::default(),
+            served: None,
+            copied: Vec::new(),
             listed: false,
         });
     }
 
     /// The connection is gone: what was queued for it is dropped.
     pub fn remove(&mut self, id: ConnId) {
-        self.leave(id, false);
+        self.leave_all(id, false);
         if let Some(mut mailbox) = self.mailboxes.get_mut(id).and_then(Option::take) {
             self.total -= mailbox.queue.pending();
             mailbox.queue.clear(&mut self.pool);
@@ -169,48 +225,137 @@ impl Outbox {
         }
     }
 
-    /// Enters the room: served every room line from now on, with line ids if `tagged`.
-    pub fn join(&mut self, id: ConnId, tagged: bool) {
-        let log = if tagged { TAGGED } else { PLAIN };
-        let room_pos = self.rooms[log].end();
-        let slot = self.members.len();
+    /// How `id` wants room lines; set before it joins a room.
+    pub fn set_form(&mut self, id: ConnId, form: LineForm) {
         if let Some(mailbox) = self.mailbox(id) {
-            if mailbox.member.is_none() {
-                mailbox.member = Some(Membership {
-                    room_pos,
-                    slot,
-                    tagged,
-                });
-                self.members.push(id);
-                self.tagged_members += usize::from(tagged);
+            if mailbox.served.is_none() && mailbox.copied.is_empty() {
+                mailbox.form = form;
             }
         }
     }
 
-    /// Leaves the room. With `keep_unserved`, the room's lines said before still reach it.
-    pub fn leave(&mut self, id: ConnId, keep_unserved: bool) {
+    /// Enters `room`: gets every line said in it from now on.
+    pub fn join(&mut self, id: ConnId, room: RoomId) {
+        self.room(room);
+        let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let in_room = mailbox.served.is_some_and(|s| s.room == room)
+            || mailbox.copied.iter().any(|&(r, _)| r == room);
+        if in_room {
+            return;
+        }
+        let form = mailbox.form.index();
+        let r = &mut self.rooms[room];
+        if mailbox.served.is_none() {
+            mailbox.served = Some(Served {
+                room,
+                pos: r.logs[form].end(),
+                slot: r.served.len(),
+            });
+            r.served.push(id);
+            r.served_forms[form] += 1;
+        } else {
+            mailbox.copied.push((room, r.copied.len()));
+            r.copied.push(id);
+        }
+    }
+
+    /// Leaves `room`. With `keep_unserved`, the room's lines said before still reach it.
+    pub fn leave(&mut self, id: ConnId, room: RoomId, keep_unserved: bool) {
+        let Some(mailbox) = self.mailbox(id) else {
+            return;
+        };
+        if let Some(at) = mailbox.copied.iter().position(|&(r, _)| r == room) {
+            let (_, slot) = mailbox.copied.swap_remove(at);
+            self.unlist_copied(room, slot);
+            return;
+        }
+        if mailbox.served.is_none_or(|s| s.room != room) {
+            return;
+        }
         if keep_unserved {
             self.catch_up(id);
         }
-        let Some(member) = self.mailbox(id).and_then(|m| m.member.take()) else {
+        let Some(mailbox) = self.mailbox(id) else {
             return;
         };
-        self.tagged_members -= usize::from(member.tagged);
-        self.members.swap_remove(member.slot);
-        if let Some(&moved) = self.members.get(member.slot) {
-            if let Some(m) = self.mailbox(moved).and_then(|m| m.member.as_mut()) {
-                m.slot = member.slot;
+        let form = mailbox.form.index();
+        let Some(served) = mailbox.served.take() else {
+            return;
+        };
+        // Another of its rooms is served from its log from now on: every line of it said so far
+        // has been copied into its queue.
+        let next = mailbox.copied.pop();
+        let r = &mut self.rooms[room];
+        r.served_forms[form] -= 1;
+        r.served.swap_remove(served.slot);
+        if let Some(&moved) = r.served.get(served.slot) {
+            if let Some(s) = self.mailbox(moved).and_then(|m| m.served.as_mut()) {
+                s.slot = served.slot;
+            }
+        }
+        if let Some((next, slot)) = next {
+            self.unlist_copied(next, slot);
+            let r = &mut self.rooms[next];
+            let served = Served {
+                room: next,
+                pos: r.logs[form].end(),
+                slot: r.served.len(),
+            };
+            r.served.push(id);
+            r.served_forms[form] += 1;
+            if let Some(mailbox) = self.mailbox(id) {
+                mailbox.served = Some(served);
             }
         }
     }
 
-    /// Some member asked for line ids: public lines need their tagged copy.
-    pub fn has_tagged_members(&self) -> bool {
-        self.tagged_members > 0
+    /// Takes the member at `slot` out of `room`'s copied members.
+    fn unlist_copied(&mut self, room: RoomId, slot: usize) {
+        let r = &mut self.rooms[room];
+        r.copied.swap_remove(slot);
+        if let Some(&moved) = r.copied.get(slot) {
+            if let Some(m) = self.mailbox(moved) {
+                if let Some(entry) = m.copied.iter_mut().find(|(r, _)| *r == room) {
+                    entry.1 = slot;
+                }
+            }
+        }
     }
 
-    pub fn members(&self) -> &[ConnId] {
-        &self.members
+    /// Leaves every room.
+    pub fn leave_all(&mut self, id: ConnId, keep_unserved: bool) {
+        loop {
+            let Some(room) = self.rooms_of(id).next() else {
+                break;
+            };
+            self.leave(id, room, keep_unserved);
+        }
+    }
+
+    /// The rooms `id` is in.
+    pub fn rooms_of(&self, id: ConnId) -> impl Iterator<Item = RoomId> + '_ {
+        let mailbox = self.mailboxes.get(id).and_then(Option::as_ref);
+        let served = mailbox.and_then(|m| m.served).map(|s| s.room);
+        let copied = mailbox
+            .into_iter()
+            .flat_map(|m| m.copied.iter().map(|&(r, _)| r));
+        served.into_iter().chain(copied)
+    }
+
+    /// The members of `room`.
+    pub fn members(&self, room: RoomId) -> impl Iterator<Item = ConnId> + '_ {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flat_map(|r| r.served.iter().chain(&r.copied).copied())
+    }
+
+    pub fn member_count(&self, room: RoomId) -> usize {
+        self.rooms
+            .get(room)
+            .map_or(0, |r| r.served.len() + r.copied.len())
     }
 
     /// Queues bytes for one connection, after every room line said before them.
@@ -236,43 +381,84 @@ impl Outbox {
         std::mem::take(&mut self.over_limit)
     }
 
-    /// A line for every member but `except` (who is served up to here, then skips it).
-    pub fn send_to_room(&mut self, except: Option<ConnId>, bytes: &[u8]) {
-        self.send_public(except, bytes, bytes);
-    }
-
-    /// A public line, as plain clients get it and as those that asked for line ids get it.
-    pub fn send_public(&mut self, except: Option<ConnId>, plain: &[u8], tagged: &[u8]) {
+    /// A line for every member of `room` but `except` (who is served up to here, then skips
+    /// it): `line` as it is, or with its `id` and the room's `name` in front for the members
+    /// that want them ([`LineForm`]).
+    pub fn send_to_room(
+        &mut self,
+        room: RoomId,
+        name: &str,
+        except: Option<ConnId>,
+        id: Option<u64>,
+        line: &[u8],
+    ) {
+        if room >= self.rooms.len() {
+            return;
+        }
         if let Some(id) = except {
             self.catch_up(id);
         }
-        self.rooms[PLAIN].bytes.extend_from_slice(plain);
-        if self.tagged_members > 0 {
-            self.rooms[TAGGED].bytes.extend_from_slice(tagged);
+        let r = &mut self.rooms[room];
+        let mut wrote = false;
+        for form in 0..LineForm::COUNT {
+            if r.served_forms[form] > 0 {
+                let before = r.logs[form].bytes.len();
+                LineForm::from_index(form).push(&mut r.logs[form].bytes, name, id, line);
+                self.room_bytes += r.logs[form].bytes.len() - before;
+                wrote = true;
+            }
         }
-        let ends = [self.rooms[PLAIN].end(), self.rooms[TAGGED].end()];
-        if let Some(m) = except.and_then(|id| self.mailbox(id)?.member.as_mut()) {
-            m.room_pos = ends[m.log()];
+        if wrote {
+            if !std::mem::replace(&mut r.in_lines, true) {
+                self.rooms_with_lines.push(room);
+            }
+            if !std::mem::replace(&mut r.to_write, true) {
+                self.rooms_to_write.push(room);
+            }
         }
-        self.room_dirty = true;
+        if let Some(except) = except.and_then(|e| self.mailboxes.get_mut(e)?.as_mut()) {
+            let form = except.form.index();
+            if let Some(served) = except.served.as_mut().filter(|s| s.room == room) {
+                served.pos = self.rooms[room].logs[form].end();
+            }
+        }
+        if self.rooms[room].copied.is_empty() {
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for i in 0..self.rooms[room].copied.len() {
+            let member = self.rooms[room].copied[i];
+            if Some(member) == except {
+                continue;
+            }
+            let Some(form) = self.mailbox(member).map(|m| m.form) else {
+                continue;
+            };
+            scratch.clear();
+            form.push(&mut scratch, name, id, line);
+            self.send(member, &scratch);
+        }
+        scratch.clear();
+        self.scratch = scratch;
     }
 
-    /// Copies the room's bytes `id` has not been served into its own queue, so that whatever is
-    /// queued for it next comes after them.
+    /// Copies the bytes of its room's log `id` has not been served into its own queue, so that
+    /// whatever is queued for it next comes after them.
     fn catch_up(&mut self, id: ConnId) {
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
-        let Some(member) = mailbox.member.as_mut() else {
+        let form = mailbox.form.index();
+        let Some(served) = mailbox.served.as_mut() else {
             return;
         };
-        let room = &self.rooms[member.log()];
-        let unserved = room.from(member.room_pos);
+        let log = &self.rooms[served.room].logs[form];
+        let unserved = log.from(served.pos);
         if !unserved.is_empty() {
             mailbox.queue.push(unserved, &mut self.pool);
             self.total += unserved.len();
         }
-        member.room_pos = room.end();
+        served.pos = log.end();
     }
 
     /// Bytes waiting for `id` in its own queue.
@@ -283,14 +469,14 @@ impl Outbox {
             .map_or(0, |m| m.queue.pending())
     }
 
-    /// Bytes in the room's logs this pass.
+    /// Bytes in the rooms' logs this pass.
     pub fn room_len(&self) -> usize {
-        self.rooms[PLAIN].bytes.len() + self.rooms[TAGGED].bytes.len()
+        self.room_bytes
     }
 
     /// Whether anything waits to be written.
     pub fn has_output(&self) -> bool {
-        self.room_dirty || !self.to_flush.is_empty()
+        !self.rooms_to_write.is_empty() || !self.to_flush.is_empty()
     }
 
     /// Puts `id` on the list of connections to write at the end of the pass (its socket has room
@@ -304,12 +490,14 @@ impl Outbox {
         }
     }
 
-    /// Moves into `ids` every connection with something to write: the room's members when the
-    /// room has new lines, then those with bytes of their own. A connection may appear twice;
-    /// writing it again is harmless.
+    /// Moves into `ids` every connection with something to write: the members served from the
+    /// logs of rooms with new lines, then those with bytes of their own. A connection may appear
+    /// twice; writing it again is harmless.
     pub fn take_writers(&mut self, ids: &mut Vec<ConnId>) {
-        if std::mem::take(&mut self.room_dirty) {
-            ids.extend_from_slice(&self.members);
+        for room in self.rooms_to_write.drain(..) {
+            let r = &mut self.rooms[room];
+            r.to_write = false;
+            ids.extend_from_slice(&r.served);
         }
         for id in self.to_flush.drain(..) {
             if let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) {
@@ -319,11 +507,11 @@ impl Outbox {
         }
     }
 
-    /// Writes what waits for `id` to `w`: its own queue first, then, once that is all out, the
-    /// room's lines straight from the log. What `w` does not take stays queued, in order (a write
-    /// that returned `WouldBlock` is retried from the queue with the same bytes first, which
-    /// OpenSSL allows with ACCEPT_MOVING_WRITE_BUFFER). Returns how many bytes `w` took, and the
-    /// bytes still waiting.
+    /// Writes what waits for `id` to `w`: its own queue first, then, once that is all out, its
+    /// room's lines straight from the log. What `w` does not take stays queued, in order (a
+    /// write that returned `WouldBlock` is retried from the queue with the same bytes first,
+    /// which OpenSSL allows with ACCEPT_MOVING_WRITE_BUFFER). Returns how many bytes `w` took,
+    /// and the bytes still waiting.
     pub fn write(&mut self, id: ConnId, w: &mut impl Write) -> io::Result<Written> {
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return Ok(Written::default());
@@ -333,10 +521,11 @@ impl Outbox {
         let mut taken = before - mailbox.queue.pending();
         self.total -= taken;
         if all_out? {
-            if let Some(member) = mailbox.member.as_mut() {
-                let unserved = self.rooms[member.log()].from(member.room_pos);
+            let form = mailbox.form.index();
+            if let Some(served) = mailbox.served.as_mut() {
+                let unserved = self.rooms[served.room].logs[form].from(served.pos);
                 let n = write_until_blocked(w, unserved)?;
-                member.room_pos += n as u64;
+                served.pos += n as u64;
                 taken += n;
             }
         }
@@ -347,18 +536,20 @@ impl Outbox {
         })
     }
 
-    /// Ends a pass: every member has been served the room's logs (written or copied into its
+    /// Ends a pass: every member has been served the rooms' logs (written or copied into its
     /// queue), which are emptied.
     pub fn end_pass(&mut self) {
-        if self.room_len() == 0 {
-            return;
+        for room in std::mem::take(&mut self.rooms_with_lines) {
+            for i in 0..self.rooms[room].served.len() {
+                self.catch_up(self.rooms[room].served[i]);
+            }
+            let r = &mut self.rooms[room];
+            r.in_lines = false;
+            for log in &mut r.logs {
+                log.clear();
+            }
         }
-        for i in 0..self.members.len() {
-            self.catch_up(self.members[i]);
-        }
-        for room in &mut self.rooms {
-            room.clear();
-        }
+        self.room_bytes = 0;
     }
 }
 
@@ -479,9 +670,16 @@ mod tests {
         }
     }
 
+    const ROOM: RoomId = 0;
+
     fn member(outbox: &mut Outbox, id: ConnId) {
         outbox.open(id);
-        outbox.join(id, false);
+        outbox.join(id, ROOM);
+    }
+
+    /// A line for the room, none of its members wanting ids or room names.
+    fn to_room(outbox: &mut Outbox, except: Option<ConnId>, line: &[u8]) {
+        outbox.send_to_room(ROOM, "#general", except, None, line);
     }
 
     #[test]
@@ -512,10 +710,10 @@ mod tests {
         let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         member(&mut out, 1);
-        out.send_to_room(None, b"1 room\n");
+        to_room(&mut out, None, b"1 room\n");
         out.send(0, b"2 private\n");
-        out.send_to_room(Some(0), b"3 not for 0\n");
-        out.send_to_room(None, b"4 room\n");
+        to_room(&mut out, Some(0), b"3 not for 0\n");
+        to_room(&mut out, None, b"4 room\n");
         let mut writers = Vec::new();
         out.take_writers(&mut writers);
         assert_eq!(
@@ -535,7 +733,7 @@ mod tests {
     fn a_full_socket_keeps_the_rest_in_order_for_the_next_pass() {
         let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
-        out.send_to_room(None, b"abcdef\n");
+        to_room(&mut out, None, b"abcdef\n");
         let mut p = pipe(3);
         assert_eq!(
             out.write(0, &mut p).unwrap(),
@@ -546,7 +744,7 @@ mod tests {
             "the rest is in its queue"
         );
         out.end_pass();
-        out.send_to_room(None, b"next\n");
+        to_room(&mut out, None, b"next\n");
         out.send(0, b"mine\n");
         p.room = 100;
         out.write(0, &mut p).unwrap();
@@ -559,11 +757,11 @@ mod tests {
         member(&mut out, 0);
         member(&mut out, 1);
         member(&mut out, 2);
-        out.send_to_room(None, b"before\n");
-        out.leave(0, true);
-        out.leave(1, false);
-        out.send_to_room(None, b"after\n");
-        assert_eq!(out.members(), [2]);
+        to_room(&mut out, None, b"before\n");
+        out.leave(0, ROOM, true);
+        out.leave(1, ROOM, false);
+        to_room(&mut out, None, b"after\n");
+        assert_eq!(out.members(ROOM).collect::<Vec<_>>(), [2]);
         let (mut p0, mut p1) = (pipe(100), pipe(100));
         out.write(0, &mut p0).unwrap();
         out.write(1, &mut p1).unwrap();
@@ -577,37 +775,102 @@ mod tests {
         for id in 0..4 {
             member(&mut out, id);
         }
-        out.leave(0, false);
-        out.leave(2, false);
-        out.leave(3, false);
-        assert_eq!(out.members(), [1]);
+        out.leave(0, ROOM, false);
+        out.leave(2, ROOM, false);
+        out.leave(3, ROOM, false);
+        assert_eq!(out.members(ROOM).collect::<Vec<_>>(), [1]);
         out.remove(1);
-        assert!(out.members().is_empty());
+        assert_eq!(out.member_count(ROOM), 0);
     }
 
     #[test]
-    fn members_that_asked_for_ids_get_the_tagged_lines_in_the_same_order() {
+    fn members_get_ids_and_room_names_as_they_asked_in_the_same_order() {
         let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
         out.open(1);
-        out.join(1, true);
-        out.send_public(None, b"MSG ana uno\n", b"@7 MSG ana uno\n");
-        out.send_to_room(None, b"JOIN eva\n");
+        out.set_form(
+            1,
+            LineForm {
+                ids: true,
+                rooms: false,
+            },
+        );
+        out.join(1, ROOM);
+        out.open(2);
+        out.set_form(
+            2,
+            LineForm {
+                ids: true,
+                rooms: true,
+            },
+        );
+        out.join(2, ROOM);
+        out.send_to_room(ROOM, "#general", None, Some(7), b"MSG ana uno\n");
+        to_room(&mut out, None, b"JOIN eva\n");
         out.send(1, b"PONG\n");
-        out.send_public(Some(1), b"MSG bob dos\n", b"@8 MSG bob dos\n");
-        let (mut p0, mut p1) = (pipe(1000), pipe(1000));
+        out.send_to_room(ROOM, "#general", Some(1), Some(8), b"MSG bob dos\n");
+        let (mut p0, mut p1, mut p2) = (pipe(1000), pipe(1000), pipe(1000));
         out.write(0, &mut p0).unwrap();
         out.write(1, &mut p1).unwrap();
+        out.write(2, &mut p2).unwrap();
         out.end_pass();
         assert_eq!(p0.got, b"MSG ana uno\nJOIN eva\nMSG bob dos\n");
         assert_eq!(p1.got, b"@7 MSG ana uno\nJOIN eva\nPONG\n");
-        out.leave(1, false);
-        out.send_public(None, b"MSG ana tres\n", b"@9 MSG ana tres\n");
         assert_eq!(
-            out.room_len(),
-            13,
-            "no tagged copy once nobody asks for ids"
+            p2.got,
+            b"@7 #general MSG ana uno\n#general JOIN eva\n@8 #general MSG bob dos\n"
         );
+        out.leave(1, ROOM, false);
+        out.leave(2, ROOM, false);
+        to_room(&mut out, None, b"MSG ana tres\n");
+        assert_eq!(out.room_len(), 13, "no other form once nobody asks for one");
+    }
+
+    #[test]
+    fn a_member_of_several_rooms_gets_every_line_in_the_order_it_was_said() {
+        let mut out = Outbox::new(usize::MAX);
+        let rooms = LineForm {
+            ids: false,
+            rooms: true,
+        };
+        for id in 0..3 {
+            out.open(id);
+            out.set_form(id, rooms);
+        }
+        // 0 is in both rooms; 1 only in the first, 2 only in the second.
+        out.join(0, 0);
+        out.join(0, 1);
+        out.join(1, 0);
+        out.join(2, 1);
+        out.send_to_room(0, "#a", None, None, b"1\n");
+        out.send_to_room(1, "#b", None, None, b"2\n");
+        out.send(0, b"3 private\n");
+        out.send_to_room(0, "#a", None, None, b"4\n");
+        out.send_to_room(1, "#b", Some(0), None, b"5 from 0\n");
+        let mut writers = Vec::new();
+        out.take_writers(&mut writers);
+        let mut pipes: Vec<Pipe> = (0..3).map(|_| pipe(1000)).collect();
+        for &id in &writers {
+            out.write(id, &mut pipes[id]).unwrap();
+        }
+        out.end_pass();
+        assert_eq!(pipes[0].got, b"#a 1\n#b 2\n3 private\n#a 4\n");
+        assert_eq!(pipes[1].got, b"#a 1\n#a 4\n");
+        assert_eq!(pipes[2].got, b"#b 2\n#b 5 from 0\n");
+        assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [0, 1]);
+        // Leaving the room it was served from: the other is served from its log from then on.
+        out.send_to_room(0, "#a", None, None, b"6\n");
+        out.leave(0, 0, true);
+        out.send_to_room(1, "#b", None, None, b"7\n");
+        out.send_to_room(0, "#a", None, None, b"8 not for 0\n");
+        assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [1]);
+        let mut p = pipe(1000);
+        out.write(0, &mut p).unwrap();
+        assert_eq!(p.got, b"#a 6\n#b 7\n");
+        assert_eq!(out.members(1).collect::<Vec<_>>(), [2, 0]);
+        out.remove(0);
+        assert_eq!(out.members(1).collect::<Vec<_>>(), [2]);
+        assert_eq!(out.members(0).collect::<Vec<_>>(), [1]);
     }
 
     #[test]
@@ -626,7 +889,7 @@ mod tests {
     fn end_of_pass_serves_members_that_were_not_written() {
         let mut out = Outbox::new(usize::MAX);
         member(&mut out, 0);
-        out.send_to_room(None, b"kept\n");
+        to_room(&mut out, None, b"kept\n");
         out.end_pass();
         assert_eq!(out.room_len(), 0);
         assert_eq!(
@@ -642,7 +905,7 @@ mod tests {
         member(&mut out, 0);
         member(&mut out, 1);
         out.send(0, b"private\n");
-        out.send_to_room(None, b"room\n");
+        to_room(&mut out, None, b"room\n");
         assert_eq!(out.total_pending(), 8);
         let mut p = pipe(3);
         out.write(1, &mut p).unwrap();

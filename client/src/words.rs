@@ -86,6 +86,14 @@ pub fn server_error(s: &Strings<'_>, code: &str, text: &str) -> SharedString {
         ErrorCode::NotSaved => s.invoke_err_not_saved(),
         ErrorCode::IsOperator => s.invoke_err_is_operator(),
         ErrorCode::BanLimit => s.invoke_err_ban_limit(),
+        ErrorCode::NoSuchRoom => s.invoke_err_no_such_room(text.into()),
+        ErrorCode::BadRoomName => s.invoke_err_bad_room_name(text.into()),
+        ErrorCode::InviteOnly => s.invoke_err_invite_only(),
+        ErrorCode::BannedFromRoom => s.invoke_err_banned_from_room(),
+        ErrorCode::TooManyRooms => s.invoke_err_too_many_rooms(text.into()),
+        ErrorCode::NotRoomOperator => s.invoke_err_not_room_operator(),
+        ErrorCode::NotInRoom => s.invoke_err_not_in_room(),
+        ErrorCode::RoomExists => s.invoke_err_room_exists(),
     }
 }
 

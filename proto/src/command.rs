@@ -50,6 +50,64 @@ pub enum ClientLine<'a> {
         minutes: Option<u64>,
     },
     Unmute(&'a str),
+    /// `/cap <name>...` before the nickname: what this client understands (`rooms`: every line
+    /// of a room with its room named, and the room commands below).
+    Cap(&'a str),
+    /// `/join #room`: into a room (an open one is made when there is none, for registered users).
+    Join(&'a str),
+    /// `/part #room [reason]`.
+    Part {
+        room: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// `/rooms`: the rooms on the server.
+    Rooms,
+    /// `/users #room`.
+    RoomUsers(&'a str),
+    /// `/topic #room [text]`: shows the topic, or sets it (`-` clears it).
+    Topic {
+        room: &'a str,
+        text: Option<&'a str>,
+    },
+    /// `/invite <nick> #room`.
+    Invite {
+        nick: &'a str,
+        room: &'a str,
+    },
+    /// `/create #room [open|private]`.
+    Create {
+        room: &'a str,
+        private: bool,
+    },
+    /// `/action #room <text>`: `/me` into a given room.
+    Action {
+        room: &'a str,
+        text: &'a str,
+    },
+    /// `/op <nick> #room` (`on`), `/deop <nick> #room`.
+    RoomOp {
+        nick: &'a str,
+        room: &'a str,
+        on: bool,
+    },
+    /// `/kick #room <nick> [reason]`: out of that room only.
+    RoomKick {
+        room: &'a str,
+        nick: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// `/ban #room <nick|address|fingerprint> [minutes] [reason]`: kept out of that room.
+    RoomBan {
+        room: &'a str,
+        target: &'a str,
+        minutes: Option<u64>,
+        reason: Option<&'a str>,
+    },
+    /// `/unban #room <nick|address|fingerprint>`.
+    RoomUnban {
+        room: &'a str,
+        target: &'a str,
+    },
     /// A known command without its required argument; the usage to show.
     MissingArgument(&'static str),
     Unknown(&'a str),
@@ -73,7 +131,15 @@ pub const HELP: &[&str] = &[
     "/ban <nick|address|fingerprint> [minutes] [reason]   keep them out",
     "/unban <nick|address|fingerprint>, /bans [page]   lift a ban, list the bans",
     "/mute <nick> [minutes], /unmute <nick>     silence someone in public",
-    "Any other line is a public message; start it with // to send a line that begins with /.",
+    "Rooms (clients that sent /cap rooms):",
+    "/join #room, /part #room [reason]    enter or leave a room",
+    "/rooms, /users #room      the rooms, who is in one",
+    "/msg #room <text>, /action #room <text>   say something in a room",
+    "/create #room [open|private]   make a room (registered users)",
+    "/topic #room [text|-], /invite <nick> #room   the topic; let someone into a private room",
+    "/op <nick> #room, /deop <nick> #room   room operators (the room's owner)",
+    "/kick #room <nick> [reason], /ban #room <nick> [minutes] [reason], /unban #room <nick>",
+    "Any other line is a public message (to the room you last joined); start it with // to send a line that begins with /.",
 ];
 
 /// Splits off the first space-separated word; the rest keeps its inner spacing.
@@ -105,7 +171,80 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
     }
     let (name, args) = split_word(after_slash);
     match name.to_ascii_lowercase().as_str() {
-        "users" => ClientLine::Users,
+        "users" => match non_empty(args) {
+            Some(room) if crate::room::is_room(room) => ClientLine::RoomUsers(room),
+            _ => ClientLine::Users,
+        },
+        "cap" => match non_empty(args) {
+            Some(names) => ClientLine::Cap(names),
+            None => ClientLine::MissingArgument("/cap rooms"),
+        },
+        "join" => match non_empty(args) {
+            Some(room) if !room.contains(' ') => ClientLine::Join(room),
+            _ => ClientLine::MissingArgument("/join #room"),
+        },
+        "part" => match split_word(args.trim()) {
+            ("", _) => ClientLine::MissingArgument("/part #room [reason]"),
+            (room, reason) => ClientLine::Part {
+                room,
+                reason: non_empty(reason),
+            },
+        },
+        "rooms" => ClientLine::Rooms,
+        "topic" => match split_word(args.trim()) {
+            ("", _) => ClientLine::MissingArgument("/topic #room [text]"),
+            (room, text) => ClientLine::Topic {
+                room,
+                text: non_empty(text),
+            },
+        },
+        "invite" => {
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(nick), Some(room), None) => ClientLine::Invite { nick, room },
+                _ => ClientLine::MissingArgument("/invite <nick> #room"),
+            }
+        }
+        "create" => {
+            let mut words = args.split_whitespace();
+            let kind = words.next().map(|room| (room, words.next(), words.next()));
+            match kind {
+                Some((room, None, None)) => ClientLine::Create {
+                    room,
+                    private: false,
+                },
+                Some((room, Some(kind), None)) if kind.eq_ignore_ascii_case("open") => {
+                    ClientLine::Create {
+                        room,
+                        private: false,
+                    }
+                }
+                Some((room, Some(kind), None)) if kind.eq_ignore_ascii_case("private") => {
+                    ClientLine::Create {
+                        room,
+                        private: true,
+                    }
+                }
+                _ => ClientLine::MissingArgument("/create #room [open|private]"),
+            }
+        }
+        "action" => {
+            let (room, text) = split_word(args.trim_start_matches(' '));
+            if room.is_empty() || text.trim().is_empty() {
+                ClientLine::MissingArgument("/action #room <text>")
+            } else {
+                ClientLine::Action { room, text }
+            }
+        }
+        "op" | "deop" => {
+            let on = name.eq_ignore_ascii_case("op");
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(nick), Some(room), None) => ClientLine::RoomOp { nick, room, on },
+                _ if on => ClientLine::MissingArgument("/op <nick> #room"),
+                _ => ClientLine::MissingArgument("/deop <nick> #room"),
+            }
+        }
         "msg" => {
             let (to, text) = split_word(args.trim_start_matches(' '));
             if to.is_empty() || text.trim().is_empty() {
@@ -150,6 +289,40 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
             Some(nick) => ClientLine::Whois(nick),
             None => ClientLine::MissingArgument("/whois <nick>"),
         },
+        "kick" if crate::room::is_room(args.trim_start()) => {
+            let (room, rest) = split_word(args.trim());
+            match split_word(rest.trim()) {
+                ("", _) => ClientLine::MissingArgument("/kick #room <nick> [reason]"),
+                (nick, reason) => ClientLine::RoomKick {
+                    room,
+                    nick,
+                    reason: non_empty(reason),
+                },
+            }
+        }
+        "ban" if crate::room::is_room(args.trim_start()) => {
+            let (room, rest) = split_word(args.trim());
+            let (target, rest) = split_word(rest.trim());
+            let (minutes, reason) = leading_minutes(rest);
+            match (target, minutes) {
+                ("", _) | (_, Err(())) => ClientLine::MissingArgument(
+                    "/ban #room <nick|address|fingerprint> [minutes] [reason]",
+                ),
+                (target, Ok(minutes)) => ClientLine::RoomBan {
+                    room,
+                    target,
+                    minutes,
+                    reason: non_empty(reason),
+                },
+            }
+        }
+        "unban" if crate::room::is_room(args.trim_start()) => {
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(room), Some(target), None) => ClientLine::RoomUnban { room, target },
+                _ => ClientLine::MissingArgument("/unban #room <nick|address|fingerprint>"),
+            }
+        }
         "kick" => match split_word(args.trim()) {
             ("", _) => ClientLine::MissingArgument("/kick <nick> [reason]"),
             (nick, reason) => ClientLine::Kick {
@@ -274,6 +447,117 @@ mod tests {
             parse_client_line("/history"),
             MissingArgument("/history on|off")
         );
+    }
+
+    #[test]
+    fn room_commands_take_their_arguments_or_say_how() {
+        assert_eq!(parse_client_line("/cap rooms"), Cap("rooms"));
+        assert_eq!(parse_client_line("/join #tareas"), Join("#tareas"));
+        assert!(matches!(parse_client_line("/join"), MissingArgument(_)));
+        assert!(matches!(
+            parse_client_line("/join #a #b"),
+            MissingArgument(_)
+        ));
+        assert_eq!(
+            parse_client_line("/part #tareas me voy  ya"),
+            Part {
+                room: "#tareas",
+                reason: Some("me voy  ya")
+            }
+        );
+        assert_eq!(parse_client_line("/rooms"), Rooms);
+        assert_eq!(parse_client_line("/users #a"), RoomUsers("#a"));
+        assert_eq!(parse_client_line("/users"), Users);
+        assert_eq!(
+            parse_client_line("/topic #a deberes del lunes"),
+            Topic {
+                room: "#a",
+                text: Some("deberes del lunes")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/topic #a"),
+            Topic {
+                room: "#a",
+                text: None
+            }
+        );
+        assert_eq!(
+            parse_client_line("/invite bob #a"),
+            Invite {
+                nick: "bob",
+                room: "#a"
+            }
+        );
+        assert!(matches!(
+            parse_client_line("/invite bob"),
+            MissingArgument(_)
+        ));
+        assert_eq!(
+            parse_client_line("/create #a private"),
+            Create {
+                room: "#a",
+                private: true
+            }
+        );
+        assert_eq!(
+            parse_client_line("/create #a"),
+            Create {
+                room: "#a",
+                private: false
+            }
+        );
+        assert!(matches!(
+            parse_client_line("/create #a secret"),
+            MissingArgument(_)
+        ));
+        assert_eq!(
+            parse_client_line("/action #a saluda a todos"),
+            Action {
+                room: "#a",
+                text: "saluda a todos"
+            }
+        );
+        assert_eq!(
+            parse_client_line("/deop bob #a"),
+            RoomOp {
+                nick: "bob",
+                room: "#a",
+                on: false
+            }
+        );
+        assert_eq!(
+            parse_client_line("/kick #a bob basta"),
+            RoomKick {
+                room: "#a",
+                nick: "bob",
+                reason: Some("basta")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/kick bob basta"),
+            Kick {
+                nick: "bob",
+                reason: Some("basta")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/ban #a bob 10 spam"),
+            RoomBan {
+                room: "#a",
+                target: "bob",
+                minutes: Some(10),
+                reason: Some("spam")
+            }
+        );
+        assert_eq!(
+            parse_client_line("/unban #a bob"),
+            RoomUnban {
+                room: "#a",
+                target: "bob"
+            }
+        );
+        assert!(matches!(parse_client_line("/kick #a"), MissingArgument(_)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod io;
 pub mod nick;
 pub mod ready;
 pub mod reply;
+pub mod room;
 pub mod time;
 
 pub use command::{clean_text, parse_client_line, ClientLine};
@@ -20,6 +21,7 @@ pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
 pub use reply::{
     leave_reason, notice, parse_server_line, BanShown, ErrorCode, Presence, ServerLine,
 };
+pub use room::{is_room, room_key, validate_room, RoomNameError};
 
 /// The tutorial's port, kept so that its users find the server where they expect it.
 pub const DEFAULT_PORT: u16 = 12345;

@@ -29,10 +29,18 @@ pub enum ErrorCode {
     NotSaved,
     IsOperator,
     BanLimit,
+    NoSuchRoom,
+    BadRoomName,
+    InviteOnly,
+    BannedFromRoom,
+    TooManyRooms,
+    NotRoomOperator,
+    NotInRoom,
+    RoomExists,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::NoSuchUser,
@@ -57,6 +65,14 @@ impl ErrorCode {
         ErrorCode::NotSaved,
         ErrorCode::IsOperator,
         ErrorCode::BanLimit,
+        ErrorCode::NoSuchRoom,
+        ErrorCode::BadRoomName,
+        ErrorCode::InviteOnly,
+        ErrorCode::BannedFromRoom,
+        ErrorCode::TooManyRooms,
+        ErrorCode::NotRoomOperator,
+        ErrorCode::NotInRoom,
+        ErrorCode::RoomExists,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +101,14 @@ impl ErrorCode {
             ErrorCode::NotSaved => "not-saved",
             ErrorCode::IsOperator => "is-operator",
             ErrorCode::BanLimit => "ban-limit",
+            ErrorCode::NoSuchRoom => "no-such-room",
+            ErrorCode::BadRoomName => "bad-room-name",
+            ErrorCode::InviteOnly => "invite-only",
+            ErrorCode::BannedFromRoom => "banned-from-room",
+            ErrorCode::TooManyRooms => "too-many-rooms",
+            ErrorCode::NotRoomOperator => "not-room-operator",
+            ErrorCode::NotInRoom => "not-in-room",
+            ErrorCode::RoomExists => "room-exists",
         }
     }
 
@@ -122,6 +146,8 @@ pub mod leave_reason {
     pub const TOO_SLOW: &str = "too-slow";
     pub const TIMEOUT: &str = "timeout";
     pub const SHUTTING_DOWN: &str = "shutting-down";
+    /// `/part`, with the user's reason after it if it gave one (room lines only).
+    pub const PART: &str = "part";
 }
 
 /// Appends one line made of `words` separated by single spaces, then `\n`.
@@ -156,10 +182,16 @@ fn is_char_start(byte: u8) -> bool {
 }
 
 /// Appends the user list: `USERS <n> <nick>...`, continued in `USERS+ <nick>...` lines so that no
-/// line is longer than [`MAX_SERVER_LINE`] bytes.
-pub fn push_user_list<'a>(out: &mut Vec<u8>, nicks: impl ExactSizeIterator<Item = &'a str>) {
+/// line is longer than [`MAX_SERVER_LINE`] bytes, each line after `prefix` (`""`, or a room's
+/// name and a space for a client that understands rooms).
+pub fn push_user_list<'a>(
+    out: &mut Vec<u8>,
+    prefix: &str,
+    nicks: impl ExactSizeIterator<Item = &'a str>,
+) {
     let total = nicks.len().to_string();
     let mut line_start = out.len();
+    out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(b"USERS ");
     out.extend_from_slice(total.as_bytes());
     for nick in nicks {
@@ -167,6 +199,7 @@ pub fn push_user_list<'a>(out: &mut Vec<u8>, nicks: impl ExactSizeIterator<Item 
         if out.len() - line_start + nick.len() + 2 > MAX_SERVER_LINE {
             out.push(b'\n');
             line_start = out.len();
+            out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(b"USERS+");
         }
         out.push(b' ');
@@ -613,10 +646,10 @@ mod tests {
     #[test]
     fn short_user_list_is_one_line() {
         let mut out = Vec::new();
-        push_user_list(&mut out, ["ana", "bob"].into_iter());
+        push_user_list(&mut out, "", ["ana", "bob"].into_iter());
         assert_eq!(out, b"USERS 2 ana bob\n");
         out.clear();
-        push_user_list(&mut out, std::iter::empty());
+        push_user_list(&mut out, "", std::iter::empty());
         assert_eq!(out, b"USERS 0\n");
     }
 
@@ -626,7 +659,7 @@ mod tests {
             .map(|i| format!("user{i:05}_{}", "x".repeat(20)))
             .collect();
         let mut out = Vec::new();
-        push_user_list(&mut out, nicks.iter().map(String::as_str));
+        push_user_list(&mut out, "", nicks.iter().map(String::as_str));
         let text = String::from_utf8(out).unwrap();
         let mut seen = Vec::new();
         let mut total = None;

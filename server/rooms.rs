@@ -1,0 +1,663 @@
+//! Rooms: their names, who owns and runs each, topics, invitations and bans — the rules of
+//! docs/protocol.md's "Rooms", without I/O. Who is in a room is the outbox's (it delivers their
+//! lines); this module decides who may join, speak for and run a room.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use charla_proto::{room_key, validate_room, ErrorCode};
+
+use crate::moderation::Target;
+pub use crate::outbox::RoomId;
+
+/// The longest topic kept, in bytes (cut at a character boundary).
+pub const MAX_TOPIC_BYTES: usize = 300;
+/// Invitations a room keeps (the oldest go first) and bans it holds.
+const MAX_INVITATIONS: usize = 100;
+pub const MAX_ROOM_BANS: usize = 1000;
+
+pub struct Room {
+    /// As it was made (`#Tareas`); its key makes it unique.
+    pub name: Box<str>,
+    pub key: Box<str>,
+    /// Invite-only, and listed only to its members.
+    pub private: bool,
+    pub topic: Option<Topic>,
+    /// The identity that made it. None: the default room or one the config declares, run by
+    /// the server's operators.
+    pub owner: Option<Box<str>>,
+    /// Identities the owner made room operators.
+    pub operators: BTreeSet<Box<str>>,
+    /// Nickname keys invited in, until they join.
+    invited: VecDeque<String>,
+    bans: Vec<RoomBan>,
+    /// The default room and those the config declares always exist.
+    pub permanent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topic {
+    pub text: Box<str>,
+    pub by: Box<str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomBan {
+    pub target: Target,
+    /// Unix seconds; None: until lifted.
+    pub until: Option<u64>,
+    /// The nickname it was made from, if it was.
+    pub nick: Option<Box<str>>,
+}
+
+impl RoomBan {
+    fn active(&self, now: u64) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// Who asks, as far as the rules need to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    pub identity: Option<&'a str>,
+    pub ip: IpAddr,
+    pub nick_key: &'a str,
+    pub server_operator: bool,
+}
+
+/// Why a room command is refused: the code of its `ERROR` line and the words for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub text: String,
+}
+
+fn refused(code: ErrorCode, text: impl Into<String>) -> Refused {
+    Refused {
+        code,
+        text: text.into(),
+    }
+}
+
+/// The limits that bound the rooms (flags; see `config.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Rooms on the server, the permanent ones included.
+    pub max_rooms: usize,
+    /// Rooms one identity may own.
+    pub max_owned: usize,
+}
+
+pub struct Rooms {
+    rooms: Vec<Option<Room>>,
+    by_key: HashMap<Box<str>, RoomId>,
+    free: Vec<RoomId>,
+    default: RoomId,
+    /// Rooms owned, per identity.
+    owned: HashMap<Box<str>, usize>,
+}
+
+/// The name a person types, `#` added when it is missing (`--default-room general`).
+pub fn with_hash(name: &str) -> String {
+    if name.starts_with('#') {
+        name.to_string()
+    } else {
+        format!("#{name}")
+    }
+}
+
+impl Rooms {
+    /// The rooms of a server whose default room is `default` (a valid name: the config checks).
+    pub fn new(default: &str) -> Rooms {
+        let mut rooms = Rooms {
+            rooms: Vec::new(),
+            by_key: HashMap::new(),
+            free: Vec::new(),
+            default: 0,
+            owned: HashMap::new(),
+        };
+        rooms.default = rooms.insert(&with_hash(default), false, None, true);
+        rooms
+    }
+
+    pub fn default_room(&self) -> RoomId {
+        self.default
+    }
+
+    pub fn get(&self, id: RoomId) -> Option<&Room> {
+        self.rooms.get(id)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: RoomId) -> Option<&mut Room> {
+        self.rooms.get_mut(id)?.as_mut()
+    }
+
+    /// The room's name, or "" for a room that is gone.
+    pub fn name(&self, id: RoomId) -> &str {
+        self.get(id).map_or("", |r| &r.name)
+    }
+
+    /// Rooms on the server.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (RoomId, &Room)> {
+        self.rooms
+            .iter()
+            .enumerate()
+            .filter_map(|(id, r)| Some((id, r.as_ref()?)))
+    }
+
+    /// The room called `name`: a name that is not one, or no such room, is refused.
+    pub fn find(&self, name: &str) -> Result<RoomId, Refused> {
+        validate_room(name).map_err(|e| refused(ErrorCode::BadRoomName, e.to_string()))?;
+        self.by_key
+            .get(room_key(name).as_str())
+            .copied()
+            .ok_or_else(|| refused(ErrorCode::NoSuchRoom, format!("there is no room {name}")))
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        private: bool,
+        owner: Option<&str>,
+        permanent: bool,
+    ) -> RoomId {
+        let key: Box<str> = room_key(name).into();
+        let room = Room {
+            name: name.into(),
+            key: key.clone(),
+            private,
+            topic: None,
+            owner: owner.map(Into::into),
+            operators: BTreeSet::new(),
+            invited: VecDeque::new(),
+            bans: Vec::new(),
+            permanent,
+        };
+        if let Some(owner) = owner {
+            *self.owned.entry(owner.into()).or_default() += 1;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.rooms[id] = Some(room);
+                id
+            }
+            None => {
+                self.rooms.push(Some(room));
+                self.rooms.len() - 1
+            }
+        };
+        self.by_key.insert(key, id);
+        id
+    }
+
+    /// A room the config declares: it always exists, open, run by the server's operators.
+    pub fn declare(&mut self, name: &str) -> Result<RoomId, Refused> {
+        validate_room(name).map_err(|e| refused(ErrorCode::BadRoomName, e.to_string()))?;
+        if let Ok(id) = self.find(name) {
+            if let Some(room) = self.get_mut(id) {
+                room.permanent = true;
+            }
+            return Ok(id);
+        }
+        Ok(self.insert(name, false, None, true))
+    }
+
+    /// Makes a room for `who`, who becomes its owner. Only a user with an identity (a client
+    /// certificate) may: a room is run by its owner's identity.
+    pub fn create(
+        &mut self,
+        name: &str,
+        private: bool,
+        who: &Who,
+        limits: Limits,
+    ) -> Result<RoomId, Refused> {
+        validate_room(name).map_err(|e| refused(ErrorCode::BadRoomName, e.to_string()))?;
+        if self.by_key.contains_key(room_key(name).as_str()) {
+            return Err(refused(
+                ErrorCode::RoomExists,
+                format!("{name} exists already"),
+            ));
+        }
+        let Some(owner) = who.identity else {
+            return Err(refused(
+                ErrorCode::NoIdentity,
+                "making a room needs an identity (a client certificate): the room is yours by it",
+            ));
+        };
+        if self.len() >= limits.max_rooms {
+            return Err(refused(
+                ErrorCode::TooManyRooms,
+                format!("the server holds at most {} rooms", limits.max_rooms),
+            ));
+        }
+        if !who.server_operator && self.owned(owner) >= limits.max_owned {
+            return Err(refused(
+                ErrorCode::TooManyRooms,
+                format!("one identity owns at most {} rooms", limits.max_owned),
+            ));
+        }
+        Ok(self.insert(name, private, Some(owner), false))
+    }
+
+    /// Rooms `identity` owns.
+    pub fn owned(&self, identity: &str) -> usize {
+        self.owned.get(identity).copied().unwrap_or(0)
+    }
+
+    /// Whether `who` runs `room`: a server operator, its owner or one of its operators.
+    pub fn is_room_operator(&self, room: RoomId, who: &Who) -> bool {
+        let Some(r) = self.get(room) else {
+            return false;
+        };
+        who.server_operator
+            || who
+                .identity
+                .is_some_and(|me| r.owner.as_deref() == Some(me) || r.operators.contains(me))
+    }
+
+    fn must_run(&self, room: RoomId, who: &Who) -> Result<(), Refused> {
+        if self.is_room_operator(room, who) {
+            return Ok(());
+        }
+        Err(refused(
+            ErrorCode::NotRoomOperator,
+            format!("only the operators of {} may", self.name(room)),
+        ))
+    }
+
+    /// Whether `who` may come into `room` now (`now`: the wall clock, for bans that end).
+    pub fn may_join(&self, room: RoomId, who: &Who, now: u64) -> Result<(), Refused> {
+        let Some(r) = self.get(room) else {
+            return Err(refused(ErrorCode::NoSuchRoom, "that room is gone"));
+        };
+        if self.is_room_operator(room, who) {
+            return Ok(());
+        }
+        let banned = r
+            .bans
+            .iter()
+            .any(|b| b.active(now) && b.target.matches(who.identity, who.ip));
+        if banned {
+            return Err(refused(
+                ErrorCode::BannedFromRoom,
+                format!("you are banned from {}", r.name),
+            ));
+        }
+        if r.private && !r.invited.iter().any(|k| k == who.nick_key) {
+            return Err(refused(
+                ErrorCode::InviteOnly,
+                format!("{} is private: someone in it must /invite you", r.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `who` came in: an invitation is used up.
+    pub fn joined(&mut self, room: RoomId, who: &Who) {
+        if let Some(r) = self.get_mut(room) {
+            r.invited.retain(|k| k != who.nick_key);
+        }
+    }
+
+    /// Sets the topic (or clears it, with None): room operators only.
+    pub fn set_topic(
+        &mut self,
+        room: RoomId,
+        who: &Who,
+        by: &str,
+        text: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.must_run(room, who)?;
+        if let Some(r) = self.get_mut(room) {
+            r.topic = text.map(|text| Topic {
+                text: cut(text, MAX_TOPIC_BYTES).into(),
+                by: by.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Lets the user with nickname key `invitee` into a private room (room operators only); in
+    /// an open room anyone in it may invite.
+    pub fn invite(&mut self, room: RoomId, who: &Who, invitee: &str) -> Result<(), Refused> {
+        if self.get(room).is_some_and(|r| r.private) {
+            self.must_run(room, who)?;
+        }
+        if let Some(r) = self.get_mut(room) {
+            if !r.invited.iter().any(|k| k == invitee) {
+                if r.invited.len() >= MAX_INVITATIONS {
+                    r.invited.pop_front();
+                }
+                r.invited.push_back(invitee.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `identity` a room operator, or no longer one (the owner and server operators
+    /// only). Returns whether anything changed.
+    pub fn set_operator(
+        &mut self,
+        room: RoomId,
+        who: &Who,
+        identity: &str,
+        on: bool,
+    ) -> Result<bool, Refused> {
+        self.must_own(room, who)?;
+        let Some(r) = self.get_mut(room) else {
+            return Err(refused(ErrorCode::NoSuchRoom, "that room is gone"));
+        };
+        Ok(if on {
+            r.operators.insert(identity.into())
+        } else {
+            r.operators.remove(identity)
+        })
+    }
+
+    /// Whether `who` may make the room's operators: its owner, or a server operator.
+    pub fn must_own(&self, room: RoomId, who: &Who) -> Result<(), Refused> {
+        let Some(r) = self.get(room) else {
+            return Err(refused(ErrorCode::NoSuchRoom, "that room is gone"));
+        };
+        let owner = who.identity.is_some() && r.owner.as_deref() == who.identity;
+        if owner || who.server_operator {
+            return Ok(());
+        }
+        Err(refused(
+            ErrorCode::NotRoomOperator,
+            format!("only the owner of {} makes its operators", r.name),
+        ))
+    }
+
+    /// Whether `identity` is one of the room's operators or its owner.
+    pub fn runs(&self, room: RoomId, identity: Option<&str>) -> bool {
+        let Some((r, me)) = self.get(room).zip(identity) else {
+            return false;
+        };
+        r.owner.as_deref() == Some(me) || r.operators.contains(me)
+    }
+
+    /// Keeps `ban.target` out of the room (room operators only); replaces a ban on the same
+    /// target.
+    pub fn ban(&mut self, room: RoomId, who: &Who, ban: RoomBan, now: u64) -> Result<(), Refused> {
+        self.must_run(room, who)?;
+        let Some(r) = self.get_mut(room) else {
+            return Ok(());
+        };
+        r.bans.retain(|b| b.active(now) && b.target != ban.target);
+        if r.bans.len() >= MAX_ROOM_BANS {
+            return Err(refused(
+                ErrorCode::BanLimit,
+                format!("a room keeps at most {MAX_ROOM_BANS} bans: /unban some first"),
+            ));
+        }
+        r.bans.push(ban);
+        Ok(())
+    }
+
+    /// Lifts the room's bans on `target`, or those made from the nickname `nick`; returns how
+    /// many.
+    pub fn unban(
+        &mut self,
+        room: RoomId,
+        who: &Who,
+        target: Option<&Target>,
+        nick: &str,
+    ) -> Result<usize, Refused> {
+        self.must_run(room, who)?;
+        let Some(r) = self.get_mut(room) else {
+            return Ok(0);
+        };
+        let before = r.bans.len();
+        let nick_key = charla_proto::nick_key(nick);
+        r.bans.retain(|b| {
+            Some(&b.target) != target
+                && b.nick
+                    .as_deref()
+                    .is_none_or(|n| charla_proto::nick_key(n) != nick_key)
+        });
+        Ok(before - r.bans.len())
+    }
+
+    /// The room has `members` left: one that is not permanent, and whose owner has no
+    /// registered nickname (`owner_registered`), is gone with its last member. Returns whether it
+    /// was removed.
+    pub fn remove_if_unused(
+        &mut self,
+        room: RoomId,
+        members: usize,
+        owner_registered: bool,
+    ) -> bool {
+        let keep = self
+            .get(room)
+            .is_none_or(|r| r.permanent || members > 0 || owner_registered);
+        if keep {
+            return false;
+        }
+        let Some(r) = self.rooms[room].take() else {
+            return false;
+        };
+        self.by_key.remove(&r.key);
+        if let Some(owner) = &r.owner {
+            if let Some(n) = self.owned.get_mut(owner) {
+                *n -= 1;
+                if *n == 0 {
+                    self.owned.remove(owner);
+                }
+            }
+        }
+        self.free.push(room);
+        true
+    }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANA: &str = "AA:AA";
+    const BOB: &str = "BB:BB";
+    const LIMITS: Limits = Limits {
+        max_rooms: 4,
+        max_owned: 2,
+    };
+
+    fn who<'a>(identity: Option<&'a str>, nick_key: &'a str) -> Who<'a> {
+        Who {
+            identity,
+            ip: "192.0.2.1".parse().unwrap(),
+            nick_key,
+            server_operator: false,
+        }
+    }
+
+    #[test]
+    fn the_default_room_always_exists_and_is_found_by_any_spelling() {
+        let mut rooms = Rooms::new("general");
+        let general = rooms.default_room();
+        assert_eq!(rooms.name(general), "#general");
+        assert_eq!(rooms.find("#GENERAL"), Ok(general));
+        assert_eq!(rooms.find("#nada").unwrap_err().code, ErrorCode::NoSuchRoom);
+        assert_eq!(rooms.find("nada").unwrap_err().code, ErrorCode::BadRoomName);
+        assert!(!rooms.remove_if_unused(general, 0, false));
+        assert_eq!(rooms.find("#general"), Ok(general));
+    }
+
+    #[test]
+    fn only_an_identity_makes_a_room_and_within_the_limits() {
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(ANA), "ana");
+        let anon = who(None, "eva");
+        assert_eq!(
+            rooms
+                .create("#tareas", false, &anon, LIMITS)
+                .unwrap_err()
+                .code,
+            ErrorCode::NoIdentity
+        );
+        let tareas = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        assert_eq!(rooms.get(tareas).unwrap().owner.as_deref(), Some(ANA));
+        assert_eq!(
+            rooms
+                .create("#Tareas", false, &ana, LIMITS)
+                .unwrap_err()
+                .code,
+            ErrorCode::RoomExists,
+            "case and look-alikes make the same name"
+        );
+        assert_eq!(
+            rooms.create("#a b", false, &ana, LIMITS).unwrap_err().code,
+            ErrorCode::BadRoomName
+        );
+        rooms.create("#juegos", false, &ana, LIMITS).unwrap();
+        assert_eq!(
+            rooms.create("#mas", false, &ana, LIMITS).unwrap_err().code,
+            ErrorCode::TooManyRooms,
+            "two rooms per identity"
+        );
+        let bob = who(Some(BOB), "bob");
+        rooms.create("#bob", false, &bob, LIMITS).unwrap();
+        assert_eq!(
+            rooms.create("#bob2", false, &bob, LIMITS).unwrap_err().code,
+            ErrorCode::TooManyRooms,
+            "four rooms on the server"
+        );
+        // An empty room of an owner without a registered nickname goes; its place is free again.
+        assert!(rooms.remove_if_unused(tareas, 0, false));
+        assert_eq!(rooms.owned(ANA), 1);
+        assert!(rooms.find("#tareas").is_err());
+        let again = rooms.create("#otra", false, &ana, LIMITS).unwrap();
+        assert_eq!(again, tareas, "the slot is reused");
+        assert!(
+            !rooms.remove_if_unused(again, 0, true),
+            "a registered owner keeps it"
+        );
+        assert!(!rooms.remove_if_unused(again, 1, false), "someone is in it");
+    }
+
+    #[test]
+    fn a_private_room_lets_in_its_operators_and_whoever_they_invite_once() {
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(ANA), "ana");
+        let bob = who(Some(BOB), "bob");
+        let eva = who(None, "eva");
+        let club = rooms.create("#club", true, &ana, LIMITS).unwrap();
+        assert_eq!(rooms.may_join(club, &ana, 0), Ok(()));
+        assert_eq!(
+            rooms.may_join(club, &bob, 0).unwrap_err().code,
+            ErrorCode::InviteOnly
+        );
+        assert_eq!(
+            rooms.invite(club, &bob, "eva").unwrap_err().code,
+            ErrorCode::NotRoomOperator,
+            "only its operators invite into a private room"
+        );
+        rooms.invite(club, &ana, "bob").unwrap();
+        assert_eq!(rooms.may_join(club, &bob, 0), Ok(()));
+        rooms.joined(club, &bob);
+        assert_eq!(
+            rooms.may_join(club, &bob, 0).unwrap_err().code,
+            ErrorCode::InviteOnly,
+            "an invitation is used once"
+        );
+        let op = Who {
+            server_operator: true,
+            ..eva
+        };
+        assert_eq!(
+            rooms.may_join(club, &op, 0),
+            Ok(()),
+            "server operators go anywhere"
+        );
+    }
+
+    #[test]
+    fn the_owner_makes_operators_who_run_the_room_but_cannot_make_others() {
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(ANA), "ana");
+        let bob = who(Some(BOB), "bob");
+        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        assert!(!rooms.is_room_operator(room, &bob));
+        assert_eq!(
+            rooms
+                .set_topic(room, &bob, "bob", Some("x"))
+                .unwrap_err()
+                .code,
+            ErrorCode::NotRoomOperator
+        );
+        assert_eq!(rooms.set_operator(room, &ana, BOB, true), Ok(true));
+        assert!(rooms.is_room_operator(room, &bob) && rooms.runs(room, Some(BOB)));
+        rooms
+            .set_topic(room, &bob, "bob", Some(&"x".repeat(400)))
+            .unwrap();
+        assert_eq!(
+            rooms.get(room).unwrap().topic.as_ref().unwrap().text.len(),
+            MAX_TOPIC_BYTES
+        );
+        assert_eq!(
+            rooms
+                .set_operator(room, &bob, "CC:CC", true)
+                .unwrap_err()
+                .code,
+            ErrorCode::NotRoomOperator,
+            "only the owner makes operators"
+        );
+        assert_eq!(rooms.set_operator(room, &ana, BOB, false), Ok(true));
+        assert_eq!(rooms.set_operator(room, &ana, BOB, false), Ok(false));
+        let general = rooms.default_room();
+        assert!(
+            !rooms.is_room_operator(general, &ana),
+            "the default room is the server's"
+        );
+        let op = Who {
+            server_operator: true,
+            ..bob
+        };
+        assert!(rooms.is_room_operator(general, &op));
+    }
+
+    #[test]
+    fn a_room_ban_keeps_out_until_it_ends_or_is_lifted() {
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(ANA), "ana");
+        let bob = who(Some(BOB), "bob");
+        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let ban = RoomBan {
+            target: Target::Identity(BOB.into()),
+            until: Some(100),
+            nick: Some("bob".into()),
+        };
+        assert_eq!(
+            rooms.ban(room, &bob, ban.clone(), 0).unwrap_err().code,
+            ErrorCode::NotRoomOperator
+        );
+        rooms.ban(room, &ana, ban, 0).unwrap();
+        assert_eq!(
+            rooms.may_join(room, &bob, 99).unwrap_err().code,
+            ErrorCode::BannedFromRoom
+        );
+        assert_eq!(rooms.may_join(room, &bob, 100), Ok(()), "it ended");
+        assert_eq!(
+            rooms.unban(room, &ana, None, "BOB"),
+            Ok(1),
+            "by the nickname it was made from"
+        );
+        assert_eq!(rooms.unban(room, &ana, None, "bob"), Ok(0));
+    }
+}
