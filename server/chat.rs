@@ -101,6 +101,7 @@ enum Resume {
 }
 
 /// Which lines of the history a client coming back already has (its own).
+#[derive(Clone)]
 enum Skip {
     Nothing,
     Author(u64),
@@ -544,6 +545,7 @@ impl Chat {
         self.by_nick.remove(&key);
         self.moderation.in_room.retain(|&m| m != id);
         let kicked = matches!(reason, CloseReason::Kicked { .. });
+        let rooms: Vec<RoomId> = self.outbox.rooms_of(id).collect();
         if let Some(token) = session {
             // Someone who asked for a session may come back: its nickname and private messages
             // wait for it, unless it said goodbye.
@@ -552,6 +554,13 @@ impl Chat {
                 && !self.cfg.resume_window.is_zero();
             if away {
                 let until = self.now + self.cfg.resume_window;
+                let keys = rooms
+                    .iter()
+                    .filter_map(|&room| Some(self.rooms.get(room)?.key.clone()))
+                    .collect();
+                if let Some(s) = self.sessions.get_mut(&token) {
+                    s.rooms = keys;
+                }
                 self.sessions.go_away(&token, key, until);
                 self.keep_away_within_bounds(Some(address));
             } else {
@@ -559,7 +568,6 @@ impl Chat {
             }
         }
         // What its rooms said before it left still reaches it, unless it is gone.
-        let rooms: Vec<RoomId> = self.outbox.rooms_of(id).collect();
         self.outbox.leave_all(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
         for room in rooms {
@@ -895,16 +903,49 @@ impl Chat {
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
         let operator = self.note_operator(id);
-        if let Some(refused) = kept_out {
-            self.reply_error(id, refused.code, &refused.text);
-        } else {
-            self.outbox.join(id, default);
-            self.send_room_users(id, default);
+        // The rooms it comes into: those it was in when its connection dropped, for a client
+        // that understands rooms coming back to its session; else the default room.
+        let entering: Vec<RoomId> = match session.as_ref().and_then(|t| self.sessions.get(t)) {
+            Some(s) if rooms && token_known => {
+                let mut entering = Vec::new();
+                for key in &s.rooms {
+                    if let Some(room) = self.rooms.by_key(key) {
+                        if !entering.contains(&room) {
+                            entering.push(room);
+                        }
+                    }
+                }
+                entering
+            }
+            _ => vec![default],
+        };
+        let mut entered = Vec::new();
+        for room in entering {
+            let refused = if room == default {
+                kept_out.clone()
+            } else {
+                self.may_join(id, room, &key).err()
+            };
+            match refused {
+                Some(refused) => self.reply_error(id, refused.code, &refused.text),
+                None => {
+                    self.outbox.join(id, room);
+                    entered.push(room);
+                    self.send_room_users(id, room);
+                    if rooms {
+                        self.send_topic(id, room);
+                    }
+                }
+            }
+        }
+        if let Some(&last) = entered.last() {
+            self.set_current_room(id, last);
         }
         if let Some(token) = &session {
             let last = self.history.last_id().to_string();
             self.reply(id, &["SESSION", token, &last]);
         }
+        let mut held = Some(held);
         if replay {
             // A client coming back showed its own lines when it sent them. Its session tells
             // which were its own; without it (the server restarted, or the window passed) the
@@ -919,8 +960,13 @@ impl Chat {
                 Resume::Back { last, .. } => (*last, Skip::Nick(key.clone())),
                 _ => (0, Skip::Nothing),
             };
-            self.replay_history(id, Some(default), after, skip, held);
-        } else if !held.is_empty() {
+            // The private messages go in id order among the first room's lines.
+            for &room in &entered {
+                let private = held.take().unwrap_or_default();
+                self.replay_history(id, Some(room), after, skip.clone(), private);
+            }
+        }
+        if let Some(held) = held.filter(|held| !held.is_empty()) {
             // Private messages are not the history a client declines.
             self.replay_history(id, None, u64::MAX, Skip::Nothing, held);
         }
@@ -937,10 +983,13 @@ impl Chat {
             );
             self.reply(id, &["NOTICE", &text]);
         }
-        if self.in_room(id, default) {
-            self.room_line(default, Some(id), &["JOIN", nick]);
+        for room in entered {
+            self.room_line(room, Some(id), &["JOIN", nick]);
             if operator {
-                self.room_line(default, Some(id), &["OPER", nick]);
+                self.room_line(room, Some(id), &["OPER", nick]);
+            }
+            if self.rooms.runs(room, self.identity(id)) {
+                self.room_line(room, Some(id), &["OP", nick]);
             }
         }
     }

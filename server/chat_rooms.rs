@@ -86,7 +86,7 @@ impl Chat {
         }
     }
 
-    fn set_current_room(&mut self, id: ConnId, room: RoomId) {
+    pub(super) fn set_current_room(&mut self, id: ConnId, room: RoomId) {
         if let Some(PeerState::Chatting { current, .. }) = self.peer_mut(id).map(|p| &mut p.state) {
             *current = room;
         }
@@ -332,7 +332,7 @@ impl Chat {
     }
 
     /// `TOPIC <nick> <text>`, or `TOPIC -` when it has none.
-    fn send_topic(&mut self, id: ConnId, room: RoomId) {
+    pub(super) fn send_topic(&mut self, id: ConnId, room: RoomId) {
         let topic = self.rooms.get(room).and_then(|r| r.topic.clone());
         match topic {
             Some(topic) => self.room_reply(id, room, &["TOPIC", &topic.by, &topic.text]),

@@ -327,3 +327,41 @@ fn each_room_replays_its_own_history_to_whoever_joins() {
     assert_eq!(eva.len(), 1, "{lines:?}");
     assert!(eva[0].ends_with(" #tareas MSG ana en tareas"), "{eva:?}");
 }
+
+#[test]
+fn coming_back_to_a_session_enters_its_rooms_again_with_what_each_missed() {
+    let mut h = Harness::new();
+    h.connect_as(1, ANY, Some(ANA));
+    h.send(1, "/cap rooms");
+    h.send(1, "/resume");
+    h.send(1, "ana");
+    let lines = h.lines(1);
+    let session = lines.iter().find(|l| l.starts_with("SESSION ")).unwrap().clone();
+    let last: u64 = session.split(' ').nth(2).unwrap().parse().unwrap();
+    h.send(1, "/join #tareas");
+    h.send(1, "/part #general");
+    join_rooms(&mut h, 2, "bob", Some(BOB));
+    h.send(2, "/join #tareas");
+    h.lines(1);
+    h.lines(2);
+    drop_connection(&mut h, 1);
+    assert_eq!(h.lines(2), ["#tareas LEAVE ana lost"]);
+    h.send(2, "en tareas");
+    h.send(2, "/msg #general en general");
+    h.connect_as(3, ANY, Some(ANA));
+    h.send(3, "/cap rooms");
+    h.send(3, &format!("/resume tok1 {last}"));
+    h.send(3, "ana");
+    let lines = h.lines(3);
+    assert!(lines.contains(&"#tareas USERS 2 ana bob".to_string()), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("#general")),
+        "it had left #general: {lines:?}"
+    );
+    let replayed: Vec<&String> = lines.iter().filter(|l| l.starts_with("HISTORY ")).collect();
+    assert_eq!(replayed.len(), 1, "{lines:?}");
+    assert!(replayed[0].ends_with(" #tareas MSG bob en tareas"), "{lines:?}");
+    assert_eq!(h.lines(2), ["#tareas JOIN ana", "#tareas OP ana"]);
+    h.send(3, "de vuelta");
+    assert_eq!(h.lines(2), ["#tareas MSG ana de vuelta"]);
+}

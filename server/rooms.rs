@@ -149,6 +149,11 @@ impl Rooms {
             .filter_map(|(id, r)| Some((id, r.as_ref()?)))
     }
 
+    /// The room whose key is `key`.
+    pub fn by_key(&self, key: &str) -> Option<RoomId> {
+        self.by_key.get(key).copied()
+    }
+
     /// The room called `name`: a name that is not one, or no such room, is refused.
     pub fn find(&self, name: &str) -> Result<RoomId, Refused> {
         validate_room(name).map_err(|e| refused(ErrorCode::BadRoomName, e.to_string()))?;

@@ -59,6 +59,9 @@ pub struct Session {
     acked: u64,
     /// The nickname key it is held under while away, and its place in the order of going away.
     away: Option<(String, u64)>,
+    /// The keys of the rooms its user was in when it went away (at most --max-rooms-per-user):
+    /// it comes back into them.
+    pub rooms: Vec<Box<str>>,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Sessions {
                 recent: VecDeque::new(),
                 acked: 0,
                 away: None,
+                rooms: Vec::new(),
             },
         );
     }
