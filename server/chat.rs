@@ -131,6 +131,11 @@ pub struct Chat {
     history_sink: Option<Box<dyn HistorySink>>,
     moderation: Moderation,
     rooms: Rooms,
+    /// A room that outlives a restart changed since the rooms were last handed to the state
+    /// writer (`--state-dir`).
+    rooms_changed: bool,
+    /// The rooms as they were when the server began to stop, with their members still in.
+    rooms_at_shutdown: Option<String>,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -177,6 +182,8 @@ impl Chat {
             history_sink: None,
             moderation: Moderation::default(),
             rooms,
+            rooms_changed: false,
+            rooms_at_shutdown: None,
             next_author: 0,
             now: now.at,
             wall: now.wall,
@@ -489,6 +496,10 @@ impl Chat {
     /// SIGINT or SIGTERM: everyone is told and closed; nobody is told of the others leaving.
     pub fn shutdown(&mut self) {
         self.admission.report();
+        // Rooms with people in them outlive the restart: saved before everyone is put out.
+        if self.moderation.persistent {
+            self.rooms_at_shutdown = Some(self.rooms_text());
+        }
         self.shutting_down = true;
         for id in 0..self.peers.len() {
             match self.peer(id).map(|p| &p.state) {
@@ -583,7 +594,9 @@ impl Chat {
                 words.extend(text);
                 self.room_line(room, None, &words);
             }
-            self.room_emptied(room);
+            if !self.shutting_down {
+                self.room_emptied(room);
+            }
         }
         true
     }

@@ -359,11 +359,12 @@ impl Chat {
     /// The changes for the state writer, when it has none and some are waiting (or registrations
     /// used are due to be written). Called by the reactor at the end of each pass.
     pub fn take_state_batch(&mut self) -> Option<(u64, Vec<StateChange>)> {
+        let rooms = self.rooms_changed || self.rooms_at_shutdown.is_some();
         let m = &mut self.moderation;
         let used_due = m
             .used_since
             .is_some_and(|since| self.shutting_down || self.now >= since + USED_WRITTEN_EVERY);
-        if m.writing.is_some() || (m.waiting.is_empty() && !used_due) || !m.persistent {
+        if m.writing.is_some() || (m.waiting.is_empty() && !used_due && !rooms) || !m.persistent {
             return None;
         }
         let mut changes: Vec<StateChange> = m
@@ -376,7 +377,15 @@ impl Chat {
         changes.extend(batch.iter().map(|c| c.change.clone()));
         m.batches += 1;
         m.writing = Some((m.batches, batch));
-        Some((m.batches, changes))
+        if rooms {
+            self.rooms_changed = false;
+            let text = match self.rooms_at_shutdown.take() {
+                Some(text) => text,
+                None => self.rooms_text(),
+            };
+            changes.push(StateChange::Rooms(text));
+        }
+        Some((self.moderation.batches, changes))
     }
 
     /// The batch the state writer has, if any.
@@ -401,6 +410,8 @@ impl Chat {
                 }
             }
             Err(why) => {
+                // The rooms are written whole with their next change (trying again at once would
+                // keep a failing disk busy).
                 log_error!("state not saved: {why}");
                 let mut undone = batch;
                 undone.append(&mut self.moderation.waiting);

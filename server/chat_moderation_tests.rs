@@ -16,6 +16,7 @@ const OP_ADDR: &str = "192.0.2.9:40000";
 enum StateFile {
     Registrations,
     Bans,
+    Rooms,
 }
 
 /// What the state writer holds and wrote (as `state.rs` does, without the disk); fails while
@@ -43,22 +44,28 @@ impl Saved {
         let (mut registrations, mut bans) = (false, false);
         files.changes += changes.len();
         for change in changes {
-            registrations |= change.is_registration();
-            bans |= !change.is_registration();
             match change {
                 StateChange::Register(r) => {
+                    registrations = true;
                     files.registrations.insert(r);
                 }
                 StateChange::Unregister(key) => {
+                    registrations = true;
                     files.registrations.remove_key(&key);
                 }
-                StateChange::Used(key, at) => files.registrations.touch(&key, at),
+                StateChange::Used(key, at) => {
+                    registrations = true;
+                    files.registrations.touch(&key, at);
+                }
                 StateChange::Ban(ban) => {
+                    bans = true;
                     files.bans.add(ban);
                 }
                 StateChange::Unban(target) => {
+                    bans = true;
                     files.bans.remove(&target);
                 }
+                StateChange::Rooms(text) => files.saved.push((StateFile::Rooms, text)),
             }
         }
         if registrations {

@@ -153,7 +153,30 @@ impl Chat {
         let name = self.rooms.name(room).to_string();
         if self.rooms.remove_if_unused(room, members, owner_registered) {
             log!("room {name} is gone with its last member");
+            self.rooms_changed();
         }
+    }
+
+    /// A room that may outlive a restart changed: the rooms go to `--state-dir` with the next
+    /// batch of the state writer.
+    pub(super) fn rooms_changed(&mut self) {
+        self.rooms_changed = self.moderation.persistent;
+    }
+
+    /// The `rooms` file: the rooms with people in them, and those whose owner has a registered
+    /// nickname.
+    pub(super) fn rooms_text(&self) -> String {
+        self.rooms.to_text(|room, r| {
+            self.outbox.member_count(room) > 0
+                || r.owner
+                    .as_deref()
+                    .is_some_and(|owner| self.moderation.registrations.count_of(owner) > 0)
+        })
+    }
+
+    /// The rooms `--state-dir` kept (its `rooms` file), at start.
+    pub fn restore_rooms(&mut self, text: &str) -> Result<(), (usize, String)> {
+        self.rooms.restore(text)
     }
 
     fn refuse(&mut self, id: ConnId, refused: Refused) {
@@ -166,7 +189,8 @@ impl Chat {
         let found = self.rooms.find(name).and_then(|room| {
             let hidden = self.rooms.get(room).is_some_and(|r| r.private)
                 && !self.in_room(id, room)
-                && !self.is_operator(id);
+                && !self.is_operator(id)
+                && !self.rooms.runs(room, self.identity(id));
             if hidden {
                 Err(Refused {
                     code: ErrorCode::NoSuchRoom,
@@ -305,6 +329,7 @@ impl Chat {
             Ok(room) => {
                 let kind = if private { "private" } else { "open" };
                 log!("room {name} ({kind}) made by {}", self.who(id));
+                self.rooms_changed();
                 self.enter_room(id, room);
             }
             Err(refused) => self.refuse(id, refused),
@@ -379,12 +404,13 @@ impl Chat {
     }
 
     /// `ROOMS <n>`, then `ROOM <name> <members> <open|private> [topic]` for each room `id` may
-    /// see: the open ones, and the private ones it is in (all, for a server operator).
+    /// see: the open ones, and the private ones it is in or runs (all, for a server operator).
     fn list_rooms(&mut self, id: ConnId) {
         let operator = self.is_operator(id);
+        let identity = self.identity(id);
         let mut visible = Vec::new();
         for (room, r) in self.rooms.iter() {
-            if !r.private || operator || self.in_room(id, room) {
+            if !r.private || operator || self.in_room(id, room) || self.rooms.runs(room, identity) {
                 visible.push(room);
             }
         }
@@ -423,6 +449,7 @@ impl Chat {
         if let Err(refused) = self.rooms.set_topic(room, &asker.who(), &nick, text) {
             return self.refuse(id, refused);
         }
+        self.rooms_changed();
         let topic = self.rooms.get(room).and_then(|r| r.topic.clone());
         match &topic {
             Some(topic) => self.room_line(room, None, &["TOPIC", &nick, &topic.text]),
@@ -495,6 +522,7 @@ impl Chat {
                 let target_nick = self.nick(target).unwrap_or_default().to_string();
                 let word = if on { "OP" } else { "DEOP" };
                 if changed {
+                    self.rooms_changed();
                     log!(
                         "{} made {} {} operator of {}",
                         self.who(id),
@@ -643,6 +671,7 @@ impl Chat {
         if let Err(refused) = self.rooms.ban(room, &asker.who(), ban, now) {
             return self.refuse(id, refused);
         }
+        self.rooms_changed();
         let reason = reason.map(|r| crate::moderation::cut_reason(&clean_text(r)).to_string());
         let members: Vec<ConnId> = self.outbox.members(room).collect();
         let mut closed = 0;
@@ -691,6 +720,7 @@ impl Chat {
                 ),
             ),
             Ok(n) => {
+                self.rooms_changed();
                 log!(
                     "moderation: {} lifted {n} bans in {}",
                     self.who(id),

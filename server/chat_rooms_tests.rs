@@ -336,7 +336,11 @@ fn coming_back_to_a_session_enters_its_rooms_again_with_what_each_missed() {
     h.send(1, "/resume");
     h.send(1, "ana");
     let lines = h.lines(1);
-    let session = lines.iter().find(|l| l.starts_with("SESSION ")).unwrap().clone();
+    let session = lines
+        .iter()
+        .find(|l| l.starts_with("SESSION "))
+        .unwrap()
+        .clone();
     let last: u64 = session.split(' ').nth(2).unwrap().parse().unwrap();
     h.send(1, "/join #tareas");
     h.send(1, "/part #general");
@@ -353,14 +357,20 @@ fn coming_back_to_a_session_enters_its_rooms_again_with_what_each_missed() {
     h.send(3, &format!("/resume tok1 {last}"));
     h.send(3, "ana");
     let lines = h.lines(3);
-    assert!(lines.contains(&"#tareas USERS 2 ana bob".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"#tareas USERS 2 ana bob".to_string()),
+        "{lines:?}"
+    );
     assert!(
         !lines.iter().any(|l| l.contains("#general")),
         "it had left #general: {lines:?}"
     );
     let replayed: Vec<&String> = lines.iter().filter(|l| l.starts_with("HISTORY ")).collect();
     assert_eq!(replayed.len(), 1, "{lines:?}");
-    assert!(replayed[0].ends_with(" #tareas MSG bob en tareas"), "{lines:?}");
+    assert!(
+        replayed[0].ends_with(" #tareas MSG bob en tareas"),
+        "{lines:?}"
+    );
     assert_eq!(h.lines(2), ["#tareas JOIN ana", "#tareas OP ana"]);
     h.send(3, "de vuelta");
     assert_eq!(h.lines(2), ["#tareas MSG ana de vuelta"]);

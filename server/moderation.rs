@@ -458,16 +458,8 @@ pub enum StateChange {
     Used(String, u64),
     Ban(Ban),
     Unban(Target),
-}
-
-impl StateChange {
-    /// Which file it changes: registrations (true) or bans (false).
-    pub fn is_registration(&self) -> bool {
-        matches!(
-            self,
-            StateChange::Register(_) | StateChange::Unregister(_) | StateChange::Used(..)
-        )
-    }
+    /// The rooms that outlive a restart, the whole `rooms` file (`Rooms::to_text`).
+    Rooms(String),
 }
 
 /// The lines of a state file after its header, numbered, without comments and blank lines.

@@ -41,6 +41,8 @@ const FLUSH_AFTER: Duration = Duration::from_millis(1);
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long SIGINT/SIGTERM waits for connections to close before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long a stopping server waits for the state writer to put the last changes on the disk.
+const STATE_FINISH_WAIT: Duration = Duration::from_secs(3);
 /// How long a second SIGINT/SIGTERM waits for the history's last lines to reach the disk.
 const SECOND_SIGNAL_WAIT: Duration = Duration::from_secs(2);
 /// The kernel's queue of connections not yet accepted: a burst (a class joining at once, a flood
@@ -225,6 +227,15 @@ impl Server {
             operators,
             true,
         );
+        if let Some(text) = &loaded.rooms {
+            self.chat.restore_rooms(text).map_err(|(line, why)| {
+                format!(
+                    "{} line {line}: {why} (fix or move the file; the server does not start \
+                     without its rooms)",
+                    dir.path(crate::state::StateFile::Rooms).display()
+                )
+            })?;
+        }
         self.state_writer = Some(crate::state::StateWriter::start(dir, loaded, wake)?);
         Ok(())
     }
@@ -253,6 +264,21 @@ impl Server {
             if !writer.send(batch) {
                 self.chat
                     .state_saved(id, Err("the state directory's writer stopped".into()));
+            }
+        }
+    }
+
+    /// The server stops: the state changes still waiting (the rooms as they were when it began
+    /// to stop, for one) are handed to the writer, waiting at most a few seconds for the disk.
+    fn finish_state(&mut self) {
+        let deadline = Instant::now() + STATE_FINISH_WAIT;
+        while self.state_writer.is_some() && Instant::now() < deadline {
+            self.exchange_state();
+            if self.chat.state_batch_in_flight().is_none() {
+                break;
+            }
+            if let Some(writer) = &mut self.state_writer {
+                writer.wait(deadline.saturating_duration_since(Instant::now()));
             }
         }
     }
@@ -332,6 +358,7 @@ impl Server {
             self.trim_memory(!events.is_empty());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now.at >= deadline {
+                    self.finish_state();
                     log!("stopped ({} connections left)", self.conns.len());
                     return Ok(());
                 }

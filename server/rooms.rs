@@ -460,6 +460,158 @@ impl Rooms {
     }
 }
 
+/// The first line of `--state-dir`'s `rooms` file.
+pub const ROOMS_HEADER: &str = "charla-rooms 1";
+
+impl Rooms {
+    /// The rooms that outlive a restart, as `--state-dir`'s `rooms` file holds them: every room
+    /// but the default one that `keep` says should (a room with members, or whose owner has a
+    /// registered nickname). One `room <name> <open|private> <owner|->` line each, then its
+    /// `topic <by> <text>`, `op <fingerprint>` and `ban <identity|address> <value>
+    /// <until|permanent> <nick|->` lines.
+    pub fn to_text(&self, keep: impl Fn(RoomId, &Room) -> bool) -> String {
+        use std::fmt::Write as _;
+        let mut text = format!("{ROOMS_HEADER}\n");
+        for (id, r) in self.iter() {
+            if id == self.default || !keep(id, r) {
+                continue;
+            }
+            let kind = if r.private { "private" } else { "open" };
+            let owner = r.owner.as_deref().unwrap_or("-");
+            let _ = writeln!(text, "room {} {kind} {owner}", r.name);
+            if let Some(topic) = &r.topic {
+                let _ = writeln!(text, "topic {} {}", topic.by, topic.text);
+            }
+            for op in &r.operators {
+                let _ = writeln!(text, "op {op}");
+            }
+            for ban in &r.bans {
+                let (kind, value) = ban.target.words();
+                let until = ban.until.map_or("permanent".to_string(), |u| u.to_string());
+                let nick = ban.nick.as_deref().unwrap_or("-");
+                let _ = writeln!(text, "ban {kind} {value} {until} {nick}");
+            }
+        }
+        text
+    }
+
+    /// Puts back the rooms a `rooms` file holds (see [`Rooms::to_text`]); an error names the
+    /// line. A room the config declares keeps what the file says of it (topic, operators).
+    pub fn restore(&mut self, text: &str) -> Result<(), (usize, String)> {
+        let mut lines = text.lines();
+        if lines.next() != Some(ROOMS_HEADER) {
+            return Err((1, format!("expected the header {ROOMS_HEADER:?}")));
+        }
+        let mut current: Option<RoomId> = None;
+        for (i, line) in lines.enumerate() {
+            let n = i + 2;
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with("# ") {
+                continue;
+            }
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let need_room = || current.ok_or((n, format!("'{word}' before any 'room' line")));
+            match word {
+                "room" => {
+                    let mut words = rest.split(' ');
+                    let (Some(name), Some(kind), Some(owner), None) =
+                        (words.next(), words.next(), words.next(), words.next())
+                    else {
+                        return Err((n, "expected 'room <name> <open|private> <owner|->'".into()));
+                    };
+                    validate_room(name).map_err(|e| (n, format!("{name}: {e}")))?;
+                    let private = match kind {
+                        "open" => false,
+                        "private" => true,
+                        _ => return Err((n, format!("expected open or private, not {kind:?}"))),
+                    };
+                    let owner = (owner != "-").then_some(owner);
+                    if owner.is_some_and(|o| charla_proto::normalize_fingerprint(o).is_none()) {
+                        return Err((n, format!("{owner:?} is not a fingerprint")));
+                    }
+                    let id = match self.by_key(&room_key(name)) {
+                        Some(id) if id == self.default => {
+                            return Err((n, format!("{name} is the default room")))
+                        }
+                        Some(id) => {
+                            let permanent = self.get(id).is_some_and(|r| r.permanent);
+                            if !permanent {
+                                return Err((n, format!("{name} is there twice")));
+                            }
+                            if let Some(r) = self.get_mut(id) {
+                                r.private = private;
+                            }
+                            id
+                        }
+                        None => self.insert(name, private, owner, false),
+                    };
+                    current = Some(id);
+                }
+                "topic" => {
+                    let id = need_room()?;
+                    let (by, text) = rest
+                        .split_once(' ')
+                        .ok_or((n, "expected 'topic <by> <text>'".to_string()))?;
+                    if let Some(r) = self.get_mut(id) {
+                        r.topic = Some(Topic {
+                            text: cut(text, MAX_TOPIC_BYTES).into(),
+                            by: by.into(),
+                        });
+                    }
+                }
+                "op" => {
+                    let id = need_room()?;
+                    let fp = charla_proto::normalize_fingerprint(rest)
+                        .ok_or((n, format!("{rest:?} is not a fingerprint")))?;
+                    if let Some(r) = self.get_mut(id) {
+                        r.operators.insert(fp.into());
+                    }
+                }
+                "ban" => {
+                    let id = need_room()?;
+                    let mut words = rest.split(' ');
+                    let (Some(kind), Some(value), Some(until), Some(nick), None) = (
+                        words.next(),
+                        words.next(),
+                        words.next(),
+                        words.next(),
+                        words.next(),
+                    ) else {
+                        return Err((
+                            n,
+                            "expected 'ban <identity|address> <value> <until|permanent> <nick|->'"
+                                .into(),
+                        ));
+                    };
+                    let target = match (kind, Target::parse(value)) {
+                        ("identity", Some(t @ Target::Identity(_)))
+                        | ("address", Some(t @ Target::Address(_))) => t,
+                        _ => return Err((n, format!("{kind} {value}: not a ban target"))),
+                    };
+                    let until = match until {
+                        "permanent" => None,
+                        secs => Some(
+                            secs.parse()
+                                .map_err(|_| (n, format!("{secs:?}: expected seconds")))?,
+                        ),
+                    };
+                    if let Some(r) = self.get_mut(id) {
+                        if r.bans.len() < MAX_ROOM_BANS {
+                            r.bans.push(RoomBan {
+                                target,
+                                until,
+                                nick: (nick != "-").then(|| nick.into()),
+                            });
+                        }
+                    }
+                }
+                _ => return Err((n, format!("unknown line {word:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `text` cut to at most `max` bytes at a character boundary.
 pub fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -635,6 +787,74 @@ mod tests {
             ..bob
         };
         assert!(rooms.is_room_operator(general, &op));
+    }
+
+    #[test]
+    fn rooms_written_to_the_state_directory_come_back_as_they_were() {
+        const FP: &str = "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB";
+        const OP: &str = "CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD";
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(FP), "ana");
+        let club = rooms.create("#club", true, &ana, LIMITS).unwrap();
+        rooms
+            .set_topic(club, &ana, "ana", Some("los jueves, a las 7"))
+            .unwrap();
+        rooms.set_operator(club, &ana, OP, true).unwrap();
+        let ban = RoomBan {
+            target: Target::parse("192.0.2.7").unwrap(),
+            until: Some(1_800_000_000),
+            nick: Some("troll".into()),
+        };
+        rooms.ban(club, &ana, ban, 0).unwrap();
+        rooms.create("#efimera", false, &ana, LIMITS).unwrap();
+        let text = rooms.to_text(|_, r| &*r.name != "#efimera");
+        assert_eq!(
+            text,
+            format!(
+                "charla-rooms 1\nroom #club private {FP}\ntopic ana los jueves, a las 7\nop {OP}\n\
+                 ban address 192.0.2.7 1800000000 troll\n"
+            )
+        );
+        let mut again = Rooms::new("general");
+        again.declare("#tareas").unwrap();
+        again.restore(&text).unwrap();
+        let club = again.find("#club").unwrap();
+        let r = again.get(club).unwrap();
+        assert!(r.private && r.owner.as_deref() == Some(FP) && r.operators.contains(OP));
+        assert_eq!(
+            r.topic.as_ref().unwrap().text.as_ref(),
+            "los jueves, a las 7"
+        );
+        assert_eq!(again.owned(FP), 1);
+        assert!(again.find("#efimera").is_err());
+        assert!(again.find("#tareas").is_ok(), "declared rooms stay");
+        assert_eq!(
+            again.to_text(|_, _| true),
+            text.replacen(
+                "charla-rooms 1\n",
+                "charla-rooms 1\nroom #tareas open -\n",
+                1
+            )
+        );
+        for (bad, line) in [
+            ("charla-rooms 2\n", 1),
+            ("charla-rooms 1\ntopic ana x\n", 2),
+            ("charla-rooms 1\nroom club open -\n", 2),
+            ("charla-rooms 1\nroom #a secret -\n", 2),
+            ("charla-rooms 1\nroom #a open -\nroom #A open -\n", 3),
+            ("charla-rooms 1\nroom #general open -\n", 2),
+            (
+                "charla-rooms 1\nroom #a open -\nban address nope permanent -\n",
+                3,
+            ),
+            ("charla-rooms 1\nroom #a open -\nop nope\n", 3),
+        ] {
+            assert_eq!(
+                Rooms::new("general").restore(bad).unwrap_err().0,
+                line,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

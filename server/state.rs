@@ -24,6 +24,7 @@ const MAX_STATE_FILE_BYTES: u64 = 512 << 20;
 pub enum StateFile {
     Registrations,
     Bans,
+    Rooms,
 }
 
 impl StateFile {
@@ -31,6 +32,7 @@ impl StateFile {
         match self {
             StateFile::Registrations => "registrations",
             StateFile::Bans => "bans",
+            StateFile::Rooms => "rooms",
         }
     }
 }
@@ -47,6 +49,8 @@ pub struct StateDir {
 pub struct Loaded {
     pub registrations: Registrations,
     pub bans: Bans,
+    /// The `rooms` file, read by the chat core (it knows the default and declared rooms).
+    pub rooms: Option<String>,
 }
 
 impl StateDir {
@@ -89,16 +93,18 @@ impl StateDir {
             Registrations::parse(text, now)
         })?;
         let bans = store.load(StateFile::Bans, Bans::parse)?;
+        let rooms = store.load(StateFile::Rooms, |text| Ok(text.to_string()))?;
         Ok((
             store,
             Loaded {
                 registrations: registrations.unwrap_or_default(),
                 bans: bans.unwrap_or_default(),
+                rooms,
             },
         ))
     }
 
-    fn path(&self, file: StateFile) -> PathBuf {
+    pub fn path(&self, file: StateFile) -> PathBuf {
         self.dir.join(file.name())
     }
 
@@ -145,6 +151,8 @@ pub type Written = (u64, Result<(), String>);
 pub struct StateWriter {
     batches: Option<SyncSender<Batch>>,
     written: Receiver<Written>,
+    /// A report [`StateWriter::wait`] received.
+    early: Option<Written>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -175,6 +183,7 @@ impl StateWriter {
         Ok(StateWriter {
             batches: Some(batches),
             written,
+            early: None,
             thread: Some(thread),
         })
     }
@@ -186,9 +195,20 @@ impl StateWriter {
             .is_some_and(|batches| batches.try_send(batch).is_ok())
     }
 
+    /// Waits at most `timeout` for the writer to report (the server is exiting); the report is
+    /// then read by [`StateWriter::written`].
+    pub fn wait(&mut self, timeout: std::time::Duration) {
+        if let Ok(written) = self.written.recv_timeout(timeout) {
+            self.early = Some(written);
+        }
+    }
+
     /// A report, if one came; `Err` once the writer is gone (it stopped on a bug): nothing it
     /// was given will be reported.
     pub fn written(&mut self) -> Result<Option<Written>, ()> {
+        if let Some(written) = self.early.take() {
+            return Ok(Some(written));
+        }
         match self.written.try_recv() {
             Ok(written) => Ok(Some(written)),
             Err(TryRecvError::Empty) => Ok(None),
@@ -220,27 +240,32 @@ impl Drop for StateWriter {
 /// written, the copy is put back as it was (the core undoes the batch too).
 fn write_batch(dir: &StateDir, saved: &mut Loaded, changes: &[StateChange]) -> Result<(), String> {
     let before = (saved.registrations.clone(), saved.bans.clone());
+    // Which files the batch touched: registrations, bans; and the rooms file's new text.
     let mut touched = (false, false);
+    let mut rooms = None;
     for change in changes {
         match change {
             StateChange::Register(r) => {
                 saved.registrations.insert(r.clone());
+                touched.0 = true;
             }
             StateChange::Unregister(key) => {
                 saved.registrations.remove_key(key);
+                touched.0 = true;
             }
-            StateChange::Used(key, at) => saved.registrations.touch(key, *at),
+            StateChange::Used(key, at) => {
+                saved.registrations.touch(key, *at);
+                touched.0 = true;
+            }
             StateChange::Ban(ban) => {
                 saved.bans.add(ban.clone());
+                touched.1 = true;
             }
             StateChange::Unban(target) => {
                 saved.bans.remove(target);
+                touched.1 = true;
             }
-        }
-        if change.is_registration() {
-            touched.0 = true;
-        } else {
-            touched.1 = true;
+            StateChange::Rooms(text) => rooms = Some(text),
         }
     }
     let mut result = Ok(());
@@ -251,6 +276,9 @@ fn write_batch(dir: &StateDir, saved: &mut Loaded, changes: &[StateChange]) -> R
         let now = crate::clock::unix_seconds();
         saved.bans.expire(now, usize::MAX);
         result = dir.save(StateFile::Bans, &saved.bans.to_text(now));
+    }
+    if let (Some(text), true) = (rooms, result.is_ok()) {
+        result = dir.save(StateFile::Rooms, text);
     }
     if result.is_err() {
         (saved.registrations, saved.bans) = before;
