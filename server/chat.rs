@@ -135,7 +135,7 @@ pub struct Chat {
     /// writer (`--state-dir`).
     rooms_changed: bool,
     /// The rooms as they were when the server began to stop, with their members still in.
-    rooms_at_shutdown: Option<String>,
+    rooms_at_shutdown: Option<Vec<std::sync::Arc<str>>>,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).

@@ -65,7 +65,7 @@ impl Saved {
                     bans = true;
                     files.bans.remove(&target);
                 }
-                StateChange::Rooms(text) => files.saved.push((StateFile::Rooms, text)),
+                StateChange::Rooms(parts) => files.saved.push((StateFile::Rooms, parts.concat())),
             }
         }
         if registrations {

@@ -4,6 +4,7 @@
 //! are [`crate::rooms`]'s; this is who asks, what the room is told and what is answered.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use charla_proto::{clean_text, nick_key, ClientLine, ErrorCode};
 
@@ -165,18 +166,23 @@ impl Chat {
 
     /// The `rooms` file: the rooms with people in them, and those whose owner has a registered
     /// nickname.
-    pub(super) fn rooms_text(&self) -> String {
-        self.rooms.to_text(|room, r| {
-            self.outbox.member_count(room) > 0
+    pub(super) fn rooms_text(&mut self) -> Vec<Arc<str>> {
+        let (outbox, registrations) = (&self.outbox, &self.moderation.registrations);
+        self.rooms.snapshot(|room, r| {
+            outbox.member_count(room) > 0
                 || r.owner
                     .as_deref()
-                    .is_some_and(|owner| self.moderation.registrations.count_of(owner) > 0)
+                    .is_some_and(|owner| registrations.count_of(owner) > 0)
         })
     }
 
     /// The rooms `--state-dir` kept (its `rooms` file), at start.
     pub fn restore_rooms(&mut self, text: &str) -> Result<(), (usize, String)> {
-        self.rooms.restore(text)
+        self.rooms.restore(text)?;
+        // Each room's text made now, before the loop serves anyone: later only a room that
+        // changes is formatted again.
+        self.rooms_text();
+        Ok(())
     }
 
     fn refuse(&mut self, id: ConnId, refused: Refused) {

@@ -458,8 +458,9 @@ pub enum StateChange {
     Used(String, u64),
     Ban(Ban),
     Unban(Target),
-    /// The rooms that outlive a restart, the whole `rooms` file (`Rooms::to_text`).
-    Rooms(String),
+    /// The rooms that outlive a restart: the whole `rooms` file after its header, a part per
+    /// room (`Rooms::snapshot`).
+    Rooms(Vec<std::sync::Arc<str>>),
 }
 
 /// The lines of a state file after its header, numbered, without comments and blank lines.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use charla_proto::{room_key, validate_room, ErrorCode};
 
@@ -12,9 +13,14 @@ pub use crate::outbox::RoomId;
 
 /// The longest topic kept, in bytes (cut at a character boundary).
 pub const MAX_TOPIC_BYTES: usize = 300;
-/// Invitations a room keeps (the oldest go first) and bans it holds.
+/// Invitations a room keeps (the oldest go first).
 const MAX_INVITATIONS: usize = 100;
-pub const MAX_ROOM_BANS: usize = 1000;
+/// What one room keeps, and the room bans of all rooms together: the rooms file is written whole
+/// (on the event loop's thread, formatted), so it must stay small — a thousand rooms at these
+/// bounds are about 3 MB of text.
+pub const MAX_ROOM_BANS: usize = 100;
+pub const MAX_ROOM_OPERATORS: usize = 20;
+pub const MAX_ROOM_BANS_TOTAL: usize = 10_000;
 
 pub struct Room {
     /// As it was made (`#Tareas`); its key makes it unique.
@@ -33,6 +39,9 @@ pub struct Room {
     bans: Vec<RoomBan>,
     /// The default room and those the config declares always exist.
     pub permanent: bool,
+    /// Its lines in the rooms file, kept until it changes: the file is written whole, and a
+    /// thousand rooms formatted anew each time would cost the event loop milliseconds.
+    saved_text: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +104,8 @@ pub struct Rooms {
     default: RoomId,
     /// Rooms owned, per identity.
     owned: HashMap<Box<str>, usize>,
+    /// Room bans, all rooms together.
+    bans: usize,
 }
 
 /// The name a person types, `#` added when it is missing (`--default-room general`).
@@ -115,6 +126,7 @@ impl Rooms {
             free: Vec::new(),
             default: 0,
             owned: HashMap::new(),
+            bans: 0,
         };
         rooms.default = rooms.insert(&with_hash(default), false, None, true);
         rooms
@@ -128,8 +140,11 @@ impl Rooms {
         self.rooms.get(id)?.as_ref()
     }
 
+    /// The room, to be changed: its saved text is made again when next needed.
     fn get_mut(&mut self, id: RoomId) -> Option<&mut Room> {
-        self.rooms.get_mut(id)?.as_mut()
+        let room = self.rooms.get_mut(id)?.as_mut()?;
+        room.saved_text = None;
+        Some(room)
     }
 
     /// The room's name, or "" for a room that is gone.
@@ -181,6 +196,7 @@ impl Rooms {
             invited: VecDeque::new(),
             bans: Vec::new(),
             permanent,
+            saved_text: None,
         };
         if let Some(owner) = owner {
             *self.owned.entry(owner.into()).or_default() += 1;
@@ -356,6 +372,12 @@ impl Rooms {
         let Some(r) = self.get_mut(room) else {
             return Err(refused(ErrorCode::NoSuchRoom, "that room is gone"));
         };
+        if on && !r.operators.contains(identity) && r.operators.len() >= MAX_ROOM_OPERATORS {
+            return Err(refused(
+                ErrorCode::RoomLimit,
+                format!("a room has at most {MAX_ROOM_OPERATORS} operators: /deop one first"),
+            ));
+        }
         Ok(if on {
             r.operators.insert(identity.into())
         } else {
@@ -390,18 +412,30 @@ impl Rooms {
     /// target.
     pub fn ban(&mut self, room: RoomId, who: &Who, ban: RoomBan, now: u64) -> Result<(), Refused> {
         self.must_run(room, who)?;
+        let total = self.bans;
         let Some(r) = self.get_mut(room) else {
             return Ok(());
         };
+        let before = r.bans.len();
         r.bans.retain(|b| b.active(now) && b.target != ban.target);
-        if r.bans.len() >= MAX_ROOM_BANS {
-            return Err(refused(
-                ErrorCode::BanLimit,
-                format!("a room keeps at most {MAX_ROOM_BANS} bans: /unban some first"),
-            ));
+        let total = total - (before - r.bans.len());
+        let full = if r.bans.len() >= MAX_ROOM_BANS {
+            Some(format!(
+                "a room keeps at most {MAX_ROOM_BANS} bans: /unban some first"
+            ))
+        } else if total >= MAX_ROOM_BANS_TOTAL {
+            Some(format!(
+                "the server keeps at most {MAX_ROOM_BANS_TOTAL} room bans in all"
+            ))
+        } else {
+            r.bans.push(ban);
+            None
+        };
+        self.bans = total + usize::from(full.is_none());
+        match full {
+            Some(text) => Err(refused(ErrorCode::RoomLimit, text)),
+            None => Ok(()),
         }
-        r.bans.push(ban);
-        Ok(())
     }
 
     /// Lifts the room's bans on `target`, or those made from the nickname `nick`; returns how
@@ -425,7 +459,9 @@ impl Rooms {
                     .as_deref()
                     .is_none_or(|n| charla_proto::nick_key(n) != nick_key)
         });
-        Ok(before - r.bans.len())
+        let lifted = before - r.bans.len();
+        self.bans -= lifted;
+        Ok(lifted)
     }
 
     /// The room has `members` left: one that is not permanent, and whose owner has no
@@ -447,6 +483,7 @@ impl Rooms {
             return false;
         };
         self.by_key.remove(&r.key);
+        self.bans -= r.bans.len();
         if let Some(owner) = &r.owner {
             if let Some(n) = self.owned.get_mut(owner) {
                 *n -= 1;
@@ -469,33 +506,61 @@ impl Rooms {
     /// registered nickname). One `room <name> <open|private> <owner|->` line each, then its
     /// `topic <by> <text>`, `op <fingerprint>` and `ban <identity|address> <value>
     /// <until|permanent> <nick|->` lines.
-    pub fn to_text(&self, keep: impl Fn(RoomId, &Room) -> bool) -> String {
-        use std::fmt::Write as _;
-        let mut text = format!("{ROOMS_HEADER}\n");
-        for (id, r) in self.iter() {
-            if id == self.default || !keep(id, r) {
-                continue;
-            }
-            let kind = if r.private { "private" } else { "open" };
-            let owner = r.owner.as_deref().unwrap_or("-");
-            let _ = writeln!(text, "room {} {kind} {owner}", r.name);
-            if let Some(topic) = &r.topic {
-                let _ = writeln!(text, "topic {} {}", topic.by, topic.text);
-            }
-            for op in &r.operators {
-                let _ = writeln!(text, "op {op}");
-            }
-            for ban in &r.bans {
-                let (kind, value) = ban.target.words();
-                let until = ban.until.map_or("permanent".to_string(), |u| u.to_string());
-                let nick = ban.nick.as_deref().unwrap_or("-");
-                let _ = writeln!(text, "ban {kind} {value} {until} {nick}");
-            }
-        }
-        text
+    #[cfg(test)]
+    pub fn file_text(&mut self, keep: impl Fn(RoomId, &Room) -> bool) -> String {
+        let parts = self.snapshot(keep);
+        std::iter::once(format!("{ROOMS_HEADER}\n").as_str())
+            .chain(parts.iter().map(|p| &**p))
+            .collect()
     }
 
-    /// Puts back the rooms a `rooms` file holds (see [`Rooms::to_text`]); an error names the
+    /// The rooms file's content after its header, one part per room (see [`Rooms::file_text`]):
+    /// only the rooms that changed since the last time are formatted again.
+    pub fn snapshot(&mut self, keep: impl Fn(RoomId, &Room) -> bool) -> Vec<Arc<str>> {
+        let default = self.default;
+        let mut parts = Vec::new();
+        for (id, slot) in self.rooms.iter_mut().enumerate() {
+            let Some(r) = slot.as_mut() else {
+                continue;
+            };
+            if id == default || !keep(id, r) {
+                continue;
+            }
+            if r.saved_text.is_none() {
+                r.saved_text = Some(room_text(r).into());
+            }
+            parts.extend(r.saved_text.clone());
+        }
+        parts
+    }
+}
+
+/// One room's lines in the rooms file.
+fn room_text(r: &Room) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    {
+        let kind = if r.private { "private" } else { "open" };
+        let owner = r.owner.as_deref().unwrap_or("-");
+        let _ = writeln!(text, "room {} {kind} {owner}", r.name);
+        if let Some(topic) = &r.topic {
+            let _ = writeln!(text, "topic {} {}", topic.by, topic.text);
+        }
+        for op in &r.operators {
+            let _ = writeln!(text, "op {op}");
+        }
+        for ban in &r.bans {
+            let (kind, value) = ban.target.words();
+            let until = ban.until.map_or("permanent".to_string(), |u| u.to_string());
+            let nick = ban.nick.as_deref().unwrap_or("-");
+            let _ = writeln!(text, "ban {kind} {value} {until} {nick}");
+        }
+    }
+    text
+}
+
+impl Rooms {
+    /// Puts back the rooms a `rooms` file holds (see [`Rooms::file_text`]); an error names the
     /// line. A room the config declares keeps what the file says of it (topic, operators).
     pub fn restore(&mut self, text: &str) -> Result<(), (usize, String)> {
         let mut lines = text.lines();
@@ -564,7 +629,9 @@ impl Rooms {
                     let fp = charla_proto::normalize_fingerprint(rest)
                         .ok_or((n, format!("{rest:?} is not a fingerprint")))?;
                     if let Some(r) = self.get_mut(id) {
-                        r.operators.insert(fp.into());
+                        if r.operators.len() < MAX_ROOM_OPERATORS {
+                            r.operators.insert(fp.into());
+                        }
                     }
                 }
                 "ban" => {
@@ -595,13 +662,15 @@ impl Rooms {
                                 .map_err(|_| (n, format!("{secs:?}: expected seconds")))?,
                         ),
                     };
+                    let total = self.bans;
                     if let Some(r) = self.get_mut(id) {
-                        if r.bans.len() < MAX_ROOM_BANS {
+                        if r.bans.len() < MAX_ROOM_BANS && total < MAX_ROOM_BANS_TOTAL {
                             r.bans.push(RoomBan {
                                 target,
                                 until,
                                 nick: (nick != "-").then(|| nick.into()),
                             });
+                            self.bans += 1;
                         }
                     }
                 }
@@ -806,8 +875,16 @@ mod tests {
             nick: Some("troll".into()),
         };
         rooms.ban(club, &ana, ban, 0).unwrap();
-        rooms.create("#efimera", false, &ana, LIMITS).unwrap();
-        let text = rooms.to_text(|_, r| &*r.name != "#efimera");
+        let efimera = rooms.create("#efimera", false, &ana, LIMITS).unwrap();
+        // A room's text is made again only when it changed.
+        let first = rooms.snapshot(|_, _| true);
+        rooms
+            .set_topic(efimera, &ana, "ana", Some("nueva"))
+            .unwrap();
+        let second = rooms.snapshot(|_, _| true);
+        assert!(Arc::ptr_eq(&first[0], &second[0]), "#club did not change");
+        assert!(!Arc::ptr_eq(&first[1], &second[1]) && second[1].contains("nueva"));
+        let text = rooms.file_text(|_, r| &*r.name != "#efimera");
         assert_eq!(
             text,
             format!(
@@ -829,7 +906,7 @@ mod tests {
         assert!(again.find("#efimera").is_err());
         assert!(again.find("#tareas").is_ok(), "declared rooms stay");
         assert_eq!(
-            again.to_text(|_, _| true),
+            again.file_text(|_, _| true),
             text.replacen(
                 "charla-rooms 1\n",
                 "charla-rooms 1\nroom #tareas open -\n",
@@ -855,6 +932,71 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The rooms file is written whole: what it may hold is bounded per room and in all.
+    #[test]
+    fn operators_and_bans_are_bounded_per_room_and_in_all() {
+        let mut rooms = Rooms::new("general");
+        let limits = Limits {
+            max_rooms: 1000,
+            max_owned: 1000,
+        };
+        let fp = |n: usize| format!("{n:02X}:{}", "00:".repeat(30) + "00");
+        let owner = fp(255);
+        let ana = who(Some(&owner), "ana");
+        let room = rooms.create("#a", false, &ana, limits).unwrap();
+        for n in 0..MAX_ROOM_OPERATORS {
+            assert_eq!(rooms.set_operator(room, &ana, &fp(n), true), Ok(true));
+        }
+        let refused = rooms.set_operator(room, &ana, &fp(99), true).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RoomLimit);
+        assert_eq!(
+            rooms.set_operator(room, &ana, &fp(0), true),
+            Ok(false),
+            "already one"
+        );
+        let ban = |n: u32| RoomBan {
+            target: Target::Address(IpAddr::from(n.to_be_bytes())),
+            until: None,
+            nick: None,
+        };
+        for n in 0..MAX_ROOM_BANS as u32 {
+            rooms.ban(room, &ana, ban(n), 0).unwrap();
+        }
+        let refused = rooms.ban(room, &ana, ban(999_999), 0).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RoomLimit);
+        rooms.ban(room, &ana, ban(0), 0).unwrap();
+        // In all: the rooms together stop at MAX_ROOM_BANS_TOTAL.
+        let mut n = 1_000_000;
+        let mut made = MAX_ROOM_BANS;
+        while made < MAX_ROOM_BANS_TOTAL {
+            let other = rooms
+                .create(&format!("#r{made}"), false, &ana, limits)
+                .unwrap();
+            for _ in 0..MAX_ROOM_BANS {
+                rooms.ban(other, &ana, ban(n), 0).unwrap();
+                n += 1;
+            }
+            made += MAX_ROOM_BANS;
+        }
+        let last = rooms.create("#last", false, &ana, limits).unwrap();
+        assert_eq!(
+            rooms.ban(last, &ana, ban(7), 0).unwrap_err().code,
+            ErrorCode::RoomLimit
+        );
+        assert_eq!(rooms.unban(room, &ana, Some(&ban(0).target), "-"), Ok(1));
+        assert_eq!(
+            rooms.ban(last, &ana, ban(7), 0),
+            Ok(()),
+            "a place was freed"
+        );
+        let text = rooms.file_text(|_, _| true);
+        assert!(
+            text.lines().count() < 11_000 + 20 + 200,
+            "{} lines",
+            text.lines().count()
+        );
     }
 
     #[test]

@@ -277,8 +277,10 @@ fn write_batch(dir: &StateDir, saved: &mut Loaded, changes: &[StateChange]) -> R
         saved.bans.expire(now, usize::MAX);
         result = dir.save(StateFile::Bans, &saved.bans.to_text(now));
     }
-    if let (Some(text), true) = (rooms, result.is_ok()) {
-        result = dir.save(StateFile::Rooms, text);
+    if let (Some(parts), true) = (rooms, result.is_ok()) {
+        let mut text = format!("{}\n", crate::rooms::ROOMS_HEADER);
+        text.extend(parts.iter().map(|part| &**part));
+        result = dir.save(StateFile::Rooms, &text);
     }
     if result.is_err() {
         (saved.registrations, saved.bans) = before;

@@ -94,6 +94,7 @@ pub fn server_error(s: &Strings<'_>, code: &str, text: &str) -> SharedString {
         ErrorCode::NotRoomOperator => s.invoke_err_not_room_operator(),
         ErrorCode::NotInRoom => s.invoke_err_not_in_room(),
         ErrorCode::RoomExists => s.invoke_err_room_exists(),
+        ErrorCode::RoomLimit => s.invoke_err_room_limit(text.into()),
     }
 }
 

@@ -37,10 +37,11 @@ pub enum ErrorCode {
     NotRoomOperator,
     NotInRoom,
     RoomExists,
+    RoomLimit,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::NoSuchUser,
@@ -73,6 +74,7 @@ impl ErrorCode {
         ErrorCode::NotRoomOperator,
         ErrorCode::NotInRoom,
         ErrorCode::RoomExists,
+        ErrorCode::RoomLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl ErrorCode {
             ErrorCode::NotRoomOperator => "not-room-operator",
             ErrorCode::NotInRoom => "not-in-room",
             ErrorCode::RoomExists => "room-exists",
+            ErrorCode::RoomLimit => "room-limit",
         }
     }
 
