@@ -82,8 +82,14 @@ impl Dialect {
     /// The text of a chat line someone else said in the room.
     pub fn heard(self, line: &str) -> Option<&str> {
         match self {
-            // MSG <nick> <text>
-            Dialect::Charla => line.strip_prefix("MSG ")?.split_once(' ').map(|(_, t)| t),
+            // [#room ]MSG <nick> <text>
+            Dialect::Charla => {
+                let line = match line.strip_prefix('#') {
+                    Some(rest) => rest.split_once(' ')?.1,
+                    None => line,
+                };
+                line.strip_prefix("MSG ")?.split_once(' ').map(|(_, t)| t)
+            }
             // :nick!user@host PRIVMSG #charla :<text>
             Dialect::Irc => {
                 let (_, rest) = line.strip_prefix(':')?.split_once(' ')?;
@@ -141,6 +147,8 @@ mod tests {
         assert_eq!(d.register("ana"), "ana\n");
         assert!(d.is_registered("WELCOME ana 3"));
         assert_eq!(d.heard("MSG ana 1 2 3 xx"), Some("1 2 3 xx"));
+        assert_eq!(d.heard("#r7 MSG ana 1 2 3 xx"), Some("1 2 3 xx"));
+        assert_eq!(d.heard("#r7 JOIN ana"), None);
         assert_eq!(d.heard("JOIN bob"), None);
         assert!(d.is_pong("PONG barrier", "barrier"));
         assert!(!d.is_pong("PONG barrierx", "barrier"));

@@ -55,6 +55,13 @@ Options:
   --prefill N            idle: before the clients join, one more client says N lines of
                          --size bytes, so that every join gets a full history to replay; the
                          server's CPU per join is reported [default: 0]
+  --rooms N              idle and fanout: every client says '/cap rooms' before its nickname
+                         and, once in, joins --rooms-each of the rooms #r0..#r<N-1> (client i
+                         the rooms i, i+1, ... modulo N), so that its plain lines go to the
+                         last one; the rooms are made by their first member, which takes
+                         --identity and a server started with --max-rooms-per-identity and
+                         --max-rooms that allow them [default: 0, the default room only]
+  --rooms-each K         how many rooms each client joins with --rooms [default: 1]
   --identity             every connection presents a client certificate (one ECDSA P-256
                          identity, made at start, as Charla's client makes one), so that the
                          server's cost of checking it is measured too
@@ -84,6 +91,33 @@ struct Opts {
     hold: f64,
     prefill: usize,
     identity: bool,
+    rooms: RoomPlan,
+}
+
+/// The rooms each client joins once registered (`--rooms`, `--rooms-each`).
+#[derive(Clone, Copy, Default)]
+struct RoomPlan {
+    count: usize,
+    each: usize,
+}
+
+impl RoomPlan {
+    const NONE: RoomPlan = RoomPlan { count: 0, each: 0 };
+
+    /// What client `id` says before its nickname, and once registered.
+    fn before_nick(self) -> &'static str {
+        if self.count > 0 {
+            "/cap rooms\n"
+        } else {
+            ""
+        }
+    }
+
+    fn joins(self, id: usize) -> String {
+        (0..self.each.min(self.count))
+            .map(|j| format!("/join #r{}\n", (id + j) % self.count))
+            .collect()
+    }
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -107,6 +141,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         hold: 3.0,
         prefill: 0,
         identity: false,
+        rooms: RoomPlan { count: 0, each: 1 },
     };
     let mut p = lexopt::Parser::from_env();
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
@@ -147,6 +182,8 @@ fn parse_args() -> Result<Option<Opts>, String> {
             Long("hold") => o.hold = num(&mut p, "--hold")?,
             Long("prefill") => o.prefill = num(&mut p, "--prefill")?,
             Long("identity") => o.identity = true,
+            Long("rooms") => o.rooms.count = num(&mut p, "--rooms")?,
+            Long("rooms-each") => o.rooms.each = num(&mut p, "--rooms-each")?,
             Long("timeout") => o.timeout = Duration::from_secs_f64(num(&mut p, "--timeout")?),
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -229,7 +266,8 @@ fn connector(o: &Opts) -> Result<SslConnector, String> {
     Ok(b.build())
 }
 
-/// Connects and registers clients `0..n` as `<prefix><i>`, `in_flight` at a time.
+/// Connects and registers clients `0..n` as `<prefix><i>`, `in_flight` at a time; each then
+/// joins the rooms `rooms` gives it.
 fn join_all(
     d: Dialect,
     engine: &mut Engine,
@@ -237,7 +275,9 @@ fn join_all(
     prefix: &str,
     in_flight: usize,
     deadline: Instant,
+    rooms: RoomPlan,
 ) -> Result<(), String> {
+    let mut welcomed = Vec::new();
     let mut next = 0;
     let mut registered = 0;
     let mut ready = Vec::new();
@@ -251,7 +291,10 @@ fn join_all(
         engine
             .poll(Duration::from_millis(100), &mut |id, ev| match ev {
                 Ev::Ready => ready.push(id),
-                Ev::Line(l) if d.is_registered(l) => registered += 1,
+                Ev::Line(l) if d.is_registered(l) => {
+                    registered += 1;
+                    welcomed.push(id);
+                }
                 Ev::Line(l) if d.is_error(l) => error = Some(format!("client {id}: {l}")),
                 Ev::Closed(why) => error = Some(format!("client {id} closed: {why}")),
                 Ev::Line(_) => {}
@@ -261,7 +304,13 @@ fn join_all(
             return Err(e);
         }
         for id in ready.drain(..) {
-            engine.send(id, d.register(&format!("{prefix}{id}")).as_bytes());
+            let register = d.register(&format!("{prefix}{id}"));
+            engine.send(id, format!("{}{register}", rooms.before_nick()).as_bytes());
+        }
+        for id in welcomed.drain(..) {
+            if rooms.count > 0 {
+                engine.send(id, rooms.joins(id).as_bytes());
+            }
         }
     }
     Ok(())
@@ -275,7 +324,15 @@ fn prefill(o: &Opts, deadline: Instant) -> Result<Option<Engine>, String> {
     }
     let mut engine = Engine::new(o.server, &o.host, connector(o)?).map_err(|e| e.to_string())?;
     engine.dialect = o.dialect;
-    join_all(o.dialect, &mut engine, 1, "prefill", 1, deadline)?;
+    join_all(
+        o.dialect,
+        &mut engine,
+        1,
+        "prefill",
+        1,
+        deadline,
+        RoomPlan::NONE,
+    )?;
     let mut lines = String::new();
     for n in 0..o.prefill {
         let text = format!("{n:08} {}", "x".repeat(o.size.saturating_sub(9)));
@@ -333,6 +390,7 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
         "idle",
         o.concurrency,
         deadline,
+        o.rooms,
     )?;
     json.num("connect_all_s", start.elapsed().as_secs_f64());
     barrier(o.dialect, engine, o.clients, deadline)?;
@@ -367,6 +425,7 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
     }
     json.num("hold_s", o.hold);
     json.num("clients", o.clients as f64);
+    json.num("rooms", o.rooms.count as f64);
     if let (Some((rss0, _)), Some((rss, hwm))) =
         (before, o.server_pid.and_then(procstat::process_memory_kib))
     {
@@ -383,7 +442,7 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
 
 fn fanout(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Result<(), String> {
     let d = o.dialect;
-    join_all(d, engine, o.clients, "c", o.concurrency, deadline)?;
+    join_all(d, engine, o.clients, "c", o.concurrency, deadline, o.rooms)?;
     barrier(d, engine, o.clients, deadline)?;
     let (c, s, m) = (o.clients, o.senders, o.messages);
     let expected = s * m * (c - 1);
@@ -586,6 +645,7 @@ fn soak(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
         "steady",
         o.concurrency,
         deadline,
+        RoomPlan::NONE,
     )?;
     let run_for = Duration::from_secs_f64(o.seconds);
     let start = Instant::now();

@@ -5,6 +5,7 @@
 # table. Figures for docs/benchmarks.md come from here.
 #   scripts/bench.sh            all scenarios
 #   QUICK=1 scripts/bench.sh    smaller runs, for a first look
+#   SCENARIOS='^fanout' scripts/bench.sh   only the scenarios whose label matches
 #   SERVER_BIN=path scripts/bench.sh   measure another build of the server (an older commit's,
 #                                      for a before/after comparison) with the same load generator
 set -euo pipefail
@@ -46,6 +47,8 @@ stop_server() {
 
 run() { # label, bench args...
     local label=$1; shift
+    # SCENARIOS='regex': only the scenarios whose label matches.
+    if [ -n "${SCENARIOS:-}" ] && ! grep -Eq -- "$SCENARIOS" <<<"$label"; then return; fi
     start_server "${server_args[@]}"
     local json
     json=$(taskset -c 1 target/release/charla-bench "$@" --server "127.0.0.1:$port" \
@@ -74,13 +77,23 @@ run "handshake 5 s, ECDSA" handshake --seconds 5 --concurrency 32
 run "handshake 5 s, ECDSA, identity" handshake --seconds 5 --concurrency 32 --identity
 certs=$dir/certs
 run "idle $big, identity" idle --clients "$big" --identity
+# Rooms (issue 22), for a build that has them: made by the clients' one identity.
+if "$server_bin" --help | grep -q -- --max-rooms; then
+    server_args=(--max-rooms 10000 --max-rooms-per-identity 100000 --max-rooms-per-user 100)
+    run "idle $big in 1000 rooms, identity" idle --clients "$big" --rooms 1000 --identity
+    run "idle join storm 2000 into 100 rooms" idle --clients 2000 --rooms 100 --identity --hold 0.5
+    run "fanout C=100 in #r0 10x$msgs" fanout --clients 100 --senders 10 --messages "$msgs" --rooms 1 --identity
+    run "fanout C=1000 in #r0 2x500" fanout --clients 1000 --senders 2 --messages 500 --rooms 1 --identity
+    run "fanout C=50 each in 50 rooms 10x500" fanout --clients 50 --senders 10 --messages 500 --rooms 50 --rooms-each 50 --identity
+    server_args=()
+fi
 
 echo
 printf '%-24s %-6s %s\n' scenario ok figures
 for r in "${results[@]}"; do
     label=${r%%|*}; json=${r#*|}
     case $label in
-        idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s)" ;;
+        idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s) join_s=$(field "$json" join_all_s) join_ms/client=$(field "$json" join_server_cpu_ms_per_client)" ;;
         fanout*|same*) figs="us/delivery=$(field "$json" server_cpu_us_per_delivery) deliveries/s=$(field "$json" deliveries_per_s) lost=$(field "$json" lost) p50_ms=$(field "$json" latency_p50_ms) p99_ms=$(field "$json" latency_p99_ms) max_ms=$(field "$json" latency_max_ms) bench_cpu_s=$(field "$json" bench_cpu_s)" ;;
         handshake*) figs="ms/session=$(field "$json" server_cpu_ms_per_session) sessions/s=$(field "$json" sessions_per_s)" ;;
     esac

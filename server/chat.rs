@@ -1195,7 +1195,9 @@ impl Chat {
             | ClientLine::RoomOp { .. }
             | ClientLine::RoomKick { .. }
             | ClientLine::RoomBan { .. }
-            | ClientLine::RoomUnban { .. }) => self.room_command(id, command),
+            | ClientLine::RoomUnban { .. }
+            | ClientLine::RoomMute { .. }
+            | ClientLine::RoomUnmute { .. }) => self.room_command(id, command),
             ClientLine::Unknown("") => self.reply_error(id, ErrorCode::UnknownCommand, "/"),
             ClientLine::Unknown(name) => {
                 self.reply_error(id, ErrorCode::UnknownCommand, &clean_text(name))
@@ -1213,7 +1215,7 @@ impl Chat {
         if !self.in_room(id, room) {
             return self.not_in_room(id, room);
         }
-        if self.refused_as_muted(id) {
+        if self.refused_as_muted(id) || self.refused_as_muted_in(id, room) {
             return;
         }
         let mut line = std::mem::take(&mut self.line);

@@ -239,6 +239,8 @@ impl Chat {
                 ClientLine::RoomKick { .. } => "kick",
                 ClientLine::RoomBan { .. } => "ban",
                 ClientLine::RoomUnban { .. } => "unban",
+                ClientLine::RoomMute { .. } => "mute",
+                ClientLine::RoomUnmute { .. } => "unmute",
                 _ => "users",
             };
             return self.reply_error(id, ErrorCode::UnknownCommand, name);
@@ -265,6 +267,12 @@ impl Chat {
                 reason,
             } => self.room_ban(id, room, target, minutes, reason),
             ClientLine::RoomUnban { room, target } => self.room_unban(id, room, target),
+            ClientLine::RoomMute {
+                room,
+                nick,
+                minutes,
+            } => self.room_mute(id, room, nick, minutes),
+            ClientLine::RoomUnmute { room, nick } => self.room_unmute(id, room, nick),
             _ => {}
         }
     }
@@ -704,6 +712,111 @@ impl Chat {
         let mut words = vec!["BANNED", kind, &*value, &*until, &*closed];
         words.extend(nick.as_deref());
         self.room_reply(id, room, &words);
+    }
+
+    /// Muted in `room` (by its operators): its line reaches no one, and it is told why.
+    pub(super) fn refused_as_muted_in(&mut self, id: ConnId, room: RoomId) -> bool {
+        let Some(peer) = self.peer(id) else {
+            return false;
+        };
+        let (identity, ip) = (peer.identity.clone(), peer.addr.ip());
+        if self.is_operator(id) || self.rooms.runs(room, identity.as_deref()) {
+            return false;
+        }
+        let now = self.unix();
+        let Some(until) = self.rooms.muted(room, identity.as_deref(), ip, now) else {
+            return false;
+        };
+        let name = self.rooms.name(room).to_string();
+        let text = match until {
+            Some(until) => format!(
+                "the operators of {name} muted you there for {} more minutes: your lines in it \
+                 reach no one",
+                (until.saturating_sub(now)).div_ceil(60)
+            ),
+            None => {
+                format!("the operators of {name} muted you there: your lines in it reach no one")
+            }
+        };
+        self.reply_error(id, ErrorCode::Muted, &text);
+        true
+    }
+
+    /// `/mute #room <nick> [minutes]`: `#room MUTED <nick> <minutes>` to the operator.
+    fn room_mute(&mut self, id: ConnId, name: &str, nick: &str, minutes: Option<u64>) {
+        let Some(room) = self.visible_room(id, name) else {
+            return;
+        };
+        let Some(asker) = self.asker(id, None) else {
+            return;
+        };
+        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
+            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
+        };
+        let Some(peer) = self.peer(target) else {
+            return;
+        };
+        let what = Target::of(peer.identity.as_deref(), peer.addr.ip());
+        if !self.rooms.is_room_operator(room, &asker.who()) {
+            return self.reply_error(
+                id,
+                ErrorCode::NotRoomOperator,
+                &format!("only the operators of {} may", self.rooms.name(room)),
+            );
+        }
+        if self.is_operator(target) || self.rooms.runs(room, self.identity(target)) {
+            return self.reply_error(
+                id,
+                ErrorCode::IsOperator,
+                "the server's operators and the room's are never muted in it",
+            );
+        }
+        let now = self.unix();
+        let until = minutes.map(|m| now + m * 60);
+        if let Err(refused) = self.rooms.mute(room, &asker.who(), what, until, now) {
+            return self.refuse(id, refused);
+        }
+        let target_nick = self.nick(target).unwrap_or_default().to_string();
+        log!(
+            "moderation: {} muted {} in {}",
+            self.who(id),
+            self.who(target),
+            self.rooms.name(room)
+        );
+        let minutes = minutes.unwrap_or(0).to_string();
+        self.room_reply(id, room, &["MUTED", &target_nick, &minutes]);
+    }
+
+    fn room_unmute(&mut self, id: ConnId, name: &str, nick: &str) {
+        let Some(room) = self.visible_room(id, name) else {
+            return;
+        };
+        let Some(asker) = self.asker(id, None) else {
+            return;
+        };
+        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
+            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
+        };
+        let Some(peer) = self.peer(target) else {
+            return;
+        };
+        let what = Target::of(peer.identity.as_deref(), peer.addr.ip());
+        match self.rooms.unmute(room, &asker.who(), &what) {
+            Err(refused) => self.refuse(id, refused),
+            Ok(false) => self.reply_error(
+                id,
+                ErrorCode::NoSuchBan,
+                &format!(
+                    "{} is not muted in {}",
+                    clean_text(nick),
+                    self.rooms.name(room)
+                ),
+            ),
+            Ok(true) => {
+                let target_nick = self.nick(target).unwrap_or_default().to_string();
+                self.room_reply(id, room, &["UNMUTED", &target_nick]);
+            }
+        }
     }
 
     fn room_unban(&mut self, id: ConnId, name: &str, what: &str) {

@@ -375,3 +375,31 @@ fn coming_back_to_a_session_enters_its_rooms_again_with_what_each_missed() {
     h.send(3, "de vuelta");
     assert_eq!(h.lines(2), ["#tareas MSG ana de vuelta"]);
 }
+
+#[test]
+fn a_room_mute_silences_someone_in_that_room_only() {
+    let mut h = Harness::new();
+    join_rooms(&mut h, 1, "ana", Some(ANA));
+    join_rooms(&mut h, 2, "bob", Some(BOB));
+    h.send(1, "/join #tareas");
+    h.send(2, "/join #tareas");
+    h.lines(1);
+    h.lines(2);
+    h.send(2, "/mute #tareas ana");
+    assert!(h.lines(2)[0].starts_with("ERROR not-room-operator "));
+    h.send(1, "/mute #tareas bob 10");
+    assert_eq!(h.lines(1), ["#tareas MUTED bob 10"]);
+    h.send(2, "/msg #tareas spam");
+    assert!(h.lines(2)[0]
+        .starts_with("ERROR muted the operators of #tareas muted you there for 10 more minutes"));
+    h.send(2, "/msg #general en general sí");
+    assert_eq!(h.lines(1), ["#general MSG bob en general sí"]);
+    h.now += Duration::from_secs(600);
+    h.send(2, "/msg #tareas ya puedo");
+    assert_eq!(h.lines(1), ["#tareas MSG bob ya puedo"]);
+    h.send(1, "/mute #tareas bob");
+    h.send(1, "/unmute #tareas bob");
+    assert_eq!(h.lines(1), ["#tareas MUTED bob 0", "#tareas UNMUTED bob"]);
+    h.send(1, "/unmute #tareas bob");
+    assert!(h.lines(1)[0].starts_with("ERROR no-such-ban bob is not muted in #tareas"));
+}

@@ -37,6 +37,9 @@ pub struct Room {
     /// Nickname keys invited in, until they join.
     invited: VecDeque<String>,
     bans: Vec<RoomBan>,
+    /// Who may not speak in it, until when (unix seconds; None: until lifted). In memory only,
+    /// as the server's mutes.
+    mutes: Vec<(Target, Option<u64>)>,
     /// The default room and those the config declares always exist.
     pub permanent: bool,
     /// Its lines in the rooms file, kept until it changes: the file is written whole, and a
@@ -195,6 +198,7 @@ impl Rooms {
             operators: BTreeSet::new(),
             invited: VecDeque::new(),
             bans: Vec::new(),
+            mutes: Vec::new(),
             permanent,
             saved_text: None,
         };
@@ -436,6 +440,59 @@ impl Rooms {
             Some(text) => Err(refused(ErrorCode::RoomLimit, text)),
             None => Ok(()),
         }
+    }
+
+    /// Silences `target` in the room (room operators only) until `until`, replacing a mute on
+    /// the same target.
+    pub fn mute(
+        &mut self,
+        room: RoomId,
+        who: &Who,
+        target: Target,
+        until: Option<u64>,
+        now: u64,
+    ) -> Result<(), Refused> {
+        self.must_run(room, who)?;
+        let Some(r) = self.rooms.get_mut(room).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        r.mutes
+            .retain(|(t, end)| *t != target && end.is_none_or(|end| now < end));
+        if r.mutes.len() >= MAX_ROOM_BANS {
+            return Err(refused(
+                ErrorCode::RoomLimit,
+                format!("a room keeps at most {MAX_ROOM_BANS} mutes: /unmute some first"),
+            ));
+        }
+        r.mutes.push((target, until));
+        Ok(())
+    }
+
+    /// Lifts the room's mute on `target`; returns whether there was one.
+    pub fn unmute(&mut self, room: RoomId, who: &Who, target: &Target) -> Result<bool, Refused> {
+        self.must_run(room, who)?;
+        let Some(r) = self.rooms.get_mut(room).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
+        let before = r.mutes.len();
+        r.mutes.retain(|(t, _)| t != target);
+        Ok(r.mutes.len() < before)
+    }
+
+    /// Whether someone with this identity and address is silenced in the room now; if so, until
+    /// when (None: until lifted).
+    pub fn muted(
+        &self,
+        room: RoomId,
+        identity: Option<&str>,
+        ip: IpAddr,
+        now: u64,
+    ) -> Option<Option<u64>> {
+        let r = self.get(room)?;
+        r.mutes
+            .iter()
+            .find(|(t, end)| end.is_none_or(|end| now < end) && t.matches(identity, ip))
+            .map(|(_, end)| *end)
     }
 
     /// Lifts the room's bans on `target`, or those made from the nickname `nick`; returns how
@@ -997,6 +1054,33 @@ mod tests {
             "{} lines",
             text.lines().count()
         );
+    }
+
+    #[test]
+    fn a_room_mute_silences_in_that_room_until_it_ends_or_is_lifted() {
+        let mut rooms = Rooms::new("general");
+        let ana = who(Some(ANA), "ana");
+        let bob = who(Some(BOB), "bob");
+        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let target = Target::Identity(BOB.into());
+        assert_eq!(
+            rooms
+                .mute(room, &bob, target.clone(), None, 0)
+                .unwrap_err()
+                .code,
+            ErrorCode::NotRoomOperator
+        );
+        rooms.mute(room, &ana, target.clone(), Some(60), 0).unwrap();
+        assert_eq!(rooms.muted(room, Some(BOB), bob.ip, 59), Some(Some(60)));
+        assert_eq!(rooms.muted(room, Some(BOB), bob.ip, 60), None, "it ended");
+        assert_eq!(
+            rooms.muted(rooms.default_room(), Some(BOB), bob.ip, 0),
+            None
+        );
+        rooms.mute(room, &ana, target.clone(), None, 0).unwrap();
+        assert_eq!(rooms.unmute(room, &ana, &target), Ok(true));
+        assert_eq!(rooms.unmute(room, &ana, &target), Ok(false));
+        assert_eq!(rooms.muted(room, Some(BOB), bob.ip, 0), None);
     }
 
     #[test]

@@ -1318,6 +1318,13 @@ impl UiState {
             | Shown::Pong(_)
             | Shown::Notice(_)
             | Shown::Moderation(_)
+            | Shown::RoomCount(_)
+            | Shown::Room { .. }
+            | Shown::Topic { .. }
+            | Shown::NoTopic
+            | Shown::RoomOperator { .. }
+            | Shown::Invited { .. }
+            | Shown::InviteSent { .. }
             | Shown::Other(_) => self.push_log(LogKind::System, said),
         }
     }

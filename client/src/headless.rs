@@ -6,10 +6,10 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use charla_proto::{normalize_fingerprint, parse_client_line, ClientLine, ErrorCode};
+use charla_proto::{is_room, normalize_fingerprint, parse_client_line, ClientLine, ErrorCode};
 
 use crate::net::{Batch, Command, Event, Network, Target};
-use crate::present::{clock, escape_bidi, Decoder, Shown};
+use crate::present::{clock, escape_bidi, split_room, Decoder, Shown};
 use crate::words::{self, Words};
 use crate::Strings;
 
@@ -22,15 +22,61 @@ enum Input {
     Net(Batch),
 }
 
-/// The user's own line as the others see it, for a complete transcript.
-fn own_words(words: &Strings<'_>, me: &str, line: &str) -> Option<String> {
-    match parse_client_line(line) {
-        ClientLine::Message(text) => Some(format!("<{me}> {text}")),
-        ClientLine::Me(text) => Some(format!("* {me} {text}")),
+/// The user's own line as the others see it, for a complete transcript: a line of a room
+/// other than the default one with `[#room] ` in front.
+fn own_words(words: &Strings<'_>, me: &str, line: &str, rooms: &RoomView) -> Option<String> {
+    let (room, text) = match parse_client_line(line) {
+        ClientLine::Message(text) => (rooms.current.as_deref(), format!("<{me}> {text}")),
+        ClientLine::Me(text) => (rooms.current.as_deref(), format!("* {me} {text}")),
+        ClientLine::Msg { to, text } if is_room(to) => (Some(to), format!("<{me}> {text}")),
+        ClientLine::Action { room, text } => (Some(room), format!("* {me} {text}")),
         ClientLine::Msg { to, text } => {
-            Some(words.invoke_private_to(to.into(), text.into()).into())
+            return Some(words.invoke_private_to(to.into(), text.into()).into())
         }
-        _ => None,
+        _ => return None,
+    };
+    Some(rooms.prefix(room) + &text)
+}
+
+/// Which room is which, as far as the terminal says it (`--join`, docs/protocol.md "Rooms").
+#[derive(Default)]
+struct RoomView {
+    /// The room every client is in: the first one named after the first registration. Its lines
+    /// are printed as a client of one room prints them.
+    default: Option<String>,
+    /// Where a plain line goes: the room joined last (the server says the same).
+    current: Option<String>,
+}
+
+impl RoomView {
+    fn same(a: &str, b: &str) -> bool {
+        charla_proto::room_key(a) == charla_proto::room_key(b)
+    }
+
+    /// `[#room] ` for a room other than the default one; nothing for the default room.
+    fn prefix(&self, room: Option<&str>) -> String {
+        match (room, &self.default) {
+            (Some(room), Some(default)) if Self::same(room, default) => String::new(),
+            (Some(room), _) => format!("[{room}] "),
+            (None, _) => String::new(),
+        }
+    }
+
+    /// A line of `room` arrived for the user called `me`: the first names the default room; the
+    /// user's own joining, leaving and being put out move where its plain lines go.
+    fn note(&mut self, room: &str, shown: &Shown, me: &str) {
+        if self.default.is_none() {
+            self.default = Some(room.to_string());
+        }
+        match shown {
+            Shown::Joined(nick) if nick == me => self.current = Some(room.to_string()),
+            Shown::Left { nick, .. } | Shown::Kicked { nick, .. }
+                if nick == me && self.current.as_deref().is_some_and(|c| Self::same(c, room)) =>
+            {
+                self.current = None;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -47,8 +93,13 @@ fn event_words(words: &Strings<'_>, shown: &Shown) -> Option<String> {
     }
 }
 
-/// `lang`: `--lang`, else the system's language.
-pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str>) -> ExitCode {
+/// `lang`: `--lang`, else the system's language; `join`: the rooms to join (`--join`).
+pub fn run(
+    target: Target,
+    accept_fingerprint: Option<String>,
+    lang: Option<&str>,
+    join: Vec<String>,
+) -> ExitCode {
     let words = match Words::new(lang) {
         Ok(words) => words,
         Err(e) => {
@@ -77,6 +128,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
         }
         let _ = tx.send(Input::Eof);
     });
+    network.send(Command::Rooms(join));
     network.send(Command::Connect(target));
 
     let accept = accept_fingerprint
@@ -92,6 +144,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
         input_ended: false,
         leaving: false,
         me: String::new(),
+        rooms: RoomView::default(),
     };
     let mut decoder = Decoder::default();
     while let Ok(input) = rx.recv() {
@@ -183,16 +236,30 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
                             }
                         }
                         Event::Sent(line) => {
-                            if let Some(text) = own_words(&words, &session.me, &line) {
+                            if let Some(text) =
+                                own_words(&words, &session.me, &line, &session.rooms)
+                            {
                                 say(&format!("[{}] {text}", clock()));
-                                if !matches!(parse_client_line(&line), ClientLine::Msg { .. }) {
+                                let private = matches!(
+                                    parse_client_line(&line),
+                                    ClientLine::Msg { to, .. } if !is_room(to)
+                                );
+                                if !private {
                                     session.said_in_public(text);
                                 }
                             }
                         }
                         Event::Line(line) => {
+                            let (room, line) = split_room(&line);
                             let Some(shown) = decoder.decode(&line) else {
                                 continue;
+                            };
+                            let prefix = match room {
+                                Some(room) => {
+                                    session.rooms.note(room, &shown, &session.me);
+                                    session.rooms.prefix(Some(room))
+                                }
+                                None => String::new(),
                             };
                             if let Shown::Renamed { old, new } = &shown {
                                 if *old == session.me {
@@ -205,7 +272,7 @@ pub fn run(target: Target, accept_fingerprint: Option<String>, lang: Option<&str
                                 _ => clock(),
                             };
                             if let Some(text) = event_words(&words, &shown) {
-                                say(&format!("[{at}] {text}"));
+                                say(&format!("[{at}] {prefix}{text}"));
                             }
                             if let Shown::Error { code, .. } = &shown {
                                 // The server refused the newest of the user's public lines.
@@ -279,6 +346,7 @@ struct Session<'a> {
     /// `/quit` was given: later input is not sent.
     leaving: bool,
     me: String,
+    rooms: RoomView,
 }
 
 impl Session<'_> {
@@ -309,6 +377,7 @@ impl Session<'_> {
             // The client's own list, in the user's language; the server's is in English.
             ClientLine::Help => {
                 say_lines('*', &self.words.invoke_help());
+                say_lines('*', &self.words.invoke_help_rooms());
             }
             _ => self.network.send(Command::Send(line)),
         }

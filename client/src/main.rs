@@ -29,6 +29,10 @@ Options:
   --accept-fingerprint FP  headless: trust a new server only if its fingerprint is FP
   --password-file PATH     headless: the server's password, first line of this file
                            (otherwise $CHARLA_PASSWORD; the window has a password field)
+  --join ROOMS             headless: join these rooms once connected, comma-separated
+                           ('#a,#b'; the '#' may be left out); lines of a room other than
+                           the server's default one are printed as '[#room] <nick> text',
+                           and a plain line goes to the room joined last
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
   --lang es|en             language of the window and of --headless
@@ -45,7 +49,9 @@ Options:
   -V, --version            print the version
 
 In the window or in --headless mode, type /msg nick text, /me text, /nick new, /users (or
-!usuarios), /register, /whois nick, /help, or /quit. Settings and trusted servers are stored in
+!usuarios), /register, /whois nick, /help, or /quit; in --headless mode also the room
+commands: /join #room, /part #room, /rooms, /msg #room text, /topic #room, /invite nick #room,
+/create #room [private]. Settings and trusted servers are stored in
 the config dir.
 
 Identity: on first run charla makes a key pair and a self-signed certificate in the config dir
@@ -69,10 +75,11 @@ struct Opts {
     show_identity: bool,
     no_identity: bool,
     log_lines: Option<usize>,
+    join: Vec<String>,
 }
 
 enum Parsed {
-    Run(Opts),
+    Run(Box<Opts>),
     Help,
     Version,
 }
@@ -93,6 +100,7 @@ fn parse_args() -> Result<Parsed, String> {
         show_identity: false,
         no_identity: false,
         log_lines: None,
+        join: Vec::new(),
     };
     let mut p = lexopt::Parser::from_env();
     let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, String> {
@@ -148,15 +156,28 @@ fn parse_args() -> Result<Parsed, String> {
                 o.password_file = Some(text(&mut p, "--password-file")?.into())
             }
             Long("config-dir") => o.config_dir = Some(text(&mut p, "--config-dir")?.into()),
+            Long("join") => {
+                let v = text(&mut p, "--join")?;
+                for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let room = if name.starts_with('#') {
+                        name.to_string()
+                    } else {
+                        format!("#{name}")
+                    };
+                    charla_proto::validate_room(&room)
+                        .map_err(|e| format!("--join {name:?}: {e}"))?;
+                    o.join.push(room);
+                }
+            }
             _ => return Err(arg.unexpected().to_string()),
         }
     }
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
 fn main() -> ExitCode {
     let opts = match parse_args() {
-        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Run(o)) => *o,
         Ok(Parsed::Help) => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -170,6 +191,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !opts.join.is_empty() && !opts.headless {
+        eprintln!("charla: --join is for --headless (the window does not show rooms yet)");
+        return ExitCode::from(2);
+    }
     charla::slint_messages::install();
     let dir = opts.config_dir.clone().unwrap_or_else(config_dir);
     if opts.show_identity {
@@ -243,7 +268,12 @@ fn main() -> ExitCode {
             password,
             identity,
         };
-        return headless::run(target, opts.accept_fingerprint, opts.lang.as_deref());
+        return headless::run(
+            target,
+            opts.accept_fingerprint,
+            opts.lang.as_deref(),
+            opts.join,
+        );
     }
     run_window(&opts, &settings, dir, identity, identity_error)
 }

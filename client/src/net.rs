@@ -191,6 +191,9 @@ pub enum Command {
     /// once it is registered and the waiting lines are sent. Ends with `Closed`, or `Failed` if
     /// the connection cannot be made.
     Quit(Option<String>),
+    /// Understand rooms (`/cap rooms` at every registration, docs/protocol.md "Rooms") and join
+    /// these once registered (a room already joined is a no-op). Sent before `Connect`.
+    Rooms(Vec<String>),
     /// End the thread.
     Shutdown,
 }
@@ -441,6 +444,8 @@ struct Worker {
     out_sent: usize,
     /// Lines the user sent while not registered.
     backlog: Vec<String>,
+    /// `Command::Rooms`: this client understands rooms, and joins these at registration.
+    rooms: Option<Vec<String>>,
     interest: Interest,
 }
 
@@ -483,6 +488,7 @@ impl Worker {
             out: Vec::new(),
             out_sent: 0,
             backlog: Vec::new(),
+            rooms: None,
             interest: Interest::READABLE,
         }
     }
@@ -588,6 +594,7 @@ impl Worker {
                 }
             }
             Command::TrustAnswer(accepted) => self.trust_answer(accepted),
+            Command::Rooms(rooms) => self.rooms = Some(rooms),
             Command::Quit(reason) => {
                 let line = match reason {
                     Some(r) => format!("/quit {r}"),
@@ -874,6 +881,10 @@ impl Worker {
         if let Some(password) = &target.password {
             self.queue_line(&format!("/pass {password}"));
         }
+        // An old server answers `/cap` as it answers `/resume` (see `resume_unanswered`).
+        if self.rooms.is_some() {
+            self.queue_line("/cap rooms");
+        }
         let resume = match (&self.session, self.last_id) {
             (Some(token), Some(last)) => format!("/resume {token} {last}"),
             _ => "/resume".to_string(),
@@ -1065,6 +1076,8 @@ impl Worker {
             ServerLine::Pong(Some(RESUME_MARK)) if self.resume_unanswered => {
                 self.resume_unanswered = false;
             }
+            // The answer to `/cap rooms`: the room lines that follow say the rest.
+            ServerLine::Unknown(l) if l == "CAP" || l.starts_with("CAP ") => {}
             ServerLine::Welcome(nick) => {
                 let nick = nick.to_string();
                 self.registered = true;
@@ -1072,6 +1085,9 @@ impl Worker {
                 self.attempt = 0;
                 self.deadline = None;
                 self.emit(Event::Registered { nick });
+                for room in self.rooms.clone().unwrap_or_default() {
+                    self.send_user_line(format!("/join {room}"));
+                }
                 for line in std::mem::take(&mut self.backlog) {
                     self.send_user_line(line);
                 }

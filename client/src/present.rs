@@ -65,6 +65,34 @@ pub enum Shown {
     },
     /// The server's answer to an operator's or a user's moderation command.
     Moderation(ModerationNotice),
+    /// The answer to `/rooms`: how many, then each.
+    RoomCount(usize),
+    Room {
+        name: String,
+        members: usize,
+        private: bool,
+        topic: Option<String>,
+    },
+    /// A room's topic, and who set it (none: it has no topic).
+    Topic {
+        by: String,
+        text: String,
+    },
+    NoTopic,
+    /// Someone runs the room (`on`), or no longer does.
+    RoomOperator {
+        nick: String,
+        on: bool,
+    },
+    /// An invitation to the user, and the answer to the user's `/invite`.
+    Invited {
+        from: String,
+        room: String,
+    },
+    InviteSent {
+        nick: String,
+        room: String,
+    },
     Other(String),
 }
 
@@ -189,12 +217,85 @@ impl Decoder {
                 minutes,
             }),
             ServerLine::Unmuted(nick) => Shown::Moderation(ModerationNotice::Unmuted(owned(nick))),
-            ServerLine::History { .. }
-            | ServerLine::Welcome(_)
-            | ServerLine::Session { .. }
-            | ServerLine::Unknown(_) => Shown::Other(owned(line)),
+            ServerLine::Unknown(_) => room_line(line).unwrap_or_else(|| Shown::Other(owned(line))),
+            ServerLine::History { .. } | ServerLine::Welcome(_) | ServerLine::Session { .. } => {
+                Shown::Other(owned(line))
+            }
         })
     }
+}
+
+/// The lines of rooms (docs/protocol.md, "Rooms") with their room name already taken off.
+fn room_line(line: &str) -> Option<Shown> {
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let owned = |s: &str| s.to_string();
+    Some(match word {
+        "ROOMS" => Shown::RoomCount(rest.parse().ok()?),
+        "ROOM" => {
+            let mut words = rest.splitn(4, ' ');
+            let name = words.next()?;
+            let members = words.next()?.parse().ok()?;
+            let private = match words.next()? {
+                "private" => true,
+                "open" => false,
+                _ => return None,
+            };
+            Shown::Room {
+                name: owned(name),
+                members,
+                private,
+                topic: words.next().map(owned),
+            }
+        }
+        "TOPIC" => match rest.split_once(' ') {
+            Some((by, text)) => Shown::Topic {
+                by: owned(by),
+                text: owned(text),
+            },
+            None => Shown::NoTopic,
+        },
+        "OP" | "DEOP" if !rest.is_empty() && !rest.contains(' ') => Shown::RoomOperator {
+            nick: owned(rest),
+            on: word == "OP",
+        },
+        "INVITE" | "INVITED" => {
+            let (who, room) = rest.split_once(' ')?;
+            if word == "INVITE" {
+                Shown::Invited {
+                    from: owned(who),
+                    room: owned(room),
+                }
+            } else {
+                Shown::InviteSent {
+                    nick: owned(who),
+                    room: owned(room),
+                }
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// A line of a room as a client that said `/cap rooms` gets it, `#<room> <line>`, or inside a
+/// `HISTORY` line (`HISTORY <time> #<room> <line>`, its id already taken off): the room, and the
+/// line as a client of one room would get it.
+pub fn split_room(line: &str) -> (Option<&str>, std::borrow::Cow<'_, str>) {
+    use std::borrow::Cow;
+    if line.starts_with('#') {
+        if let Some((room, rest)) = line.split_once(' ') {
+            return (Some(room), Cow::Borrowed(rest));
+        }
+    }
+    if let Some(history) = line.strip_prefix("HISTORY ") {
+        if let Some((time, said)) = history.split_once(' ') {
+            if said.starts_with('#') {
+                if let Some((room, rest)) = said.split_once(' ') {
+                    return (Some(room), Cow::Owned(format!("HISTORY {time} {rest}")));
+                }
+            }
+        }
+    }
+    (None, Cow::Borrowed(line))
 }
 
 /// The first web address in `text` (`http://` or `https://` at the start of a word, up to the
@@ -728,5 +829,62 @@ mod tests {
         let c = clock();
         assert_eq!(c.len(), 5);
         assert_eq!(&c[2..3], ":");
+    }
+
+    /// Issue 22: a room's lines arrive with the room in front; without it, they are read as a
+    /// client of one room reads them.
+    #[test]
+    fn room_lines_are_split_from_their_room_and_read() {
+        assert_eq!(
+            split_room("#tareas MSG ana hola"),
+            (Some("#tareas"), "MSG ana hola".into())
+        );
+        assert_eq!(
+            split_room("HISTORY 2026-12-06T10:00:00Z #tareas MSG ana hola"),
+            (
+                Some("#tareas"),
+                "HISTORY 2026-12-06T10:00:00Z MSG ana hola".into()
+            )
+        );
+        assert_eq!(split_room("MSG ana #hola"), (None, "MSG ana #hola".into()));
+        assert_eq!(split_room("#solo"), (None, "#solo".into()));
+        let mut d = Decoder::default();
+        assert_eq!(d.decode("ROOMS 2"), Some(Shown::RoomCount(2)));
+        assert_eq!(
+            d.decode("ROOM #tareas 3 private deberes del lunes"),
+            Some(Shown::Room {
+                name: "#tareas".into(),
+                members: 3,
+                private: true,
+                topic: Some("deberes del lunes".into())
+            })
+        );
+        assert_eq!(
+            d.decode("TOPIC ana deberes del lunes"),
+            Some(Shown::Topic {
+                by: "ana".into(),
+                text: "deberes del lunes".into()
+            })
+        );
+        assert_eq!(d.decode("TOPIC -"), Some(Shown::NoTopic));
+        assert_eq!(
+            d.decode("DEOP bob"),
+            Some(Shown::RoomOperator {
+                nick: "bob".into(),
+                on: false
+            })
+        );
+        assert_eq!(
+            d.decode("INVITE ana #club"),
+            Some(Shown::Invited {
+                from: "ana".into(),
+                room: "#club".into()
+            })
+        );
+        // Not a room line after all: shown as it came.
+        assert_eq!(
+            d.decode("ROOM #x lots open"),
+            Some(Shown::Other("ROOM #x lots open".into()))
+        );
     }
 }

@@ -306,6 +306,10 @@ pub fn shown_words(s: &Strings<'_>, shown: &Shown) -> Option<SharedString> {
                 s.invoke_left_because(nick.into(), contained(reason).as_ref().into())
             }
             (leave_reason::QUIT, None) => s.invoke_left(nick.into()),
+            (leave_reason::PART, Some(reason)) => {
+                s.invoke_left_room_because(nick.into(), contained(reason).as_ref().into())
+            }
+            (leave_reason::PART, None) => s.invoke_left_room(nick.into()),
             (why, _) => s.invoke_left_because(nick.into(), leave_words(s, why)),
         },
         Shown::Renamed { old, new } => s.invoke_renamed(old.into(), new.into()),
@@ -346,6 +350,26 @@ pub fn shown_words(s: &Strings<'_>, shown: &Shown) -> Option<SharedString> {
             address.as_deref().unwrap_or_default().into(),
         ),
         Shown::Moderation(said) => s.invoke_notice(moderation_words(s, said)),
+        Shown::RoomCount(count) => s.invoke_rooms_count(*count as i32),
+        Shown::Room {
+            name,
+            members,
+            private,
+            topic,
+        } => s.invoke_room_listed(
+            name.into(),
+            (*members).min(i32::MAX as usize) as i32,
+            *private,
+            contained(topic.as_deref().unwrap_or_default())
+                .as_ref()
+                .into(),
+        ),
+        Shown::Topic { by, text } => s.invoke_topic_is(by.into(), contained(text).as_ref().into()),
+        Shown::NoTopic => s.invoke_no_topic(),
+        Shown::RoomOperator { nick, on: true } => s.invoke_room_operator(nick.into()),
+        Shown::RoomOperator { nick, on: false } => s.invoke_no_longer_room_operator(nick.into()),
+        Shown::Invited { from, room } => s.invoke_invited_you(from.into(), room.into()),
+        Shown::InviteSent { nick, room } => s.invoke_you_invited(nick.into(), room.into()),
         Shown::Other(line) => line.into(),
     })
 }

@@ -577,6 +577,7 @@ fn help_explains_every_flag_and_bad_values_are_refused_clearly() {
         "--config-dir",
         "--show-identity",
         "--no-identity",
+        "--join",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -588,4 +589,66 @@ fn help_explains_every_flag_and_bad_values_are_refused_clearly() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--log-lines \"5\": expected 100 to 100000")
     );
+}
+
+/// Issue 22, the terminal: `--join '#a,#b'`, room lines as `[#room] <nick> text` (the default
+/// room's and private ones as before), the room commands typed, `/rooms` one per line.
+#[test]
+fn rooms_are_joined_and_their_lines_marked_in_the_terminal() {
+    let server = Server::start(&[]);
+    let config = TempDir::new("headless-rooms");
+    let mut bob = server.join("bob");
+    let ca = [
+        "--ca",
+        certs().cert.to_str().unwrap(),
+        "--join",
+        "tareas,#juegos",
+    ];
+    let mut eva = Headless::start(&server, "eva", &ca, &config);
+    eva.expect("* Connected as eva");
+    // Both rooms made by eva's identity (the client makes one on first run).
+    eva.expect("[#tareas] [+] User eva has joined the chat");
+    eva.expect("[#juegos] [+] User eva has joined the chat");
+    bob.expect_line("JOIN eva");
+    // The seed's client in the default room: eva's line to it is unmarked on both sides; her
+    // plain line goes to the room she joined last, which bob never sees.
+    eva.type_line("/msg #general hola bob");
+    bob.expect_line("MSG eva hola bob");
+    eva.expect("] <eva> hola bob");
+    eva.type_line("a jugar");
+    eva.expect("] [#juegos] <eva> a jugar");
+    bob.send("hola eva");
+    let line = eva.expect("<bob> hola eva");
+    assert!(!line.contains("[#"), "{line}");
+    bob.send("/msg eva psst");
+    eva.expect("(private) bob: psst");
+    let mut ana = common::Client::connect(server.addr);
+    ana.send("/cap rooms");
+    ana.send("ana");
+    ana.expect_line("WELCOME ana");
+    ana.send("/join #tareas");
+    eva.expect("[#tareas] [+] User ana has joined the chat");
+    ana.send("/msg #tareas ¿los deberes?");
+    eva.expect("[#tareas] <ana> ¿los deberes?");
+    eva.type_line("/topic #tareas página 12");
+    eva.expect("[#tareas] Topic (set by eva): página 12");
+    eva.type_line("/rooms");
+    eva.expect("Rooms: 3");
+    eva.expect("#general: 3 people in it, open");
+    eva.expect("#tareas: 2 people in it, open — página 12");
+    eva.expect("#juegos: 1 person in it, open");
+    eva.type_line("/part #juegos");
+    eva.expect("[#juegos] [!] User eva has left the room");
+    // Its plain lines go to another of its rooms now.
+    eva.type_line("/join #tareas");
+    eva.type_line("sigo aquí");
+    ana.expect_line("#tareas MSG eva sigo aquí");
+    assert!(
+        !bob.sync()
+            .iter()
+            .any(|l| l.contains("sigo aquí") || l.contains("tareas")),
+        "the seed's client sees nothing of #tareas"
+    );
+    eva.type_line("/quit");
+    assert_eq!(eva.exit_code(), Some(0));
 }

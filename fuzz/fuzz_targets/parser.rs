@@ -28,11 +28,15 @@ fuzz_target!(|data: &[u8]| {
         assert!(!text.contains(' ') && !text.contains('\n'));
         let _ = nick_key(text);
         // A list of valid nicknames always fits the protocol's line length.
+        // Also in front of a room's name (`#<name> `), as a client that understands rooms gets it.
         let nicks = vec![text; 300];
-        let mut out = Vec::new();
-        push_user_list(&mut out, nicks.iter().copied());
-        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            assert!(line.len() < charla_proto::MAX_SERVER_LINE);
+        for prefix in [String::new(), format!("#{text} ")] {
+            let mut out = Vec::new();
+            push_user_list(&mut out, &prefix, nicks.iter().copied());
+            for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                assert!(line.len() < charla_proto::MAX_SERVER_LINE);
+                assert!(line.starts_with(prefix.as_bytes()));
+            }
         }
     }
     // A server line built from cleaned text parses back to the same text.

@@ -108,6 +108,17 @@ pub enum ClientLine<'a> {
         room: &'a str,
         target: &'a str,
     },
+    /// `/mute #room <nick> [minutes]`: silenced in that room only.
+    RoomMute {
+        room: &'a str,
+        nick: &'a str,
+        minutes: Option<u64>,
+    },
+    /// `/unmute #room <nick>`.
+    RoomUnmute {
+        room: &'a str,
+        nick: &'a str,
+    },
     /// A known command without its required argument; the usage to show.
     MissingArgument(&'static str),
     Unknown(&'a str),
@@ -139,6 +150,7 @@ pub const HELP: &[&str] = &[
     "/topic #room [text|-], /invite <nick> #room   the topic; let someone into a private room",
     "/op <nick> #room, /deop <nick> #room   room operators (the room's owner)",
     "/kick #room <nick> [reason], /ban #room <nick> [minutes] [reason], /unban #room <nick>",
+    "/mute #room <nick> [minutes], /unmute #room <nick>   silence someone in one room",
     "Any other line is a public message (to the room you last joined); start it with // to send a line that begins with /.",
 ];
 
@@ -321,6 +333,30 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
             match (words.next(), words.next(), words.next()) {
                 (Some(room), Some(target), None) => ClientLine::RoomUnban { room, target },
                 _ => ClientLine::MissingArgument("/unban #room <nick|address|fingerprint>"),
+            }
+        }
+        "mute" if crate::room::is_room(args.trim_start()) => {
+            let (room, rest) = split_word(args.trim());
+            let (nick, rest) = split_word(rest.trim());
+            match (nick, leading_minutes(rest)) {
+                ("", _) | (_, (Err(()), _)) => {
+                    ClientLine::MissingArgument("/mute #room <nick> [minutes]")
+                }
+                (_, (Ok(_), extra)) if !extra.trim().is_empty() => {
+                    ClientLine::MissingArgument("/mute #room <nick> [minutes]")
+                }
+                (nick, (Ok(minutes), _)) => ClientLine::RoomMute {
+                    room,
+                    nick,
+                    minutes,
+                },
+            }
+        }
+        "unmute" if crate::room::is_room(args.trim_start()) => {
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(room), Some(nick), None) => ClientLine::RoomUnmute { room, nick },
+                _ => ClientLine::MissingArgument("/unmute #room <nick>"),
             }
         }
         "kick" => match split_word(args.trim()) {
@@ -558,6 +594,28 @@ mod tests {
             }
         );
         assert!(matches!(parse_client_line("/kick #a"), MissingArgument(_)));
+        assert_eq!(
+            parse_client_line("/mute #a bob 5"),
+            RoomMute {
+                room: "#a",
+                nick: "bob",
+                minutes: Some(5)
+            }
+        );
+        assert_eq!(
+            parse_client_line("/unmute #a bob"),
+            RoomUnmute {
+                room: "#a",
+                nick: "bob"
+            }
+        );
+        assert_eq!(
+            parse_client_line("/mute bob 5"),
+            Mute {
+                nick: "bob",
+                minutes: Some(5)
+            }
+        );
     }
 
     #[test]

@@ -680,6 +680,20 @@ mod tests {
         }
         assert_eq!(total, Some(1000));
         assert_eq!(seen, nicks.iter().map(String::as_str).collect::<Vec<_>>());
+        // In front of a room's name, each line still fits.
+        let mut out = Vec::new();
+        push_user_list(
+            &mut out,
+            "#una-sala-de-nombre-largo ",
+            nicks.iter().map(String::as_str),
+        );
+        for line in String::from_utf8(out).unwrap().lines() {
+            assert!(line.len() < MAX_SERVER_LINE, "{} bytes", line.len() + 1);
+            assert!(
+                line.starts_with("#una-sala-de-nombre-largo USERS"),
+                "{line}"
+            );
+        }
         assert!(text.lines().count() > 5);
     }
 
