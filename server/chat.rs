@@ -136,6 +136,10 @@ pub struct Chat {
     rooms_changed: bool,
     /// The rooms as they were when the server began to stop, with their members still in.
     rooms_at_shutdown: Option<Vec<std::sync::Arc<str>>>,
+    /// When the rooms were last handed to the state writer, and whether the batch it has now
+    /// holds them (a failed write is tried again later).
+    rooms_written_at: Option<Instant>,
+    rooms_in_flight: bool,
     /// Numbers authors of history lines (a session keeps its number across connections).
     next_author: u64,
     /// The time of the latest event, for what happens outside one (a connection found gone).
@@ -184,6 +188,8 @@ impl Chat {
             rooms,
             rooms_changed: false,
             rooms_at_shutdown: None,
+            rooms_written_at: None,
+            rooms_in_flight: false,
             next_author: 0,
             now: now.at,
             wall: now.wall,
@@ -567,7 +573,10 @@ impl Chat {
                 let until = self.now + self.cfg.resume_window;
                 let keys = rooms
                     .iter()
-                    .filter_map(|&room| Some(self.rooms.get(room)?.key.clone()))
+                    .filter_map(|&room| {
+                        let r = self.rooms.get(room)?;
+                        Some((r.key.clone(), r.incarnation))
+                    })
                     .collect();
                 if let Some(s) = self.sessions.get_mut(&token) {
                     s.rooms = keys;
@@ -581,7 +590,18 @@ impl Chat {
         // What its rooms said before it left still reaches it, unless it is gone.
         self.outbox.leave_all(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
+        let (identity, ip) = self
+            .peer(id)
+            .map(|p| (p.identity.clone(), p.addr.ip()))
+            .unzip();
+        let unix = self.unix();
         for room in rooms {
+            // A user muted in a room does not speak to it through its quit reason either.
+            let muted_here = ip.is_some_and(|ip| {
+                self.rooms
+                    .muted(room, identity.clone().flatten().as_deref(), ip, unix)
+                    .is_some()
+            });
             if let CloseReason::Kicked { by, reason } = reason {
                 let mut words = vec!["KICK", by, &*nick];
                 words.extend(reason.as_deref());
@@ -591,7 +611,7 @@ impl Chat {
                     .leave_words()
                     .unwrap_or((charla_proto::leave_reason::CONNECTION_CLOSED, None));
                 let mut words = vec!["LEAVE", &*nick, why];
-                words.extend(text);
+                words.extend(text.filter(|_| !muted_here));
                 self.room_line(room, None, &words);
             }
             if !self.shutting_down {
@@ -636,6 +656,29 @@ impl Chat {
         push_bounded_line(&mut line, words);
         self.outbox
             .send_to_room(room, self.rooms.name(room), except, None, &line);
+        self.line = line;
+    }
+
+    /// As [`Chat::room_line`], for lines only clients that understand rooms know (`TOPIC`,
+    /// `OP`…): a client of the seed gets `plain` instead, or nothing.
+    fn room_line_as(
+        &mut self,
+        room: RoomId,
+        except: Option<ConnId>,
+        plain: Option<&[&str]>,
+        words: &[&str],
+    ) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        push_bounded_line(&mut line, words);
+        let split = line.len();
+        if let Some(plain) = plain {
+            push_bounded_line(&mut line, plain);
+        }
+        let (named, plain_line) = line.split_at(split);
+        let plain_line = plain.map(|_| plain_line);
+        self.outbox
+            .send_to_room_as(room, self.rooms.name(room), except, None, plain_line, named);
         self.line = line;
     }
 
@@ -921,8 +964,11 @@ impl Chat {
         let entering: Vec<RoomId> = match session.as_ref().and_then(|t| self.sessions.get(t)) {
             Some(s) if rooms && token_known => {
                 let mut entering = Vec::new();
-                for key in &s.rooms {
-                    if let Some(room) = self.rooms.by_key(key) {
+                for (key, incarnation) in &s.rooms {
+                    let same = self.rooms.by_key(key).filter(|&room| {
+                        self.rooms.get(room).map(|r| r.incarnation) == Some(*incarnation)
+                    });
+                    if let Some(room) = same {
                         if !entering.contains(&room) {
                             entering.push(room);
                         }
@@ -934,10 +980,13 @@ impl Chat {
         };
         let mut entered = Vec::new();
         for room in entering {
+            // A member coming back needs no new invitation; a ban made meanwhile holds.
             let refused = if room == default {
                 kept_out.clone()
             } else {
-                self.may_join(id, room, &key).err()
+                self.may_join(id, room, &key)
+                    .err()
+                    .filter(|r| r.code != ErrorCode::InviteOnly || !token_known)
             };
             match refused {
                 Some(refused) => self.reply_error(id, refused.code, &refused.text),
@@ -976,7 +1025,8 @@ impl Chat {
             // The private messages go in id order among the first room's lines.
             for &room in &entered {
                 let private = held.take().unwrap_or_default();
-                self.replay_history(id, Some(room), after, skip.clone(), private);
+                let floor = self.rooms.get(room).map_or(0, |r| r.history_after);
+                self.replay_history(id, Some(room), after.max(floor), skip.clone(), private);
             }
         }
         if let Some(held) = held.filter(|held| !held.is_empty()) {
@@ -1002,7 +1052,7 @@ impl Chat {
                 self.room_line(room, Some(id), &["OPER", nick]);
             }
             if self.rooms.runs(room, self.identity(id)) {
-                self.room_line(room, Some(id), &["OP", nick]);
+                self.room_line_as(room, Some(id), None, &["OP", nick]);
             }
         }
     }
@@ -1159,7 +1209,8 @@ impl Chat {
             ClientLine::Message(text) => self.say(id, self.current_room(id), "MSG", text),
             ClientLine::Me(text) => self.say(id, self.current_room(id), "ACTION", text),
             ClientLine::Users => self.send_user_list(id),
-            ClientLine::Msg { to, text } if charla_proto::is_room(to) => {
+            // A client of the seed knows the default room only: to it, `#other` is no one.
+            ClientLine::Msg { to, text } if self.speaks_rooms_to(id, to) => {
                 self.say_in(id, to, "MSG", text)
             }
             ClientLine::Msg { to, text } => self.private_message(id, to, text),
@@ -1186,7 +1237,7 @@ impl Chat {
             ClientLine::Cap(_) => self.reply_error(id, ErrorCode::UnknownCommand, "cap"),
             command @ (ClientLine::Join(_)
             | ClientLine::Part { .. }
-            | ClientLine::Rooms
+            | ClientLine::Rooms(_)
             | ClientLine::RoomUsers(_)
             | ClientLine::Topic { .. }
             | ClientLine::Invite { .. }
@@ -1355,6 +1406,13 @@ impl Chat {
         }
         // A nickname is shown to everyone: a muted user cannot use one to speak.
         if self.refused_as_muted(id) {
+            return;
+        }
+        let rooms: Vec<RoomId> = self.outbox.rooms_of(id).collect();
+        if rooms
+            .into_iter()
+            .any(|room| self.refused_as_muted_in(id, room))
+        {
             return;
         }
         let new_key = nick_key(new);

@@ -68,6 +68,9 @@ const EXPIRE_AT_ONCE: usize = 1000;
 const BANS_ENDED_AT_ONCE: usize = 1000;
 /// Registrations used are written at least this often, if nothing else is.
 const USED_WRITTEN_EVERY: Duration = Duration::from_secs(3600);
+/// The rooms file is written whole: at most this often (a loop of `/join #new` and `/part` must
+/// not keep the disk busy), and at once when the server stops.
+const ROOMS_WRITTEN_EVERY: Duration = Duration::from_secs(5);
 
 /// A change on its way to the disk: what it is, how to undo it, and what to answer (to whom)
 /// once it is written.
@@ -292,11 +295,12 @@ impl Chat {
                 push(lines, "OPER", nick);
             }
         }
-        if self
+        // `OP` is a line of rooms: a client of the seed (no prefix) does not get it.
+        let runs_something = self
             .rooms
             .get(room)
-            .is_some_and(|r| r.owner.is_some() || !r.operators.is_empty())
-        {
+            .is_some_and(|r| r.owner.is_some() || !r.operators.is_empty());
+        if !prefix.is_empty() && runs_something {
             for member in self.outbox.members(room) {
                 let identity = self.peer(member).and_then(|p| p.identity.as_deref());
                 if self.rooms.runs(room, identity) {
@@ -359,7 +363,11 @@ impl Chat {
     /// The changes for the state writer, when it has none and some are waiting (or registrations
     /// used are due to be written). Called by the reactor at the end of each pass.
     pub fn take_state_batch(&mut self) -> Option<(u64, Vec<StateChange>)> {
-        let rooms = self.rooms_changed || self.rooms_at_shutdown.is_some();
+        let rooms = self.rooms_at_shutdown.is_some()
+            || (self.rooms_changed
+                && self
+                    .rooms_written_at
+                    .is_none_or(|at| self.now >= at + ROOMS_WRITTEN_EVERY));
         let m = &mut self.moderation;
         let used_due = m
             .used_since
@@ -377,8 +385,10 @@ impl Chat {
         changes.extend(batch.iter().map(|c| c.change.clone()));
         m.batches += 1;
         m.writing = Some((m.batches, batch));
+        self.rooms_in_flight = rooms;
         if rooms {
             self.rooms_changed = false;
+            self.rooms_written_at = Some(self.now);
             let text = match self.rooms_at_shutdown.take() {
                 Some(text) => text,
                 None => self.rooms_text(),
@@ -405,14 +415,18 @@ impl Chat {
         }
         match result {
             Ok(()) => {
+                self.rooms_in_flight = false;
                 for change in batch {
                     self.answer(change);
                 }
             }
             Err(why) => {
-                // The rooms are written whole with their next change (trying again at once would
-                // keep a failing disk busy).
+                // The rooms are written whole: tried again after a while, not at once (a failing
+                // disk must not be kept busy).
                 log_error!("state not saved: {why}");
+                if std::mem::take(&mut self.rooms_in_flight) {
+                    self.rooms_changed();
+                }
                 let mut undone = batch;
                 undone.append(&mut self.moderation.waiting);
                 for change in undone.iter().rev() {
@@ -576,7 +590,11 @@ impl Chat {
                 .map_or(self.now, |at| at + EXPIRY_EVERY)
         });
         let used = self.moderation.used_since.map(|at| at + USED_WRITTEN_EVERY);
-        expiry.into_iter().chain(used).min()
+        let rooms = self
+            .rooms_written_at
+            .filter(|_| self.rooms_changed)
+            .map(|at| at + ROOMS_WRITTEN_EVERY);
+        expiry.into_iter().chain(used).chain(rooms).min()
     }
 
     /// Whether a registration change may be made now; if not, the client is told to wait.

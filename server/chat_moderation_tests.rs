@@ -769,3 +769,45 @@ fn a_timed_ban_ends_when_the_wall_clock_passes_it() {
     h.now += Duration::from_secs(1);
     join_as(&mut h, 4, "troll", ANY, Some(BOB));
 }
+
+/// The review of issue 22: the rooms file is written whole, so at most every few seconds — a
+/// loop of /join #new and /part must not keep the disk busy — and a change is never lost.
+#[test]
+fn the_rooms_file_is_written_at_most_every_few_seconds_and_always_in_the_end() {
+    let (mut h, saved) = moderated_with(|cfg| cfg.flood_rate = 0.0);
+    let writes = |saved: &Saved| {
+        let files = saved.0.borrow();
+        files
+            .saved
+            .iter()
+            .filter(|(f, _)| *f == StateFile::Rooms)
+            .count()
+    };
+    h.connect_as(1, ANY, Some(ANA));
+    h.send(1, "/cap rooms");
+    h.send(1, "ana");
+    h.pump();
+    // Each its own pass of the event loop, as from a client in a loop.
+    for n in 0..20 {
+        h.send(1, &format!("/join #r{n}"));
+        h.send(1, &format!("/part #r{n}"));
+        h.pump();
+    }
+    h.send(1, "/create #queda");
+    h.pump();
+    assert_eq!(
+        writes(&saved),
+        1,
+        "the first change at once, the rest later"
+    );
+    h.now += Duration::from_secs(5);
+    h.chat.tick(h.now);
+    h.pump();
+    assert_eq!(writes(&saved), 2);
+    let text = saved.last(StateFile::Rooms);
+    assert!(text.contains("room #queda open "), "{text:?}");
+    h.now += Duration::from_secs(60);
+    h.chat.tick(h.now);
+    h.pump();
+    assert_eq!(writes(&saved), 2, "nothing changed since");
+}

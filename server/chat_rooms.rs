@@ -16,6 +16,9 @@ use crate::moderation::Target;
 use crate::outbox::{ConnId, LineForm};
 use crate::rooms::{Limits, Refused, RoomBan, RoomId, Who};
 
+/// Rooms listed per page of `/rooms`.
+const ROOMS_PAGE: usize = 100;
+
 /// Who asks, owned, so that the rooms can be changed while the rules look at it.
 struct Asker {
     identity: Option<Box<str>>,
@@ -229,7 +232,7 @@ impl Chat {
             let name = match command {
                 ClientLine::Join(_) => "join",
                 ClientLine::Part { .. } => "part",
-                ClientLine::Rooms => "rooms",
+                ClientLine::Rooms(_) => "rooms",
                 ClientLine::Topic { .. } => "topic",
                 ClientLine::Invite { .. } => "invite",
                 ClientLine::Create { .. } => "create",
@@ -248,7 +251,7 @@ impl Chat {
         match command {
             ClientLine::Join(name) => self.join(id, name),
             ClientLine::Part { room, reason } => self.part(id, room, reason),
-            ClientLine::Rooms => self.list_rooms(id),
+            ClientLine::Rooms(page) => self.list_rooms(id, page),
             ClientLine::RoomUsers(name) => {
                 if let Some(room) = self.visible_room(id, name) {
                     self.send_room_users(id, room);
@@ -282,6 +285,13 @@ impl Chat {
         if let Some(room) = self.visible_room(id, name) {
             self.say(id, room, kind, text);
         }
+    }
+
+    /// Whether `/msg <to>` from `id` is to a room: `to` names one, and `id` understands rooms
+    /// or names the default room (the one room a client of the seed knows).
+    pub(super) fn speaks_rooms_to(&self, id: ConnId, to: &str) -> bool {
+        charla_proto::is_room(to)
+            && (self.form(id).rooms || self.rooms.find(to).ok() == Some(self.rooms.default_room()))
     }
 
     /// Whether `id` may be in one more room (`--max-rooms-per-user`).
@@ -339,7 +349,11 @@ impl Chat {
             return;
         };
         let limits = self.limits();
-        match self.rooms.create(name, private, &asker.who(), limits) {
+        let last_line = self.history.last_id();
+        match self
+            .rooms
+            .create(name, private, &asker.who(), limits, last_line)
+        {
             Ok(room) => {
                 let kind = if private { "private" } else { "open" };
                 log!("room {name} ({kind}) made by {}", self.who(id));
@@ -363,11 +377,12 @@ impl Chat {
             self.room_line(room, Some(id), &["OPER", &nick]);
         }
         if self.rooms.runs(room, self.identity(id)) {
-            self.room_line(room, Some(id), &["OP", &nick]);
+            self.room_line_as(room, Some(id), None, &["OP", &nick]);
         }
         self.send_room_users(id, room);
         self.send_topic(id, room);
-        self.replay_history(id, Some(room), 0, super::Skip::Nothing, Vec::new());
+        let after = self.rooms.get(room).map_or(0, |r| r.history_after);
+        self.replay_history(id, Some(room), after, super::Skip::Nothing, Vec::new());
     }
 
     /// `TOPIC <nick> <text>`, or `TOPIC -` when it has none.
@@ -405,21 +420,33 @@ impl Chat {
             return;
         };
         // As with /quit: a muted user's reason reaches no one.
-        let muted = self.muted(id).is_some();
+        let (identity, ip) = self
+            .peer(id)
+            .map(|p| (p.identity.clone(), p.addr.ip()))
+            .unzip();
+        let muted_here = ip.is_some_and(|ip| {
+            self.rooms
+                .muted(room, identity.flatten().as_deref(), ip, self.unix())
+                .is_some()
+        });
+        let muted = self.muted(id).is_some() || muted_here;
         let reason = reason
             .filter(|_| !muted)
             .map(|r| clean_text(r).into_owned())
             .filter(|r| !r.trim().is_empty());
         let mut words = vec!["LEAVE", &*nick, charla_proto::leave_reason::PART];
         words.extend(reason.as_deref());
-        self.room_line(room, None, &words);
+        // A client of the seed knows only `quit`, and only a quit's text: the user left.
+        let plain = ["LEAVE", &*nick, charla_proto::leave_reason::QUIT];
+        self.room_line_as(room, None, Some(&plain), &words);
         log!("{} left {}", self.who(id), self.rooms.name(room));
         self.take_out_of_room(id, room);
     }
 
-    /// `ROOMS <n>`, then `ROOM <name> <members> <open|private> [topic]` for each room `id` may
-    /// see: the open ones, and the private ones it is in or runs (all, for a server operator).
-    fn list_rooms(&mut self, id: ConnId) {
+    /// `ROOMS <total> <page> <pages>`, then `ROOM <name> <members> <open|private> [topic]` for
+    /// each room of that page `id` may see: the open ones, and the private ones it is in or runs
+    /// (all, for a server operator). A page is at most [`ROOMS_PAGE`] rooms (about 30 KB).
+    fn list_rooms(&mut self, id: ConnId, page: u32) {
         let operator = self.is_operator(id);
         let identity = self.identity(id);
         let mut visible = Vec::new();
@@ -428,10 +455,24 @@ impl Chat {
                 visible.push(room);
             }
         }
+        let pages = visible.len().div_ceil(ROOMS_PAGE).max(1);
+        let page = (page as usize).min(pages);
         let mut lines = std::mem::take(&mut self.line);
         lines.clear();
-        charla_proto::reply::push_line(&mut lines, &["ROOMS", &visible.len().to_string()]);
-        for room in visible {
+        charla_proto::reply::push_line(
+            &mut lines,
+            &[
+                "ROOMS",
+                &visible.len().to_string(),
+                &page.to_string(),
+                &pages.to_string(),
+            ],
+        );
+        for &room in visible
+            .iter()
+            .skip((page - 1) * ROOMS_PAGE)
+            .take(ROOMS_PAGE)
+        {
             let Some(r) = self.rooms.get(room) else {
                 continue;
             };
@@ -466,8 +507,8 @@ impl Chat {
         self.rooms_changed();
         let topic = self.rooms.get(room).and_then(|r| r.topic.clone());
         match &topic {
-            Some(topic) => self.room_line(room, None, &["TOPIC", &nick, &topic.text]),
-            None => self.room_line(room, None, &["TOPIC", "-"]),
+            Some(topic) => self.room_line_as(room, None, None, &["TOPIC", &nick, &topic.text]),
+            None => self.room_line_as(room, None, None, &["TOPIC", "-"]),
         }
         if !self.in_room(id, room) {
             self.send_topic(id, room);
@@ -481,13 +522,23 @@ impl Chat {
         if !self.in_room(id, room) && !self.is_operator(id) {
             return self.not_in_room(id, room);
         }
-        let Some(&target) = self.by_nick.get(&nick_key(nick)) else {
+        // A client of the seed could not join: to a room's invitation it is no one.
+        let target = self
+            .by_nick
+            .get(&nick_key(nick))
+            .copied()
+            .filter(|&t| self.form(t).rooms);
+        let Some(target) = target else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
         };
         let Some(asker) = self.asker(id, None) else {
             return;
         };
-        if let Err(refused) = self.rooms.invite(room, &asker.who(), &nick_key(nick)) {
+        let invitee = self.identity(target).map(String::from);
+        if let Err(refused) =
+            self.rooms
+                .invite(room, &asker.who(), &nick_key(nick), invitee.as_deref())
+        {
             return self.refuse(id, refused);
         }
         let (Some(from), Some(to)) = (
@@ -546,7 +597,7 @@ impl Chat {
                     );
                 }
                 if self.in_room(target, room) {
-                    self.room_line(room, None, &[word, &target_nick]);
+                    self.room_line_as(room, None, None, &[word, &target_nick]);
                 }
                 if !self.in_room(id, room) || !self.in_room(target, room) {
                     self.room_reply(id, room, &[word, &target_nick]);
@@ -687,6 +738,8 @@ impl Chat {
         }
         self.rooms_changed();
         let reason = reason.map(|r| crate::moderation::cut_reason(&clean_text(r)).to_string());
+        // Taken now: putting out the last member may make the room go.
+        let prefix = self.room_prefix(id, room);
         let members: Vec<ConnId> = self.outbox.members(room).collect();
         let mut closed = 0;
         for member in members {
@@ -709,9 +762,17 @@ impl Chat {
         let (kind, value) = target.words();
         let until = until_word(until);
         let closed = closed.to_string();
-        let mut words = vec!["BANNED", kind, &*value, &*until, &*closed];
+        let mut words = vec![
+            prefix.trim_end(),
+            "BANNED",
+            kind,
+            &*value,
+            &*until,
+            &*closed,
+        ];
+        words.retain(|w| !w.is_empty());
         words.extend(nick.as_deref());
-        self.room_reply(id, room, &words);
+        self.reply(id, &words);
     }
 
     /// Muted in `room` (by its operators): its line reaches no one, and it is told why.

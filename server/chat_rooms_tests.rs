@@ -69,8 +69,24 @@ fn a_client_of_the_seed_sees_nothing_of_other_rooms() {
     assert_eq!(h.lines(1), ["ERROR unknown-command join"]);
     h.send(1, "/rooms");
     assert_eq!(h.lines(1), ["ERROR unknown-command rooms"]);
+    // Another room is no one to it: not even told that it exists.
     h.send(1, "/msg #tareas psst");
-    assert!(h.lines(1)[0].starts_with("ERROR not-in-room "));
+    assert_eq!(h.lines(1), ["ERROR no-such-user #tareas"]);
+    h.send(1, "/msg #general por aquí");
+    assert_eq!(h.lines(2), ["#general MSG bob por aquí"]);
+    // Lines only rooms have never reach it; a /part, as a plain leaving.
+    h.send(2, "/topic #general hola");
+    assert!(h.lines(2)[0].starts_with("ERROR not-room-operator "));
+    h.send(2, "/invite bob #tareas");
+    assert_eq!(
+        h.lines(2),
+        ["ERROR no-such-user bob"],
+        "it could not join anyway"
+    );
+    h.send(2, "/part #general me voy a tareas");
+    assert_eq!(h.lines(1), ["LEAVE ana quit"]);
+    h.send(2, "/join #general");
+    assert_eq!(h.lines(1), ["JOIN ana"]);
     // Leaving: the seed's client hears of it once, from the default room.
     h.send(2, "/quit adiós");
     assert_eq!(h.lines(1), ["LEAVE ana quit adiós"]);
@@ -156,12 +172,12 @@ fn a_private_room_is_hidden_from_outsiders_and_an_invitation_lets_one_in() {
     h.send(1, "/topic #organizadores reunión el jueves");
     h.lines(1);
     h.send(2, "/rooms");
-    assert_eq!(h.lines(2), ["ROOMS 1", "ROOM #general 2 open"]);
+    assert_eq!(h.lines(2), ["ROOMS 1 1 1", "ROOM #general 2 open"]);
     h.send(1, "/rooms");
     assert_eq!(
         h.lines(1),
         [
-            "ROOMS 2",
+            "ROOMS 2 1 1",
             "ROOM #general 2 open",
             "ROOM #organizadores 1 private reunión el jueves"
         ]
@@ -402,4 +418,84 @@ fn a_room_mute_silences_someone_in_that_room_only() {
     assert_eq!(h.lines(1), ["#tareas MUTED bob 0", "#tareas UNMUTED bob"]);
     h.send(1, "/unmute #tareas bob");
     assert!(h.lines(1)[0].starts_with("ERROR no-such-ban bob is not muted in #tareas"));
+}
+
+/// The review of issue 22: a room made again under the name of one that is gone (a private one,
+/// say) never shows the old room's lines.
+#[test]
+fn a_room_made_again_under_an_old_name_does_not_show_the_old_rooms_lines() {
+    let mut h = Harness::new();
+    join_rooms(&mut h, 1, "ana", Some(ANA));
+    h.send(1, "/create #club private");
+    h.send(1, "secreto");
+    h.send(1, "/part #club");
+    h.lines(1);
+    join_rooms(&mut h, 2, "eva", Some(BOB));
+    h.send(2, "/join #club");
+    let lines = h.lines(2);
+    assert_eq!(lines[0], "#club JOIN eva", "a new room: {lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("secreto")), "{lines:?}");
+}
+
+/// The review of issue 22: someone invited into a private room comes back into it after a
+/// dropped connection, with no new invitation; a ban made meanwhile still holds.
+#[test]
+fn an_invited_member_comes_back_into_a_private_room() {
+    let mut h = Harness::new();
+    join_rooms(&mut h, 1, "ana", Some(ANA));
+    h.send(1, "/create #club private");
+    h.connect_as(2, ANY, Some(BOB));
+    h.send(2, "/cap rooms");
+    h.send(2, "/resume");
+    h.send(2, "bob");
+    let lines = h.lines(2);
+    let session = lines
+        .iter()
+        .find(|l| l.starts_with("SESSION "))
+        .unwrap()
+        .clone();
+    let last = session.split(' ').nth(2).unwrap().to_string();
+    h.send(1, "/invite bob #club");
+    h.send(2, "/join #club");
+    h.lines(1);
+    h.lines(2);
+    drop_connection(&mut h, 2);
+    h.connect_as(3, ANY, Some(BOB));
+    h.send(3, "/cap rooms");
+    h.send(3, &format!("/resume tok1 {last}"));
+    h.send(3, "bob");
+    let lines = h.lines(3);
+    assert!(
+        lines.contains(&"#club USERS 2 ana bob".to_string()),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("ERROR ")), "{lines:?}");
+}
+
+/// The review of issue 22: a user muted in a room cannot speak to it through a /part reason, a
+/// /quit reason or a new nickname.
+#[test]
+fn a_room_mute_holds_for_part_and_quit_reasons_and_nicknames() {
+    let mut h = Harness::new();
+    join_rooms(&mut h, 1, "ana", Some(ANA));
+    join_rooms(&mut h, 2, "bob", Some(BOB));
+    h.send(1, "/join #tareas");
+    h.send(2, "/join #tareas");
+    h.send(1, "/mute #tareas bob");
+    h.lines(1);
+    h.lines(2);
+    h.send(2, "/part #tareas compra mi curso");
+    assert_eq!(h.lines(1), ["#tareas LEAVE bob part"]);
+    h.send(2, "/join #tareas");
+    h.lines(1);
+    h.send(2, "/nick compra-mi-curso");
+    assert!(h.lines(2).iter().any(|l| l.starts_with("ERROR muted ")));
+    h.send(2, "/quit compra mi curso");
+    assert_eq!(
+        h.lines(1),
+        [
+            "#general LEAVE bob quit compra mi curso",
+            "#tareas LEAVE bob quit"
+        ]
+    );
 }

@@ -24,8 +24,11 @@ pub type ConnId = usize;
 /// A room as the chat core and the outbox know it.
 pub type RoomId = usize;
 
-/// Largest room-log capacity kept from one pass to the next.
+/// Largest room-log capacity kept from one pass to the next: for the first room (the default
+/// one, where most lines are said), and for every other (a thousand rooms may each have had a
+/// burst; what they keep must stay small).
 const ROOM_LOG_KEEP: usize = 256 << 10;
+const OTHER_ROOM_LOG_KEEP: usize = 4 << 10;
 
 /// How a connection gets room lines: with their line id in front (`@<id> `, for clients that
 /// sent `/resume`) and with their room named (`#room `, for clients that sent `/cap rooms`).
@@ -105,10 +108,10 @@ impl RoomLog {
         &self.bytes[from..]
     }
 
-    fn clear(&mut self) {
+    fn clear(&mut self, keep: usize) {
         self.base = self.end();
         self.bytes.clear();
-        if self.bytes.capacity() > ROOM_LOG_KEEP {
+        if self.bytes.capacity() > keep {
             self.bytes = Vec::new();
         }
     }
@@ -275,7 +278,12 @@ impl Outbox {
             return;
         }
         if keep_unserved {
+            // What the room said before goes out from its own queue now: listed to be written,
+            // as it is no longer among the room's members the reactor writes.
             self.catch_up(id);
+            if self.pending(id) > 0 {
+                self.list_for_flush(id);
+            }
         }
         let Some(mailbox) = self.mailbox(id) else {
             return;
@@ -392,6 +400,21 @@ impl Outbox {
         id: Option<u64>,
         line: &[u8],
     ) {
+        self.send_to_room_as(room, name, except, id, Some(line), line);
+    }
+
+    /// As [`Outbox::send_to_room`], with `plain` for the members that do not want room names
+    /// (none: they get nothing) and `named` for those that do.
+    pub fn send_to_room_as(
+        &mut self,
+        room: RoomId,
+        name: &str,
+        except: Option<ConnId>,
+        id: Option<u64>,
+        plain: Option<&[u8]>,
+        named: &[u8],
+    ) {
+        let line_for = |form: LineForm| if form.rooms { Some(named) } else { plain };
         if room >= self.rooms.len() {
             return;
         }
@@ -401,6 +424,9 @@ impl Outbox {
         let r = &mut self.rooms[room];
         let mut wrote = false;
         for form in 0..LineForm::COUNT {
+            let Some(line) = line_for(LineForm::from_index(form)) else {
+                continue;
+            };
             if r.served_forms[form] > 0 {
                 let before = r.logs[form].bytes.len();
                 LineForm::from_index(form).push(&mut r.logs[form].bytes, name, id, line);
@@ -432,6 +458,9 @@ impl Outbox {
                 continue;
             }
             let Some(form) = self.mailbox(member).map(|m| m.form) else {
+                continue;
+            };
+            let Some(line) = line_for(form) else {
                 continue;
             };
             scratch.clear();
@@ -543,10 +572,15 @@ impl Outbox {
             for i in 0..self.rooms[room].served.len() {
                 self.catch_up(self.rooms[room].served[i]);
             }
+            let keep = if room == 0 {
+                ROOM_LOG_KEEP
+            } else {
+                OTHER_ROOM_LOG_KEEP
+            };
             let r = &mut self.rooms[room];
             r.in_lines = false;
             for log in &mut r.logs {
-                log.clear();
+                log.clear(keep);
             }
         }
         self.room_bytes = 0;
@@ -858,9 +892,28 @@ mod tests {
         assert_eq!(pipes[1].got, b"#a 1\n#a 4\n");
         assert_eq!(pipes[2].got, b"#b 2\n#b 5 from 0\n");
         assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [0, 1]);
+        // Leaving the room it is served from, what that room said before goes out at the next
+        // flush (the review of issue 22: it waited for something else to be sent).
+        out.send_to_room(0, "#a", None, None, b"5b\n");
+        out.leave(0, 0, true);
+        let mut writers = Vec::new();
+        out.take_writers(&mut writers);
+        assert!(writers.contains(&0), "{writers:?}");
+        let mut p = pipe(1000);
+        out.write(0, &mut p).unwrap();
+        assert_eq!(p.got, b"#a 5b\n");
+        out.end_pass();
+        out.join(0, 0);
+        out.leave(0, 1, true);
+        assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [0]);
+        out.join(0, 1);
+        out.leave(0, 0, true);
+        out.join(0, 0);
+        assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [1, 0]);
         // Leaving the room it was served from: the other is served from its log from then on.
         out.send_to_room(0, "#a", None, None, b"6\n");
         out.leave(0, 0, true);
+        out.take_writers(&mut Vec::new());
         out.send_to_room(1, "#b", None, None, b"7\n");
         out.send_to_room(0, "#a", None, None, b"8 not for 0\n");
         assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [1]);

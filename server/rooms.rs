@@ -34,14 +34,21 @@ pub struct Room {
     pub owner: Option<Box<str>>,
     /// Identities the owner made room operators.
     pub operators: BTreeSet<Box<str>>,
-    /// Nickname keys invited in, until they join.
-    invited: VecDeque<String>,
+    /// Who is invited in, until they join: the nickname key, and the identity the invitee had
+    /// (then only that identity may use it).
+    invited: VecDeque<(String, Option<Box<str>>)>,
     bans: Vec<RoomBan>,
     /// Who may not speak in it, until when (unix seconds; None: until lifted). In memory only,
     /// as the server's mutes.
     mutes: Vec<(Target, Option<u64>)>,
     /// The default room and those the config declares always exist.
     pub permanent: bool,
+    /// This room, as opposed to an earlier one of the same name that is gone: a session comes
+    /// back only into the very room it was in.
+    pub incarnation: u64,
+    /// The newest history line id when it was made: lines of an earlier room of the same name
+    /// (a private one, perhaps) are never replayed in it. 0 for a room that always existed.
+    pub history_after: u64,
     /// Its lines in the rooms file, kept until it changes: the file is written whole, and a
     /// thousand rooms formatted anew each time would cost the event loop milliseconds.
     saved_text: Option<Arc<str>>,
@@ -109,6 +116,7 @@ pub struct Rooms {
     owned: HashMap<Box<str>, usize>,
     /// Room bans, all rooms together.
     bans: usize,
+    next_incarnation: u64,
 }
 
 /// The name a person types, `#` added when it is missing (`--default-room general`).
@@ -130,6 +138,7 @@ impl Rooms {
             default: 0,
             owned: HashMap::new(),
             bans: 0,
+            next_incarnation: 0,
         };
         rooms.default = rooms.insert(&with_hash(default), false, None, true);
         rooms
@@ -201,7 +210,10 @@ impl Rooms {
             mutes: Vec::new(),
             permanent,
             saved_text: None,
+            incarnation: self.next_incarnation,
+            history_after: 0,
         };
+        self.next_incarnation += 1;
         if let Some(owner) = owner {
             *self.owned.entry(owner.into()).or_default() += 1;
         }
@@ -232,13 +244,15 @@ impl Rooms {
     }
 
     /// Makes a room for `who`, who becomes its owner. Only a user with an identity (a client
-    /// certificate) may: a room is run by its owner's identity.
+    /// certificate) may: a room is run by its owner's identity. `history_after`: the newest
+    /// history line id now (none of the lines kept so far are this room's).
     pub fn create(
         &mut self,
         name: &str,
         private: bool,
         who: &Who,
         limits: Limits,
+        history_after: u64,
     ) -> Result<RoomId, Refused> {
         validate_room(name).map_err(|e| refused(ErrorCode::BadRoomName, e.to_string()))?;
         if self.by_key.contains_key(room_key(name).as_str()) {
@@ -265,7 +279,11 @@ impl Rooms {
                 format!("one identity owns at most {} rooms", limits.max_owned),
             ));
         }
-        Ok(self.insert(name, private, Some(owner), false))
+        let id = self.insert(name, private, Some(owner), false);
+        if let Some(r) = self.rooms[id].as_mut() {
+            r.history_after = history_after;
+        }
+        Ok(id)
     }
 
     /// Rooms `identity` owns.
@@ -312,7 +330,10 @@ impl Rooms {
                 format!("you are banned from {}", r.name),
             ));
         }
-        if r.private && !r.invited.iter().any(|k| k == who.nick_key) {
+        let invited = r.invited.iter().any(|(k, identity)| {
+            k == who.nick_key && identity.as_deref().is_none_or(|i| who.identity == Some(i))
+        });
+        if r.private && !invited {
             return Err(refused(
                 ErrorCode::InviteOnly,
                 format!("{} is private: someone in it must /invite you", r.name),
@@ -324,7 +345,7 @@ impl Rooms {
     /// `who` came in: an invitation is used up.
     pub fn joined(&mut self, room: RoomId, who: &Who) {
         if let Some(r) = self.get_mut(room) {
-            r.invited.retain(|k| k != who.nick_key);
+            r.invited.retain(|(k, _)| k != who.nick_key);
         }
     }
 
@@ -346,19 +367,25 @@ impl Rooms {
         Ok(())
     }
 
-    /// Lets the user with nickname key `invitee` into a private room (room operators only); in
-    /// an open room anyone in it may invite.
-    pub fn invite(&mut self, room: RoomId, who: &Who, invitee: &str) -> Result<(), Refused> {
+    /// Lets the user with nickname key `invitee` (and, if it has one, this identity) into a
+    /// private room (room operators only); in an open room anyone in it may invite.
+    pub fn invite(
+        &mut self,
+        room: RoomId,
+        who: &Who,
+        invitee: &str,
+        identity: Option<&str>,
+    ) -> Result<(), Refused> {
         if self.get(room).is_some_and(|r| r.private) {
             self.must_run(room, who)?;
         }
         if let Some(r) = self.get_mut(room) {
-            if !r.invited.iter().any(|k| k == invitee) {
-                if r.invited.len() >= MAX_INVITATIONS {
-                    r.invited.pop_front();
-                }
-                r.invited.push_back(invitee.to_string());
+            r.invited.retain(|(k, _)| k != invitee);
+            if r.invited.len() >= MAX_INVITATIONS {
+                r.invited.pop_front();
             }
+            r.invited
+                .push_back((invitee.to_string(), identity.map(Into::into)));
         }
         Ok(())
     }
@@ -789,35 +816,44 @@ mod tests {
         let anon = who(None, "eva");
         assert_eq!(
             rooms
-                .create("#tareas", false, &anon, LIMITS)
+                .create("#tareas", false, &anon, LIMITS, 0)
                 .unwrap_err()
                 .code,
             ErrorCode::NoIdentity
         );
-        let tareas = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let tareas = rooms.create("#tareas", false, &ana, LIMITS, 0).unwrap();
         assert_eq!(rooms.get(tareas).unwrap().owner.as_deref(), Some(ANA));
         assert_eq!(
             rooms
-                .create("#Tareas", false, &ana, LIMITS)
+                .create("#Tareas", false, &ana, LIMITS, 0)
                 .unwrap_err()
                 .code,
             ErrorCode::RoomExists,
             "case and look-alikes make the same name"
         );
         assert_eq!(
-            rooms.create("#a b", false, &ana, LIMITS).unwrap_err().code,
+            rooms
+                .create("#a b", false, &ana, LIMITS, 0)
+                .unwrap_err()
+                .code,
             ErrorCode::BadRoomName
         );
-        rooms.create("#juegos", false, &ana, LIMITS).unwrap();
+        rooms.create("#juegos", false, &ana, LIMITS, 0).unwrap();
         assert_eq!(
-            rooms.create("#mas", false, &ana, LIMITS).unwrap_err().code,
+            rooms
+                .create("#mas", false, &ana, LIMITS, 0)
+                .unwrap_err()
+                .code,
             ErrorCode::TooManyRooms,
             "two rooms per identity"
         );
         let bob = who(Some(BOB), "bob");
-        rooms.create("#bob", false, &bob, LIMITS).unwrap();
+        rooms.create("#bob", false, &bob, LIMITS, 0).unwrap();
         assert_eq!(
-            rooms.create("#bob2", false, &bob, LIMITS).unwrap_err().code,
+            rooms
+                .create("#bob2", false, &bob, LIMITS, 0)
+                .unwrap_err()
+                .code,
             ErrorCode::TooManyRooms,
             "four rooms on the server"
         );
@@ -825,7 +861,7 @@ mod tests {
         assert!(rooms.remove_if_unused(tareas, 0, false));
         assert_eq!(rooms.owned(ANA), 1);
         assert!(rooms.find("#tareas").is_err());
-        let again = rooms.create("#otra", false, &ana, LIMITS).unwrap();
+        let again = rooms.create("#otra", false, &ana, LIMITS, 0).unwrap();
         assert_eq!(again, tareas, "the slot is reused");
         assert!(
             !rooms.remove_if_unused(again, 0, true),
@@ -840,18 +876,24 @@ mod tests {
         let ana = who(Some(ANA), "ana");
         let bob = who(Some(BOB), "bob");
         let eva = who(None, "eva");
-        let club = rooms.create("#club", true, &ana, LIMITS).unwrap();
+        let club = rooms.create("#club", true, &ana, LIMITS, 0).unwrap();
         assert_eq!(rooms.may_join(club, &ana, 0), Ok(()));
         assert_eq!(
             rooms.may_join(club, &bob, 0).unwrap_err().code,
             ErrorCode::InviteOnly
         );
         assert_eq!(
-            rooms.invite(club, &bob, "eva").unwrap_err().code,
+            rooms.invite(club, &bob, "eva", None).unwrap_err().code,
             ErrorCode::NotRoomOperator,
             "only its operators invite into a private room"
         );
-        rooms.invite(club, &ana, "bob").unwrap();
+        rooms.invite(club, &ana, "bob", Some(BOB)).unwrap();
+        let impostor = who(Some("CC:CC"), "bob");
+        assert_eq!(
+            rooms.may_join(club, &impostor, 0).unwrap_err().code,
+            ErrorCode::InviteOnly,
+            "an invitation is for the identity invited"
+        );
         assert_eq!(rooms.may_join(club, &bob, 0), Ok(()));
         rooms.joined(club, &bob);
         assert_eq!(
@@ -875,7 +917,7 @@ mod tests {
         let mut rooms = Rooms::new("general");
         let ana = who(Some(ANA), "ana");
         let bob = who(Some(BOB), "bob");
-        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let room = rooms.create("#tareas", false, &ana, LIMITS, 0).unwrap();
         assert!(!rooms.is_room_operator(room, &bob));
         assert_eq!(
             rooms
@@ -921,7 +963,7 @@ mod tests {
         const OP: &str = "CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD:CD";
         let mut rooms = Rooms::new("general");
         let ana = who(Some(FP), "ana");
-        let club = rooms.create("#club", true, &ana, LIMITS).unwrap();
+        let club = rooms.create("#club", true, &ana, LIMITS, 0).unwrap();
         rooms
             .set_topic(club, &ana, "ana", Some("los jueves, a las 7"))
             .unwrap();
@@ -932,7 +974,7 @@ mod tests {
             nick: Some("troll".into()),
         };
         rooms.ban(club, &ana, ban, 0).unwrap();
-        let efimera = rooms.create("#efimera", false, &ana, LIMITS).unwrap();
+        let efimera = rooms.create("#efimera", false, &ana, LIMITS, 0).unwrap();
         // A room's text is made again only when it changed.
         let first = rooms.snapshot(|_, _| true);
         rooms
@@ -1002,7 +1044,7 @@ mod tests {
         let fp = |n: usize| format!("{n:02X}:{}", "00:".repeat(30) + "00");
         let owner = fp(255);
         let ana = who(Some(&owner), "ana");
-        let room = rooms.create("#a", false, &ana, limits).unwrap();
+        let room = rooms.create("#a", false, &ana, limits, 0).unwrap();
         for n in 0..MAX_ROOM_OPERATORS {
             assert_eq!(rooms.set_operator(room, &ana, &fp(n), true), Ok(true));
         }
@@ -1029,7 +1071,7 @@ mod tests {
         let mut made = MAX_ROOM_BANS;
         while made < MAX_ROOM_BANS_TOTAL {
             let other = rooms
-                .create(&format!("#r{made}"), false, &ana, limits)
+                .create(&format!("#r{made}"), false, &ana, limits, 0)
                 .unwrap();
             for _ in 0..MAX_ROOM_BANS {
                 rooms.ban(other, &ana, ban(n), 0).unwrap();
@@ -1037,7 +1079,7 @@ mod tests {
             }
             made += MAX_ROOM_BANS;
         }
-        let last = rooms.create("#last", false, &ana, limits).unwrap();
+        let last = rooms.create("#last", false, &ana, limits, 0).unwrap();
         assert_eq!(
             rooms.ban(last, &ana, ban(7), 0).unwrap_err().code,
             ErrorCode::RoomLimit
@@ -1061,7 +1103,7 @@ mod tests {
         let mut rooms = Rooms::new("general");
         let ana = who(Some(ANA), "ana");
         let bob = who(Some(BOB), "bob");
-        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let room = rooms.create("#tareas", false, &ana, LIMITS, 0).unwrap();
         let target = Target::Identity(BOB.into());
         assert_eq!(
             rooms
@@ -1088,7 +1130,7 @@ mod tests {
         let mut rooms = Rooms::new("general");
         let ana = who(Some(ANA), "ana");
         let bob = who(Some(BOB), "bob");
-        let room = rooms.create("#tareas", false, &ana, LIMITS).unwrap();
+        let room = rooms.create("#tareas", false, &ana, LIMITS, 0).unwrap();
         let ban = RoomBan {
             target: Target::Identity(BOB.into()),
             until: Some(100),

@@ -59,9 +59,9 @@ pub struct Session {
     acked: u64,
     /// The nickname key it is held under while away, and its place in the order of going away.
     away: Option<(String, u64)>,
-    /// The keys of the rooms its user was in when it went away (at most --max-rooms-per-user):
-    /// it comes back into them.
-    pub rooms: Vec<Box<str>>,
+    /// The rooms its user was in when it went away (at most --max-rooms-per-user), by key and
+    /// incarnation: it comes back into those very rooms, not into others that took their names.
+    pub rooms: Vec<(Box<str>, u64)>,
 }
 
 impl Session {

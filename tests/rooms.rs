@@ -59,7 +59,7 @@ fn a_private_room_is_hidden_and_an_invitation_lets_one_in() {
     a.expect_line("#club JOIN ana");
     a.sync();
     b.send("/rooms");
-    b.expect_next("ROOMS 1");
+    b.expect_next("ROOMS 1 1 1");
     b.expect_next("ROOM #general 2 open");
     b.send("/join #club");
     assert!(error(&mut b).starts_with("ERROR invite-only "));
@@ -132,7 +132,7 @@ fn rooms_and_their_owners_survive_a_restart() {
     let server = Server::start(&["--state-dir", &dir]);
     let mut a = join_rooms(&server, Some(&ana), "ana");
     a.send("/rooms");
-    a.expect_next("ROOMS 3");
+    a.expect_next("ROOMS 3 1 1");
     let lines = [a.line(), a.line(), a.line()];
     assert!(
         lines.contains(&"ROOM #club 0 private los jueves".to_string()),

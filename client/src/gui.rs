@@ -1318,7 +1318,7 @@ impl UiState {
             | Shown::Pong(_)
             | Shown::Notice(_)
             | Shown::Moderation(_)
-            | Shown::RoomCount(_)
+            | Shown::RoomCount { .. }
             | Shown::Room { .. }
             | Shown::Topic { .. }
             | Shown::NoTopic

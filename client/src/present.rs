@@ -65,8 +65,12 @@ pub enum Shown {
     },
     /// The server's answer to an operator's or a user's moderation command.
     Moderation(ModerationNotice),
-    /// The answer to `/rooms`: how many, then each.
-    RoomCount(usize),
+    /// The answer to `/rooms`: how many, the page and how many pages, then each.
+    RoomCount {
+        total: usize,
+        page: usize,
+        pages: usize,
+    },
     Room {
         name: String,
         members: usize,
@@ -230,7 +234,15 @@ fn room_line(line: &str) -> Option<Shown> {
     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
     let owned = |s: &str| s.to_string();
     Some(match word {
-        "ROOMS" => Shown::RoomCount(rest.parse().ok()?),
+        "ROOMS" => {
+            let mut words = rest.split(' ').map(str::parse);
+            match (words.next(), words.next(), words.next(), words.next()) {
+                (Some(Ok(total)), Some(Ok(page)), Some(Ok(pages)), None) => {
+                    Shown::RoomCount { total, page, pages }
+                }
+                _ => return None,
+            }
+        }
         "ROOM" => {
             let mut words = rest.splitn(4, ' ');
             let name = words.next()?;
@@ -849,7 +861,14 @@ mod tests {
         assert_eq!(split_room("MSG ana #hola"), (None, "MSG ana #hola".into()));
         assert_eq!(split_room("#solo"), (None, "#solo".into()));
         let mut d = Decoder::default();
-        assert_eq!(d.decode("ROOMS 2"), Some(Shown::RoomCount(2)));
+        assert_eq!(
+            d.decode("ROOMS 2 1 1"),
+            Some(Shown::RoomCount {
+                total: 2,
+                page: 1,
+                pages: 1
+            })
+        );
         assert_eq!(
             d.decode("ROOM #tareas 3 private deberes del lunes"),
             Some(Shown::Room {

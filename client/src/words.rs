@@ -350,7 +350,14 @@ pub fn shown_words(s: &Strings<'_>, shown: &Shown) -> Option<SharedString> {
             address.as_deref().unwrap_or_default().into(),
         ),
         Shown::Moderation(said) => s.invoke_notice(moderation_words(s, said)),
-        Shown::RoomCount(count) => s.invoke_rooms_count(*count as i32),
+        Shown::RoomCount { total, page, pages } => {
+            let n = |v: usize| v.min(i32::MAX as usize) as i32;
+            if *pages > 1 {
+                s.invoke_rooms_page(n(*total), n(*page), n(*pages))
+            } else {
+                s.invoke_rooms_count(n(*total))
+            }
+        }
         Shown::Room {
             name,
             members,

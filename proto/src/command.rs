@@ -60,8 +60,8 @@ pub enum ClientLine<'a> {
         room: &'a str,
         reason: Option<&'a str>,
     },
-    /// `/rooms`: the rooms on the server.
-    Rooms,
+    /// `/rooms [page]`: the rooms on the server, from page 1.
+    Rooms(u32),
     /// `/users #room`.
     RoomUsers(&'a str),
     /// `/topic #room [text]`: shows the topic, or sets it (`-` clears it).
@@ -144,7 +144,7 @@ pub const HELP: &[&str] = &[
     "/mute <nick> [minutes], /unmute <nick>     silence someone in public",
     "Rooms (clients that sent /cap rooms):",
     "/join #room, /part #room [reason]    enter or leave a room",
-    "/rooms, /users #room      the rooms, who is in one",
+    "/rooms [page], /users #room   the rooms (100 a page), who is in one",
     "/msg #room <text>, /action #room <text>   say something in a room",
     "/create #room [open|private]   make a room (registered users)",
     "/topic #room [text|-], /invite <nick> #room   the topic; let someone into a private room",
@@ -202,7 +202,13 @@ pub fn parse_client_line(line: &str) -> ClientLine<'_> {
                 reason: non_empty(reason),
             },
         },
-        "rooms" => ClientLine::Rooms,
+        "rooms" => match args.trim() {
+            "" => ClientLine::Rooms(1),
+            page => match page.parse() {
+                Ok(page) if page >= 1 => ClientLine::Rooms(page),
+                _ => ClientLine::MissingArgument("/rooms [page]"),
+            },
+        },
         "topic" => match split_word(args.trim()) {
             ("", _) => ClientLine::MissingArgument("/topic #room [text]"),
             (room, text) => ClientLine::Topic {
@@ -501,7 +507,9 @@ mod tests {
                 reason: Some("me voy  ya")
             }
         );
-        assert_eq!(parse_client_line("/rooms"), Rooms);
+        assert_eq!(parse_client_line("/rooms"), Rooms(1));
+        assert_eq!(parse_client_line("/rooms 3"), Rooms(3));
+        assert!(matches!(parse_client_line("/rooms x"), MissingArgument(_)));
         assert_eq!(parse_client_line("/users #a"), RoomUsers("#a"));
         assert_eq!(parse_client_line("/users"), Users);
         assert_eq!(
