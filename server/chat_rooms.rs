@@ -323,18 +323,8 @@ impl Chat {
         let Some(asker) = self.asker(id, None) else {
             return;
         };
+        // A private room's name is one room: that it exists is said here (docs/protocol.md).
         if let Err(refused) = self.rooms.may_join(room, &asker.who(), self.unix()) {
-            // A private room is not told to exist to those it keeps out.
-            let refused = match refused.code {
-                ErrorCode::InviteOnly if !self.rooms.get(room).is_some_and(|r| r.private) => {
-                    refused
-                }
-                ErrorCode::InviteOnly => Refused {
-                    code: ErrorCode::InviteOnly,
-                    text: format!("{name} is invite-only: someone in it must /invite you"),
-                },
-                _ => refused,
-            };
             return self.refuse(id, refused);
         }
         self.rooms.joined(room, &asker.who());
