@@ -22,7 +22,7 @@ use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
 use crate::words;
 use crate::{
-    AppWindow, Conversation, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry,
+    AppWindow, Conversation, Dialog, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry,
 };
 
 /// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
@@ -327,7 +327,7 @@ pub fn bind(
         if send {
             ui.send_pasted(&app);
         } else {
-            app.set_paste_visible(false);
+            close_dialog(&app, Dialog::Paste);
             ui.paste_offered.borrow_mut().clear();
         }
         app.invoke_focus_input();
@@ -345,7 +345,7 @@ pub fn bind(
     let ui = state.clone();
     app.on_trust_answer(move |accepted| {
         let Some(app) = weak.upgrade() else { return };
-        app.set_trust_visible(false);
+        close_dialog(&app, Dialog::Trust);
         if !accepted {
             app.set_busy(false);
             app.set_login_status("".into());
@@ -522,7 +522,7 @@ impl UiState {
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        app.set_moderate_visible(false);
+        close_dialog(app, Dialog::Moderate);
         app.invoke_focus_input();
         (self.commands)(Command::Send(line));
     }
@@ -721,9 +721,9 @@ impl UiState {
         app.set_host_addresses(addresses.join(", ").into());
         app.set_hosted_port(server.port.to_string().into());
         app.set_host_fingerprint(fingerprint_groups(&files.fingerprint).into());
-        app.set_host_visible(false);
+        close_dialog(app, Dialog::Host);
         app.set_hosting(true);
-        app.set_host_info_visible(true);
+        app.set_dialog(Dialog::HostInfo);
         // This window joins its own chat, checking the certificate it just made.
         app.set_host("127.0.0.1".into());
         app.set_port(server.port.to_string().into());
@@ -751,7 +751,7 @@ impl UiState {
         app.set_paste_count(lines.len() as i32);
         app.set_paste_preview(glyphs::visible(&contained(&preview)).as_ref().into());
         *self.paste_offered.borrow_mut() = lines;
-        app.set_paste_visible(true);
+        app.set_dialog(Dialog::Paste);
         true
     }
 
@@ -759,7 +759,7 @@ impl UiState {
     /// taken for a command), the first few at once and the rest paced, under the servers'
     /// default flood limit; they wait while the connection is down.
     fn send_pasted(self: &Rc<Self>, app: &AppWindow) {
-        app.set_paste_visible(false);
+        close_dialog(app, Dialog::Paste);
         let lines = std::mem::take(&mut *self.paste_offered.borrow_mut());
         let mut queue = self.paste_queue.borrow_mut();
         // Addressed now: to the conversation shown when they were pasted.
@@ -1072,7 +1072,7 @@ impl UiState {
             }) => {
                 app.set_trust_server(server.into());
                 app.set_trust_fingerprint(fingerprint_groups(&fingerprint).into());
-                app.set_trust_visible(true);
+                app.set_dialog(Dialog::Trust);
             }
             UiEvent::Net(Event::ServerChanged {
                 server,
@@ -1327,6 +1327,13 @@ impl UiState {
             | Shown::InviteSent { .. }
             | Shown::Other(_) => self.push_log(LogKind::System, said),
         }
+    }
+}
+
+/// Closes `dialog` if it is the one open (another may have taken its place meanwhile).
+fn close_dialog(app: &AppWindow, dialog: Dialog) {
+    if app.get_dialog() == dialog {
+        app.set_dialog(Dialog::None);
     }
 }
 

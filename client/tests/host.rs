@@ -12,7 +12,7 @@ use charla::config::Settings;
 use charla::gui;
 use charla::host;
 use charla::net::{Command, Trust};
-use charla::AppWindow;
+use charla::{AppWindow, Dialog};
 use charla_test_support::{trusting, Client, TempDir};
 use i_slint_backend_testing::ElementHandle;
 
@@ -44,7 +44,7 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
 
     // The login's button opens the dialog; a port that is not one is refused there.
     element(&app, "Host a chat on this computer").invoke_accessible_default_action();
-    assert!(app.get_host_visible());
+    assert_eq!(app.get_dialog(), Dialog::Host);
     app.set_host_port("cien".into());
     app.invoke_host_start();
     assert_eq!(
@@ -62,9 +62,9 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     gui::host_started(&app, &files, Ok(server));
 
     // The window shows what to tell friends, and connects to its own server with the certificate.
-    assert!(!app.get_host_visible());
+    assert_ne!(app.get_dialog(), Dialog::Host);
     assert!(app.get_hosting());
-    assert!(app.get_host_info_visible());
+    assert_eq!(app.get_dialog(), Dialog::HostInfo);
     assert_eq!(app.get_hosted_port(), port.to_string());
     // In four groups of eight bytes, so that a line breaks between groups only (issue 23); the
     // same fingerprint to anything that reads it.

@@ -7,7 +7,7 @@ use charla::config::Settings;
 use charla::gui::{self, UiEvent};
 use charla::net::Event;
 use charla::present::Shown;
-use charla::AppWindow;
+use charla::{AppWindow, Dialog};
 use i_slint_backend_testing::{ElementHandle, ElementQuery, TestingBackend, TestingBackendOptions};
 use slint::ComponentHandle;
 
@@ -247,24 +247,24 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
                        AB:CD:EF:01:23:45:67:89 AB:CD:EF:01:23:45:67:89";
     type Open = fn(&AppWindow, &str);
     let dialogs: [(&str, Open, &str); 6] = [
-        ("About", |app, _| app.set_about_visible(true), "Close"),
+        ("About", |app, _| app.set_dialog(Dialog::About), "Close"),
         (
             "Trust",
             |app, fp| {
                 app.set_trust_server("chat.example.org:12345".into());
                 app.set_trust_fingerprint(fp.into());
-                app.set_trust_visible(true);
+                app.set_dialog(Dialog::Trust);
             },
             "Cancel",
         ),
-        ("Host", |app, _| app.set_host_visible(true), "Cancel"),
+        ("Host", |app, _| app.set_dialog(Dialog::Host), "Cancel"),
         (
             "Host info",
             |app, fp| {
                 app.set_host_addresses("192.168.1.20, fd00::1234:5678:9abc:def0".into());
                 app.set_hosted_port("12345".into());
                 app.set_host_fingerprint(fp.into());
-                app.set_host_info_visible(true);
+                app.set_dialog(Dialog::HostInfo);
             },
             "Close",
         ),
@@ -273,7 +273,7 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
             |app, _| {
                 app.set_paste_count(4);
                 app.set_paste_preview("uno\ndos\ntres\ncuatro".into());
-                app.set_paste_visible(true);
+                app.set_dialog(Dialog::Paste);
             },
             "Cancel",
         ),
@@ -281,7 +281,7 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
             "Moderate",
             |app, _| {
                 app.set_moderate_nick("bob".into());
-                app.set_moderate_visible(true);
+                app.set_dialog(Dialog::Moderate);
             },
             "Cancel",
         ),

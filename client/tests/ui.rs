@@ -8,7 +8,7 @@ use charla::config::Settings;
 use charla::gui::{self, UiEvent};
 use charla::net::{Command, Event, OsError, Problem, Trust};
 use charla::present::Shown;
-use charla::{AppWindow, LogKind, Page};
+use charla::{AppWindow, Dialog, LogKind, Page};
 use charla_proto::ErrorCode;
 use i_slint_backend_testing::ElementHandle;
 use slint::platform::{Key, WindowEvent};
@@ -467,7 +467,7 @@ fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
             fingerprint: "AB:CD".into(),
         }),
     );
-    assert!(ui.app.get_trust_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::Trust);
     assert_eq!(
         ui.element("Fingerprint").accessible_value().unwrap(),
         "AB:CD"
@@ -478,7 +478,7 @@ fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
         ui.sent.borrow().last(),
         Some(Command::TrustAnswer(true))
     ));
-    assert!(!ui.app.get_trust_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Trust);
 
     gui::apply(
         &ui.app,
@@ -863,7 +863,7 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     // Ban, with a confirmation that carries the reason and the minutes.
     ui.element("Moderate bob")
         .invoke_accessible_default_action();
-    assert!(ui.app.get_moderate_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::Moderate);
     // What is typed goes to the reason at once.
     for key in ["s", "p"] {
         ui.app
@@ -878,7 +878,7 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     ui.app.set_moderate_minutes("ten".into());
     ui.element("Ban").invoke_accessible_default_action();
     assert!(
-        ui.app.get_moderate_visible(),
+        ui.app.get_dialog() == Dialog::Moderate,
         "bad minutes keep the dialog open"
     );
     assert_eq!(
@@ -888,7 +888,7 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     assert!(ui.sent_lines().is_empty());
     ui.app.set_moderate_minutes("10".into());
     ui.element("Ban").invoke_accessible_default_action();
-    assert!(!ui.app.get_moderate_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Moderate);
     assert_eq!(ui.sent_lines(), ["/ban bob 10 spam"]);
     // Without minutes, until lifted: a reason that starts with a number stays the reason.
     ui.element("Moderate bob")
@@ -917,7 +917,7 @@ fn kick_ban_and_mute_are_offered_to_an_operator_only() {
     ui.element("Moderate carla")
         .invoke_accessible_default_action();
     ui.element("Cancel").invoke_accessible_default_action();
-    assert!(!ui.app.get_moderate_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Moderate);
     assert_eq!(
         ui.sent_lines(),
         ["/ban bob 10 spam", "/kick carla calm down", "/mute carla 0"]
@@ -1240,9 +1240,9 @@ fn a_line_that_names_the_user_stands_out() {
 fn escape_closes_every_dialog() {
     let ui = ui("en");
     ui.element("About").invoke_accessible_default_action();
-    assert!(ui.app.get_about_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::About);
     press(&ui, Key::Escape);
-    assert!(!ui.app.get_about_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::About);
 
     gui::apply(
         &ui.app,
@@ -1251,9 +1251,9 @@ fn escape_closes_every_dialog() {
             fingerprint: "AB:CD".into(),
         }),
     );
-    assert!(ui.app.get_trust_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::Trust);
     press(&ui, Key::Escape);
-    assert!(!ui.app.get_trust_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Trust);
     assert!(matches!(
         ui.sent.borrow().last(),
         Some(Command::TrustAnswer(false))
@@ -1264,10 +1264,10 @@ fn escape_closes_every_dialog() {
     ui.show(Shown::Operator("ana".into()));
     ui.element("Moderate bob")
         .invoke_accessible_default_action();
-    assert!(ui.app.get_moderate_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::Moderate);
     // Escape while the reason field has the focus.
     press(&ui, Key::Escape);
-    assert!(!ui.app.get_moderate_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Moderate);
     assert!(ui.sent_lines().is_empty());
 }
 
@@ -1403,10 +1403,10 @@ fn pasting_several_lines_asks_first_then_sends_them_paced_as_messages() {
     ui.registered("ana");
     // One line is pasted into the input as usual.
     assert!(!ui.app.invoke_pasted("una sola línea".into()));
-    assert!(!ui.app.get_paste_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Paste);
     let pasted = "uno\n/quit\n\ndos\r\ntres\ncuatro\ncinco\nseis\nsiete\n";
     assert!(ui.app.invoke_pasted(pasted.into()));
-    assert!(ui.app.get_paste_visible());
+    assert_eq!(ui.app.get_dialog(), Dialog::Paste);
     assert_eq!(ui.app.get_paste_count(), 8);
     assert_eq!(
         ui.app.get_paste_preview(),
@@ -1414,13 +1414,13 @@ fn pasting_several_lines_asks_first_then_sends_them_paced_as_messages() {
     );
     // Cancel sends nothing.
     ui.element("Cancel").invoke_accessible_default_action();
-    assert!(!ui.app.get_paste_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Paste);
     assert!(ui.sent_lines().is_empty());
 
     ui.app.set_input("a medias".into());
     assert!(ui.app.invoke_pasted(pasted.into()));
     ui.element("Send them").invoke_accessible_default_action();
-    assert!(!ui.app.get_paste_visible());
+    assert_ne!(ui.app.get_dialog(), Dialog::Paste);
     // The first five at once; a line starting with / is a message, not a command.
     assert_eq!(ui.sent_lines(), ["uno", "//quit", "dos", "tres", "cuatro"]);
     i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(260));
@@ -1486,16 +1486,23 @@ fn every_control_has_an_accessible_name() {
     let (chat, unnamed) = unnamed_controls(&ui);
     assert_eq!(unnamed, Vec::<String>::new(), "chat page");
     assert!(chat > login, "{chat} controls with the chat page");
-    // Every dialog open at once.
-    ui.app.set_about_visible(true);
-    ui.app.set_trust_visible(true);
-    ui.app.set_moderate_visible(true);
-    ui.app.set_paste_visible(true);
-    ui.app.set_host_visible(true);
-    ui.app.set_host_info_visible(true);
-    let (dialogs, unnamed) = unnamed_controls(&ui);
-    assert_eq!(unnamed, Vec::<String>::new(), "dialogs");
-    assert!(dialogs > chat + 10, "{dialogs} controls with every dialog");
+    // Each dialog in turn (one is open at a time).
+    let mut all = 0;
+    for dialog in [
+        Dialog::About,
+        Dialog::Trust,
+        Dialog::Moderate,
+        Dialog::Paste,
+        Dialog::Host,
+        Dialog::HostInfo,
+    ] {
+        ui.app.set_dialog(dialog);
+        let (with_dialog, unnamed) = unnamed_controls(&ui);
+        assert_eq!(unnamed, Vec::<String>::new(), "{dialog:?}");
+        assert!(with_dialog > chat, "{with_dialog} controls with {dialog:?}");
+        all += with_dialog - chat;
+    }
+    assert!(all > 10, "{all} controls in the dialogs together");
 }
 
 #[test]
