@@ -793,21 +793,30 @@ impl Chat {
         true
     }
 
+    /// The room `name`, who asks, and the user `nick` in the chat with what a mute or ban on it
+    /// holds for; each refusal told to `id`.
+    fn room_and_user(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        nick: &str,
+    ) -> Option<(RoomId, Asker, ConnId, Target)> {
+        let room = self.visible_room(id, name)?;
+        let asker = self.asker(id, None)?;
+        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
+            self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
+            return None;
+        };
+        let peer = self.peer(target)?;
+        let what = Target::of(peer.identity.as_deref(), peer.addr.ip());
+        Some((room, asker, target, what))
+    }
+
     /// `/mute #room <nick> [minutes]`: `#room MUTED <nick> <minutes>` to the operator.
     fn room_mute(&mut self, id: ConnId, name: &str, nick: &str, minutes: Option<u64>) {
-        let Some(room) = self.visible_room(id, name) else {
+        let Some((room, asker, target, what)) = self.room_and_user(id, name, nick) else {
             return;
         };
-        let Some(asker) = self.asker(id, None) else {
-            return;
-        };
-        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
-            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
-        };
-        let Some(peer) = self.peer(target) else {
-            return;
-        };
-        let what = Target::of(peer.identity.as_deref(), peer.addr.ip());
         if !self.rooms.is_room_operator(room, &asker.who()) {
             return self.reply_error(
                 id,
@@ -839,19 +848,9 @@ impl Chat {
     }
 
     fn room_unmute(&mut self, id: ConnId, name: &str, nick: &str) {
-        let Some(room) = self.visible_room(id, name) else {
+        let Some((room, asker, target, what)) = self.room_and_user(id, name, nick) else {
             return;
         };
-        let Some(asker) = self.asker(id, None) else {
-            return;
-        };
-        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
-            return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
-        };
-        let Some(peer) = self.peer(target) else {
-            return;
-        };
-        let what = Target::of(peer.identity.as_deref(), peer.addr.ip());
         match self.rooms.unmute(room, &asker.who(), &what) {
             Err(refused) => self.refuse(id, refused),
             Ok(false) => self.reply_error(

@@ -437,14 +437,7 @@ impl Bans {
 
 /// A ban's reason within [`MAX_BAN_REASON`] bytes, cut at a character boundary.
 pub fn cut_reason(reason: &str) -> &str {
-    if reason.len() <= MAX_BAN_REASON {
-        return reason;
-    }
-    let mut end = MAX_BAN_REASON;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
+    charla_proto::cut_text(reason, MAX_BAN_REASON)
 }
 
 /// A change to the registrations or the bans, as the state writer (`--state-dir`) applies it to

@@ -360,7 +360,7 @@ impl Rooms {
         self.must_run(room, who)?;
         if let Some(r) = self.get_mut(room) {
             r.topic = text.map(|text| Topic {
-                text: cut(text, MAX_TOPIC_BYTES).into(),
+                text: charla_proto::cut_text(text, MAX_TOPIC_BYTES).into(),
                 by: by.into(),
             });
         }
@@ -703,7 +703,7 @@ impl Rooms {
                         .ok_or((n, "expected 'topic <by> <text>'".to_string()))?;
                     if let Some(r) = self.get_mut(id) {
                         r.topic = Some(Topic {
-                            text: cut(text, MAX_TOPIC_BYTES).into(),
+                            text: charla_proto::cut_text(text, MAX_TOPIC_BYTES).into(),
                             by: by.into(),
                         });
                     }
@@ -763,18 +763,6 @@ impl Rooms {
         }
         Ok(())
     }
-}
-
-/// `text` cut to at most `max` bytes at a character boundary.
-pub fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]

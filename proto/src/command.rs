@@ -435,6 +435,18 @@ fn leading_minutes(s: &str) -> (Result<Option<u64>, ()>, &str) {
     }
 }
 
+/// `text` cut to at most `max` bytes, at a character boundary.
+pub fn cut_text(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Removes control characters other than tab from text that others will see.
 pub fn clean_text(text: &str) -> Cow<'_, str> {
     if text.chars().any(removed) {

@@ -14,7 +14,7 @@ pub mod reply;
 pub mod room;
 pub mod time;
 
-pub use command::{clean_text, parse_client_line, ClientLine};
+pub use command::{clean_text, cut_text, parse_client_line, ClientLine};
 pub use fingerprint::{fingerprint, normalize_fingerprint, short_fingerprint};
 pub use framing::{Frame, LineFramer};
 pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
