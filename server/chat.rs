@@ -8,7 +8,6 @@
 //! connections to close ([`Chat::take_closes`]), which the reactor carries out. Unit tests drive it
 //! directly, without sockets.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +31,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::history::{Entry, History};
 use crate::log::log;
+use crate::nicknames::Nicknames;
 use crate::outbox::{ConnId, LineForm, Outbox};
 use crate::rooms::{RoomId, Rooms};
 use crate::sessions::{Held, Session, Sessions};
@@ -150,7 +150,7 @@ pub struct Chat {
     throttle: Throttle,
     peers: Vec<Option<Peer>>,
     /// Case-insensitive nickname key → connection, for everyone in the room.
-    by_nick: HashMap<String, ConnId>,
+    nicknames: Nicknames,
     pub outbox: Outbox,
     closes: Vec<(ConnId, CloseReason)>,
     /// When each registering connection must have chosen a nickname; stale entries are skipped
@@ -197,7 +197,7 @@ impl Chat {
             password,
             throttle: Throttle::default(),
             peers: Vec::new(),
-            by_nick: HashMap::new(),
+            nicknames: Nicknames::default(),
             outbox,
             closes: Vec::new(),
             register_deadlines: Deadlines::default(),
@@ -559,7 +559,7 @@ impl Chat {
             return true;
         };
         let key = nick_key(&nick);
-        self.by_nick.remove(&key);
+        self.nicknames.remove(&key);
         self.moderation.in_room.retain(|&m| m != id);
         let kicked = matches!(reason, CloseReason::Kicked { .. });
         let rooms: Vec<RoomId> = self.outbox.rooms_of(id).collect();
@@ -853,21 +853,9 @@ impl Chat {
             _ => None,
         };
         let old_conn = back.as_ref().and_then(|(_, conn)| *conn);
-        if self
-            .by_nick
-            .get(&key)
-            .is_some_and(|&holder| Some(holder) != old_conn)
-        {
-            return self.reply_error(
-                id,
-                ErrorCode::NickTaken,
-                &format!("{nick} is already in use, choose another"),
-            );
-        }
-        if let Some(away) = self.sessions.away_holder(&key) {
-            if back.as_ref().is_none_or(|(token, _)| **token != *away) {
-                return self.reply_error(id, ErrorCode::NickTaken, &self.kept_for_its_user(nick));
-            }
+        let coming_back = back.as_ref().map(|(token, _)| &**token);
+        if let Some(text) = self.nick_taken(nick, &key, old_conn, coming_back) {
+            return self.reply_error(id, ErrorCode::NickTaken, &text);
         }
         if let Some(old) = old_conn {
             self.close(
@@ -954,7 +942,7 @@ impl Chat {
             current: default,
         };
         self.admission.joined(addr_key);
-        self.by_nick.insert(key.clone(), id);
+        self.nicknames.insert(key.clone(), id);
         self.outbox.set_form(id, form);
         log!("registered {}", self.who(id));
         self.reply(id, &["WELCOME", nick]);
@@ -1055,6 +1043,27 @@ impl Chat {
                 self.room_line_as(room, Some(id), None, &["OP", nick]);
             }
         }
+    }
+
+    /// Why `nick` (key `key`) cannot be taken, if it cannot: someone else in the chat has it
+    /// (but `may_hold`, the connection taking it or the one it replaces), or it is kept for a
+    /// user away (but the session `coming_back`).
+    fn nick_taken(
+        &self,
+        nick: &str,
+        key: &str,
+        may_hold: Option<ConnId>,
+        coming_back: Option<&str>,
+    ) -> Option<String> {
+        if self
+            .nicknames
+            .holder(key)
+            .is_some_and(|holder| Some(holder) != may_hold)
+        {
+            return Some(format!("{nick} is already in use, choose another"));
+        }
+        let away = self.sessions.away_holder(key)?;
+        (coming_back != Some(away)).then(|| self.kept_for_its_user(nick))
     }
 
     fn kept_for_its_user(&self, nick: &str) -> String {
@@ -1329,7 +1338,7 @@ impl Chat {
             return self.reply_error(id, ErrorCode::MissingArgument, "usage: /msg <nick> <text>");
         }
         let key = nick_key(to);
-        if let Some(&target) = self.by_nick.get(&key) {
+        if let Some(target) = self.nicknames.holder(&key) {
             let target_session = match self.peer(target).map(|p| &p.state) {
                 Some(PeerState::Chatting {
                     session: Some(token),
@@ -1416,19 +1425,8 @@ impl Chat {
             return;
         }
         let new_key = nick_key(new);
-        if self
-            .by_nick
-            .get(&new_key)
-            .is_some_and(|&holder| holder != id)
-        {
-            return self.reply_error(
-                id,
-                ErrorCode::NickTaken,
-                &format!("{new} is already in use, choose another"),
-            );
-        }
-        if self.sessions.away_holder(&new_key).is_some() {
-            return self.reply_error(id, ErrorCode::NickTaken, &self.kept_for_its_user(new));
+        if let Some(text) = self.nick_taken(new, &new_key, Some(id), None) {
+            return self.reply_error(id, ErrorCode::NickTaken, &text);
         }
         let addr = self.peer(id).map(|p| p.addr);
         let Some(PeerState::Chatting { nick, session, .. }) =
@@ -1443,9 +1441,9 @@ impl Chat {
         {
             s.nick = new.into();
         }
-        self.by_nick.remove(&nick_key(&old));
+        self.nicknames.remove(&nick_key(&old));
         self.note_nick_used(id, &new_key);
-        self.by_nick.insert(new_key, id);
+        self.nicknames.insert(new_key, id);
         if let Some(addr) = addr {
             log!("nick {old} -> {new} ({addr})");
         }

@@ -739,7 +739,7 @@ impl Chat {
         };
         let key = nick_key(nick);
         let registration = self.moderation.registrations.get_key(&key);
-        let online = self.by_nick.get(&key).copied();
+        let online = self.nicknames.holder(&key);
         let away = online.is_none().then(|| self.away_user(&key)).flatten();
         let (name, identity, presence, address) = match (online, away, registration) {
             (Some(conn), _, _) => (
@@ -786,7 +786,7 @@ impl Chat {
 
     /// Someone in the room, by nickname, or `ERROR no-such-user`.
     fn member(&mut self, id: ConnId, nick: &str) -> Option<ConnId> {
-        let found = self.by_nick.get(&nick_key(nick)).copied();
+        let found = self.nicknames.find(nick);
         if found.is_none() {
             self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
         }
@@ -812,7 +812,7 @@ impl Chat {
         // A nickname first: `1.2.3.4` is a valid one, and the user called that is who is meant —
         // in the room, away (its session waiting), or registered.
         let key = nick_key(what);
-        let online = self.by_nick.get(&key).copied();
+        let online = self.nicknames.holder(&key);
         let (target, nick) = if let Some(conn) = online {
             let Some(peer) = self.peer(conn) else {
                 return;
@@ -1034,7 +1034,7 @@ impl Chat {
 
     fn unmute(&mut self, id: ConnId, nick: &str) {
         let key = nick_key(nick);
-        let online = self.by_nick.get(&key).and_then(|&conn| {
+        let online = self.nicknames.holder(&key).and_then(|conn| {
             let peer = self.peer(conn)?;
             Some((peer.identity.clone(), peer.addr.ip()))
         });

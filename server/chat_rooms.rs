@@ -513,11 +513,7 @@ impl Chat {
             return self.not_in_room(id, room);
         }
         // A client of the seed could not join: to a room's invitation it is no one.
-        let target = self
-            .by_nick
-            .get(&nick_key(nick))
-            .copied()
-            .filter(|&t| self.form(t).rooms);
+        let target = self.nicknames.find(nick).filter(|&t| self.form(t).rooms);
         let Some(target) = target else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
         };
@@ -558,7 +554,7 @@ impl Chat {
         if let Err(refused) = self.rooms.must_own(room, &asker.who()) {
             return self.refuse(id, refused);
         }
-        let Some(&target) = self.by_nick.get(&nick_key(nick)) else {
+        let Some(target) = self.nicknames.find(nick) else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
         };
         let Some(identity) = self.identity(target).map(String::from) else {
@@ -630,11 +626,7 @@ impl Chat {
                 &format!("only the operators of {} may", self.rooms.name(room)),
             );
         }
-        let target = self
-            .by_nick
-            .get(&nick_key(nick))
-            .copied()
-            .filter(|&t| self.in_room(t, room));
+        let target = self.nicknames.find(nick).filter(|&t| self.in_room(t, room));
         let Some(target) = target else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
         };
@@ -702,7 +694,7 @@ impl Chat {
             );
         }
         // A nickname first, as for the server's /ban.
-        let online = self.by_nick.get(&nick_key(what)).copied();
+        let online = self.nicknames.find(what);
         let (target, nick) = match online.and_then(|conn| Some((conn, self.peer(conn)?))) {
             Some((conn, peer)) => (
                 Target::of(peer.identity.as_deref(), peer.addr.ip()),
@@ -803,7 +795,7 @@ impl Chat {
     ) -> Option<(RoomId, Asker, ConnId, Target)> {
         let room = self.visible_room(id, name)?;
         let asker = self.asker(id, None)?;
-        let Some(target) = self.by_nick.get(&nick_key(nick)).copied() else {
+        let Some(target) = self.nicknames.find(nick) else {
             self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
             return None;
         };

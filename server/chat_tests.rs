@@ -707,7 +707,7 @@ fn every_way_out_gives_the_address_its_places_back() {
         ending(&mut h);
         assert_eq!(h.chat.admission.count(key), 0, "{name}: --max-per-ip count");
         assert_eq!(h.chat.admission.joining(key), 0, "{name}: joining count");
-        assert!(h.chat.by_nick.is_empty(), "{name}: nickname kept");
+        assert!(h.chat.nicknames.is_empty(), "{name}: nickname kept");
     }
 }
 

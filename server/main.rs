@@ -15,6 +15,7 @@ mod journal;
 mod lockfile;
 mod log;
 mod moderation;
+mod nicknames;
 mod outbox;
 mod reactor;
 mod rooms;
