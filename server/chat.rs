@@ -590,18 +590,9 @@ impl Chat {
         // What its rooms said before it left still reaches it, unless it is gone.
         self.outbox.leave_all(id, !reason.abrupt());
         log!("left {who}: {}", reason.describe());
-        let (identity, ip) = self
-            .peer(id)
-            .map(|p| (p.identity.clone(), p.addr.ip()))
-            .unzip();
-        let unix = self.unix();
         for room in rooms {
             // A user muted in a room does not speak to it through its quit reason either.
-            let muted_here = ip.is_some_and(|ip| {
-                self.rooms
-                    .muted(room, identity.clone().flatten().as_deref(), ip, unix)
-                    .is_some()
-            });
+            let muted_here = self.muted_in(id, room).is_some();
             if let CloseReason::Kicked { by, reason } = reason {
                 let mut words = vec!["KICK", by, &*nick];
                 words.extend(reason.as_deref());

@@ -800,6 +800,11 @@ impl Chat {
         let reason = reason.map(|r| clean_text(r).into_owned());
         let by = self.nick(id).unwrap_or_default().to_string();
         log!("moderation: {} kicked {}", self.who(id), self.who(target));
+        self.kick_out(target, by, reason);
+    }
+
+    /// `target` is told who put it out and why, and disconnected; the room gets `KICK`.
+    pub(super) fn kick_out(&mut self, target: ConnId, by: String, reason: Option<String>) {
         let text = match &reason {
             Some(reason) => format!("{by} kicked you: {reason}"),
             None => format!("{by} kicked you"),

@@ -10,7 +10,6 @@ use charla_proto::{clean_text, nick_key, ClientLine, ErrorCode};
 
 use super::moderate::until_word;
 use super::{Chat, PeerState};
-use crate::close::CloseReason;
 use crate::log::log;
 use crate::moderation::Target;
 use crate::outbox::{ConnId, LineForm};
@@ -410,16 +409,7 @@ impl Chat {
             return;
         };
         // As with /quit: a muted user's reason reaches no one.
-        let (identity, ip) = self
-            .peer(id)
-            .map(|p| (p.identity.clone(), p.addr.ip()))
-            .unzip();
-        let muted_here = ip.is_some_and(|ip| {
-            self.rooms
-                .muted(room, identity.flatten().as_deref(), ip, self.unix())
-                .is_some()
-        });
-        let muted = self.muted(id).is_some() || muted_here;
+        let muted = self.muted(id).is_some() || self.muted_in(id, room).is_some();
         let reason = reason
             .filter(|_| !muted)
             .map(|r| clean_text(r).into_owned())
@@ -612,20 +602,22 @@ impl Chat {
         protected
     }
 
-    fn room_kick(&mut self, id: ConnId, name: &str, nick: &str, reason: Option<&str>) {
-        let Some(room) = self.visible_room(id, name) else {
-            return;
-        };
-        let Some(asker) = self.asker(id, None) else {
-            return;
-        };
-        if !self.rooms.is_room_operator(room, &asker.who()) {
-            return self.reply_error(
-                id,
-                ErrorCode::NotRoomOperator,
-                &format!("only the operators of {} may", self.rooms.name(room)),
-            );
+    /// The room `name`, for a command only those who run it may give, and who asks; each
+    /// refusal told to `id`.
+    fn room_run_by(&mut self, id: ConnId, name: &str) -> Option<(RoomId, Asker)> {
+        let room = self.visible_room(id, name)?;
+        let asker = self.asker(id, None)?;
+        if let Err(refused) = self.rooms.must_run(room, &asker.who()) {
+            self.refuse(id, refused);
+            return None;
         }
+        Some((room, asker))
+    }
+
+    fn room_kick(&mut self, id: ConnId, name: &str, nick: &str, reason: Option<&str>) {
+        let Some((room, _)) = self.room_run_by(id, name) else {
+            return;
+        };
         let target = self.nicknames.find(nick).filter(|&t| self.in_room(t, room));
         let Some(target) = target else {
             return self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
@@ -659,12 +651,7 @@ impl Chat {
             self.rooms.name(room)
         );
         if !self.form(target).rooms {
-            let text = match &reason {
-                Some(reason) => format!("{by} kicked you: {reason}"),
-                None => format!("{by} kicked you"),
-            };
-            self.reply_error(target, ErrorCode::Kicked, &text);
-            return self.close(target, CloseReason::Kicked { by, reason });
+            return self.kick_out(target, by, reason);
         }
         let mut words = vec!["KICK", &*by, &*nick];
         words.extend(reason.as_deref());
@@ -680,19 +667,9 @@ impl Chat {
         minutes: Option<u64>,
         reason: Option<&str>,
     ) {
-        let Some(room) = self.visible_room(id, name) else {
+        let Some((room, asker)) = self.room_run_by(id, name) else {
             return;
         };
-        let Some(asker) = self.asker(id, None) else {
-            return;
-        };
-        if !self.rooms.is_room_operator(room, &asker.who()) {
-            return self.reply_error(
-                id,
-                ErrorCode::NotRoomOperator,
-                &format!("only the operators of {} may", self.rooms.name(room)),
-            );
-        }
         // A nickname first, as for the server's /ban.
         let online = self.nicknames.find(what);
         let (target, nick) = match online.and_then(|conn| Some((conn, self.peer(conn)?))) {
@@ -757,19 +734,24 @@ impl Chat {
         self.reply(id, &words);
     }
 
+    /// Whether `id` is muted in `room` now, and until when (None: until lifted). Those who run
+    /// the room, and the server's operators, never are.
+    pub(super) fn muted_in(&self, id: ConnId, room: RoomId) -> Option<Option<u64>> {
+        let peer = self.peer(id)?;
+        let identity = peer.identity.as_deref();
+        if self.is_operator(id) || self.rooms.runs(room, identity) {
+            return None;
+        }
+        self.rooms
+            .muted(room, identity, peer.addr.ip(), self.unix())
+    }
+
     /// Muted in `room` (by its operators): its line reaches no one, and it is told why.
     pub(super) fn refused_as_muted_in(&mut self, id: ConnId, room: RoomId) -> bool {
-        let Some(peer) = self.peer(id) else {
+        let Some(until) = self.muted_in(id, room) else {
             return false;
         };
-        let (identity, ip) = (peer.identity.clone(), peer.addr.ip());
-        if self.is_operator(id) || self.rooms.runs(room, identity.as_deref()) {
-            return false;
-        }
         let now = self.unix();
-        let Some(until) = self.rooms.muted(room, identity.as_deref(), ip, now) else {
-            return false;
-        };
         let name = self.rooms.name(room).to_string();
         let text = match until {
             Some(until) => format!(
@@ -785,16 +767,15 @@ impl Chat {
         true
     }
 
-    /// The room `name`, who asks, and the user `nick` in the chat with what a mute or ban on it
-    /// holds for; each refusal told to `id`.
+    /// The room `name` (which `id` runs), who asks, and the user `nick` in the chat with what a
+    /// mute on it holds for; each refusal told to `id`.
     fn room_and_user(
         &mut self,
         id: ConnId,
         name: &str,
         nick: &str,
     ) -> Option<(RoomId, Asker, ConnId, Target)> {
-        let room = self.visible_room(id, name)?;
-        let asker = self.asker(id, None)?;
+        let (room, asker) = self.room_run_by(id, name)?;
         let Some(target) = self.nicknames.find(nick) else {
             self.reply_error(id, ErrorCode::NoSuchUser, &clean_text(nick));
             return None;
@@ -809,13 +790,6 @@ impl Chat {
         let Some((room, asker, target, what)) = self.room_and_user(id, name, nick) else {
             return;
         };
-        if !self.rooms.is_room_operator(room, &asker.who()) {
-            return self.reply_error(
-                id,
-                ErrorCode::NotRoomOperator,
-                &format!("only the operators of {} may", self.rooms.name(room)),
-            );
-        }
         if self.is_operator(target) || self.rooms.runs(room, self.identity(target)) {
             return self.reply_error(
                 id,

@@ -302,7 +302,8 @@ impl Rooms {
                 .is_some_and(|me| r.owner.as_deref() == Some(me) || r.operators.contains(me))
     }
 
-    fn must_run(&self, room: RoomId, who: &Who) -> Result<(), Refused> {
+    /// Whether `who` runs the room; if not, the refusal.
+    pub fn must_run(&self, room: RoomId, who: &Who) -> Result<(), Refused> {
         if self.is_room_operator(room, who) {
             return Ok(());
         }
