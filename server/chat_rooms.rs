@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use charla_proto::{clean_text, nick_key, ClientLine, ErrorCode};
+use charla_proto::{clean_text, nick_key, ClientLine, ErrorCode, ROOMS_PAGE};
 
 use super::moderate::until_word;
 use super::{Chat, PeerState};
@@ -14,9 +14,6 @@ use crate::log::log;
 use crate::moderation::Target;
 use crate::outbox::{ConnId, LineForm};
 use crate::rooms::{Limits, Refused, RoomBan, RoomId, Who};
-
-/// Rooms listed per page of `/rooms`.
-const ROOMS_PAGE: usize = 100;
 
 /// Who asks, owned, so that the rooms can be changed while the rules look at it.
 struct Asker {

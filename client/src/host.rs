@@ -202,11 +202,17 @@ impl std::fmt::Display for HostError {
     }
 }
 
-/// Starts the server on `port` (0: any free one) for every address of this machine; its log goes
+/// Starts the server on `port` (0: any free one) for every address of this machine, with `rooms`
+/// besides its default one (they always exist, run by the host); its log goes
 /// to `host/server.log`. Call it on the thread that lives as long as the window (the UI's):
 /// unless it is to keep running, the server is told to stop when that thread ends, so that it
 /// stops with Charla even when Charla is killed rather than closed.
-pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Starting, HostError> {
+pub fn spawn(
+    files: &HostFiles,
+    port: u16,
+    rooms: &[String],
+    keep_running: bool,
+) -> Result<Starting, HostError> {
     use std::os::unix::process::CommandExt;
     let binary = server_binary().map_err(HostError::Other)?;
     let log_path = files.dir.join("server.log");
@@ -231,7 +237,11 @@ pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Startin
         .arg("--state-dir")
         .arg(files.dir.join("state"))
         .arg("--operators")
-        .arg(files.dir.join("operators"))
+        .arg(files.dir.join("operators"));
+    if !rooms.is_empty() {
+        command.arg("--rooms").arg(rooms.join(","));
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -268,8 +278,13 @@ pub fn spawn(files: &HostFiles, port: u16, keep_running: bool) -> Result<Startin
 }
 
 /// [`spawn`], then [`Starting::wait`], on this thread.
-pub fn start(files: &HostFiles, port: u16, keep_running: bool) -> Result<HostedServer, HostError> {
-    spawn(files, port, keep_running)?.wait()
+pub fn start(
+    files: &HostFiles,
+    port: u16,
+    rooms: &[String],
+    keep_running: bool,
+) -> Result<HostedServer, HostError> {
+    spawn(files, port, rooms, keep_running)?.wait()
 }
 
 impl Starting {

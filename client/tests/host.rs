@@ -57,7 +57,7 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     let files = host::prepare(dir.path(), None).unwrap();
     let key_mode = std::fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
-    let server = host::start(&files, 0, false).unwrap();
+    let server = host::start(&files, 0, &[], false).unwrap();
     let port = server.port;
     gui::host_started(&app, &files, Ok(server));
 
@@ -113,13 +113,13 @@ fn a_server_asked_to_keep_running_outlives_the_window_and_a_busy_port_is_said() 
     let files = host::prepare(dir.path(), Some(&me)).unwrap();
     let operators = std::fs::read_to_string(files.dir.join("operators")).unwrap();
     assert!(operators.lines().any(|l| l == me), "{operators}");
-    let server = host::start(&files, 0, true).unwrap();
+    let server = host::start(&files, 0, &[], true).unwrap();
     let (port, pid) = (server.port, server.pid());
     drop(server);
     let _stop = Stop(pid);
     assert!(listening(port), "the server stopped");
     // The same port again: the second server cannot listen, and says why.
-    let err = host::start(&files, port, false)
+    let err = host::start(&files, port, &[], false)
         .err()
         .expect("started twice");
     assert_eq!(err, host::HostError::PortInUse(port));

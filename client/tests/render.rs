@@ -246,7 +246,7 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
     let fingerprint = "AB:CD:EF:01:23:45:67:89 AB:CD:EF:01:23:45:67:89 \
                        AB:CD:EF:01:23:45:67:89 AB:CD:EF:01:23:45:67:89";
     type Open = fn(&AppWindow, &str);
-    let dialogs: [(&str, Open, &str); 6] = [
+    let dialogs: [(&str, Open, &str); 8] = [
         ("About", |app, _| app.set_dialog(Dialog::About), "Close"),
         (
             "Trust",
@@ -280,8 +280,40 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
         (
             "Moderate",
             |app, _| {
+                app.set_operator(true);
                 app.set_moderate_nick("bob".into());
+                app.set_moderate_room("#club".into());
+                let rooms = ["#club", "#juegos"].map(slint::SharedString::from);
+                app.set_invite_rooms(slint::ModelRc::new(slint::VecModel::from(rooms.to_vec())));
                 app.set_dialog(Dialog::Moderate);
+            },
+            "Cancel",
+        ),
+        (
+            "Rooms",
+            |app, _| {
+                let rooms: Vec<charla::RoomEntry> = (0..12)
+                    .map(|n| charla::RoomEntry {
+                        name: format!("#sala-{n}").into(),
+                        members: n,
+                        private: n % 3 == 0,
+                        topic: "un tema largo que no cabe entero en una ventana pequeña".into(),
+                    })
+                    .collect();
+                app.set_room_list(slint::ModelRc::new(slint::VecModel::from(rooms)));
+                app.set_room_total(12);
+                app.set_room_list_more(true);
+                app.set_identity("AB:CD".into());
+                app.set_rooms_error("not a room name: deberes de mates".into());
+                app.set_dialog(Dialog::Rooms);
+            },
+            "Close",
+        ),
+        (
+            "Topic",
+            |app, _| {
+                app.set_room_name("#club".into());
+                app.set_dialog(Dialog::Topic);
             },
             "Cancel",
         ),
@@ -301,6 +333,8 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
                 "Your chat is running".into(),
                 "Send 4 lines?".into(),
                 "Moderate bob".into(),
+                "Rooms".into(),
+                "Topic of #club".into(),
             ];
             let centre = slint::LogicalPosition::new(width / 2.0, height / 2.0);
             app.window()

@@ -1136,17 +1136,15 @@ fn private_tabs_opened_by_messages_are_bounded() {
             text: "hola".into(),
         });
     }
-    let tabs = (0..200)
-        .filter(|n| {
-            ElementHandle::find_by_accessible_label(
-                &ui.app,
-                &format!("Private with p{n}, 1 unread"),
-            )
-            .next()
-            .is_some()
-        })
+    // The list scrolls (it makes only the rows in view): its model holds the conversations.
+    let tabs = ui
+        .app
+        .get_conversations()
+        .iter()
+        .filter(|c| c.nick.starts_with('p') && c.unread == 1)
         .count();
     assert_eq!(tabs, charla::gui::MAX_PRIVATE_CONVERSATIONS);
+    ui.element("Private with p0, 1 unread");
     // The rest were said in the room's tab.
     assert!(ui
         .log()
@@ -1648,4 +1646,321 @@ fn a_lost_connection_counts_down_to_each_attempt() {
     assert!(ui.app.get_chat_status().ends_with("Reconnecting in 4 s…"));
     ui.registered("ana");
     assert_eq!(ui.app.get_chat_status(), "");
+}
+
+/// A line of `room`, as a server that understands rooms sends it to the window.
+fn in_room(ui: &Ui, room: &str, shown: Shown) {
+    gui::apply(
+        &ui.app,
+        UiEvent::InRoom {
+            room: room.into(),
+            shown,
+        },
+    );
+}
+
+fn said(from: &str, text: &str) -> Shown {
+    Shown::Message {
+        from: from.into(),
+        text: text.into(),
+    }
+}
+
+fn users(nicks: &[&str]) -> Shown {
+    Shown::Users(nicks.iter().map(|n| n.to_string()).collect())
+}
+
+/// The rooms the window would join again after a reconnection (its last `Command::Rooms`).
+fn rooms_to_rejoin(ui: &Ui) -> Vec<String> {
+    ui.sent
+        .borrow()
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::Rooms(rooms) => Some(rooms.clone()),
+            _ => None,
+        })
+        .expect("no Command::Rooms")
+}
+
+/// Issue 22.11: each room is a conversation of its own, with its log, its members, its unread
+/// count and a mark when a line names the user; lines typed go to the room shown.
+#[test]
+fn rooms_are_conversations_with_their_own_lines_members_and_unread_counts() {
+    let ui = ui("en");
+    ui.registered("ana");
+    // The first room line names the default room.
+    in_room(&ui, "#general", users(&["ana", "bob"]));
+    ui.element("In #general (2)");
+    // Joined at reconnection (not asked for now): its tab opens, the room shown stays.
+    in_room(&ui, "#tareas", Shown::Joined("ana".into()));
+    in_room(&ui, "#tareas", users(&["ana", "carla"]));
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    assert_eq!(rooms_to_rejoin(&ui), vec!["#tareas".to_string()]);
+    ui.element("In #general (2)");
+    ui.element("Room #general, 0 unread");
+
+    in_room(&ui, "#tareas", said("carla", "¿hicisteis el ejercicio 3?"));
+    in_room(&ui, "#tareas", said("carla", "ana, ¿lo tienes?"));
+    in_room(&ui, "#general", said("bob", "hola"));
+    // Counted where they were said, not in the room shown; the mention marked.
+    ui.element("Room #tareas, 2 unread");
+    let tareas = ui.app.get_conversations().row_data(1).unwrap();
+    assert!(tareas.mentioned);
+    assert_eq!(ui.last_log(), (LogKind::Message, "bob: hola".into()));
+
+    ui.element("Room #tareas, 2 unread")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    ui.element("Room #tareas, 0 unread");
+    assert!(!ui.app.get_conversations().row_data(1).unwrap().mentioned);
+    assert_eq!(ui.users(), vec!["ana", "carla"]);
+    ui.element("In #tareas (2)");
+    assert_eq!(ui.app.get_room_name(), "#tareas");
+    assert!(ui
+        .log()
+        .contains(&(LogKind::Mention, "carla: ana, ¿lo tienes?".into())));
+
+    // Typed in #tareas: said in #tareas, by name (the server's plain lines go elsewhere).
+    type_line(&ui, "sí, ahora lo paso");
+    type_line(&ui, "/me busca el cuaderno");
+    assert_eq!(
+        ui.sent_lines(),
+        vec![
+            "/msg #tareas sí, ahora lo paso",
+            "/action #tareas busca el cuaderno"
+        ]
+    );
+    assert_eq!(ui.last_log().0, LogKind::Own);
+    // The other room's log is its own.
+    ui.element("Room #general, 0 unread")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.last_log(), (LogKind::Message, "bob: hola".into()));
+    type_line(&ui, "hola bob");
+    assert_eq!(ui.sent_lines().last().unwrap(), "/msg #general hola bob");
+
+    // Someone's new name, told in each room they share: each list follows.
+    in_room(
+        &ui,
+        "#general",
+        Shown::Renamed {
+            old: "bob".into(),
+            new: "roberto".into(),
+        },
+    );
+    assert_eq!(ui.users(), vec!["ana", "roberto"]);
+}
+
+fn type_line(ui: &Ui, text: &str) {
+    ui.app.set_input(text.into());
+    ui.app.invoke_send(text.into());
+}
+
+/// Issue 22.11: Rooms… lists the server's rooms; Enter joins the one chosen, which is shown
+/// once the server lets the user in; a room can be made, open or private; a name that is not
+/// a room's is said in the dialog.
+#[test]
+fn the_rooms_dialog_lists_joins_and_makes_rooms() {
+    let ui = ui_as("en", true);
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana"]));
+    ui.element("Rooms: browse, join or make one")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_dialog(), Dialog::Rooms);
+    assert_eq!(ui.sent_lines(), vec!["/rooms"]);
+    ui.show(Shown::RoomCount {
+        total: 2,
+        page: 1,
+        pages: 1,
+    });
+    ui.show(Shown::Room {
+        name: "#juegos".into(),
+        members: 3,
+        private: false,
+        topic: Some("ajedrez los viernes".into()),
+    });
+    ui.show(Shown::Room {
+        name: "#club".into(),
+        members: 1,
+        private: true,
+        topic: None,
+    });
+    // In the dialog, not in the log.
+    assert!(!ui.log().iter().any(|(_, t)| t.contains("juegos")));
+    ui.element("#juegos, 3 people in it: ajedrez los viernes");
+    ui.element("#club, private, 1 person in it: ");
+    ui.element("2 rooms. Up and Down choose one, Enter joins it.");
+    assert!(!ui.app.get_room_list_more());
+
+    // The list has the keyboard: Enter joins the first.
+    ui.press_enter();
+    assert_eq!(ui.sent_lines().last().unwrap(), "/join #juegos");
+    assert_eq!(ui.app.get_dialog(), Dialog::None);
+    in_room(&ui, "#juegos", Shown::Joined("ana".into()));
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    assert_eq!(ui.app.get_room_name(), "#juegos");
+
+    // Make a private room.
+    ui.app.invoke_browse_rooms();
+    ui.app.invoke_create_room("deberes de mates".into(), true);
+    assert_eq!(ui.app.get_dialog(), Dialog::Rooms);
+    assert!(
+        ui.app.get_rooms_error().starts_with("not a room name"),
+        "{}",
+        ui.app.get_rooms_error()
+    );
+    ui.app.invoke_create_room("club2".into(), true);
+    assert_eq!(ui.sent_lines().last().unwrap(), "/create #club2 private");
+    in_room(&ui, "#club2", Shown::Joined("ana".into()));
+    assert_eq!(ui.app.get_room_name(), "#club2");
+    // Rooms first, in the order joined.
+    let rooms: Vec<String> = ui
+        .app
+        .get_conversations()
+        .iter()
+        .map(|c| c.room.to_string())
+        .collect();
+    assert_eq!(rooms, vec!["#general", "#juegos", "#club2"]);
+    // A room already open is shown, not joined again.
+    let sent = ui.sent_lines().len();
+    ui.app.invoke_join_room("#JUEGOS".into());
+    assert_eq!(ui.sent_lines().len(), sent);
+    assert_eq!(ui.app.get_room_name(), "#juegos");
+}
+
+/// Issue 22.11: the topic in the header, changed by those who run the room; the user's menu
+/// invites to the user's rooms; room operators kick in their room only; × leaves a room.
+#[test]
+fn topic_invitations_room_moderation_and_leaving() {
+    let ui = ui_as("en", true);
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana", "bob", "carla"]));
+    // Nothing to invite to yet, and not an operator: no menu.
+    assert!(!ui.app.get_may_invite());
+    ui.app.invoke_join_room("#club".into());
+    in_room(&ui, "#club", Shown::Joined("ana".into()));
+    in_room(&ui, "#club", users(&["ana", "carla"]));
+    in_room(
+        &ui,
+        "#club",
+        Shown::RoomOperator {
+            nick: "ana".into(),
+            on: true,
+        },
+    );
+    in_room(&ui, "#club", Shown::NoTopic);
+    assert_eq!(ui.app.get_room_name(), "#club");
+    ui.element("Topic of #club: No topic");
+    // Part of the user list: not news.
+    assert!(!ui.log().iter().any(|(_, t)| t.contains("runs this room")));
+    assert!(ui.app.get_may_edit_topic());
+    assert!(ui.app.get_operator());
+
+    ui.element("Change the topic of #club")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_dialog(), Dialog::Topic);
+    ui.app.set_topic_draft("organización del viernes".into());
+    ui.app.invoke_save_topic("organización del viernes".into());
+    assert_eq!(
+        ui.sent_lines().last().unwrap(),
+        "/topic #club organización del viernes"
+    );
+    in_room(
+        &ui,
+        "#club",
+        Shown::Topic {
+            by: "ana".into(),
+            text: "organización del viernes".into(),
+        },
+    );
+    ui.element("Topic of #club: organización del viernes");
+
+    // In #club, a room operator acts in #club.
+    ui.element("Moderate carla")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_dialog(), Dialog::Moderate);
+    assert_eq!(ui.app.get_moderate_room(), "#club");
+    ui.app.set_moderate_reason("spam".into());
+    ui.app.invoke_moderate(charla::ModerationAction::Kick);
+    assert_eq!(ui.sent_lines().last().unwrap(), "/kick #club carla spam");
+
+    // In #general ana runs nothing: bob's menu only invites, to the rooms bob is not in.
+    ui.element("Room #general, 0 unread")
+        .invoke_accessible_default_action();
+    assert!(!ui.app.get_operator());
+    assert!(!ui.app.get_may_edit_topic());
+    assert!(ui.app.get_may_invite());
+    ui.element("Invite bob").invoke_accessible_default_action();
+    let rooms: Vec<String> = ui
+        .app
+        .get_invite_rooms()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(rooms, vec!["#club"]);
+    ui.app.invoke_invite("#club".into());
+    assert_eq!(ui.sent_lines().last().unwrap(), "/invite bob #club");
+    // carla is in #club already.
+    ui.element("Invite carla")
+        .invoke_accessible_default_action();
+    assert_eq!(ui.app.get_invite_rooms().row_count(), 0);
+    ui.app.set_dialog(Dialog::None);
+
+    // × on #club leaves it; it is not joined again after a reconnection.
+    ui.element("Leave #club").invoke_accessible_default_action();
+    assert_eq!(ui.sent_lines().last().unwrap(), "/part #club");
+    assert_eq!(ui.app.get_conversations().row_count(), 1);
+    assert!(rooms_to_rejoin(&ui).is_empty());
+    // Its last lines, arriving after, go nowhere.
+    in_room(&ui, "#club", said("carla", "adiós"));
+    assert!(!ui.log().iter().any(|(_, t)| t.contains("adiós")));
+}
+
+/// Issue 22.11: put out of a room, the user is told in the default room, and its tab closes.
+#[test]
+fn kicked_out_of_a_room_the_window_says_so_and_closes_it() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana", "bob"]));
+    ui.app.invoke_join_room("#juegos".into());
+    in_room(&ui, "#juegos", Shown::Joined("ana".into()));
+    assert_eq!(ui.app.get_current_conversation(), 1);
+    in_room(
+        &ui,
+        "#juegos",
+        Shown::Kicked {
+            by: "bob".into(),
+            nick: "ana".into(),
+            reason: Some("spam".into()),
+        },
+    );
+    assert_eq!(ui.app.get_conversations().row_count(), 1);
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    let (kind, text) = ui.last_log();
+    assert_eq!(kind, LogKind::System);
+    assert!(
+        text.starts_with("[#juegos] ") && text.contains("spam"),
+        "{text}"
+    );
+    assert!(rooms_to_rejoin(&ui).is_empty());
+}
+
+/// A hostile server naming a new room in every line opens no tab for it; one letting the user
+/// into room after room opens at most MAX_ROOMS.
+#[test]
+fn room_tabs_are_bounded() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana"]));
+    for n in 0..50 {
+        in_room(&ui, &format!("#r{n}"), said("eve", "hola"));
+    }
+    assert_eq!(ui.app.get_conversations().row_count(), 1);
+    for n in 0..300 {
+        in_room(&ui, &format!("#r{n}"), Shown::Joined("ana".into()));
+    }
+    assert_eq!(
+        ui.app.get_conversations().row_count(),
+        charla::gui::MAX_ROOMS
+    );
 }

@@ -21,7 +21,7 @@ pub use nick::{nick_key, validate_nick, NickError, MAX_NICK_CHARS};
 pub use reply::{
     leave_reason, notice, parse_server_line, BanShown, ErrorCode, Presence, ServerLine,
 };
-pub use room::{is_room, room_key, validate_room, RoomNameError};
+pub use room::{is_room, room_key, validate_room, RoomNameError, ROOMS_PAGE};
 
 /// The tutorial's port, kept so that its users find the server where they expect it.
 pub const DEFAULT_PORT: u16 = 12345;

@@ -24,6 +24,9 @@ impl fmt::Display for RoomNameError {
     }
 }
 
+/// Rooms in one page of the answer to `/rooms` (docs/protocol.md, "Rooms"), at most.
+pub const ROOMS_PAGE: usize = 100;
+
 /// Whether `name` is a valid room name (`#` included).
 pub fn validate_room(name: &str) -> Result<(), RoomNameError> {
     let rest = name.strip_prefix('#').ok_or(RoomNameError::NoHash)?;

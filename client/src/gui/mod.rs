@@ -1,36 +1,42 @@
 //! Binds the Slint window (ui/*.slint) to the network thread. UI callbacks never do I/O: they hand
 //! a command to the network thread, whose events come back through the event loop.
 
+mod conversations;
+mod hosting;
+mod moderation;
+mod paste;
+mod rooms;
+
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use charla_proto::{notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
+use charla_proto::{is_room, notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::config::{absolute_path, next_text_scale, HistoryNoticesSeen, KnownServers, Settings};
 use crate::glyphs;
-use crate::host::{self, HostError, HostFiles, HostedServer};
+use crate::host::{HostError, HostFiles, HostedServer};
 use crate::identity::Identity;
 use crate::net::{Batch, Command, Event, Slot, Target, Trust};
 use crate::notify::{Notification, Notifier};
 use crate::present::{
-    clock, contained, fingerprint_groups, first_link, nick_color, today, DayMarker, Decoder, Shown,
+    clock, contained, fingerprint_groups, first_link, nick_color, split_room, today, DayMarker,
+    Decoder, Shown,
 };
-use crate::ring_model::RingModel;
 use crate::typing::{mentions, InputHistory, NickCompleter};
 use crate::words;
-use crate::{
-    AppWindow, Conversation, Dialog, LogEntry, LogKind, ModerationAction, Page, Strings, UserEntry,
-};
+use crate::{AppWindow, Dialog, LogEntry, LogKind, Page, RoomEntry, Strings, UserEntry};
+
+use conversations::Conversations;
+pub use conversations::{MAX_PRIVATE_CONVERSATIONS, MAX_ROOMS};
+pub use hosting::host_rooms;
+pub use paste::pasted_lines;
 
 /// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
-
-/// Private conversations in tabs of their own, at most (see `open_conversation`).
-pub const MAX_PRIVATE_CONVERSATIONS: usize = 30;
 
 /// A line nobody said (a notice, a join, a private line as worded): its first web address offered
 /// to open, and a character no font has shown as `�` rather than as nothing at all.
@@ -42,22 +48,6 @@ fn log_entry(time: String, kind: LogKind, text: &str) -> LogEntry {
         text: glyphs::visible(text).as_ref().into(),
         ..Default::default()
     }
-}
-
-/// Pasted lines shown in the question before sending them.
-const PASTE_PREVIEW_LINES: usize = 5;
-/// Pasted lines sent at once, then one per interval: 4 a second, under the 10 a second (bursts
-/// of 20) that servers allow by default (`--flood-rate`).
-const PASTE_BURST: usize = 5;
-const PASTE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The lines of a paste worth sending: without line ends, blank ones left out.
-pub fn pasted_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Who said a line, and how: `ana: hola` or `* ana saluda`.
@@ -80,18 +70,19 @@ pub fn line_text(entry: &LogEntry) -> String {
 #[derive(Debug, Clone)]
 pub enum UiEvent {
     Net(Event),
+    /// A line that belongs to no room, or (from a server without rooms) to its only one.
     Shown(Shown),
+    /// A line of room `room` (for a client that said `/cap rooms`: `#room <line>`).
+    InRoom {
+        room: String,
+        shown: Shown,
+    },
 }
 
 /// The window's models, and what the UI thread remembers from one event to the next.
 struct UiState {
-    /// The room's log.
-    log: Rc<RingModel<LogEntry>>,
-    /// The room, then private conversations (their tabs), each with its own log; which is shown.
-    conversations: Rc<VecModel<Conversation>>,
-    conversation_logs: RefCell<Vec<Rc<RingModel<LogEntry>>>>,
-    current: Cell<usize>,
-    users: Rc<VecModel<UserEntry>>,
+    /// The rooms, then private conversations, each with its own log; which is shown.
+    conv: Conversations,
     commands: Rc<dyn Fn(Command)>,
     /// Presented to servers at every connection; none with --no-identity.
     identity: Option<Arc<Identity>>,
@@ -134,6 +125,18 @@ struct UiState {
     /// The window is the one the user is in; lines said while it is not count as unread.
     window_active: Cell<bool>,
     notifier: RefCell<Notifier>,
+    /// The server says the user is one of its operators.
+    server_operator: Cell<bool>,
+    /// The room of the user's last line: a refusal (muted) is marked there.
+    last_said: Cell<usize>,
+    /// A room the user asked to join or make: shown when the server lets them in.
+    joining: RefCell<Option<String>>,
+    /// The server's rooms as `/rooms` lists them, for the browse dialog.
+    room_list: Rc<VecModel<RoomEntry>>,
+    room_page: Cell<usize>,
+    /// The room whose user list was the last line: the operators' lines that follow are part
+    /// of it, not news.
+    after_users: Cell<Option<usize>>,
 }
 
 thread_local! {
@@ -154,13 +157,8 @@ pub fn bind(
         Some(identity) => app.set_identity(fingerprint_groups(&identity.fingerprint).into()),
         None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
     }
-    let room_log = Rc::new(RingModel::new(settings.log_lines));
     let state = Rc::new(UiState {
-        log: room_log.clone(),
-        conversations: Rc::new(VecModel::from(vec![Conversation::default()])),
-        conversation_logs: RefCell::new(vec![room_log]),
-        current: Cell::new(0),
-        users: Rc::new(VecModel::default()),
+        conv: Conversations::new(settings.log_lines),
         commands,
         identity,
         input_history: RefCell::new(InputHistory::default()),
@@ -183,10 +181,17 @@ pub fn bind(
         retry_timer: slint::Timer::default(),
         window_active: Cell::new(true),
         notifier: RefCell::new(Notifier::default()),
+        server_operator: Cell::new(false),
+        last_said: Cell::new(0),
+        joining: RefCell::new(None),
+        room_list: Rc::new(VecModel::default()),
+        room_page: Cell::new(0),
+        after_users: Cell::new(None),
     });
-    app.set_log(ModelRc::from(state.log.clone()));
-    app.set_conversations(ModelRc::from(state.conversations.clone()));
-    app.set_users(ModelRc::from(state.users.clone()));
+    app.set_log(ModelRc::from(state.conv.main_log()));
+    app.set_conversations(state.conv.model());
+    app.set_users(ModelRc::from(state.conv.users(0)));
+    app.set_room_list(ModelRc::from(state.room_list.clone()));
     app.set_host(settings.host.as_str().into());
     app.set_port(settings.port.to_string().into());
     app.set_nick(settings.nick.as_str().into());
@@ -237,7 +242,12 @@ pub fn bind(
     app.on_list_users(move || {
         if weak.upgrade().is_some_and(|app| app.get_online()) {
             ui.users_requested.set(true);
-            (ui.commands)(Command::Send("/users".into()));
+            // In a room: its members.
+            let line = match ui.conv.room_name(ui.conv.listed_room()) {
+                Some(room) => format!("/users {room}"),
+                None => "/users".into(),
+            };
+            (ui.commands)(Command::Send(line));
         }
     });
 
@@ -256,7 +266,7 @@ pub fn bind(
         if nick == app.get_my_nick() {
             return;
         }
-        let i = ui.open_conversation(&nick);
+        let i = ui.conv.open_private(&nick);
         ui.switch_to(&app, i);
         app.invoke_focus_input();
     });
@@ -296,7 +306,8 @@ pub fn bind(
         };
         let me = app.get_my_nick();
         let nicks: Vec<SharedString> = ui
-            .users
+            .conv
+            .users(ui.conv.current())
             .iter()
             .map(|u| u.nick)
             .filter(|n| *n != me)
@@ -343,6 +354,24 @@ pub fn bind(
 
     let weak = app.as_weak();
     let ui = state.clone();
+    app.on_open_user_menu(move |nick| {
+        if let Some(app) = weak.upgrade() {
+            ui.open_user_menu(&app, &nick);
+        }
+    });
+
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_invite(move |room| {
+        if let Some(app) = weak.upgrade() {
+            ui.invite(&app, &room);
+        }
+    });
+
+    rooms::bind(app, &state);
+
+    let weak = app.as_weak();
+    let ui = state.clone();
     app.on_trust_answer(move |accepted| {
         let Some(app) = weak.upgrade() else { return };
         close_dialog(&app, Dialog::Trust);
@@ -365,6 +394,19 @@ pub fn bind(
     UI_STATE.set(Some(state));
 }
 
+/// The UI's events from a line of the server: decoded, with its room taken off first.
+fn decoded(decoder: &mut Decoder, line: &str) -> Option<UiEvent> {
+    let (room, rest) = split_room(line);
+    let shown = decoder.decode(&rest)?;
+    Some(match room {
+        Some(room) => UiEvent::InRoom {
+            room: room.to_string(),
+            shown,
+        },
+        None => UiEvent::Shown(shown),
+    })
+}
+
 /// The network's batches as the UI thread gets them; runs on the network thread. Each batch is
 /// shown in one go, and its slot is held until then (and a little longer, see
 /// `UiState::shown_slots`), so that the network thread reads no further ahead of the window than
@@ -377,7 +419,7 @@ pub fn event_sink(app: &AppWindow) -> impl FnMut(Batch) + Send + 'static {
         let ui_events: Vec<UiEvent> = events
             .into_iter()
             .filter_map(|event| match event {
-                Event::Line(line) => decoder.decode(&line).map(UiEvent::Shown),
+                Event::Line(line) => decoded(&mut decoder, &line),
                 other => Some(UiEvent::Net(other)),
             })
             .collect();
@@ -481,6 +523,13 @@ impl UiState {
         app.set_busy(true);
         self.exiting.set(false);
         let password = Some(app.get_password().to_string()).filter(|p| !p.is_empty());
+        // Another server: the rooms of the last one are not its rooms.
+        let server = format!("{host}:{port}");
+        if *self.server.borrow() != server {
+            self.conv.forget_rooms();
+            self.shown_changed(app);
+        }
+        self.rooms_changed();
         (self.commands)(Command::Connect(Target {
             host,
             port,
@@ -489,59 +538,6 @@ impl UiState {
             password,
             identity: self.identity.clone(),
         }));
-    }
-
-    /// The operator confirmed Kick, Ban or Mute in the dialog: the command goes to the server,
-    /// whose answer (`KICK`, a notice, an error) shows in the log.
-    fn moderate(&self, app: &AppWindow, action: ModerationAction) {
-        let nick = app.get_moderate_nick().to_string();
-        let reason = app.get_moderate_reason().trim().replace(['\n', '\r'], " ");
-        let minutes = app.get_moderate_minutes().trim().to_string();
-        let minutes_ok = minutes.is_empty()
-            || minutes
-                .parse::<u64>()
-                .is_ok_and(|m| (1..=charla_proto::command::MAX_MINUTES).contains(&m));
-        if !minutes_ok && action != ModerationAction::Kick {
-            app.set_moderate_error(app.global::<Strings>().invoke_bad_minutes());
-            return;
-        }
-        // Minutes always go (0: until lifted), so that a reason starting with a number is not
-        // taken for them.
-        let minutes = if minutes.is_empty() {
-            "0".into()
-        } else {
-            minutes
-        };
-        let words: Vec<&str> = match action {
-            ModerationAction::Kick => vec!["/kick", &nick, &reason],
-            ModerationAction::Ban => vec!["/ban", &nick, &minutes, &reason],
-            ModerationAction::Mute => vec!["/mute", &nick, &minutes],
-        };
-        let line = words
-            .into_iter()
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        close_dialog(app, Dialog::Moderate);
-        app.invoke_focus_input();
-        (self.commands)(Command::Send(line));
-    }
-
-    /// Marks `nick` in the user panel as an operator or not; the window offers moderation when
-    /// it is the user.
-    fn set_operator(&self, app: &AppWindow, nick: &str, operator: bool) {
-        if let Some(i) = self.users.iter().position(|u| u.nick == nick) {
-            self.users.set_row_data(
-                i,
-                UserEntry {
-                    nick: nick.into(),
-                    operator,
-                },
-            );
-        }
-        if app.get_my_nick() == nick {
-            app.set_operator(operator);
-        }
     }
 
     /// Enter or Send: the line goes to the network and, if it is the user's own text, into the
@@ -557,18 +553,27 @@ impl UiState {
         }
     }
 
-    /// In a private conversation, a line that is not a command is for that person.
+    /// A line that is not a command is for the conversation shown: the person of a private one,
+    /// the room of a room (named: the server's plain lines go to the room joined last).
     fn addressed(&self, text: &str) -> String {
-        // There are no private actions: /me in a private conversation is said to that person.
-        if let (Some(nick), ClientLine::Me(body)) = (self.current_nick(), parse_client_line(text)) {
-            return format!("/msg {nick} * {body}");
+        let shown = self.conv.current();
+        let command = text.starts_with('/') && !text.starts_with("//");
+        let body = text.strip_prefix('/').unwrap_or(text);
+        if let Some(room) = self.conv.room_name(shown) {
+            return match parse_client_line(text) {
+                ClientLine::Me(action) => format!("/action {room} {action}"),
+                _ if command => text.to_string(),
+                _ => format!("/msg {room} {body}"),
+            };
         }
-        let to_private = self
-            .current_nick()
-            .filter(|_| !text.starts_with('/') || text.starts_with("//"));
-        match to_private {
-            Some(nick) => format!("/msg {nick} {}", text.strip_prefix('/').unwrap_or(text)),
-            None => text.to_string(),
+        let Some(nick) = self.conv.nick(shown) else {
+            return text.to_string();
+        };
+        // There are no private actions: /me in a private conversation is said to that person.
+        match parse_client_line(text) {
+            ClientLine::Me(action) => format!("/msg {nick} * {action}"),
+            _ if command => text.to_string(),
+            _ => format!("/msg {nick} {body}"),
         }
     }
 
@@ -579,10 +584,22 @@ impl UiState {
         let me = app.get_my_nick().to_string();
         let strings = app.global::<Strings>();
         match parse_client_line(text) {
-            ClientLine::Message(body) => self.push_said(LogKind::Own, Said::Message(&me), body),
-            ClientLine::Me(body) => self.push_said(LogKind::Own, Said::Action(&me), body),
+            // Without a room named, to the one the server sends plain lines to: the default
+            // room, on a server without rooms.
+            ClientLine::Message(body) => self.push_own(0, Said::Message(&me), body),
+            ClientLine::Me(body) => self.push_own(0, Said::Action(&me), body),
+            ClientLine::Msg { to, text } if is_room(to) => {
+                if let Some(i) = self.conv.room_index(to) {
+                    self.push_own(i, Said::Message(&me), text);
+                }
+            }
+            ClientLine::Action { room, text } => {
+                if let Some(i) = self.conv.room_index(room) {
+                    self.push_own(i, Said::Action(&me), text);
+                }
+            }
             ClientLine::Msg { to, text } => {
-                let i = self.open_conversation(to);
+                let i = self.conv.open_private(to);
                 if show_conversation {
                     self.switch_to(app, i);
                 }
@@ -598,7 +615,7 @@ impl UiState {
             // The client's own list, in the user's language; the server's is in English.
             ClientLine::Help => {
                 for line in strings.invoke_help().lines() {
-                    self.push_log_in(self.current.get(), LogKind::System, line.to_string());
+                    self.push_log_in(self.conv.current(), LogKind::System, line.to_string());
                 }
                 return true;
             }
@@ -622,187 +639,13 @@ impl UiState {
             ca,
             theme: app.get_theme().to_string(),
             text_scale: app.get_text_scale(),
-            log_lines: self.log.capacity(),
+            log_lines: self.conv.log_lines(),
             host_port: app
                 .get_host_port()
                 .trim()
                 .parse()
                 .unwrap_or(charla_proto::DEFAULT_PORT),
         }
-    }
-
-    /// Start in the host dialog: the certificate is made and the server started here (both
-    /// quick), and waited for on a thread of its own; `host_started` gets the outcome.
-    fn start_hosting(&self, app: &AppWindow) {
-        // One hosted chat per window, started once.
-        if app.get_host_starting() || self.hosted.borrow().is_some() {
-            return;
-        }
-        let strings = app.global::<Strings>();
-        // The window joins the chat it hosts under this name: asked here, not found missing
-        // later behind the "chat is running" window.
-        let nick = app.get_nick().trim().to_string();
-        if let Some(why) = nick_refused(app, &nick) {
-            app.set_host_error(why);
-            return;
-        }
-        let Some(port) = app
-            .get_host_port()
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p > 0)
-        else {
-            app.set_host_error(strings.invoke_bad_port());
-            return;
-        };
-        let _ = self
-            .settings_now(
-                app,
-                app.get_host().trim().to_string(),
-                app.get_port()
-                    .trim()
-                    .parse()
-                    .unwrap_or(charla_proto::DEFAULT_PORT),
-                app.get_ca_path().trim().to_string(),
-            )
-            .save(&self.config_dir);
-        let operator = self.identity.as_ref().map(|i| i.fingerprint.clone());
-        let files = match host::prepare(&self.config_dir, operator.as_deref()) {
-            Ok(files) => files,
-            Err(e) => {
-                app.set_host_error(strings.invoke_host_failed(e.into()));
-                return;
-            }
-        };
-        // Started from this thread, which lives as long as the window: see host::spawn.
-        let starting = match host::spawn(&files, port, app.get_host_keep_running()) {
-            Ok(starting) => starting,
-            Err(e) => {
-                app.set_host_error(host_error_words(app, &e));
-                return;
-            }
-        };
-        app.set_host_error("".into());
-        app.set_host_starting(true);
-        let weak = app.as_weak();
-        let spawned = std::thread::Builder::new()
-            .name("charla-host".into())
-            .spawn(move || {
-                let started = starting.wait();
-                let _ = weak.upgrade_in_event_loop(move |app| host_started(&app, &files, started));
-            });
-        if let Err(e) = spawned {
-            app.set_host_starting(false);
-            app.set_host_error(strings.invoke_host_failed(e.to_string().into()));
-        }
-    }
-
-    fn host_started(
-        &self,
-        app: &AppWindow,
-        files: &HostFiles,
-        started: Result<HostedServer, HostError>,
-    ) {
-        app.set_host_starting(false);
-        let server = match started {
-            Ok(server) => server,
-            Err(why) => {
-                app.set_host_error(host_error_words(app, &why));
-                return;
-            }
-        };
-        // The server listens on IPv4 (0.0.0.0): only those addresses reach it.
-        let addresses: Vec<String> = host::network_addresses()
-            .iter()
-            .filter(|ip| ip.is_ipv4())
-            .map(|ip| ip.to_string())
-            .collect();
-        app.set_host_addresses(addresses.join(", ").into());
-        app.set_hosted_port(server.port.to_string().into());
-        app.set_host_fingerprint(fingerprint_groups(&files.fingerprint).into());
-        close_dialog(app, Dialog::Host);
-        app.set_hosting(true);
-        app.set_dialog(Dialog::HostInfo);
-        // This window joins its own chat, checking the certificate it just made.
-        app.set_host("127.0.0.1".into());
-        app.set_port(server.port.to_string().into());
-        app.set_ca_path(files.cert.to_string_lossy().as_ref().into());
-        *self.hosted.borrow_mut() = Some(server);
-        self.connect(app, &self.config_dir);
-    }
-
-    /// Ctrl+V with several lines: asks first (returns true: the paste is taken here). One line
-    /// is pasted into the input as usual (false).
-    fn pasted(&self, app: &AppWindow, text: &str) -> bool {
-        let lines = pasted_lines(text);
-        if lines.len() < 2 {
-            return false;
-        }
-        let preview: Vec<&str> = lines
-            .iter()
-            .take(PASTE_PREVIEW_LINES)
-            .map(String::as_str)
-            .collect();
-        let mut preview = preview.join("\n");
-        if lines.len() > PASTE_PREVIEW_LINES {
-            preview.push_str("\n…");
-        }
-        app.set_paste_count(lines.len() as i32);
-        app.set_paste_preview(glyphs::visible(&contained(&preview)).as_ref().into());
-        *self.paste_offered.borrow_mut() = lines;
-        app.set_dialog(Dialog::Paste);
-        true
-    }
-
-    /// Send in the paste dialog: the lines go out as messages (a line starting with `/` is not
-    /// taken for a command), the first few at once and the rest paced, under the servers'
-    /// default flood limit; they wait while the connection is down.
-    fn send_pasted(self: &Rc<Self>, app: &AppWindow) {
-        close_dialog(app, Dialog::Paste);
-        let lines = std::mem::take(&mut *self.paste_offered.borrow_mut());
-        let mut queue = self.paste_queue.borrow_mut();
-        // Addressed now: to the conversation shown when they were pasted.
-        queue.extend(lines.into_iter().map(|line| {
-            if line.starts_with('/') {
-                self.addressed(&format!("/{line}"))
-            } else {
-                self.addressed(&line)
-            }
-        }));
-        drop(queue);
-        for _ in 0..PASTE_BURST {
-            if !self.send_next_pasted(app) {
-                break;
-            }
-        }
-        if !self.paste_queue.borrow().is_empty() && !self.paste_timer.running() {
-            let weak_state = Rc::downgrade(self);
-            let weak_app = app.as_weak();
-            self.paste_timer
-                .start(slint::TimerMode::Repeated, PASTE_INTERVAL, move || {
-                    let (Some(state), Some(app)) = (weak_state.upgrade(), weak_app.upgrade())
-                    else {
-                        return;
-                    };
-                    state.send_next_pasted(&app);
-                    if state.paste_queue.borrow().is_empty() {
-                        state.paste_timer.stop();
-                    }
-                });
-        }
-    }
-
-    /// One pasted line out, if connected; false when none could go.
-    fn send_next_pasted(&self, app: &AppWindow) -> bool {
-        if !app.get_online() {
-            return false;
-        }
-        let Some(line) = self.paste_queue.borrow_mut().pop_front() else {
-            return false;
-        };
-        // Shown in its conversation, without pulling the user back to it.
-        self.send_text(app, &line, false)
     }
 
     fn exit(&self, app: &AppWindow) {
@@ -813,45 +656,6 @@ impl UiState {
             (self.commands)(Command::Shutdown);
             let _ = slint::quit_event_loop();
         }
-    }
-
-    /// A live line, at the current time; after midnight, the new date first.
-    fn push_log(&self, kind: LogKind, text: String) {
-        if let Some(separator) = self.days.borrow_mut().before_line_of(&today()) {
-            self.push_log_at(clock(), LogKind::System, separator);
-        }
-        self.push_log_at(clock(), kind, text);
-    }
-
-    /// The conversation with `nick`, if open (nicknames compare without case, as the server's).
-    fn conversation_index(&self, nick: &str) -> Option<usize> {
-        let nick = nick.to_lowercase();
-        self.conversations
-            .iter()
-            .position(|c| !c.nick.is_empty() && c.nick.to_lowercase() == nick)
-    }
-
-    /// The conversation with `nick`, opened after the others if it was not.
-    /// The tab of the conversation with `nick`, opened if need be. Past
-    /// [`MAX_PRIVATE_CONVERSATIONS`] tabs, a new name's lines go to the room's tab (still marked
-    /// private): a server, or anyone on it, sending from ten thousand names cannot make the
-    /// window hold ten thousand logs.
-    fn open_conversation(&self, nick: &str) -> usize {
-        if let Some(i) = self.conversation_index(nick) {
-            return i;
-        }
-        if self.conversations.row_count() > MAX_PRIVATE_CONVERSATIONS {
-            return 0;
-        }
-        let capacity = self.log.capacity();
-        self.conversation_logs
-            .borrow_mut()
-            .push(Rc::new(RingModel::new(capacity)));
-        self.conversations.push(Conversation {
-            nick: nick.into(),
-            unread: 0,
-        });
-        self.conversations.row_count() - 1
     }
 
     /// Counts the seconds to the next connection attempt down in the status line, once a
@@ -891,115 +695,108 @@ impl UiState {
         self.retry_timer.stop();
     }
 
-    /// The person of the conversation shown, or none in the room.
-    fn current_nick(&self) -> Option<String> {
-        let conversation = self.conversations.row_data(self.current.get())?;
-        (!conversation.nick.is_empty()).then(|| conversation.nick.to_string())
-    }
-
     fn switch_to(&self, app: &AppWindow, i: usize) {
-        let Some(log) = self.conversation_logs.borrow().get(i).cloned() else {
-            return;
-        };
-        self.current.set(i);
-        app.set_log(ModelRc::from(log));
+        if self.conv.switch_to(i) {
+            self.shown_changed(app);
+        }
+    }
+
+    /// The window shows what `self.conv` says is current: its log, its room's members, topic
+    /// and what the user may do there.
+    fn shown_changed(&self, app: &AppWindow) {
+        let i = self.conv.current();
+        if let Some(log) = self.conv.log(i) {
+            app.set_log(ModelRc::from(log));
+        }
         app.set_current_conversation(i as i32);
-        self.set_unread(i, |_| 0);
+        let room = self.conv.listed_room();
+        app.set_users(ModelRc::from(self.conv.users(room)));
+        let name = self.conv.room_name(i).unwrap_or_default();
+        app.set_room_name(name.as_str().into());
+        app.set_topic(self.conv.topic(i).as_str().into());
+        app.set_rooms_supported(self.conv.room_name(0).is_some());
+        self.show_powers(app);
     }
 
-    /// × on a private conversation's tab: its lines go with it; the room cannot be closed.
+    /// × on a conversation: a private one's lines go with it; a room is left (`/part`). The
+    /// default room cannot be closed.
     fn close_conversation(&self, app: &AppWindow, i: usize) {
-        if i == 0 || i >= self.conversations.row_count() {
-            return;
-        }
-        let shown = self.current.get();
-        self.conversations.remove(i);
-        self.conversation_logs.borrow_mut().remove(i);
-        let next = match shown {
-            s if s == i => i - 1,
-            s if s > i => s - 1,
-            s => s,
-        };
-        self.switch_to(app, next);
-    }
-
-    /// A line in conversation `i` (the room is 0); what was said counts as unread while another
-    /// is shown.
-    fn push_log_in(&self, i: usize, kind: LogKind, text: String) {
-        if i == 0 {
-            return self.push_log(kind, text);
-        }
-        let Some(log) = self.conversation_logs.borrow().get(i).cloned() else {
-            return;
-        };
-        log.push(log_entry(clock(), kind, &text));
-        // What was said counts; that they left or changed name does not.
-        if i != self.current.get() && kind == LogKind::Private {
-            self.set_unread(i, |n| n + 1);
-        }
-    }
-
-    /// Changes the unread count on conversation `i`'s tab.
-    fn set_unread(&self, i: usize, count: impl FnOnce(i32) -> i32) {
-        if let Some(conversation) = self.conversations.row_data(i) {
-            let unread = count(conversation.unread);
-            if unread != conversation.unread {
-                self.conversations.set_row_data(
-                    i,
-                    Conversation {
-                        unread,
-                        ..conversation
-                    },
-                );
+        if let Some(room) = self.conv.room_name(i).filter(|_| i > 0) {
+            if app.get_online() {
+                (self.commands)(Command::Send(format!("/part {room}")));
             }
         }
+        let was_room = self.conv.is_room(i);
+        if let Some(next) = self.conv.remove(i) {
+            self.conv.switch_to(next);
+            self.shown_changed(app);
+        }
+        if was_room {
+            self.rooms_changed();
+        }
     }
 
-    fn push_log_at(&self, time: String, kind: LogKind, text: String) {
-        self.log.push(log_entry(time, kind, &text));
+    /// The rooms to be in after a reconnection: those the window shows now.
+    fn rooms_changed(&self) {
+        (self.commands)(Command::Rooms(self.conv.joined_rooms()));
     }
 
-    /// A live line someone said: their nickname in its colour, then the text.
-    fn push_said(&self, kind: LogKind, said: Said<'_>, body: &str) {
+    /// A live line in conversation `i` (the default room is 0), at the current time; after
+    /// midnight, the new date first. What was said in private counts as unread while another is
+    /// shown.
+    fn push_log_in(&self, i: usize, kind: LogKind, text: String) {
+        let Some(log) = self.conv.log(i) else { return };
         if let Some(separator) = self.days.borrow_mut().before_line_of(&today()) {
-            self.push_log_at(clock(), LogKind::System, separator);
+            log.push(log_entry(clock(), LogKind::System, &separator));
         }
-        self.push_said_at(clock(), kind, said, body);
-        // Someone spoke in the room while a private conversation is shown: the room's tab counts.
-        if self.current.get() != 0 && kind != LogKind::Own {
-            self.set_unread(0, |n| n + 1);
+        log.push(log_entry(clock(), kind, &text));
+        // What was said counts; that they left or changed name does not.
+        if kind == LogKind::Private && !self.conv.is_room(i) {
+            self.conv.note_unseen(i, false);
         }
     }
 
-    fn push_said_at(&self, time: String, kind: LogKind, said: Said<'_>, body: &str) {
-        let (nick, label) = match said {
-            Said::Message(nick) => (nick, format!("{nick}:")),
-            Said::Action(nick) => (nick, format!("* {nick}")),
-        };
-        self.log.push(LogEntry {
-            time: time.into(),
-            kind,
-            nick: glyphs::visible(&label).as_ref().into(),
-            nick_color: nick_color(nick),
-            link: first_link(body).unwrap_or_default().into(),
-            // Bidi controls in the text cannot reach what follows it.
-            text: glyphs::visible(&contained(body)).as_ref().into(),
-        });
+    /// A line in the default room (or, without rooms, the chat).
+    fn push_log(&self, kind: LogKind, text: String) {
+        self.push_log_in(0, kind, text);
+    }
+
+    /// The user's own line in room `i`, shown as typed.
+    fn push_own(&self, i: usize, said: Said<'_>, body: &str) {
+        self.last_said.set(i);
+        self.push_said(i, LogKind::Own, said, body);
+    }
+
+    /// A live line someone said in room `i`: their nickname in its colour, then the text; while
+    /// another conversation is shown, the room counts it.
+    fn push_said(&self, i: usize, kind: LogKind, said: Said<'_>, body: &str) {
+        let Some(log) = self.conv.log(i) else { return };
+        if let Some(separator) = self.days.borrow_mut().before_line_of(&today()) {
+            log.push(log_entry(clock(), LogKind::System, &separator));
+        }
+        log.push(said_entry(clock(), kind, said, body));
+        if kind != LogKind::Own {
+            self.conv.note_unseen(i, kind == LogKind::Mention);
+        }
     }
 
     /// The server refused the user's public line (muted): the line shown as said is marked as not
     /// sent. The server answers in order and says nothing of lines it takes, so the refused line
-    /// is the newest of the user's own lines not marked yet.
-    fn mark_not_sent(&self, strings: &Strings<'_>) {
-        let rows = self.log.row_count();
+    /// is the newest of the user's own lines not marked yet, in the room of the last one.
+    fn mark_not_sent(&self, strings: &Strings<'_>) -> usize {
+        let i = self.last_said.get();
+        let Some(log) = self.conv.log(i) else {
+            return 0;
+        };
+        let rows = log.row_count();
         // A refusal comes one round trip after its line: it is among the last lines.
         for row in (rows.saturating_sub(200)..rows).rev() {
-            let Some(entry) = self.log.row_data(row) else {
+            let Some(entry) = log.row_data(row) else {
                 continue;
             };
             if entry.kind == LogKind::Own {
                 let text = strings.invoke_not_sent(entry.text.clone());
-                self.log.set_row_data(
+                log.set_row_data(
                     row,
                     LogEntry {
                         kind: LogKind::Error,
@@ -1007,9 +804,10 @@ impl UiState {
                         ..entry
                     },
                 );
-                return;
+                break;
             }
         }
+        i
     }
 
     /// After a run of history lines, before what is live: a marker saying what they were.
@@ -1027,7 +825,6 @@ impl UiState {
         self.push_log(LogKind::System, text.to_string());
     }
 
-    /// A line that names the user stands out.
     /// A line someone said while the user looks elsewhere: one more in the title's count, and a
     /// desktop notification when it names the user or is for them alone.
     fn note_unread(&self, app: &AppWindow, notification: Option<Notification>) {
@@ -1040,17 +837,12 @@ impl UiState {
         }
     }
 
+    /// A line that names the user stands out.
     fn kind_for(&self, app: &AppWindow, text: &str, kind: LogKind) -> LogKind {
         if mentions(text, &app.get_my_nick()) {
             LogKind::Mention
         } else {
             kind
-        }
-    }
-
-    fn remove_user(&self, nick: &str) {
-        if let Some(i) = self.users.iter().position(|u| u.nick == nick) {
-            self.users.remove(i);
         }
     }
 
@@ -1129,9 +921,15 @@ impl UiState {
                     self.end_history_run(app);
                     self.was_away.set(true);
                     self.push_log(LogKind::System, text.to_string());
-                    // Who is in the chat is unknown until the server answers again.
-                    self.users.clear();
-                    app.set_operator(false);
+                    // Who is in the rooms is unknown until the server answers again.
+                    for users in self.conv.each_room_users() {
+                        users.clear();
+                    }
+                    self.server_operator.set(false);
+                    for i in 0..self.conv.len() {
+                        self.conv.set_running(i, false);
+                    }
+                    self.show_powers(app);
                 }
             }
             UiEvent::Net(Event::Failed { problem }) => {
@@ -1152,16 +950,23 @@ impl UiState {
                 }
             }
             UiEvent::Net(Event::Line(line)) => self.push_log(LogKind::System, line),
-            UiEvent::Shown(shown) => self.show(app, shown),
+            UiEvent::Shown(shown) => self.show(app, None, shown),
+            UiEvent::InRoom { room, shown } => self.show(app, Some(&room), shown),
         }
     }
 
-    fn show(&self, app: &AppWindow, shown: Shown) {
+    /// A line of the server, of `room` if it names one.
+    fn show(&self, app: &AppWindow, room: Option<&str>, shown: Shown) {
         let strings = app.global::<Strings>();
         match &shown {
             Shown::History { .. } => {}
             // The user list, and the operators after it, come before a registration's history.
-            Shown::Users(_) | Shown::Operator(_) | Shown::NotOperator(_) => {}
+            Shown::Users(_)
+            | Shown::Operator(_)
+            | Shown::NotOperator(_)
+            | Shown::RoomOperator { .. }
+            | Shown::Topic { .. }
+            | Shown::NoTopic => {}
             _ => {
                 if self.history_run.get() == 0 {
                     // Back with nothing missed: the next history is not "while you were away".
@@ -1174,17 +979,33 @@ impl UiState {
         let said = words::shown_words(&strings, &shown)
             .map(|text| text.to_string())
             .unwrap_or_default();
+        // Lines of a room go to its conversation; the room's own lines may open it.
+        let i = match room {
+            Some(room) => match self.room_for(app, room, &shown) {
+                Some(i) => i,
+                // A room the user is not in (any more): nothing to show it in.
+                None => return,
+            },
+            None => 0,
+        };
+        if !matches!(shown, Shown::Operator(_) | Shown::RoomOperator { .. }) {
+            self.after_users.set(None);
+        }
         match shown {
             Shown::History { at, shown } => {
                 self.history_run.set(self.history_run.get() + 1);
+                let Some(log) = self.conv.log(i) else { return };
                 match *shown {
-                    Shown::Message { from, text } => {
-                        self.push_said_at(at, LogKind::History, Said::Message(&from), &text)
-                    }
+                    Shown::Message { from, text } => log.push(said_entry(
+                        at,
+                        LogKind::History,
+                        Said::Message(&from),
+                        &text,
+                    )),
                     Shown::Action { from, text } => {
-                        self.push_said_at(at, LogKind::History, Said::Action(&from), &text)
+                        log.push(said_entry(at, LogKind::History, Said::Action(&from), &text))
                     }
-                    _ => self.push_log_at(at, LogKind::History, said),
+                    _ => log.push(log_entry(at, LogKind::History, &said)),
                 }
             }
             Shown::Notice(text) if text.starts_with(notice::HISTORY_KEPT) => {
@@ -1199,7 +1020,7 @@ impl UiState {
             // Each message is shown so that bidi controls in it cannot reach what follows.
             Shown::Message { from, text } => {
                 let kind = self.kind_for(app, &text, LogKind::Message);
-                self.push_said(kind, Said::Message(&from), &text);
+                self.push_said(i, kind, Said::Message(&from), &text);
                 let mention = (kind == LogKind::Mention).then(|| Notification {
                     summary: from.clone(),
                     body: text.clone(),
@@ -1208,7 +1029,7 @@ impl UiState {
             }
             Shown::Action { from, text } => {
                 let kind = self.kind_for(app, &text, LogKind::Action);
-                self.push_said(kind, Said::Action(&from), &text);
+                self.push_said(i, kind, Said::Action(&from), &text);
                 let mention = (kind == LogKind::Mention).then(|| Notification {
                     summary: from.clone(),
                     body: format!("* {from} {text}"),
@@ -1216,7 +1037,7 @@ impl UiState {
                 self.note_unread(app, mention);
             }
             Shown::Private { from, text } => {
-                let i = self.open_conversation(&from);
+                let i = self.conv.open_private(&from);
                 self.push_log_in(i, LogKind::Private, said);
                 let summary = strings.invoke_private_notification(from.into()).to_string();
                 self.note_unread(
@@ -1228,91 +1049,110 @@ impl UiState {
                 );
             }
             Shown::Joined(nick) => {
-                if !self.users.iter().any(|u| u.nick == nick.as_str()) {
-                    self.users.push(UserEntry {
+                let users = self.conv.users(i);
+                if !users.iter().any(|u| u.nick == nick.as_str()) {
+                    users.push(UserEntry {
                         nick: nick.as_str().into(),
-                        operator: false,
+                        ..Default::default()
                     });
                 }
-                self.push_log(LogKind::System, said);
+                self.push_log_in(i, LogKind::System, said);
             }
             Shown::Left { nick, .. } => {
-                self.remove_user(&nick);
+                self.remove_user(i, &nick);
                 // Said in the room, and in a conversation with them.
-                if let Some(i) = self.conversation_index(&nick) {
-                    self.push_log_in(i, LogKind::System, said.clone());
+                if let Some(p) = self.conv.private_index(&nick) {
+                    self.push_log_in(p, LogKind::System, said.clone());
                 }
-                self.push_log(LogKind::System, said);
+                self.push_log_in(i, LogKind::System, said);
+                if room.is_some() && nick == app.get_my_nick().as_str() {
+                    self.left_room(app, i);
+                }
             }
             Shown::Renamed { old, new } => {
-                if let Some(i) = self.users.iter().position(|u| u.nick == old.as_str()) {
-                    let operator = self.users.row_data(i).is_some_and(|u| u.operator);
-                    self.users.set_row_data(
-                        i,
-                        UserEntry {
-                            nick: new.as_str().into(),
-                            operator,
-                        },
-                    );
-                }
+                moderation::mark_user(&self.conv.users(i), &old, |u| u.nick = new.as_str().into());
                 if app.get_my_nick() == old.as_str() {
                     app.set_my_nick(new.as_str().into());
                 }
-                // A conversation follows the person under the new name; one already open under
-                // that name (someone who had it before) is closed, so that lines have one place.
-                if let (Some(i), Some(j)) =
-                    (self.conversation_index(&old), self.conversation_index(&new))
-                {
-                    if i != j {
-                        self.close_conversation(app, j);
-                    }
+                // Said once in a conversation with them, however many rooms tell it.
+                let (p, show) = self.conv.rename_private(&old, &new);
+                if show.is_some() {
+                    self.switch_to(app, show.unwrap_or(0));
                 }
-                if let Some(i) = self.conversation_index(&old) {
-                    self.conversations.set_row_data(
-                        i,
-                        Conversation {
-                            nick: new.as_str().into(),
-                            ..self.conversations.row_data(i).unwrap_or_default()
-                        },
-                    );
-                    self.push_log_in(i, LogKind::System, said.clone());
+                if let Some(p) = p {
+                    self.push_log_in(p, LogKind::System, said.clone());
                 }
-                self.push_log(LogKind::System, said);
+                self.push_log_in(i, LogKind::System, said);
             }
             Shown::Users(mut nicks) => {
-                if self.users_requested.replace(false) {
-                    self.push_log(LogKind::System, said);
+                if self.users_requested.get() && i == self.conv.listed_room() {
+                    self.users_requested.set(false);
+                    self.push_log_in(i, LogKind::System, said);
                 }
                 nicks.sort_by_key(|n| n.to_lowercase());
-                // The OPER lines that follow mark the operators again.
-                app.set_operator(false);
-                self.users.set_vec(
+                // The OPER and OP lines that follow mark the operators again (the user's own
+                // OPER too: it comes in every room's list).
+                self.server_operator.set(false);
+                self.conv.set_running(i, false);
+                self.after_users.set(Some(i));
+                self.conv.users(i).set_vec(
                     nicks
                         .into_iter()
                         .map(|nick| UserEntry {
                             nick: nick.into(),
-                            operator: false,
+                            ..Default::default()
                         })
                         .collect::<Vec<_>>(),
                 );
+                self.show_powers(app);
             }
-            Shown::Operator(nick) => self.set_operator(app, &nick, true),
+            Shown::Operator(nick) => self.set_operator(app, i, &nick, true),
             Shown::NotOperator(nick) => {
-                self.set_operator(app, &nick, false);
-                self.push_log(LogKind::System, said);
+                self.set_operator(app, i, &nick, false);
+                self.push_log_in(i, LogKind::System, said);
+            }
+            Shown::RoomOperator { nick, on } => {
+                self.set_room_operator(app, i, &nick, on);
+                // Said when it changes, not for each name of a user list.
+                if self.after_users.get() != Some(i) {
+                    self.push_log_in(i, LogKind::System, said);
+                }
             }
             Shown::Kicked { nick, .. } => {
-                self.remove_user(&nick);
-                self.push_log(LogKind::System, said);
+                self.remove_user(i, &nick);
+                self.push_log_in(i, LogKind::System, said);
+                if room.is_some() && nick == app.get_my_nick().as_str() {
+                    self.left_room(app, i);
+                }
+            }
+            Shown::Topic { .. } | Shown::NoTopic => {
+                let topic = match &shown {
+                    Shown::Topic { text, .. } => text.as_str(),
+                    _ => "",
+                };
+                // Said when there is one to say (on joining) or it changes.
+                if self.conv.topic(i) != topic {
+                    self.conv.set_topic(i, topic);
+                    self.push_log_in(i, LogKind::System, said);
+                }
+                if i == self.conv.current() {
+                    app.set_topic(topic.into());
+                }
+            }
+            Shown::RoomCount { .. } | Shown::Room { .. } if app.get_dialog() == Dialog::Rooms => {
+                self.listed(app, shown);
             }
             // An answer to what the user just did: shown where they are.
             Shown::Error { code, .. } => {
                 if code == ErrorCode::Muted.as_str() {
-                    // About a line said in the room: told there.
-                    self.mark_not_sent(&strings);
-                    return self.push_log_in(0, LogKind::Error, said);
+                    // About a line said in a room: told there.
+                    let i = self.mark_not_sent(&strings);
+                    return self.push_log_in(i, LogKind::Error, said);
                 }
-                self.push_log_in(self.current.get(), LogKind::Error, said)
+                if app.get_dialog() == Dialog::Rooms {
+                    app.set_rooms_error(said.as_str().into());
+                }
+                self.push_log_in(self.conv.current(), LogKind::Error, said)
             }
             Shown::Whois { .. }
             | Shown::Pong(_)
@@ -1320,13 +1160,34 @@ impl UiState {
             | Shown::Moderation(_)
             | Shown::RoomCount { .. }
             | Shown::Room { .. }
-            | Shown::Topic { .. }
-            | Shown::NoTopic
-            | Shown::RoomOperator { .. }
             | Shown::Invited { .. }
             | Shown::InviteSent { .. }
-            | Shown::Other(_) => self.push_log(LogKind::System, said),
+            | Shown::Other(_) => self.push_log_in(i, LogKind::System, said),
         }
+    }
+
+    fn remove_user(&self, i: usize, nick: &str) {
+        let users = self.conv.users(i);
+        if let Some(row) = users.iter().position(|u| u.nick == nick) {
+            users.remove(row);
+        }
+    }
+}
+
+/// A line someone said: their nickname in its colour, then the text (bidi controls in it cannot
+/// reach what follows it).
+fn said_entry(time: String, kind: LogKind, said: Said<'_>, body: &str) -> LogEntry {
+    let (nick, label) = match said {
+        Said::Message(nick) => (nick, format!("{nick}:")),
+        Said::Action(nick) => (nick, format!("* {nick}")),
+    };
+    LogEntry {
+        time: time.into(),
+        kind,
+        nick: glyphs::visible(&label).as_ref().into(),
+        nick_color: nick_color(nick),
+        link: first_link(body).unwrap_or_default().into(),
+        text: glyphs::visible(&contained(body)).as_ref().into(),
     }
 }
 
@@ -1356,13 +1217,4 @@ fn back_to_login(app: &AppWindow, error: SharedString) {
 fn nick_refused(app: &AppWindow, nick: &str) -> Option<SharedString> {
     let error = validate_nick(nick).err()?;
     Some(words::nick_refused(&app.global::<Strings>(), error))
-}
-
-/// Why hosting did not start, in the user's language.
-fn host_error_words(app: &AppWindow, error: &HostError) -> SharedString {
-    let s = app.global::<Strings>();
-    match error {
-        HostError::PortInUse(port) => s.invoke_host_port_in_use(i32::from(*port)),
-        HostError::Other(why) => s.invoke_host_failed(why.into()),
-    }
 }
