@@ -57,7 +57,10 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     let files = host::prepare(dir.path(), None).unwrap();
     let key_mode = std::fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
-    let server = host::start(&files, 0, &[], false).unwrap();
+    // With a room of the host's besides the general one (typed as the dialog takes them).
+    let rooms = charla::gui::host_rooms("tareas, #juegos").unwrap();
+    assert_eq!(rooms, ["#tareas", "#juegos"]);
+    let server = host::start(&files, 0, &rooms, false).unwrap();
     let port = server.port;
     gui::host_started(&app, &files, Ok(server));
 
@@ -93,8 +96,14 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     // A friend with the certificate (or its fingerprint) joins; the server is the real one.
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut bob = Client::connect_with(addr, &trusting(&files.cert));
-    bob.send("/nick bob");
+    bob.send("/cap rooms");
+    bob.expect_prefix("CAP rooms");
+    bob.send("bob");
     bob.expect_prefix("WELCOME bob");
+    bob.send("/join #tareas");
+    bob.expect_prefix("#tareas JOIN bob");
+    bob.send("/rooms");
+    bob.expect_prefix("ROOMS 3 1 1");
     drop(bob);
 
     // The window closes: the server stops.

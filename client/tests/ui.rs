@@ -1964,3 +1964,52 @@ fn room_tabs_are_bounded() {
         charla::gui::MAX_ROOMS
     );
 }
+
+fn with_modifier(ui: &Ui, modifier: Key, key: &str) {
+    let modifier: slint::SharedString = modifier.into();
+    let window = ui.app.window();
+    window.dispatch_event(WindowEvent::KeyPressed {
+        text: modifier.clone(),
+    });
+    window.dispatch_event(WindowEvent::KeyPressed { text: key.into() });
+    window.dispatch_event(WindowEvent::KeyReleased { text: key.into() });
+    window.dispatch_event(WindowEvent::KeyReleased { text: modifier });
+}
+
+/// Issue 22.11: conversations are reached from the keyboard: Alt+1 … Alt+9, and Ctrl+Page Down
+/// and Ctrl+Page Up round them; a typed /join shows the room once the server lets the user in.
+#[test]
+fn the_keyboard_moves_between_conversations() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana", "bob"]));
+    ui.app.invoke_focus_input();
+    type_line(&ui, "/join #tareas");
+    assert_eq!(ui.sent_lines(), ["/join #tareas"]);
+    in_room(&ui, "#tareas", Shown::Joined("ana".into()));
+    assert_eq!(ui.app.get_room_name(), "#tareas");
+    ui.show(Shown::Private {
+        from: "bob".into(),
+        text: "hola".into(),
+    });
+    assert_eq!(ui.app.get_conversations().row_count(), 3);
+
+    with_modifier(&ui, Key::Alt, "1");
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    with_modifier(&ui, Key::Alt, "3");
+    assert_eq!(ui.app.get_current_conversation(), 2);
+    // No fourth: nothing moves.
+    with_modifier(&ui, Key::Alt, "4");
+    assert_eq!(ui.app.get_current_conversation(), 2);
+    let page_down: slint::SharedString = Key::PageDown.into();
+    let page_up: slint::SharedString = Key::PageUp.into();
+    with_modifier(&ui, Key::Control, &page_down);
+    assert_eq!(ui.app.get_current_conversation(), 0);
+    with_modifier(&ui, Key::Control, &page_up);
+    assert_eq!(ui.app.get_current_conversation(), 2);
+    with_modifier(&ui, Key::Control, &page_up);
+    assert_eq!(ui.app.get_room_name(), "#tareas");
+    // Still typing into the input, in the room now shown.
+    type_line(&ui, "hola");
+    assert_eq!(ui.sent_lines().last().unwrap(), "/msg #tareas hola");
+}

@@ -1,7 +1,7 @@
 //! A real window under Xvfb, typed into with xdotool, chatting with a live server through TLS.
 //! Needs the Debian packages xvfb, xdotool and imagemagick (.ci/run installs them).
-//! `CHARLA_SCREENSHOT_DIR=docs cargo test -p charla --test window` refreshes the README's
-//! screenshots (one per theme).
+//! `CHARLA_SCREENSHOT_DIR=$PWD/docs cargo test -p charla --test window`, from the top directory
+//! (tests run in client/), refreshes the README's screenshots (one per theme).
 
 use charla_test_support as common;
 
@@ -135,7 +135,7 @@ fn chat_window(x: &Xvfb, witness: &mut Client) -> String {
             "--sync",
             "--onlyvisible",
             "--name",
-            "^Charla: ana$",
+            "^Charla: ana in #general$",
         ],
     );
     let window = String::from_utf8(found.stdout)
@@ -237,10 +237,10 @@ fn brightness(x: &Xvfb, picture: &std::path::Path) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// The window in each theme with what the README shows: nickname colours, a link, a mention, a
-/// private conversation's tab and the unread count in the title. `CHARLA_SCREENSHOT_DIR=docs
-/// cargo test -p charla --test window` writes them as docs/screenshot-light.png and
-/// docs/screenshot-dark.png.
+/// The window in each theme with what the README shows: nickname colours, a link, a mention, two
+/// rooms and a private conversation (one room's unread count), and the unread count in the
+/// title. `CHARLA_SCREENSHOT_DIR=$PWD/docs cargo test -p charla --test window` writes them as
+/// docs/screenshot-light.png and docs/screenshot-dark.png.
 #[test]
 fn screenshots_in_the_light_and_the_dark_theme() {
     require_program("convert");
@@ -259,25 +259,43 @@ fn screenshots_in_the_light_and_the_dark_theme() {
     let mut seen = Vec::new();
     for theme in ["light", "dark"] {
         // A server of its own: the second window does not see the first one's lines as history.
-        let server = Server::start(&[]);
+        let server = Server::start(&["--rooms", "tareas"]);
         let config = TempDir::new(&format!("theme-{theme}"));
         let mut bob = server.join("bob");
         let mut eva = server.join("eva");
+        // carla understands rooms, and waits in #tareas.
+        let mut carla = server.connect();
+        carla.send("/cap rooms");
+        carla.send("carla");
+        carla.expect_prefix("WELCOME carla");
+        carla.send("/join #tareas");
+        carla.expect_line("#tareas JOIN carla");
         let charla = start_charla(&x, &server, &config, &format!("theme={theme}\n"));
         let window = chat_window(&x, &mut bob);
+        type_in(&x, "/join #tareas");
+        carla.expect_line("#tareas JOIN ana");
+        wait_title(&x, "^Charla: ana in #tareas$");
+        x.run("xdotool", &["key", "alt+1"]);
+        wait_title(&x, "^Charla: ana in #general$");
         x.run("xdotool", &["type", "--delay", "20", "Hola a los dos!"]);
         x.run("xdotool", &["key", "Return"]);
         bob.expect_line("MSG ana Hola a los dos!");
         eva.expect_line("MSG ana Hola a los dos!");
-        // The user looks elsewhere; three lines come, and the title counts them: then all three
-        // have been taken by the window.
+        // The user looks elsewhere; four lines come, and the title counts them: then all four
+        // have been taken by the window (one in #tareas, counted on its entry too).
         x.run("xdotool", &["windowfocus", "--sync", &root_window]);
         bob.send("ana, has visto https://slint.dev?");
         eva.send("/me llega con café ☕");
         bob.send("/msg ana ¿hablamos luego?");
+        carla.send("/msg #tareas ¿quién tiene el ejercicio 3?");
         x.run(
             "xdotool",
-            &["search", "--sync", "--name", "^\\(3\\) Charla: ana$"],
+            &[
+                "search",
+                "--sync",
+                "--name",
+                "^\\(4\\) Charla: ana in #general$",
+            ],
         );
         let shot = dir.join(format!("screenshot-{theme}.png"));
         picture_when_still(&x, &window, &shot);
@@ -322,7 +340,12 @@ fn a_link_is_opened_in_the_browser_from_the_keyboard() {
     bob.send("mira https://example.org/charla, es nuevo");
     x.run(
         "xdotool",
-        &["search", "--sync", "--name", "^\\(1\\) Charla: ana$"],
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "^\\(1\\) Charla: ana in #general$",
+        ],
     );
     x.run("xdotool", &["windowfocus", "--sync", &window]);
     // Back from the input, the newest line's link comes first; Enter opens it.
@@ -369,4 +392,78 @@ fn no_session_bus_says_nothing() {
     quit(&x, &window, charla, &mut bob);
     let said = std::fs::read_to_string(&stderr).unwrap();
     assert!(!said.contains("xdg"), "{said}");
+}
+
+/// Waits until the window's title is `title` (a regular expression), as xdotool sees it.
+fn wait_title(x: &Xvfb, title: &str) {
+    x.run("xdotool", &["search", "--sync", "--name", title]);
+}
+
+fn type_in(x: &Xvfb, text: &str) {
+    x.run("xdotool", &["type", "--delay", "20", text]);
+    x.run("xdotool", &["key", "Return"]);
+}
+
+/// Issue 22.11: in a real window, a room is joined by typing `/join`, lines go to the room shown,
+/// Alt+1 and Alt+2 switch rooms, and lines said in the room not shown are counted on its entry
+/// (the window's picture changes while the room shown gets nothing) and in the title.
+#[test]
+fn a_window_joins_switches_rooms_and_counts_what_it_did_not_see() {
+    let x = Xvfb::start();
+    let server = Server::start(&["--rooms", "tareas"]);
+    // eva speaks the seed's protocol: she is in the default room only.
+    let mut eva = server.join("eva");
+    let mut bob = server.connect();
+    bob.send("/cap rooms");
+    bob.expect_line("CAP rooms");
+    bob.send("bob");
+    bob.expect_prefix("WELCOME bob");
+    bob.send("/join #tareas");
+    bob.expect_line("#tareas JOIN bob");
+    let config = TempDir::new("window-rooms");
+    let charla = start_charla(&x, &server, &config, "");
+    let window = chat_window(&x, &mut eva);
+
+    type_in(&x, "/join #tareas");
+    bob.expect_line("#tareas JOIN ana");
+    // The title names the room shown: once it says #tareas, the window shows it.
+    wait_title(&x, "^Charla: ana in #tareas$");
+    type_in(&x, "hola, tareas");
+    bob.expect_line("#tareas MSG ana hola, tareas");
+
+    x.run("xdotool", &["key", "alt+1"]);
+    wait_title(&x, "^Charla: ana in #general$");
+    type_in(&x, "hola, general");
+    eva.expect_line("MSG ana hola, general");
+
+    // Looking elsewhere, with #general shown: bob says two lines in #tareas.
+    x.run("xdotool", &["windowfocus", "--sync", &root_window(&x)]);
+    let shots = TempDir::new("window-rooms-shots");
+    let before = shots.path().join("before.png");
+    let after = shots.path().join("after.png");
+    picture_when_still(&x, &window, &before);
+    bob.send("/msg #tareas ¿alguien tiene el ejercicio 3?");
+    bob.send("/msg #tareas ana, ¿tú?");
+    wait_title(&x, "^\\(2\\) Charla: ana in #general$");
+    picture_when_still(&x, &window, &after);
+    assert_ne!(
+        std::fs::read(&before).unwrap(),
+        std::fs::read(&after).unwrap(),
+        "#tareas's count did not show"
+    );
+
+    x.run("xdotool", &["windowfocus", "--sync", &window]);
+    x.run("xdotool", &["key", "alt+2"]);
+    wait_title(&x, "^Charla: ana in #tareas$");
+    type_in(&x, "sí, te lo paso");
+    bob.expect_line("#tareas MSG ana sí, te lo paso");
+    // eva, in the default room only, saw nothing of #tareas.
+    let seen = eva.sync();
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("tareas") || l.contains("ejercicio")),
+        "{seen:?}"
+    );
+    quit(&x, &window, charla, &mut eva);
 }

@@ -139,3 +139,23 @@ pub fn host_rooms(typed: &str) -> Result<Vec<String>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_rooms;
+
+    #[test]
+    fn the_host_dialogs_rooms_are_read_as_typed() {
+        assert_eq!(host_rooms(""), Ok(vec![]));
+        assert_eq!(
+            host_rooms(" #deberes,off-topic  #Juegos "),
+            Ok(vec![
+                "#deberes".into(),
+                "#off-topic".into(),
+                "#Juegos".into()
+            ])
+        );
+        // The first name that is not a room's, as typed.
+        assert_eq!(host_rooms("#a, b\u{200b}c"), Err("b\u{200b}c".into()));
+    }
+}

@@ -612,6 +612,13 @@ impl UiState {
                 );
             }
             ClientLine::Users => self.users_requested.set(true),
+            // Typed as in the dialog: the room is shown once the server lets the user in.
+            ClientLine::Join(room) | ClientLine::Create { room, .. } => {
+                match self.conv.room_index(room) {
+                    Some(i) => self.switch_to(app, i),
+                    None => *self.joining.borrow_mut() = Some(charla_proto::room_key(room)),
+                }
+            }
             // The client's own list, in the user's language; the server's is in English.
             ClientLine::Help => {
                 for line in strings.invoke_help().lines() {
