@@ -29,10 +29,11 @@ Options:
   --accept-fingerprint FP  headless: trust a new server only if its fingerprint is FP
   --password-file PATH     headless: the server's password, first line of this file
                            (otherwise $CHARLA_PASSWORD; the window has a password field)
-  --join ROOMS             headless: join these rooms once connected, comma-separated
-                           ('#a,#b'; the '#' may be left out); lines of a room other than
-                           the server's default one are printed as '[#room] <nick> text',
-                           and a plain line goes to the room joined last
+  --join ROOMS             join these rooms once connected, comma-separated ('#a,#b'; the
+                           '#' may be left out). The window lists them beside the default
+                           room; --headless prints a line of a room other than the default
+                           one as '[#room] <nick> text', and a plain line goes to the room
+                           joined last
   --connect                window: connect at once with the values given or remembered
   --headless               no window: stdin/stdout
   --lang es|en             language of the window and of --headless
@@ -191,10 +192,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !opts.join.is_empty() && !opts.headless {
-        eprintln!("charla: --join is for --headless (the window does not show rooms yet)");
-        return ExitCode::from(2);
-    }
     charla::slint_messages::install();
     let dir = opts.config_dir.clone().unwrap_or_else(config_dir);
     if opts.show_identity {
@@ -354,6 +351,7 @@ fn run_window(
             EventResult::Propagate
         });
     }
+    gui::join_at_start(opts.join.clone());
     if opts.connect {
         app.invoke_connect();
     } else {

@@ -2013,3 +2013,16 @@ fn the_keyboard_moves_between_conversations() {
     type_line(&ui, "hola");
     assert_eq!(ui.sent_lines().last().unwrap(), "/msg #tareas hola");
 }
+
+/// `charla --join '#tareas'` in the window: the rooms are asked for at the first connection.
+#[test]
+fn rooms_given_with_join_are_joined_at_the_first_connection() {
+    let ui = ui("en");
+    gui::join_at_start(vec!["#tareas".into()]);
+    ui.app.set_nick("ana".into());
+    ui.app.invoke_connect();
+    let sent = ui.sent.borrow();
+    let rooms = sent.iter().position(|c| matches!(c, Command::Rooms(r) if r == &["#tareas"]));
+    let connect = sent.iter().position(|c| matches!(c, Command::Connect(_)));
+    assert!(rooms.is_some() && rooms < connect, "{sent:?}");
+}

@@ -134,6 +134,8 @@ struct UiState {
     /// The server's rooms as `/rooms` lists them, for the browse dialog.
     room_list: Rc<VecModel<RoomEntry>>,
     room_page: Cell<usize>,
+    /// `--join`: rooms to join at the first connection, besides those the window shows.
+    start_rooms: RefCell<Vec<String>>,
     /// The room whose user list was the last line: the operators' lines that follow are part
     /// of it, not news.
     after_users: Cell<Option<usize>>,
@@ -187,6 +189,7 @@ pub fn bind(
         room_list: Rc::new(VecModel::default()),
         room_page: Cell::new(0),
         after_users: Cell::new(None),
+        start_rooms: RefCell::new(Vec::new()),
     });
     app.set_log(ModelRc::from(state.conv.main_log()));
     app.set_conversations(state.conv.model());
@@ -469,6 +472,14 @@ pub fn host_started(app: &AppWindow, files: &HostFiles, started: Result<HostedSe
     state.host_started(app, files, started);
 }
 
+/// `charla --join`: rooms to join at the first connection (their tabs open, the default room
+/// stays shown).
+pub fn join_at_start(rooms: Vec<String>) {
+    if let Some(state) = bound_state() {
+        *state.start_rooms.borrow_mut() = rooms;
+    }
+}
+
 /// Stops the server this window started, unless it is to keep running (the window is closing).
 pub fn stop_hosting() {
     if let Some(state) = bound_state() {
@@ -529,7 +540,9 @@ impl UiState {
             self.conv.forget_rooms();
             self.shown_changed(app);
         }
-        self.rooms_changed();
+        let mut rooms = self.conv.joined_rooms();
+        rooms.extend(self.start_rooms.take());
+        (self.commands)(Command::Rooms(rooms));
         (self.commands)(Command::Connect(Target {
             host,
             port,
