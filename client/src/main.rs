@@ -306,21 +306,30 @@ fn run_window(
             eprintln!("charla: --lang {lang}: {e}");
         }
     }
-    let network = match Network::start(gui::event_sink(&app)) {
-        Ok(n) => Rc::new(n),
-        Err(e) => {
-            eprintln!("charla: cannot start the network thread: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // The window's commands go to the network thread, started once the window can take its
+    // events.
+    let network: Rc<std::cell::OnceCell<Network>> = Rc::default();
     let net = network.clone();
-    gui::bind(
+    let gui = Rc::new(gui::bind(
         &app,
         settings,
         dir,
         identity,
-        Rc::new(move |command: Command| net.send(command)),
-    );
+        Rc::new(move |command: Command| {
+            if let Some(network) = net.get() {
+                network.send(command);
+            }
+        }),
+    ));
+    match Network::start(gui.event_sink()) {
+        Ok(started) => {
+            let _ = network.set(started);
+        }
+        Err(e) => {
+            eprintln!("charla: cannot start the network thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(why) = identity_error {
         let note = app
             .global::<charla::Strings>()
@@ -332,11 +341,12 @@ fn run_window(
     {
         use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
         let weak = app.as_weak();
+        let gui = gui.clone();
         app.window().on_winit_window_event(move |window, event| {
             match event {
                 WindowEvent::Focused(active) => {
                     if let Some(app) = weak.upgrade() {
-                        gui::window_activated(&app, *active);
+                        gui.window_activated(&app, *active);
                     }
                 }
                 // On X11, Slint draws a change at its next frame tick, started by the change:
@@ -351,7 +361,7 @@ fn run_window(
             EventResult::Propagate
         });
     }
-    gui::join_at_start(opts.join.clone());
+    gui.join_at_start(opts.join.clone());
     if opts.connect {
         app.invoke_connect();
     } else {
@@ -359,7 +369,7 @@ fn run_window(
     }
     let run = app.run();
     // A server this window started stops with it (unless asked to keep running).
-    gui::stop_hosting();
+    gui.stop_hosting();
     if let Err(e) = run {
         eprintln!("charla: {e}");
         return ExitCode::FAILURE;

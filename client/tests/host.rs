@@ -33,7 +33,7 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     let app = AppWindow::new().unwrap();
     let sent = Rc::new(RefCell::new(Vec::new()));
     let sink = sent.clone();
-    gui::bind(
+    let gui = gui::bind(
         &app,
         &Settings::default(),
         dir.path().to_path_buf(),
@@ -62,7 +62,7 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     assert_eq!(rooms, ["#tareas", "#juegos"]);
     let server = host::start(&files, 0, &rooms, false).unwrap();
     let port = server.port;
-    gui::host_started(&app, &files, Ok(server));
+    gui.host_started(&app, &files, Ok(server));
 
     // The window shows what to tell friends, and connects to its own server with the certificate.
     assert_ne!(app.get_dialog(), Dialog::Host);
@@ -107,7 +107,7 @@ fn hosting_starts_a_server_that_friends_join_and_that_stops_with_the_window() {
     drop(bob);
 
     // The window closes: the server stops.
-    gui::stop_hosting();
+    gui.stop_hosting();
     assert!(!listening(port), "the server still listens on {port}");
 
     // A second start keeps the certificate, so friends' trust stays good.
@@ -152,7 +152,7 @@ fn hosting_asks_for_a_nickname_first_and_remembers_the_port() {
     i_slint_backend_testing::init_no_event_loop();
     let dir = TempDir::new("host-nick");
     let app = AppWindow::new().unwrap();
-    gui::bind(
+    let gui = gui::bind(
         &app,
         &Settings::default(),
         dir.path().to_path_buf(),
@@ -186,5 +186,5 @@ fn hosting_asks_for_a_nickname_first_and_remembers_the_port() {
     app.invoke_host_start();
     assert_eq!(Settings::load(dir.path()).host_port, 23999);
     assert_eq!(Settings::load(dir.path()).nick, "ana");
-    gui::stop_hosting();
+    gui.stop_hosting();
 }

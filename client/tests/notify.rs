@@ -107,16 +107,16 @@ fn mentions_and_private_messages_in_the_background_are_notified() {
 
     i_slint_backend_testing::init_no_event_loop();
     let app = AppWindow::new().unwrap();
-    gui::bind(
+    let gui = gui::bind(
         &app,
         &Settings::default(),
         dir.path().join("config"),
         None,
         Rc::new(|_| {}),
     );
-    let show = |shown| gui::apply(&app, UiEvent::Shown(shown));
-    gui::apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
-    gui::window_activated(&app, false);
+    let show = |shown| gui.apply(&app, UiEvent::Shown(shown));
+    gui.apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
+    gui.window_activated(&app, false);
     show(Shown::Message {
         from: "bob".into(),
         text: "nada especial".into(),
@@ -138,12 +138,12 @@ fn mentions_and_private_messages_in_the_background_are_notified() {
         ("cleo (private)".into(), "¿vienes?".into())
     );
     // In front of the user: no notification; the next one is the mention after going away again.
-    gui::window_activated(&app, true);
+    gui.window_activated(&app, true);
     show(Shown::Message {
         from: "bob".into(),
         text: "ana ¿sigues?".into(),
     });
-    gui::window_activated(&app, false);
+    gui.window_activated(&app, false);
     show(Shown::Action {
         from: "bob".into(),
         text: "saluda a ana".into(),

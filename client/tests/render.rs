@@ -11,7 +11,7 @@ use charla::{AppWindow, Dialog};
 use i_slint_backend_testing::{ElementHandle, ElementQuery, TestingBackend, TestingBackendOptions};
 use slint::ComponentHandle;
 
-fn window() -> AppWindow {
+fn window() -> Window {
     thread_local! {
         static PLATFORM: () = slint::platform::set_platform(Box::new(TestingBackend::new(
             TestingBackendOptions {
@@ -30,11 +30,24 @@ fn window() -> AppWindow {
         std::process::id(),
         std::thread::current().id()
     ));
-    gui::bind(&app, &Settings::default(), dir, None, Rc::new(|_| {}));
+    let gui = gui::bind(&app, &Settings::default(), dir, None, Rc::new(|_| {}));
     app.window().set_size(slint::LogicalSize::new(760.0, 520.0));
     app.show().unwrap();
-    gui::apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
-    app
+    gui.apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
+    Window { app, gui }
+}
+
+/// The window and what the test tells it from outside (as the network would).
+struct Window {
+    app: AppWindow,
+    gui: gui::Gui,
+}
+
+impl std::ops::Deref for Window {
+    type Target = AppWindow;
+    fn deref(&self) -> &AppWindow {
+        &self.app
+    }
 }
 
 /// Draws frames and runs the window's change handlers, as the event loop does between events,
@@ -84,9 +97,9 @@ fn ink(picture: &slint::SharedPixelBuffer<slint::Rgba8Pixel>, element: &ElementH
         .count()
 }
 
-fn message(app: &AppWindow, from: &str, text: &str) {
-    gui::apply(
-        app,
+fn message(app: &Window, from: &str, text: &str) {
+    app.gui.apply(
+        &app.app,
         UiEvent::Shown(Shown::Message {
             from: from.into(),
             text: text.into(),
@@ -113,7 +126,7 @@ fn while_following_the_newest_line_is_always_fully_visible() {
         }
         settle(&app);
         let last = row(&app, &line(399)).unwrap_or_else(|| {
-            let shown: Vec<_> = ElementQuery::from_root(&app)
+            let shown: Vec<_> = ElementQuery::from_root(&app.app)
                 .match_descendants()
                 .find_all()
                 .iter()
@@ -395,7 +408,7 @@ fn times_and_the_hint_grow_with_the_text() {
         settle(&app);
         let time = slint::Model::row_data(&app.get_log(), 0).unwrap().time;
         let height = |label: &str| {
-            ElementHandle::find_by_accessible_label(&app, label)
+            ElementHandle::find_by_accessible_label(&app.app, label)
                 .next()
                 .unwrap_or_else(|| panic!("no {label:?}"))
                 .size()

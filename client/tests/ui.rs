@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Ui {
     app: AppWindow,
+    gui: gui::Gui,
     sent: Rc<RefCell<Vec<Command>>>,
     dir: std::path::PathBuf,
 }
@@ -40,14 +41,19 @@ fn ui_as(lang: &str, identity: bool) -> Ui {
     ));
     let identity = identity
         .then(|| std::sync::Arc::new(charla::identity::Identity::load_or_create(&dir).unwrap()));
-    gui::bind(
+    let gui = gui::bind(
         &app,
         &Settings::default(),
         dir.clone(),
         identity,
         Rc::new(move |c| sink.borrow_mut().push(c)),
     );
-    Ui { app, sent, dir }
+    Ui {
+        app,
+        gui,
+        sent,
+        dir,
+    }
 }
 
 impl Drop for Ui {
@@ -63,14 +69,14 @@ impl Ui {
     }
 
     fn registered(&self, nick: &str) {
-        gui::apply(
+        self.gui.apply(
             &self.app,
             UiEvent::Net(Event::Registered { nick: nick.into() }),
         );
     }
 
     fn show(&self, shown: Shown) {
-        gui::apply(&self.app, UiEvent::Shown(shown));
+        self.gui.apply(&self.app, UiEvent::Shown(shown));
     }
 
     fn element(&self, label: &str) -> ElementHandle {
@@ -210,7 +216,7 @@ fn the_user_panel_follows_users_join_leave_and_nick() {
             "[!] User eva has left the chat (too slow)".into()
         )
     );
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
             problem: Problem::ServerClosed,
@@ -369,7 +375,7 @@ fn private_conversations_have_tabs_with_unread_counts_and_follow_renames() {
 fn offline_the_typed_text_is_kept() {
     let ui = ui("en");
     ui.registered("ana");
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
             problem: Problem::ServerClosed,
@@ -428,7 +434,7 @@ fn the_login_shows_errors_and_stays() {
         absolute.to_str().unwrap(),
         "the saved settings"
     );
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Failed {
             problem: Problem::Unreachable {
@@ -444,7 +450,7 @@ fn the_login_shows_errors_and_stays() {
     );
     assert!(!ui.app.get_busy(), "Connect can be pressed again");
 
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Refused {
             code: ErrorCode::NickTaken,
@@ -460,7 +466,7 @@ fn the_login_shows_errors_and_stays() {
 #[test]
 fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
     let ui = ui("en");
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::NewServer {
             server: "localhost:12345".into(),
@@ -480,7 +486,7 @@ fn a_new_server_asks_for_trust_and_a_changed_one_warns() {
     ));
     assert_ne!(ui.app.get_dialog(), Dialog::Trust);
 
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::ServerChanged {
             server: "h:1".into(),
@@ -546,7 +552,7 @@ fn spanish_sessions_show_no_english() {
         "Error: orden desconocida /frob (/help las enumera)"
     );
     ui.show(Shown::Users(vec!["ana".into()]));
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
             problem: Problem::ServerClosed,
@@ -557,7 +563,7 @@ fn spanish_sessions_show_no_english() {
         ui.last_log().1,
         "Conexión perdida: el servidor cerró la conexión. Reconectando en 2 s…"
     );
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Failed {
             problem: Problem::Unreachable {
@@ -617,7 +623,7 @@ fn bidi_controls_in_a_message_stay_inside_it() {
 fn a_batch_is_applied_whole_and_in_order() {
     let ui = ui("en");
     ui.registered("ana");
-    gui::apply_batch(
+    ui.gui.apply_batch(
         &ui.app,
         vec![
             UiEvent::Shown(Shown::Users(vec!["ana".into()])),
@@ -659,7 +665,7 @@ fn the_log_keeps_the_newest_lines_past_its_bound() {
             })
         })
         .collect();
-    gui::apply_batch(&ui.app, flood);
+    ui.gui.apply_batch(&ui.app, flood);
     let log = ui.log();
     assert_eq!(log.len(), gui::MAX_LOG_LINES);
     assert_eq!(log[0].1, format!("bob: {extra}"), "the oldest lines went");
@@ -677,7 +683,7 @@ fn the_log_keeps_the_newest_lines_past_its_bound() {
 fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_it() {
     let ui = ui("en");
     let connecting = |ui: &Ui| {
-        gui::apply(
+        ui.gui.apply(
             &ui.app,
             UiEvent::Net(Event::Connecting {
                 server: "localhost:12345".into(),
@@ -730,7 +736,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
     assert!(log[0].time.starts_with("2026-01-0"), "{}", log[0].time);
 
     // The connection drops and comes back with what was missed.
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
             problem: Problem::ServerClosed,
@@ -765,7 +771,7 @@ fn history_is_shown_with_its_own_time_apart_from_live_lines_and_a_marker_after_i
     );
 
     // Dropped again, back with nothing missed; later history is not "while you were away".
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Lost {
             problem: Problem::ServerClosed,
@@ -968,7 +974,7 @@ fn kicked_goes_back_to_the_login_and_whois_is_worded() {
                 .into()
         )
     );
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::Refused {
             code: ErrorCode::Kicked,
@@ -1242,7 +1248,7 @@ fn escape_closes_every_dialog() {
     press(&ui, Key::Escape);
     assert_ne!(ui.app.get_dialog(), Dialog::About);
 
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::Net(Event::NewServer {
             server: "localhost:12345".into(),
@@ -1323,10 +1329,10 @@ fn the_log_keeps_as_many_lines_as_it_is_told() {
         log_lines: 100,
         ..Settings::default()
     };
-    gui::bind(&app, &settings, dir.clone(), None, Rc::new(|_| {}));
-    gui::apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
+    let gui = gui::bind(&app, &settings, dir.clone(), None, Rc::new(|_| {}));
+    gui.apply(&app, UiEvent::Net(Event::Registered { nick: "ana".into() }));
     for i in 0..150 {
-        gui::apply(
+        gui.apply(
             &app,
             UiEvent::Shown(Shown::Message {
                 from: "bob".into(),
@@ -1374,7 +1380,7 @@ fn lines_said_while_the_window_is_in_the_background_count_in_its_title() {
     let ui = ui("en");
     ui.registered("ana");
     assert_eq!(ui.app.get_window_title(), "Charla: ana");
-    gui::window_activated(&ui.app, false);
+    ui.gui.window_activated(&ui.app, false);
     ui.show(Shown::Message {
         from: "bob".into(),
         text: "hola".into(),
@@ -1386,7 +1392,7 @@ fn lines_said_while_the_window_is_in_the_background_count_in_its_title() {
     // The server's own lines are not somebody talking.
     ui.show(Shown::Joined("cleo".into()));
     assert_eq!(ui.app.get_window_title(), "(2) Charla: ana");
-    gui::window_activated(&ui.app, true);
+    ui.gui.window_activated(&ui.app, true);
     assert_eq!(ui.app.get_window_title(), "Charla: ana");
     ui.show(Shown::Message {
         from: "bob".into(),
@@ -1623,7 +1629,7 @@ fn a_lost_connection_counts_down_to_each_attempt() {
     let ui = ui("en");
     ui.registered("ana");
     let lost = |secs| {
-        gui::apply(
+        ui.gui.apply(
             &ui.app,
             UiEvent::Net(Event::Lost {
                 problem: charla::net::Problem::ServerClosed,
@@ -1650,7 +1656,7 @@ fn a_lost_connection_counts_down_to_each_attempt() {
 
 /// A line of `room`, as a server that understands rooms sends it to the window.
 fn in_room(ui: &Ui, room: &str, shown: Shown) {
-    gui::apply(
+    ui.gui.apply(
         &ui.app,
         UiEvent::InRoom {
             room: room.into(),
@@ -2018,7 +2024,7 @@ fn the_keyboard_moves_between_conversations() {
 #[test]
 fn rooms_given_with_join_are_joined_at_the_first_connection() {
     let ui = ui("en");
-    gui::join_at_start(vec!["#tareas".into()]);
+    ui.gui.join_at_start(vec!["#tareas".into()]);
     ui.app.set_nick("ana".into());
     ui.app.invoke_connect();
     let sent = ui.sent.borrow();

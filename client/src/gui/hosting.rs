@@ -3,7 +3,7 @@
 use charla_proto::DEFAULT_PORT;
 use slint::{ComponentHandle, SharedString};
 
-use super::{close_dialog, host_started, nick_refused, UiState};
+use super::{close_dialog, nick_refused, Arrival, UiState};
 use crate::host::{self, HostError, HostFiles, HostedServer};
 use crate::present::fingerprint_groups;
 use crate::{AppWindow, Dialog, Strings};
@@ -67,12 +67,12 @@ impl UiState {
         };
         app.set_host_error("".into());
         app.set_host_starting(true);
-        let weak = app.as_weak();
+        let mailbox = self.mailbox.clone();
         let spawned = std::thread::Builder::new()
             .name("charla-host".into())
             .spawn(move || {
                 let started = starting.wait();
-                let _ = weak.upgrade_in_event_loop(move |app| host_started(&app, &files, started));
+                mailbox.post(Arrival::Hosted(files, started));
             });
         if let Err(e) = spawned {
             app.set_host_starting(false);

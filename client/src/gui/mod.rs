@@ -10,7 +10,7 @@ mod rooms;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use charla_proto::{is_room, notice, parse_client_line, validate_nick, ClientLine, ErrorCode};
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
@@ -81,6 +81,10 @@ pub enum UiEvent {
 
 /// The window's models, and what the UI thread remembers from one event to the next.
 struct UiState {
+    /// The state itself, for the timers' callbacks.
+    me: std::rc::Weak<UiState>,
+    /// Where other threads post what the window is to show.
+    mailbox: Mailbox,
     /// The rooms, then private conversations, each with its own log; which is shown.
     conv: Conversations,
     commands: Rc<dyn Fn(Command)>,
@@ -141,10 +145,35 @@ struct UiState {
     after_users: Cell<Option<usize>>,
 }
 
-thread_local! {
-    /// The same state the callbacks hold, for the network's batches: those come to the UI thread
-    /// in closures that must be `Send`, which an `Rc` is not. One window per thread.
-    static UI_STATE: RefCell<Option<Rc<UiState>>> = const { RefCell::new(None) };
+/// What reaches the UI thread from other threads: the network's batches, and the hosted server's
+/// start. It comes over a channel, the window told by its `take-arrivals` callback: the closures
+/// that cross to the UI thread must be `Send`, which the state's `Rc`s are not.
+enum Arrival {
+    Batch(Vec<UiEvent>, Slot),
+    Hosted(HostFiles, Result<HostedServer, HostError>),
+}
+
+/// Sends an arrival to the window's thread, and has the window take it.
+#[derive(Clone)]
+struct Mailbox {
+    sender: mpsc::Sender<Arrival>,
+    window: slint::Weak<AppWindow>,
+}
+
+impl Mailbox {
+    fn post(&self, arrival: Arrival) {
+        // Without a window the arrival is dropped (a batch's slot with it).
+        if self.sender.send(arrival).is_ok() {
+            let _ = self
+                .window
+                .upgrade_in_event_loop(|app| app.invoke_take_arrivals());
+        }
+    }
+}
+
+/// The bound window: what the program (and the tests) tell it from outside its callbacks.
+pub struct Gui {
+    state: Rc<UiState>,
 }
 
 /// Sets up models and callbacks. `commands` hands a command to the network thread.
@@ -154,12 +183,18 @@ pub fn bind(
     config_dir: PathBuf,
     identity: Option<Arc<Identity>>,
     commands: Rc<dyn Fn(Command)>,
-) {
+) -> Gui {
     match &identity {
         Some(identity) => app.set_identity(fingerprint_groups(&identity.fingerprint).into()),
         None => app.set_identity_note(app.global::<Strings>().invoke_no_identity_flag()),
     }
-    let state = Rc::new(UiState {
+    let (sender, arrivals) = mpsc::channel();
+    let state = Rc::new_cyclic(|me| UiState {
+        me: me.clone(),
+        mailbox: Mailbox {
+            sender,
+            window: app.as_weak(),
+        },
         conv: Conversations::new(settings.log_lines),
         commands,
         identity,
@@ -394,7 +429,19 @@ pub fn bind(
         slint::CloseRequestResponse::KeepWindowShown
     });
 
-    UI_STATE.set(Some(state));
+    let weak = app.as_weak();
+    let ui = state.clone();
+    app.on_take_arrivals(move || {
+        let Some(app) = weak.upgrade() else { return };
+        while let Ok(arrival) = arrivals.try_recv() {
+            match arrival {
+                Arrival::Batch(events, slot) => ui.show_batch(&app, events, slot),
+                Arrival::Hosted(files, started) => ui.host_started(&app, &files, started),
+            }
+        }
+    });
+
+    Gui { state }
 }
 
 /// The UI's events from a line of the server: decoded, with its room taken off first.
@@ -410,103 +457,95 @@ fn decoded(decoder: &mut Decoder, line: &str) -> Option<UiEvent> {
     })
 }
 
-/// The network's batches as the UI thread gets them; runs on the network thread. Each batch is
-/// shown in one go, and its slot is held until then (and a little longer, see
-/// `UiState::shown_slots`), so that the network thread reads no further ahead of the window than
-/// its bound.
-pub fn event_sink(app: &AppWindow) -> impl FnMut(Batch) + Send + 'static {
-    let weak = app.as_weak();
-    let mut decoder = Decoder::default();
-    move |batch: Batch| {
-        let Batch { events, slot } = batch;
-        let ui_events: Vec<UiEvent> = events
-            .into_iter()
-            .filter_map(|event| match event {
-                Event::Line(line) => decoded(&mut decoder, &line),
-                other => Some(UiEvent::Net(other)),
-            })
-            .collect();
-        if ui_events.is_empty() {
-            return;
+impl Gui {
+    /// The network's batches as the UI thread gets them; runs on the network thread. Each batch
+    /// is shown in one go, and its slot is held until then (and a little longer, see
+    /// `UiState::shown_slots`), so that the network thread reads no further ahead of the window
+    /// than its bound.
+    pub fn event_sink(&self) -> impl FnMut(Batch) + Send + 'static {
+        let mailbox = self.state.mailbox.clone();
+        let mut decoder = Decoder::default();
+        move |batch: Batch| {
+            let Batch { events, slot } = batch;
+            let ui_events: Vec<UiEvent> = events
+                .into_iter()
+                .filter_map(|event| match event {
+                    Event::Line(line) => decoded(&mut decoder, &line),
+                    other => Some(UiEvent::Net(other)),
+                })
+                .collect();
+            if !ui_events.is_empty() {
+                mailbox.post(Arrival::Batch(ui_events, slot));
+            }
         }
-        // Without an event loop the closure is dropped, and the slot with it.
-        let _ = weak.upgrade_in_event_loop(move |app| show_batch(&app, ui_events, slot));
     }
-}
 
-fn show_batch(app: &AppWindow, events: Vec<UiEvent>, slot: Slot) {
-    let Some(state) = bound_state() else { return };
-    for event in events {
-        state.apply(app, event);
+    /// The window became the active one (the user is looking) or stopped being it: the unread
+    /// count starts from nothing again when it comes back.
+    pub fn window_activated(&self, app: &AppWindow, active: bool) {
+        self.state.window_active.set(active);
+        if active {
+            app.set_unread(0);
+        }
     }
-    state.shown_slots.borrow_mut().push(slot);
-    if !state.release_slots.running() {
-        // Timers run when the event loop starts its next turn, after it has drawn this one.
-        let weak = Rc::downgrade(&state);
-        state.release_slots.start(
-            slint::TimerMode::SingleShot,
-            std::time::Duration::ZERO,
-            move || {
-                if let Some(state) = weak.upgrade() {
-                    state.shown_slots.borrow_mut().clear();
-                }
-            },
-        );
+
+    /// The hosted server is listening (or could not start): the window connects to it and shows
+    /// what to tell friends.
+    pub fn host_started(
+        &self,
+        app: &AppWindow,
+        files: &HostFiles,
+        started: Result<HostedServer, HostError>,
+    ) {
+        self.state.host_started(app, files, started);
     }
-}
 
-/// The window became the active one (the user is looking) or stopped being it: the unread count
-/// starts from nothing again when it comes back.
-pub fn window_activated(app: &AppWindow, active: bool) {
-    let Some(state) = bound_state() else { return };
-    state.window_active.set(active);
-    if active {
-        app.set_unread(0);
+    /// `charla --join`: rooms to join at the first connection (their tabs open, the default
+    /// room stays shown).
+    pub fn join_at_start(&self, rooms: Vec<String>) {
+        *self.state.start_rooms.borrow_mut() = rooms;
     }
-}
 
-/// The hosted server is listening (or could not start): the window connects to it and shows
-/// what to tell friends.
-pub fn host_started(app: &AppWindow, files: &HostFiles, started: Result<HostedServer, HostError>) {
-    let Some(state) = bound_state() else { return };
-    state.host_started(app, files, started);
-}
-
-/// `charla --join`: rooms to join at the first connection (their tabs open, the default room
-/// stays shown).
-pub fn join_at_start(rooms: Vec<String>) {
-    if let Some(state) = bound_state() {
-        *state.start_rooms.borrow_mut() = rooms;
+    /// Stops the server this window started, unless it is to keep running (the window is
+    /// closing).
+    pub fn stop_hosting(&self) {
+        self.state.hosted.borrow_mut().take();
     }
-}
 
-/// Stops the server this window started, unless it is to keep running (the window is closing).
-pub fn stop_hosting() {
-    if let Some(state) = bound_state() {
-        state.hosted.borrow_mut().take();
+    /// Applies one event to the window.
+    pub fn apply(&self, app: &AppWindow, event: UiEvent) {
+        self.state.apply(app, event);
     }
-}
 
-/// Applies one event to the window bound on this thread.
-pub fn apply(app: &AppWindow, event: UiEvent) {
-    apply_batch(app, vec![event]);
-}
-
-/// Applies a batch of events, in order, to the window bound on this thread.
-pub fn apply_batch(app: &AppWindow, events: Vec<UiEvent>) {
-    let Some(state) = bound_state() else { return };
-    for event in events {
-        state.apply(app, event);
+    /// Applies a batch of events, in order, to the window.
+    pub fn apply_batch(&self, app: &AppWindow, events: Vec<UiEvent>) {
+        for event in events {
+            self.state.apply(app, event);
+        }
     }
-}
-
-/// The state `bind` made on this thread. Events only follow commands, and only a bound window
-/// gives commands: an event with no state has no window to go to.
-fn bound_state() -> Option<Rc<UiState>> {
-    UI_STATE.with_borrow(|state| state.clone())
 }
 
 impl UiState {
+    fn show_batch(&self, app: &AppWindow, events: Vec<UiEvent>, slot: Slot) {
+        for event in events {
+            self.apply(app, event);
+        }
+        self.shown_slots.borrow_mut().push(slot);
+        if !self.release_slots.running() {
+            // Timers run when the event loop starts its next turn, after it has drawn this one.
+            let me = self.me.clone();
+            self.release_slots.start(
+                slint::TimerMode::SingleShot,
+                std::time::Duration::ZERO,
+                move || {
+                    if let Some(state) = me.upgrade() {
+                        state.shown_slots.borrow_mut().clear();
+                    }
+                },
+            );
+        }
+    }
+
     fn connect(&self, app: &AppWindow, config_dir: &std::path::Path) {
         let host = app.get_host().trim().to_string();
         let nick = app.get_nick().trim().to_string();
@@ -683,11 +722,12 @@ impl UiState {
     fn count_down_retry(&self, app: &AppWindow, reason: SharedString, seconds: u64) {
         *self.retry.borrow_mut() = Some((reason, seconds));
         let weak = app.as_weak();
+        let me = self.me.clone();
         self.retry_timer.start(
             slint::TimerMode::Repeated,
             std::time::Duration::from_secs(1),
             move || {
-                let (Some(app), Some(state)) = (weak.upgrade(), bound_state()) else {
+                let (Some(app), Some(state)) = (weak.upgrade(), me.upgrade()) else {
                     return;
                 };
                 let mut retry = state.retry.borrow_mut();
@@ -898,7 +938,7 @@ impl UiState {
                     got.into(),
                     known_servers.display().to_string().into(),
                 );
-                back_to_login(app, text);
+                self.back_to_login(app, text);
             }
             UiEvent::Net(Event::Registered { nick }) => {
                 app.set_my_nick(nick.as_str().into());
@@ -925,7 +965,7 @@ impl UiState {
                 if app.get_page() == Page::Chat {
                     self.push_log(LogKind::Error, text.to_string());
                 }
-                back_to_login(app, text);
+                self.back_to_login(app, text);
             }
             UiEvent::Net(Event::Lost { problem, retry_in }) => {
                 let reason = words::problem_words(&strings, &problem);
@@ -957,7 +997,7 @@ impl UiState {
                 if app.get_page() == Page::Chat {
                     self.push_log(LogKind::Error, text.to_string());
                 }
-                back_to_login(app, text);
+                self.back_to_login(app, text);
             }
             // Own lines are in the log since they were typed.
             UiEvent::Net(Event::Sent(_)) => {}
@@ -1186,6 +1226,19 @@ impl UiState {
         }
     }
 
+    fn back_to_login(&self, app: &AppWindow, error: SharedString) {
+        // A paste still being sent was for the server that is gone: not for the next one.
+        self.paste_queue.borrow_mut().clear();
+        self.paste_timer.stop();
+        self.stop_retry_countdown();
+        app.set_online(false);
+        app.set_operator(false);
+        app.set_busy(false);
+        app.set_login_status("".into());
+        app.set_login_error(error);
+        app.set_page(Page::Login);
+    }
+
     fn remove_user(&self, i: usize, nick: &str) {
         let users = self.conv.users(i);
         if let Some(row) = users.iter().position(|u| u.nick == nick) {
@@ -1216,21 +1269,6 @@ fn close_dialog(app: &AppWindow, dialog: Dialog) {
     if app.get_dialog() == dialog {
         app.set_dialog(Dialog::None);
     }
-}
-
-fn back_to_login(app: &AppWindow, error: SharedString) {
-    // A paste still being sent was for the server that is gone: not for the next one.
-    if let Some(state) = bound_state() {
-        state.paste_queue.borrow_mut().clear();
-        state.paste_timer.stop();
-        state.stop_retry_countdown();
-    }
-    app.set_online(false);
-    app.set_operator(false);
-    app.set_busy(false);
-    app.set_login_status("".into());
-    app.set_login_error(error);
-    app.set_page(Page::Login);
 }
 
 /// Why a nickname is refused before asking any server, in the user's language; `None` if fine.
