@@ -5,6 +5,7 @@
 # docs/benchmarks.md come from here.
 #   scripts/bench-client.sh          3 runs
 #   RUNS=5 scripts/bench-client.sh
+#   CHARLA_BIN=/tmp/charla-old scripts/bench-client.sh   another build of the client
 #   BURST_ROOM='#flood' scripts/bench-client.sh   the window in #flood too, showing #general:
 #                                                the burst goes to the room not shown
 # Needs Xvfb (scripts/install-packages.sh --tests) and python3; python-xlib (for XTEST and
@@ -36,7 +37,7 @@ for run in $(seq "${RUNS:-3}"); do
         --ready-fd 3 3>"$dir/ready" 2>"$dir/server.log" &
     server_pid=$!
     wait_ready "$dir/ready" "$server_pid" >/dev/null
-    "$venv/bin/python" scripts/bench-client.py --charla target/release/charla --port "$port" \
+    "$venv/bin/python" scripts/bench-client.py --charla "${CHARLA_BIN:-target/release/charla}" --port "$port" \
         --ca "$dir/certs/server-cert.pem" ${BURST_ROOM:+--burst-room "$BURST_ROOM"}
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 done

@@ -2028,7 +2028,44 @@ fn rooms_given_with_join_are_joined_at_the_first_connection() {
     ui.app.set_nick("ana".into());
     ui.app.invoke_connect();
     let sent = ui.sent.borrow();
-    let rooms = sent.iter().position(|c| matches!(c, Command::Rooms(r) if r == &["#tareas"]));
+    let rooms = sent
+        .iter()
+        .position(|c| matches!(c, Command::Rooms(r) if r == &["#tareas"]));
     let connect = sent.iter().position(|c| matches!(c, Command::Connect(_)));
     assert!(rooms.is_some() && rooms < connect, "{sent:?}");
+}
+
+/// Each room's history is said in that room, with its own marker after it.
+#[test]
+fn each_rooms_history_has_its_marker_in_that_room() {
+    let ui = ui("en");
+    ui.registered("ana");
+    let history = |from: &str, text: &str| Shown::History {
+        at: "10:00".into(),
+        shown: Box::new(said(from, text)),
+    };
+    in_room(&ui, "#general", users(&["ana", "bob"]));
+    in_room(&ui, "#tareas", users(&["ana", "carla"]));
+    in_room(&ui, "#general", history("bob", "buenos días"));
+    in_room(&ui, "#tareas", history("carla", "el 3 es difícil"));
+    in_room(&ui, "#tareas", history("carla", "¿alguien?"));
+    in_room(&ui, "#general", Shown::Joined("ana".into()));
+    let log = ui.log();
+    assert!(
+        log.contains(&(
+            LogKind::System,
+            "— 1 earlier message, said before you joined —".into()
+        )),
+        "{log:#?}"
+    );
+    ui.app.invoke_switch_to(1);
+    let log = ui.log();
+    assert_eq!(
+        log[log.len() - 1],
+        (
+            LogKind::System,
+            "— 2 earlier messages, said before you joined —".into()
+        ),
+        "{log:#?}"
+    );
 }

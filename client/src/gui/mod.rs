@@ -107,8 +107,10 @@ struct UiState {
     /// loop draws the window only once none is left: a flood would never be drawn.
     shown_slots: RefCell<Vec<Slot>>,
     release_slots: slint::Timer,
-    /// History lines shown since the last live line: a marker follows them.
+    /// History lines shown since the last live line, and the conversation they were shown in: a
+    /// marker follows them there.
     history_run: Cell<usize>,
+    history_room: Cell<usize>,
     /// The connection was lost since the last marker: the history that comes is what was missed.
     was_away: Cell<bool>,
     /// The server being talked to, and those whose history notice was shown (once per server).
@@ -206,6 +208,7 @@ pub fn bind(
         shown_slots: RefCell::new(Vec::new()),
         release_slots: slint::Timer::default(),
         history_run: Cell::new(0),
+        history_room: Cell::new(0),
         was_away: Cell::new(false),
         server: RefCell::new(String::new()),
         history_notices: HistoryNoticesSeen::in_dir(&config_dir),
@@ -573,23 +576,23 @@ impl UiState {
         app.set_busy(true);
         self.exiting.set(false);
         let password = Some(app.get_password().to_string()).filter(|p| !p.is_empty());
-        // Another server: the rooms of the last one are not its rooms.
-        let server = format!("{host}:{port}");
-        if *self.server.borrow() != server {
-            self.conv.forget_rooms();
-            self.shown_changed(app);
-        }
-        let mut rooms = self.conv.joined_rooms();
-        rooms.extend(self.start_rooms.take());
-        (self.commands)(Command::Rooms(rooms));
-        (self.commands)(Command::Connect(Target {
+        let target = Target {
             host,
             port,
             nick,
             trust,
             password,
             identity: self.identity.clone(),
-        }));
+        };
+        // Another server: the rooms of the last one are not its rooms.
+        if *self.server.borrow() != target.server() {
+            self.conv.forget_rooms();
+            self.shown_changed(app);
+        }
+        let mut rooms = self.conv.joined_rooms();
+        rooms.extend(self.start_rooms.take());
+        (self.commands)(Command::Rooms(rooms));
+        (self.commands)(Command::Connect(target));
     }
 
     /// Enter or Send: the line goes to the network and, if it is the user's own text, into the
@@ -870,19 +873,20 @@ impl UiState {
         i
     }
 
-    /// After a run of history lines, before what is live: a marker saying what they were.
+    /// After a run of history lines, before what is live (or another room's history): a marker
+    /// saying what they were, in their conversation.
     fn end_history_run(&self, app: &AppWindow) {
         let count = self.history_run.replace(0);
         if count == 0 {
             return;
         }
         let strings = app.global::<Strings>();
-        let text = if self.was_away.replace(false) {
+        let text = if self.was_away.get() {
             strings.invoke_history_away(count as i32)
         } else {
             strings.invoke_history_before(count as i32)
         };
-        self.push_log(LogKind::System, text.to_string());
+        self.push_log_in(self.history_room.get(), LogKind::System, text.to_string());
     }
 
     /// A line someone said while the user looks elsewhere: one more in the title's count, and a
@@ -1028,11 +1032,9 @@ impl UiState {
             | Shown::Topic { .. }
             | Shown::NoTopic => {}
             _ => {
-                if self.history_run.get() == 0 {
-                    // Back with nothing missed: the next history is not "while you were away".
-                    self.was_away.set(false);
-                }
                 self.end_history_run(app);
+                // What is live now: the next history is not "while you were away".
+                self.was_away.set(false);
             }
         }
         // The words, the same as the terminal's; the arms below add what only the window does.
@@ -1053,6 +1055,11 @@ impl UiState {
         }
         match shown {
             Shown::History { at, shown } => {
+                // Each room's history has its marker.
+                if self.history_room.get() != i {
+                    self.end_history_run(app);
+                    self.history_room.set(i);
+                }
                 self.history_run.set(self.history_run.get() + 1);
                 let Some(log) = self.conv.log(i) else { return };
                 match *shown {
