@@ -81,6 +81,10 @@ run "idle $big, identity" idle --clients "$big" --identity
 if "$server_bin" --help | grep -q -- --max-rooms; then
     server_args=(--max-rooms 10000 --max-rooms-per-identity 100000 --max-rooms-per-user 100)
     run "idle $big in 1000 rooms, identity" idle --clients "$big" --rooms 1000 --identity
+    # Each client in 50 rooms (the default --max-rooms-per-user) besides #general, against the
+    # same clients in #general only.
+    run "idle 1000 in #general, identity" idle --clients 1000 --identity
+    run "idle 1000 each in 50 rooms, identity" idle --clients 1000 --rooms 50 --rooms-each 50 --identity
     run "idle join storm 2000 into 100 rooms" idle --clients 2000 --rooms 100 --identity --hold 0.5
     run "fanout C=100 in #r0 10x$msgs" fanout --clients 100 --senders 10 --messages "$msgs" --rooms 1 --identity
     run "fanout C=1000 in #r0 2x500" fanout --clients 1000 --senders 2 --messages 500 --rooms 1 --identity

@@ -396,7 +396,31 @@ enum Link {
     Handshaking(MidHandshakeTlsStream<TcpStream>),
     /// TLS is up, waiting for the user to accept this new server.
     AwaitingTrust(String),
-    Up(TlsStream<TcpStream>),
+    Up(Up),
+}
+
+/// A connection whose TLS is up, and how far the conversation over it has gone.
+struct Up {
+    tls: TlsStream<TcpStream>,
+    phase: Phase,
+    /// Reading stopped with all places in flight taken, possibly with data still waiting: the
+    /// socket will not tell again (its readiness is edge-triggered), so reading resumes when a
+    /// place frees up.
+    reading_paused: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The nickname is sent, no `WELCOME` yet. `resume_unanswered`: `/resume` was sent, and the
+    /// `/ping` after it not yet answered: an `ERROR nick-invalid` before that `PONG` is an old
+    /// server's answer to `/resume` (from before sessions), not to the nickname. Known by
+    /// order, not by what the error's text says.
+    Registering {
+        resume_unanswered: bool,
+    },
+    Registered,
+    /// `/quit` was sent (once registered): the server's close ends the session.
+    Quitting,
 }
 
 type Lookup = (u64, io::Result<Vec<SocketAddr>>);
@@ -409,10 +433,6 @@ struct Worker {
     in_flight: Arc<InFlight>,
     /// Events of this step, handed over together by `deliver`.
     batch: Vec<Event>,
-    /// Reading stopped with all places in flight taken, possibly with data still waiting: the
-    /// socket will not tell again (its readiness is edge-triggered), so reading resumes when a
-    /// place frees up.
-    reading_paused: bool,
     resolver: Resolver,
     lookups_tx: Sender<Lookup>,
     lookups: Receiver<Lookup>,
@@ -420,12 +440,8 @@ struct Worker {
     next_dial_token: usize,
     target: Option<Target>,
     link: Link,
-    registered: bool,
-    /// `/resume` was sent, and the `/ping` after it not yet answered: an `ERROR nick-invalid`
-    /// before that `PONG` is an old server's answer to `/resume` (from before sessions), not to
-    /// the nickname. Known by order, not by what the error's text says.
-    resume_unanswered: bool,
-    /// This session has been registered at least once: a lost connection is retried.
+    /// This session (not this connection: the link says that) has been registered at least
+    /// once: a lost connection is retried.
     was_registered: bool,
     /// The session the server gave (`SESSION`), and the id of the newest public line this
     /// client has: a reconnection resumes from there (`/resume <token> <last id>`), so that what
@@ -435,8 +451,6 @@ struct Worker {
     attempt: u32,
     retry_at: Option<Instant>,
     deadline: Option<Instant>,
-    /// `/quit` was sent: the server's close ends the session.
-    quitting: bool,
     /// The `/quit` line to send once registered and the backlog is out.
     quit_when_registered: Option<String>,
     framer: LineFramer,
@@ -466,7 +480,6 @@ impl Worker {
             on_batch,
             in_flight,
             batch: Vec::new(),
-            reading_paused: false,
             resolver,
             lookups_tx,
             lookups,
@@ -474,15 +487,12 @@ impl Worker {
             next_dial_token: FIRST_DIAL_TOKEN,
             target: None,
             link: Link::Down,
-            registered: false,
-            resume_unanswered: false,
             was_registered: false,
             session: None,
             last_id: None,
             attempt: 0,
             retry_at: None,
             deadline: None,
-            quitting: false,
             quit_when_registered: None,
             framer: LineFramer::new(),
             out: Vec::new(),
@@ -549,7 +559,7 @@ impl Worker {
             while let Ok((id, result)) = self.lookups.try_recv() {
                 self.looked_up(id, result);
             }
-            if self.reading_paused && !self.in_flight.is_full() {
+            if self.up().is_some_and(|up| up.reading_paused) && !self.in_flight.is_full() {
                 self.read();
             }
             for token in ready {
@@ -580,14 +590,13 @@ impl Worker {
                 self.was_registered = false;
                 self.session = None;
                 self.last_id = None;
-                self.quitting = false;
                 self.quit_when_registered = None;
                 self.attempt = 0;
                 self.backlog.clear();
                 self.start_connect();
             }
             Command::Send(line) => {
-                if self.registered {
+                if self.registered() {
                     self.send_user_line(line);
                 } else {
                     self.backlog.push(line);
@@ -600,7 +609,7 @@ impl Worker {
                     Some(r) => format!("/quit {r}"),
                     None => "/quit".to_string(),
                 };
-                if self.registered {
+                if self.registered() {
                     self.quit(line);
                 } else if self.target.is_some() {
                     self.quit_when_registered = Some(line);
@@ -616,7 +625,9 @@ impl Worker {
     fn quit(&mut self, line: String) {
         self.target = None;
         self.retry_at = None;
-        self.quitting = true;
+        if let Some(up) = self.up_mut() {
+            up.phase = Phase::Quitting;
+        }
         self.queue_line(&line);
         self.deadline = Some(Instant::now() + QUIT_TIMEOUT);
     }
@@ -785,8 +796,8 @@ impl Worker {
     fn socket_ready(&mut self) {
         match std::mem::replace(&mut self.link, Link::Down) {
             Link::Handshaking(mid) => self.handshake_result(mid.handshake()),
-            Link::Up(tls) => {
-                self.link = Link::Up(tls);
+            Link::Up(up) => {
+                self.link = Link::Up(up);
                 self.flush();
                 self.read();
             }
@@ -874,14 +885,21 @@ impl Worker {
                 }
             }
         }
-        self.link = Link::Up(tls);
+        // `/resume` is always sent, with a `/ping` after it (see `Phase::Registering`).
+        self.link = Link::Up(Up {
+            tls,
+            phase: Phase::Registering {
+                resume_unanswered: true,
+            },
+            reading_paused: false,
+        });
         self.framer = LineFramer::new();
         self.out.clear();
         self.out_sent = 0;
         if let Some(password) = &target.password {
             self.queue_line(&format!("/pass {password}"));
         }
-        // An old server answers `/cap` as it answers `/resume` (see `resume_unanswered`).
+        // An old server answers `/cap` as it answers `/resume` (see `Phase::Registering`).
         if self.rooms.is_some() {
             self.queue_line("/cap rooms");
         }
@@ -891,7 +909,6 @@ impl Worker {
         };
         self.queue_line(&resume);
         self.queue_line(&format!("/ping {RESUME_MARK}"));
-        self.resume_unanswered = true;
         self.queue_line(&target.nick);
         self.read();
     }
@@ -923,7 +940,7 @@ impl Worker {
 
     fn send_user_line(&mut self, line: String) {
         self.queue_line(&line);
-        if self.registered {
+        if self.registered() {
             self.emit(Event::Sent(line));
         }
     }
@@ -935,7 +952,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
-        let Link::Up(tls) = &mut self.link else {
+        let Link::Up(Up { tls, .. }) = &mut self.link else {
             return;
         };
         let written = write_until_blocked(tls, &self.out[self.out_sent..]);
@@ -955,7 +972,7 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE
         };
         if wanted != self.interest {
-            let Link::Up(tls) = &mut self.link else {
+            let Link::Up(Up { tls, .. }) = &mut self.link else {
                 return;
             };
             match self
@@ -973,18 +990,21 @@ impl Worker {
     fn read(&mut self) {
         let mut buf = [0u8; 16 * 1024];
         loop {
-            if !matches!(self.link, Link::Up(_)) {
-                return;
-            }
             // The server's lines wait in the socket, not in this process, while the consumer is
             // behind; once the socket is full the server sees a slow reader.
-            self.reading_paused = self.in_flight.is_full();
-            if self.reading_paused {
-                return;
-            }
-            let Link::Up(tls) = &mut self.link else {
+            let full = self.in_flight.is_full();
+            let Link::Up(Up {
+                tls,
+                reading_paused,
+                ..
+            }) = &mut self.link
+            else {
                 return;
             };
+            *reading_paused = full;
+            if full {
+                return;
+            }
             match tls.read(&mut buf) {
                 Ok(0) => return self.connection_lost(Problem::ServerClosed),
                 Ok(n) => {
@@ -1045,7 +1065,7 @@ impl Worker {
         let Some(line) = self.note_ids(line) else {
             return;
         };
-        if self.registered {
+        if self.registered() {
             match parse_server_line(&line) {
                 ServerLine::Nick { old, new } => {
                     // Reconnecting uses the name the user has now.
@@ -1072,15 +1092,21 @@ impl Worker {
         match parse_server_line(&line) {
             // A server from before sessions: `/resume` was not for it, and the nickname follows.
             ServerLine::Error { code, .. }
-                if self.resume_unanswered && code == ErrorCode::NickInvalid.as_str() => {}
-            ServerLine::Pong(Some(RESUME_MARK)) if self.resume_unanswered => {
-                self.resume_unanswered = false;
+                if self.resume_unanswered() && code == ErrorCode::NickInvalid.as_str() => {}
+            ServerLine::Pong(Some(RESUME_MARK)) if self.resume_unanswered() => {
+                if let Some(up) = self.up_mut() {
+                    up.phase = Phase::Registering {
+                        resume_unanswered: false,
+                    };
+                }
             }
             // The answer to `/cap rooms`: the room lines that follow say the rest.
             ServerLine::Unknown(l) if l == "CAP" || l.starts_with("CAP ") => {}
             ServerLine::Welcome(nick) => {
                 let nick = nick.to_string();
-                self.registered = true;
+                if let Some(up) = self.up_mut() {
+                    up.phase = Phase::Registered;
+                }
                 self.was_registered = true;
                 self.attempt = 0;
                 self.deadline = None;
@@ -1133,9 +1159,8 @@ impl Worker {
         }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
-            if self.quitting {
+            if self.quitting() {
                 self.drop_link();
-                self.quitting = false;
                 self.emit(Event::Closed);
             } else {
                 let server = self.server_name();
@@ -1148,9 +1173,9 @@ impl Worker {
     /// before (and is not just waiting to leave), else reported as a failure (the user is still at
     /// the login window).
     fn connection_lost(&mut self, problem: Problem) {
+        let quitting = self.quitting();
         self.drop_link();
-        if self.quitting {
-            self.quitting = false;
+        if quitting {
             self.deadline = None;
             return self.emit(Event::Closed);
         }
@@ -1173,11 +1198,45 @@ impl Worker {
         self.emit(Event::Failed { problem });
     }
 
+    fn up(&self) -> Option<&Up> {
+        match &self.link {
+            Link::Up(up) => Some(up),
+            _ => None,
+        }
+    }
+
+    fn up_mut(&mut self) -> Option<&mut Up> {
+        match &mut self.link {
+            Link::Up(up) => Some(up),
+            _ => None,
+        }
+    }
+
+    fn phase(&self) -> Option<Phase> {
+        self.up().map(|up| up.phase)
+    }
+
+    /// The server has welcomed this connection (and it may be leaving).
+    fn registered(&self) -> bool {
+        matches!(self.phase(), Some(Phase::Registered | Phase::Quitting))
+    }
+
+    fn quitting(&self) -> bool {
+        self.phase() == Some(Phase::Quitting)
+    }
+
+    fn resume_unanswered(&self) -> bool {
+        self.phase()
+            == Some(Phase::Registering {
+                resume_unanswered: true,
+            })
+    }
+
     fn drop_link(&mut self) {
         match std::mem::replace(&mut self.link, Link::Down) {
-            Link::Up(mut tls) => {
-                let _ = tls.shutdown();
-                let _ = self.poll.registry().deregister(tls.get_mut());
+            Link::Up(mut up) => {
+                let _ = up.tls.shutdown();
+                let _ = self.poll.registry().deregister(up.tls.get_mut());
             }
             Link::Handshaking(mut mid) => {
                 let _ = self.poll.registry().deregister(mid.get_mut());
@@ -1189,9 +1248,6 @@ impl Worker {
             }
             Link::Down | Link::Resolving(_) | Link::AwaitingTrust(_) => {}
         }
-        self.registered = false;
-        self.resume_unanswered = false;
-        self.reading_paused = false;
         self.out.clear();
         self.out_sent = 0;
     }

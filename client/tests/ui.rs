@@ -1292,14 +1292,7 @@ fn the_theme_is_chosen_in_about_and_remembered() {
 }
 
 fn ctrl(ui: &Ui, key: &str) {
-    let control: slint::SharedString = Key::Control.into();
-    let window = ui.app.window();
-    window.dispatch_event(WindowEvent::KeyPressed {
-        text: control.clone(),
-    });
-    window.dispatch_event(WindowEvent::KeyPressed { text: key.into() });
-    window.dispatch_event(WindowEvent::KeyReleased { text: key.into() });
-    window.dispatch_event(WindowEvent::KeyReleased { text: control });
+    with_modifier(ui, Key::Control, key);
 }
 
 #[test]

@@ -264,12 +264,7 @@ fn screenshots_in_the_light_and_the_dark_theme() {
         let mut bob = server.join("bob");
         let mut eva = server.join("eva");
         // carla understands rooms, and waits in #tareas.
-        let mut carla = server.connect();
-        carla.send("/cap rooms");
-        carla.send("carla");
-        carla.expect_prefix("WELCOME carla");
-        carla.send("/join #tareas");
-        carla.expect_line("#tareas JOIN carla");
+        let mut carla = in_room(&server, "carla", "#tareas");
         let charla = start_charla(&x, &server, &config, &format!("theme={theme}\n"));
         let window = chat_window(&x, &mut bob);
         type_in(&x, "/join #tareas");
@@ -394,6 +389,18 @@ fn no_session_bus_says_nothing() {
     assert!(!said.contains("xdg"), "{said}");
 }
 
+/// `nick`, a client that understands rooms, in `room` (and the default room).
+fn in_room(server: &Server, nick: &str, room: &str) -> Client {
+    let mut client = server.connect();
+    client.send("/cap rooms");
+    client.expect_line("CAP rooms");
+    client.send(nick);
+    client.expect_prefix(&format!("WELCOME {nick}"));
+    client.send(&format!("/join {room}"));
+    client.expect_line(&format!("{room} JOIN {nick}"));
+    client
+}
+
 /// Waits until the window's title is `title` (a regular expression), as xdotool sees it.
 fn wait_title(x: &Xvfb, title: &str) {
     x.run("xdotool", &["search", "--sync", "--name", title]);
@@ -413,13 +420,7 @@ fn a_window_joins_switches_rooms_and_counts_what_it_did_not_see() {
     let server = Server::start(&["--rooms", "tareas"]);
     // eva speaks the seed's protocol: she is in the default room only.
     let mut eva = server.join("eva");
-    let mut bob = server.connect();
-    bob.send("/cap rooms");
-    bob.expect_line("CAP rooms");
-    bob.send("bob");
-    bob.expect_prefix("WELCOME bob");
-    bob.send("/join #tareas");
-    bob.expect_line("#tareas JOIN bob");
+    let mut bob = in_room(&server, "bob", "#tareas");
     let config = TempDir::new("window-rooms");
     let charla = start_charla(&x, &server, &config, "");
     let window = chat_window(&x, &mut eva);
@@ -455,8 +456,11 @@ fn a_window_joins_switches_rooms_and_counts_what_it_did_not_see() {
     x.run("xdotool", &["windowfocus", "--sync", &window]);
     x.run("xdotool", &["key", "alt+2"]);
     wait_title(&x, "^Charla: ana in #tareas$");
-    type_in(&x, "sí, te lo paso");
-    bob.expect_line("#tareas MSG ana sí, te lo paso");
+    // ASCII: xdotool types other letters by remapping a key for a moment, and winit 0.30 can
+    // lose its X connection on such a burst of keymap changes (seen: "Failed to set decoration
+    // state").
+    type_in(&x, "si, te lo paso");
+    bob.expect_line("#tareas MSG ana si, te lo paso");
     // eva, in the default room only, saw nothing of #tareas.
     let seen = eva.sync();
     assert!(
