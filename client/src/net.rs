@@ -41,6 +41,10 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retries come back within this: a restarted server sees its users again within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_SERVER_LINE: usize = 1 << 20;
+/// Rooms joined at once after a registration, and then every `JOINS_INTERVAL`.
+const JOINS_AT_ONCE: usize = 8;
+const JOINS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The token of the `/ping` sent after `/resume` at registration (see `resume_unanswered`).
 const RESUME_MARK: &str = "charla-resume";
 /// The network thread reads from the server only while fewer batches than this wait for their
@@ -460,6 +464,10 @@ struct Worker {
     backlog: Vec<String>,
     /// `Command::Rooms`: this client understands rooms, and joins these at registration.
     rooms: Option<Vec<String>>,
+    /// Rooms still to join after this registration, a few at a time (see `JOINS_AT_ONCE`), and
+    /// when the next few go.
+    joins: VecDeque<String>,
+    joins_at: Option<Instant>,
     interest: Interest,
 }
 
@@ -492,6 +500,8 @@ impl Worker {
             last_id: None,
             attempt: 0,
             retry_at: None,
+            joins: VecDeque::new(),
+            joins_at: None,
             deadline: None,
             quit_when_registered: None,
             framer: LineFramer::new(),
@@ -527,7 +537,7 @@ impl Worker {
                 Link::Dialing(d) => d.next_at,
                 _ => None,
             };
-            let timeout = [self.retry_at, self.deadline, dial_at]
+            let timeout = [self.retry_at, self.deadline, dial_at, self.joins_at]
                 .into_iter()
                 .flatten()
                 .min()
@@ -628,8 +638,10 @@ impl Worker {
         if let Some(up) = self.up_mut() {
             up.phase = Phase::Quitting;
         }
-        self.queue_line(&line);
+        // Before the line: a write that fails ends the session at once (`Closed`), and must
+        // leave no deadline behind to report it again.
         self.deadline = Some(Instant::now() + QUIT_TIMEOUT);
+        self.queue_line(&line);
     }
 
     fn start_connect(&mut self) {
@@ -1111,9 +1123,8 @@ impl Worker {
                 self.attempt = 0;
                 self.deadline = None;
                 self.emit(Event::Registered { nick });
-                for room in self.rooms.clone().unwrap_or_default() {
-                    self.send_user_line(format!("/join {room}"));
-                }
+                self.joins = self.rooms.clone().unwrap_or_default().into();
+                self.send_joins();
                 for line in std::mem::take(&mut self.backlog) {
                     self.send_user_line(line);
                 }
@@ -1145,8 +1156,23 @@ impl Worker {
         }
     }
 
+    /// The next few rooms to join: under the servers' default flood limit (bursts of 20 lines,
+    /// 10 a second, a few of them taken by the registration), however many rooms there are.
+    fn send_joins(&mut self) {
+        for _ in 0..JOINS_AT_ONCE {
+            let Some(room) = self.joins.pop_front() else {
+                break;
+            };
+            self.send_user_line(format!("/join {room}"));
+        }
+        self.joins_at = (!self.joins.is_empty()).then(|| Instant::now() + JOINS_INTERVAL);
+    }
+
     fn timers(&mut self) {
         let now = Instant::now();
+        if self.joins_at.is_some_and(|at| at <= now) && self.registered() {
+            self.send_joins();
+        }
         if self.retry_at.is_some_and(|at| at <= now) {
             self.start_connect();
         }
@@ -1250,6 +1276,8 @@ impl Worker {
         }
         self.out.clear();
         self.out_sent = 0;
+        self.joins.clear();
+        self.joins_at = None;
     }
 }
 

@@ -652,3 +652,23 @@ fn rooms_are_joined_and_their_lines_marked_in_the_terminal() {
     eva.type_line("/quit");
     assert_eq!(eva.exit_code(), Some(0));
 }
+
+/// Rooms to join come a few at a time, so that many of them stay under the server's default
+/// flood limit (bursts of 20 lines): all 24 are joined, none refused as a flood.
+#[test]
+fn many_rooms_are_all_joined_under_the_flood_limit() {
+    let names: Vec<String> = (0..24).map(|n| format!("r{n}")).collect();
+    // Rooms that exist already: joining them makes nothing (an identity may make only 10).
+    let server = Server::start(&["--rooms", &names.join(",")]);
+    let config = TempDir::new("headless-many-rooms");
+    let rooms: Vec<String> = names.iter().map(|n| format!("#{n}")).collect();
+    let join = rooms.join(",");
+    let args = ["--ca", certs().cert.to_str().unwrap(), "--join", &join];
+    let mut eva = Headless::start(&server, "eva", &args, &config);
+    eva.expect("* Connected as eva");
+    for room in &rooms {
+        eva.expect(&format!("[{room}] [+] User eva has joined the chat"));
+    }
+    eva.type_line("/quit");
+    assert_eq!(eva.exit_code(), Some(0));
+}

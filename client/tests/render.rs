@@ -325,7 +325,7 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
         (
             "Topic",
             |app, _| {
-                app.set_room_name("#club".into());
+                app.set_topic_room("#club".into());
                 app.set_dialog(Dialog::Topic);
             },
             "Cancel",

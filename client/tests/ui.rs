@@ -1820,11 +1820,11 @@ fn the_rooms_dialog_lists_joins_and_makes_rooms() {
         .map(|c| c.room.to_string())
         .collect();
     assert_eq!(rooms, vec!["#general", "#juegos", "#club2"]);
-    // A room already open is shown, not joined again.
-    let sent = ui.sent_lines().len();
+    // A room already open is shown at once (and joined again, harmless when in it: the
+    // default room may have been left).
     ui.app.invoke_join_room("#JUEGOS".into());
-    assert_eq!(ui.sent_lines().len(), sent);
     assert_eq!(ui.app.get_room_name(), "#juegos");
+    assert_eq!(ui.sent_lines().last().unwrap(), "/join #JUEGOS");
 }
 
 /// Issue 22.11: the topic in the header, changed by those who run the room; the user's menu
@@ -2038,6 +2038,7 @@ fn each_rooms_history_has_its_marker_in_that_room() {
         shown: Box::new(said(from, text)),
     };
     in_room(&ui, "#general", users(&["ana", "bob"]));
+    in_room(&ui, "#tareas", Shown::Joined("ana".into()));
     in_room(&ui, "#tareas", users(&["ana", "carla"]));
     in_room(&ui, "#general", history("bob", "buenos días"));
     in_room(&ui, "#tareas", history("carla", "el 3 es difícil"));
@@ -2061,4 +2062,60 @@ fn each_rooms_history_has_its_marker_in_that_room() {
         ),
         "{log:#?}"
     );
+}
+
+/// The review of issue 22.11: connecting to another server forgot the rooms' tabs but left the
+/// shown conversation's index past them — a line typed to a person went to the new server's room.
+#[test]
+fn another_server_forgets_the_rooms_and_keeps_the_conversation_shown() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana", "bob", "carol"]));
+    ui.app.invoke_join_room("#a".into());
+    in_room(&ui, "#a", Shown::Joined("ana".into()));
+    for from in ["bob", "carol"] {
+        ui.show(Shown::Private {
+            from: from.into(),
+            text: "hola".into(),
+        });
+    }
+    ui.app.invoke_switch_to(3);
+    assert_eq!(
+        ui.app.get_conversations().row_data(3).unwrap().nick,
+        "carol"
+    );
+    ui.app.set_host("otro.example.org".into());
+    ui.app.set_nick("ana".into());
+    ui.app.invoke_connect();
+    let shown = ui.app.get_current_conversation() as usize;
+    assert_eq!(ui.app.get_conversations().row_count(), 3);
+    assert_eq!(
+        ui.app.get_conversations().row_data(shown).unwrap().nick,
+        "carol"
+    );
+    assert!(rooms_to_rejoin(&ui).is_empty());
+    ui.registered("ana");
+    type_line(&ui, "¿sigues ahí?");
+    assert_eq!(ui.sent_lines().last().unwrap(), "/msg carol ¿sigues ahí?");
+}
+
+/// The review of issue 22.11: `/users #x` answers for a room one is not in; it opened a tab.
+/// Typed in a room, `/users` is that room's list.
+#[test]
+fn a_user_list_of_a_room_without_a_tab_opens_none() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana"]));
+    type_line(&ui, "/users #x");
+    in_room(&ui, "#x", users(&["bob", "carla"]));
+    assert_eq!(ui.app.get_conversations().row_count(), 1);
+    assert!(!ui
+        .sent
+        .borrow()
+        .iter()
+        .any(|c| matches!(c, Command::Rooms(r) if r.iter().any(|r| r == "#x"))));
+    assert!(ui.last_log().1.starts_with("#x: "), "{:?}", ui.last_log());
+    assert_eq!(ui.users(), vec!["ana"]);
+    type_line(&ui, "/users");
+    assert_eq!(ui.sent_lines().last().unwrap(), "/users #general");
 }

@@ -19,6 +19,15 @@ pub const MAX_PRIVATE_CONVERSATIONS: usize = 30;
 /// hold a log for every name it makes up.
 pub const MAX_ROOMS: usize = 100;
 
+/// Where conversation `index` is once conversation `removed` is gone (itself: the one before).
+pub fn after_removal(index: usize, removed: usize) -> usize {
+    match index {
+        s if s == removed => removed.saturating_sub(1),
+        s if s > removed => s - 1,
+        s => s,
+    }
+}
+
 /// What the window keeps of one conversation besides its row in the model.
 struct Entry {
     log: Rc<RingModel<LogEntry>>,
@@ -233,7 +242,8 @@ impl Conversations {
         true
     }
 
-    /// Closes conversation `i` (not the default room); returns the one to show next.
+    /// Closes conversation `i` (not the default room); the one shown next is current (its
+    /// index returned, for `switch_to`).
     pub fn remove(&self, i: usize) -> Option<usize> {
         if i == 0 || i >= self.len() {
             return None;
@@ -243,14 +253,10 @@ impl Conversations {
         if self.is_room(i) {
             self.rooms.set(self.rooms.get() - 1);
         }
-        let shift = |s: usize| match s {
-            s if s == i => i - 1,
-            s if s > i => s - 1,
-            s => s,
-        };
         self.listed
-            .set(shift(self.listed.get()).min(self.rooms.get() - 1));
-        Some(shift(self.current.get()))
+            .set(after_removal(self.listed.get(), i).min(self.rooms.get() - 1));
+        self.current.set(after_removal(self.current.get(), i));
+        Some(self.current.get())
     }
 
     /// Back to the default room alone, unnamed (another server: its rooms are others).
@@ -283,23 +289,6 @@ impl Conversations {
                 c.mentioned |= mention;
             });
         }
-    }
-
-    /// The private conversation with `old` follows the person under the name `new`; one already
-    /// open under that name (someone who had it before) is closed, so that lines have one place.
-    /// Returns the conversation, if there is one, and the one to show if another was closed.
-    pub fn rename_private(&self, old: &str, new: &str) -> (Option<usize>, Option<usize>) {
-        let mut show = None;
-        if let (Some(i), Some(j)) = (self.private_index(old), self.private_index(new)) {
-            if i != j {
-                show = self.remove(j);
-            }
-        }
-        let i = self.private_index(old);
-        if let Some(i) = i {
-            self.update(i, |c| c.nick = new.into());
-        }
-        (i, show)
     }
 
     pub fn topic(&self, i: usize) -> String {

@@ -34,6 +34,9 @@ pub use conversations::{MAX_PRIVATE_CONVERSATIONS, MAX_ROOMS};
 pub use hosting::host_rooms;
 pub use paste::pasted_lines;
 
+/// Names in one room's user list, at most (`JOIN` lines from a hostile server).
+const MAX_LISTED_USERS: usize = 20_000;
+
 /// Oldest lines are dropped past this (unless `--log-lines` says otherwise), so that a long or
 /// flooded session stays light.
 pub const MAX_LOG_LINES: usize = crate::config::DEFAULT_LOG_LINES;
@@ -589,8 +592,9 @@ impl UiState {
             self.conv.forget_rooms();
             self.shown_changed(app);
         }
+        // `--join`'s rooms until a connection is made (their tabs keep them after that).
         let mut rooms = self.conv.joined_rooms();
-        rooms.extend(self.start_rooms.take());
+        rooms.extend(self.start_rooms.borrow().iter().cloned());
         (self.commands)(Command::Rooms(rooms));
         (self.commands)(Command::Connect(target));
     }
@@ -617,6 +621,8 @@ impl UiState {
         if let Some(room) = self.conv.room_name(shown) {
             return match parse_client_line(text) {
                 ClientLine::Me(action) => format!("/action {room} {action}"),
+                // The members of the room shown, not of the one joined last.
+                ClientLine::Users => format!("/users {room}"),
                 _ if command => text.to_string(),
                 _ => format!("/msg {room} {body}"),
             };
@@ -666,7 +672,7 @@ impl UiState {
                         .to_string(),
                 );
             }
-            ClientLine::Users => self.users_requested.set(true),
+            ClientLine::Users | ClientLine::RoomUsers(_) => self.users_requested.set(true),
             // Typed as in the dialog: the room is shown once the server lets the user in.
             ClientLine::Join(room) | ClientLine::Create { room, .. } => {
                 match self.conv.room_index(room) {
@@ -784,19 +790,27 @@ impl UiState {
     /// × on a conversation: a private one's lines go with it; a room is left (`/part`). The
     /// default room cannot be closed.
     fn close_conversation(&self, app: &AppWindow, i: usize) {
+        // Offline too: the line waits for the connection, and the room is not resumed into.
         if let Some(room) = self.conv.room_name(i).filter(|_| i > 0) {
-            if app.get_online() {
-                (self.commands)(Command::Send(format!("/part {room}")));
-            }
+            (self.commands)(Command::Send(format!("/part {room}")));
         }
         let was_room = self.conv.is_room(i);
-        if let Some(next) = self.conv.remove(i) {
-            self.conv.switch_to(next);
-            self.shown_changed(app);
-        }
+        self.remove_conversation(app, i);
         if was_room {
             self.rooms_changed();
         }
+    }
+
+    /// Takes conversation `i` away (not the default room); what pointed past it follows it.
+    fn remove_conversation(&self, app: &AppWindow, i: usize) {
+        let Some(next) = self.conv.remove(i) else {
+            return;
+        };
+        for index in [&self.history_room, &self.last_said] {
+            index.set(conversations::after_removal(index.get(), i));
+        }
+        self.after_users.set(None);
+        self.switch_to(app, next);
     }
 
     /// The rooms to be in after a reconnection: those the window shows now.
@@ -945,6 +959,7 @@ impl UiState {
                 self.back_to_login(app, text);
             }
             UiEvent::Net(Event::Registered { nick }) => {
+                self.start_rooms.borrow_mut().clear();
                 app.set_my_nick(nick.as_str().into());
                 app.set_online(true);
                 app.set_busy(false);
@@ -1045,8 +1060,18 @@ impl UiState {
         let i = match room {
             Some(room) => match self.room_for(app, room, &shown) {
                 Some(i) => i,
-                // A room the user is not in (any more): nothing to show it in.
-                None => return,
+                // A room without a tab: a list the user asked for is said where they are;
+                // anything else has nowhere to go (a room left).
+                None => {
+                    if matches!(shown, Shown::Users(_)) && self.users_requested.replace(false) {
+                        self.push_log_in(
+                            self.conv.current(),
+                            LogKind::System,
+                            format!("{room}: {said}"),
+                        );
+                    }
+                    return;
+                }
             },
             None => 0,
         };
@@ -1117,7 +1142,10 @@ impl UiState {
             }
             Shown::Joined(nick) => {
                 let users = self.conv.users(i);
-                if !users.iter().any(|u| u.nick == nick.as_str()) {
+                // A server cannot make a list longer than any room it may hold.
+                if users.row_count() < MAX_LISTED_USERS
+                    && !users.iter().any(|u| u.nick == nick.as_str())
+                {
                     users.push(UserEntry {
                         nick: nick.as_str().into(),
                         ..Default::default()
@@ -1125,10 +1153,12 @@ impl UiState {
                 }
                 self.push_log_in(i, LogKind::System, said);
             }
-            Shown::Left { nick, .. } => {
+            Shown::Left { nick, why, .. } => {
                 self.remove_user(i, &nick);
-                // Said in the room, and in a conversation with them.
-                if let Some(p) = self.conv.private_index(&nick) {
+                // Said in the room, and once in a conversation with them when they left the
+                // server (each room they were in tells it; the default room's line is the one).
+                let from_server = why != charla_proto::leave_reason::PART && i == 0;
+                if let Some(p) = self.conv.private_index(&nick).filter(|_| from_server) {
                     self.push_log_in(p, LogKind::System, said.clone());
                 }
                 self.push_log_in(i, LogKind::System, said);
@@ -1141,12 +1171,18 @@ impl UiState {
                 if app.get_my_nick() == old.as_str() {
                     app.set_my_nick(new.as_str().into());
                 }
-                // Said once in a conversation with them, however many rooms tell it.
-                let (p, show) = self.conv.rename_private(&old, &new);
-                if show.is_some() {
-                    self.switch_to(app, show.unwrap_or(0));
+                // A conversation follows the person under the new name; one already open under
+                // that name (someone who had it before) is closed, so that lines have one place.
+                // Said once there, however many rooms tell it.
+                if let (Some(p), Some(q)) =
+                    (self.conv.private_index(&old), self.conv.private_index(&new))
+                {
+                    if p != q {
+                        self.remove_conversation(app, q);
+                    }
                 }
-                if let Some(p) = p {
+                if let Some(p) = self.conv.private_index(&old) {
+                    self.conv.update(p, |c| c.nick = new.as_str().into());
                     self.push_log_in(p, LogKind::System, said.clone());
                 }
                 self.push_log_in(i, LogKind::System, said);
@@ -1156,6 +1192,7 @@ impl UiState {
                     self.users_requested.set(false);
                     self.push_log_in(i, LogKind::System, said);
                 }
+                nicks.truncate(MAX_LISTED_USERS);
                 nicks.sort_by_key(|n| n.to_lowercase());
                 // The OPER and OP lines that follow mark the operators again (the user's own
                 // OPER too: it comes in every room's list).

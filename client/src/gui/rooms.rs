@@ -54,9 +54,11 @@ pub(super) fn bind(app: &AppWindow, state: &Rc<UiState>) {
     let ui = state.clone();
     app.on_save_topic(move |text| {
         let Some(app) = weak.upgrade() else { return };
-        let Some(room) = ui.conv.room_name(ui.conv.current()) else {
+        // The room the dialog was opened for, whichever is shown now.
+        let room = app.get_topic_room();
+        if room.is_empty() {
             return;
-        };
+        }
         // One line; none: no topic (`-`).
         let text = text.trim().replace(['\n', '\r'], " ");
         let text = if text.is_empty() { "-".into() } else { text };
@@ -89,10 +91,13 @@ impl UiState {
             app.set_rooms_error(why);
             return;
         }
-        if let Some(i) = self.conv.room_index(&name) {
+        // A room shown already is switched to; joined again all the same (harmless when in it),
+        // for the default room, which a user may have left.
+        if let Some(i) = self.conv.room_index(&name).filter(|_| private.is_none()) {
             close_dialog(app, Dialog::Rooms);
             self.switch_to(app, i);
             app.invoke_focus_input();
+            (self.commands)(Command::Send(format!("/join {name}")));
             return;
         }
         let line = match private {
@@ -107,8 +112,10 @@ impl UiState {
         (self.commands)(Command::Send(line));
     }
 
-    /// The conversation a line of `room` goes to. The user's own `JOIN`, or a user list, says
-    /// the user is in the room: its tab opens (and is shown, if the user asked to join it).
+    /// The conversation a line of `room` goes to. The user's own `JOIN` says the user is in the
+    /// room: its tab opens (and is shown, if the user asked to join it). A room the window has
+    /// no tab for gets none from any other line (`/users #room` answers for rooms one is not
+    /// in; after a reconnection the rooms come back into the tabs they had).
     pub(super) fn room_for(&self, app: &AppWindow, room: &str, shown: &Shown) -> Option<usize> {
         let unnamed = self.conv.room_name(0).is_none();
         if let Some(i) = self.conv.for_room(Some(room)) {
@@ -118,11 +125,7 @@ impl UiState {
             }
             return Some(i);
         }
-        let entered = match shown {
-            Shown::Joined(nick) => *nick == app.get_my_nick().as_str(),
-            Shown::Users(_) => true,
-            _ => false,
-        };
+        let entered = matches!(shown, Shown::Joined(nick) if *nick == app.get_my_nick().as_str());
         if !entered {
             return None;
         }
@@ -154,10 +157,7 @@ impl UiState {
         ) {
             self.push_log_in(0, LogKind::System, format!("[{name}] {}", last.text));
         }
-        if let Some(next) = self.conv.remove(i) {
-            self.conv.switch_to(next);
-            self.shown_changed(app);
-        }
+        self.remove_conversation(app, i);
         self.rooms_changed();
     }
 
