@@ -1791,7 +1791,13 @@ fn the_rooms_dialog_lists_joins_and_makes_rooms() {
     ui.element("2 rooms. Up and Down choose one, Enter joins it.");
     assert!(!ui.app.get_room_list_more());
 
-    // The list has the keyboard: Enter joins the first.
+    // The list has the keyboard, and says which room is chosen: Enter joins it.
+    assert_eq!(
+        ui.element("Rooms of the server")
+            .accessible_value()
+            .as_deref(),
+        Some("#juegos")
+    );
     ui.press_enter();
     assert_eq!(ui.sent_lines().last().unwrap(), "/join #juegos");
     assert_eq!(ui.app.get_dialog(), Dialog::None);
@@ -1995,6 +2001,10 @@ fn the_keyboard_moves_between_conversations() {
 
     with_modifier(&ui, Key::Alt, "1");
     assert_eq!(ui.app.get_current_conversation(), 0);
+    // The one shown is told apart by more than its colour.
+    let checked = |label: &str| ui.element(label).accessible_checked();
+    assert_eq!(checked("Room #general, 0 unread"), Some(true));
+    assert_eq!(checked("Room #tareas, 0 unread"), Some(false));
     with_modifier(&ui, Key::Alt, "3");
     assert_eq!(ui.app.get_current_conversation(), 2);
     // No fourth: nothing moves.
