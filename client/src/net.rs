@@ -45,7 +45,7 @@ const MAX_SERVER_LINE: usize = 1 << 20;
 const JOINS_AT_ONCE: usize = 8;
 const JOINS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The token of the `/ping` sent after `/resume` at registration (see `resume_unanswered`).
+/// The token of the `/ping` sent after `/resume` at registration (see `Phase::Registering`).
 const RESUME_MARK: &str = "charla-resume";
 /// The network thread reads from the server only while fewer batches than this wait for their
 /// consumer: a UI that falls behind a flood then holds at most this many reads (16 KiB each) of
