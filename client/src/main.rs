@@ -38,7 +38,8 @@ Options:
   --headless               no window: stdin/stdout
   --lang es|en             language of the window and of --headless
                            [default: from the system locale]
-  --log-lines N            lines the window's log keeps, the oldest going first; remembered
+  --log-lines N            lines the window's log keeps, the oldest going first (another
+                           room's or a private conversation's: 1000 at most); remembered
                            [default: the last one given, else 5000; 100 to 100000]
   --config-dir DIR         where settings, known_servers and your identity live
                            [default: $XDG_CONFIG_HOME/charla or ~/.config/charla]

@@ -2129,3 +2129,29 @@ fn a_user_list_of_a_room_without_a_tab_opens_none() {
     type_line(&ui, "/users");
     assert_eq!(ui.sent_lines().last().unwrap(), "/users #general");
 }
+
+/// A room other than the default one, and a private conversation, keep at most
+/// OTHER_LOG_LINES lines: a hostile server's hundred rooms cannot hold a hundred full logs.
+#[test]
+fn other_conversations_keep_fewer_lines() {
+    let ui = ui("en");
+    ui.registered("ana");
+    in_room(&ui, "#general", users(&["ana"]));
+    ui.app.invoke_join_room("#a".into());
+    in_room(&ui, "#a", Shown::Joined("ana".into()));
+    let extra = 5;
+    let flood: Vec<UiEvent> = (0..gui::OTHER_LOG_LINES + extra)
+        .map(|i| UiEvent::InRoom {
+            room: "#a".into(),
+            shown: said("bob", &i.to_string()),
+        })
+        .collect();
+    ui.gui.apply_batch(&ui.app, flood);
+    let log = ui.log();
+    assert_eq!(log.len(), gui::OTHER_LOG_LINES);
+    assert_eq!(
+        log[log.len() - 1].1,
+        format!("bob: {}", gui::OTHER_LOG_LINES + extra - 1)
+    );
+    assert_eq!(log[0].1, format!("bob: {extra}"), "the oldest lines went");
+}

@@ -28,6 +28,11 @@ pub fn after_removal(index: usize, removed: usize) -> usize {
     }
 }
 
+/// Lines the log of a conversation other than the default room keeps, at most (the default
+/// room keeps `--log-lines`): a server that lets the user into 100 rooms, or writes from 30
+/// names, cannot make the window hold 130 logs of 5,000 lines (HexChat keeps 500 a tab).
+pub const OTHER_LOG_LINES: usize = 1000;
+
 /// What the window keeps of one conversation besides its row in the model.
 struct Entry {
     log: Rc<RingModel<LogEntry>>,
@@ -68,10 +73,15 @@ impl Conversations {
     }
 
     fn insert(&self, i: usize, conversation: Conversation) {
+        let lines = if i == 0 {
+            self.log_lines
+        } else {
+            self.log_lines.min(OTHER_LOG_LINES)
+        };
         self.entries.borrow_mut().insert(
             i,
             Entry {
-                log: Rc::new(RingModel::new(self.log_lines)),
+                log: Rc::new(RingModel::new(lines)),
                 users: Rc::new(VecModel::default()),
                 topic: String::new(),
                 running: false,

@@ -30,7 +30,7 @@ use crate::words;
 use crate::{AppWindow, Dialog, LogEntry, LogKind, Page, RoomEntry, Strings, UserEntry};
 
 use conversations::Conversations;
-pub use conversations::{MAX_PRIVATE_CONVERSATIONS, MAX_ROOMS};
+pub use conversations::{MAX_PRIVATE_CONVERSATIONS, MAX_ROOMS, OTHER_LOG_LINES};
 pub use hosting::host_rooms;
 pub use paste::pasted_lines;
 
