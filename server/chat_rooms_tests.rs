@@ -18,6 +18,20 @@ fn join_rooms(h: &mut Harness, id: ConnId, nick: &str, identity: Option<&str>) -
     lines
 }
 
+/// As [`join_rooms`], after `/resume`: returns the id of the newest line from `SESSION`.
+fn join_rooms_with_session(h: &mut Harness, id: ConnId, nick: &str, identity: &str) -> u64 {
+    h.connect_as(id, ANY, Some(identity));
+    h.send(id, "/cap rooms");
+    h.send(id, "/resume");
+    h.send(id, nick);
+    let lines = h.lines(id);
+    let session = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SESSION "))
+        .unwrap_or_else(|| panic!("no SESSION line: {lines:?}"));
+    session.split_once(' ').unwrap().1.parse().unwrap()
+}
+
 #[test]
 fn a_client_that_understands_rooms_sees_the_default_room_named() {
     let mut h = Harness::new();
@@ -347,17 +361,7 @@ fn each_room_replays_its_own_history_to_whoever_joins() {
 #[test]
 fn coming_back_to_a_session_enters_its_rooms_again_with_what_each_missed() {
     let mut h = Harness::new();
-    h.connect_as(1, ANY, Some(ANA));
-    h.send(1, "/cap rooms");
-    h.send(1, "/resume");
-    h.send(1, "ana");
-    let lines = h.lines(1);
-    let session = lines
-        .iter()
-        .find(|l| l.starts_with("SESSION "))
-        .unwrap()
-        .clone();
-    let last: u64 = session.split(' ').nth(2).unwrap().parse().unwrap();
+    let last = join_rooms_with_session(&mut h, 1, "ana", ANA);
     h.send(1, "/join #tareas");
     h.send(1, "/part #general");
     join_rooms(&mut h, 2, "bob", Some(BOB));
@@ -444,17 +448,7 @@ fn an_invited_member_comes_back_into_a_private_room() {
     let mut h = Harness::new();
     join_rooms(&mut h, 1, "ana", Some(ANA));
     h.send(1, "/create #club private");
-    h.connect_as(2, ANY, Some(BOB));
-    h.send(2, "/cap rooms");
-    h.send(2, "/resume");
-    h.send(2, "bob");
-    let lines = h.lines(2);
-    let session = lines
-        .iter()
-        .find(|l| l.starts_with("SESSION "))
-        .unwrap()
-        .clone();
-    let last = session.split(' ').nth(2).unwrap().to_string();
+    let last = join_rooms_with_session(&mut h, 2, "bob", BOB);
     h.send(1, "/invite bob #club");
     h.send(2, "/join #club");
     h.lines(1);
