@@ -22,7 +22,9 @@ Usage: charla-bench <idle|fanout|handshake|soak> [OPTIONS]
 
 Scenarios (each ends with one JSON line of results on stdout; exit 1 if it failed or timed out):
   idle        open --clients connections, register each, then report the time it took and,
-              with --server-pid, the server's memory (VmRSS, VmHWM) and KiB per connection
+              with --server-pid, the server's memory (VmRSS, VmHWM) and KiB per connection;
+              then hang up every client at once and report the server's VmHWM once it has
+              closed them all (the departures' LEAVE lines are the costly part with rooms)
   fanout      --clients in the room; --senders of them send --messages each (sequence number and
               send time inside); every client counts what it gets: deliveries/s, loss, order,
               latency p50/p99/max, server CPU per delivery
@@ -436,6 +438,35 @@ fn idle(o: &Opts, engine: &mut Engine, deadline: Instant, json: &mut Json) -> Re
             "kib_per_client",
             (rss as f64 - rss0 as f64) / o.clients as f64,
         );
+    }
+    if let Some(pid) = o.server_pid {
+        leave_all(pid, engine, o.clients, deadline, json)?;
+    }
+    Ok(())
+}
+
+/// Every client hangs up at once; the server's peak memory once it has closed them all (its
+/// descriptors back to what it had before they came, give or take the prefiller's and a few).
+fn leave_all(
+    pid: u32,
+    engine: &mut Engine,
+    clients: usize,
+    deadline: Instant,
+    json: &mut Json,
+) -> Result<(), String> {
+    let with_clients = open_fds(pid).unwrap_or(0);
+    let start = Instant::now();
+    for id in 0..clients {
+        engine.close(id);
+    }
+    let settled = with_clients.saturating_sub(clients) + 4;
+    while open_fds(pid).is_some_and(|n| n > settled) {
+        check_deadline(deadline, || "the server closing every connection".into())?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    json.num("leave_all_s", start.elapsed().as_secs_f64());
+    if let Some((_, hwm)) = procstat::process_memory_kib(pid) {
+        json.num("server_hwm_after_leaving_kib", hwm as f64);
     }
     Ok(())
 }

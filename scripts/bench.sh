@@ -97,7 +97,7 @@ printf '%-24s %-6s %s\n' scenario ok figures
 for r in "${results[@]}"; do
     label=${r%%|*}; json=${r#*|}
     case $label in
-        idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s) join_s=$(field "$json" join_all_s) join_ms/client=$(field "$json" join_server_cpu_ms_per_client)" ;;
+        idle*) figs="KiB/client=$(field "$json" kib_per_client) rss_kib=$(field "$json" server_rss_kib) connect_s=$(field "$json" connect_all_s) join_s=$(field "$json" join_all_s) join_ms/client=$(field "$json" join_server_cpu_ms_per_client) hwm_kib=$(field "$json" server_hwm_kib) hwm_after_leaving_kib=$(field "$json" server_hwm_after_leaving_kib) leave_s=$(field "$json" leave_all_s)" ;;
         fanout*|same*) figs="us/delivery=$(field "$json" server_cpu_us_per_delivery) deliveries/s=$(field "$json" deliveries_per_s) lost=$(field "$json" lost) p50_ms=$(field "$json" latency_p50_ms) p99_ms=$(field "$json" latency_p99_ms) max_ms=$(field "$json" latency_max_ms) bench_cpu_s=$(field "$json" bench_cpu_s)" ;;
         handshake*) figs="ms/session=$(field "$json" server_cpu_ms_per_session) sessions/s=$(field "$json" sessions_per_s)" ;;
     esac

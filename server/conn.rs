@@ -23,6 +23,9 @@ pub enum Link {
         /// The peer closed its side first: nothing to linger for.
         peer_gone: bool,
     },
+    /// Its socket failed or it was shed: nothing more is read or written, and the chat hears of
+    /// it (its rooms get its LEAVE) when the reactor has the others' output in hand.
+    Failed,
 }
 
 pub struct Conn {
@@ -58,7 +61,8 @@ impl Conn {
             Link::Handshaking { wants } => wants,
             Link::Closing {
                 notify_sent: true, ..
-            } => Interest::READABLE,
+            }
+            | Link::Failed => Interest::READABLE,
             _ if pending > 0 => Interest::READABLE | Interest::WRITABLE,
             _ => Interest::READABLE,
         }

@@ -12,7 +12,9 @@
 //! A connection is served from the log of one room only (the first it joined, and when it leaves
 //! that one, another of its rooms): the lines of its other rooms are copied into its own queue as
 //! they are said, which keeps every line in the order it was produced. Most members are in one
-//! room, or mostly read one; the fan-out of a busy room stays one copy per pass.
+//! room, or mostly read one; the fan-out of a busy room stays one copy per pass. The copies are
+//! counted as they are made ([`Outbox::take_over_total`]): people in many rooms together can
+//! produce far more within one pass than --max-queue-total.
 
 use std::io::{self, Write};
 
@@ -84,8 +86,14 @@ pub struct Outbox {
     /// enough, rather than at the end of the pass (a pass can produce far more than the limit).
     over_limit: Vec<ConnId>,
     pool: BufferPool,
-    /// Bytes in every connection's own queue together (--max-queue-total).
+    /// Bytes in every connection's own queue together, and the most they should hold
+    /// (--max-queue-total).
     total: usize,
+    max_total: usize,
+    /// `total` passed `max_total` while lines were being produced: one pass can copy far more
+    /// than the limit (a thousand people in fifty rooms together leaving at once), so the
+    /// reactor must not wait for the end of the pass to write or shed.
+    over_total: bool,
     /// Where a room line is formatted for the members it is copied to.
     scratch: Vec<u8>,
 }
@@ -141,6 +149,8 @@ struct Mailbox {
     copied: Vec<(RoomId, usize)>,
     /// Listed in `to_flush`.
     listed: bool,
+    /// Gets nothing more: its connection failed and is on its way out.
+    silenced: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -163,6 +173,8 @@ impl Outbox {
             over_limit: Vec::new(),
             pool: BufferPool::default(),
             total: 0,
+            max_total: usize::MAX,
+            over_total: false,
             scratch: Vec::new(),
         }
     }
@@ -184,6 +196,24 @@ impl Outbox {
     /// A new limit from a reload: queues are judged by it from their next line on.
     pub fn set_max_queue(&mut self, max_queue: usize) {
         self.max_queue = max_queue;
+    }
+
+    /// The most bytes every queue together should hold (--max-queue-total).
+    pub fn set_max_total(&mut self, max_total: usize) {
+        self.max_total = max_total;
+    }
+
+    /// Whether every queue together holds more than --max-queue-total, having passed it since
+    /// last asked.
+    pub fn take_over_total(&mut self) -> bool {
+        std::mem::take(&mut self.over_total) && self.total > self.max_total
+    }
+
+    fn count_queued(&mut self, n: usize) {
+        self.total += n;
+        if self.total > self.max_total {
+            self.over_total = true;
+        }
     }
 
     fn mailbox(&mut self, id: ConnId) -> Option<&mut Mailbox> {
@@ -208,6 +238,7 @@ impl Outbox {
             served: None,
             copied: Vec::new(),
             listed: false,
+            silenced: false,
         });
     }
 
@@ -225,6 +256,16 @@ impl Outbox {
         if let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) {
             self.total -= mailbox.queue.pending();
             mailbox.queue.clear(&mut self.pool);
+        }
+    }
+
+    /// Drops what is queued for a connection that is on its way out, and whatever would be
+    /// queued for it from now on, so that the lines of others leaving with it do not pile up
+    /// there. It stays in its rooms, for the chat to say where it leaves.
+    pub fn silence(&mut self, id: ConnId) {
+        self.discard(id);
+        if let Some(mailbox) = self.mailbox(id) {
+            mailbox.silenced = true;
         }
     }
 
@@ -372,9 +413,11 @@ impl Outbox {
         let Some(mailbox) = self.mailboxes.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        if mailbox.silenced {
+            return;
+        }
         let before = mailbox.queue.pending();
         mailbox.queue.push(bytes, &mut self.pool);
-        self.total += bytes.len();
         if before <= self.max_queue && mailbox.queue.pending() > self.max_queue {
             self.over_limit.push(id);
         }
@@ -382,6 +425,7 @@ impl Outbox {
             mailbox.listed = true;
             self.to_flush.push(id);
         }
+        self.count_queued(bytes.len());
     }
 
     /// Connections whose queue passed --max-queue since last asked.
@@ -483,11 +527,12 @@ impl Outbox {
         };
         let log = &self.rooms[served.room].logs[form];
         let unserved = log.from(served.pos);
-        if !unserved.is_empty() {
+        let n = if mailbox.silenced { 0 } else { unserved.len() };
+        if n > 0 {
             mailbox.queue.push(unserved, &mut self.pool);
-            self.total += unserved.len();
         }
         served.pos = log.end();
+        self.count_queued(n);
     }
 
     /// Bytes waiting for `id` in its own queue.
@@ -936,6 +981,48 @@ mod tests {
         out.send(0, b"y");
         assert_eq!(out.take_over_limit(), [0]);
         assert!(out.take_over_limit().is_empty());
+    }
+
+    #[test]
+    fn the_total_passing_its_limit_is_reported_as_the_copies_are_made() {
+        let mut out = Outbox::new(usize::MAX);
+        out.set_max_total(16);
+        member(&mut out, 0);
+        member(&mut out, 1);
+        out.send(1, b"private\n");
+        out.join(0, 1);
+        // 0 is served from room 0's log (not counted) and gets room 1's lines as copies.
+        out.send_to_room(1, "#b", None, None, b"12345\n");
+        assert!(!out.take_over_total(), "8 + 6 bytes");
+        out.send_to_room(1, "#b", None, None, b"abc\n");
+        assert!(out.take_over_total(), "{}", out.total_pending());
+        assert!(!out.take_over_total(), "reported once");
+        out.send(0, b"more\n");
+        assert!(
+            out.take_over_total(),
+            "and again when it grows past it again"
+        );
+        out.discard(0);
+        out.discard(1);
+        out.send(0, b"x");
+        assert!(!out.take_over_total(), "not once under it again");
+    }
+
+    #[test]
+    fn a_silenced_member_gets_nothing_more_but_stays_in_its_rooms() {
+        let mut out = Outbox::new(usize::MAX);
+        member(&mut out, 0);
+        member(&mut out, 1);
+        to_room(&mut out, None, b"before\n");
+        out.send(0, b"private\n");
+        out.silence(0);
+        assert_eq!(out.pending(0), 0);
+        to_room(&mut out, None, b"after\n");
+        out.send(0, b"private\n");
+        out.end_pass();
+        assert_eq!(out.pending(0), 0);
+        assert_eq!(out.pending(1), b"before\nafter\n".len());
+        assert_eq!(out.rooms_of(0).collect::<Vec<_>>(), [0]);
     }
 
     #[test]

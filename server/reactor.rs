@@ -104,6 +104,11 @@ pub struct Server {
     chat: Chat,
     /// Connections to write this round (kept to reuse its allocation).
     writers: Vec<ConnId>,
+    /// Connections with output waiting, when every queue together is over --max-queue-total
+    /// (reused).
+    backlogged: Vec<ConnId>,
+    /// Connections in `Link::Failed` the chat has not been told of yet, with their serials.
+    failed: Vec<(ConnId, u64, CloseReason)>,
     /// Connections that used their read budget, or met a full room log, and have more to read.
     read_again: Vec<Token>,
     handshake_deadlines: Deadlines<Due>,
@@ -175,6 +180,8 @@ impl Server {
             cfg,
             conns: Slab::default(),
             writers: Vec::new(),
+            backlogged: Vec::new(),
+            failed: Vec::new(),
             read_again: Vec::new(),
             handshake_deadlines: Deadlines::default(),
             linger_deadlines: Deadlines::default(),
@@ -339,6 +346,7 @@ impl Server {
             }
             self.expire_deadlines();
             self.chat.tick(self.now);
+            self.relieve_full_queues();
             // State changes go to their writer as soon as they are made, whatever the output.
             self.exchange_state();
             let waited = self
@@ -505,7 +513,10 @@ impl Server {
                     self.drain_closing(token);
                 }
             }
+            Link::Failed => {}
         }
+        // A departure or a drop says LEAVE into every room the person was in.
+        self.relieve_full_queues();
     }
 
     fn continue_handshake(&mut self, token: Token) {
@@ -575,13 +586,51 @@ impl Server {
     }
 
     /// Queues that passed --max-queue while lines were handled: their sockets get what is queued
-    /// now, and a client whose socket cannot take enough is too slow, before more piles up.
+    /// now, and a client whose socket cannot take enough is too slow, before more piles up. The
+    /// same for every queue once all together pass --max-queue-total, then those holding the
+    /// most are shed. The chat hears of failed connections here, one at a time with the output
+    /// of each departure in hand before the next: a departure from fifty rooms copies its LEAVE
+    /// lines into the queue of every member served from another room, and a thousand of them
+    /// at once would be gigabytes.
     fn relieve_full_queues(&mut self) {
-        for id in self.chat.outbox.take_over_limit() {
-            if self.conns.get(id).is_some_and(|c| c.link == Link::Open) {
-                self.flush(id);
+        loop {
+            for id in self.chat.outbox.take_over_limit() {
+                if self.conns.get(id).is_some_and(|c| c.link == Link::Open) {
+                    self.flush(id);
+                }
+            }
+            if self.chat.outbox.take_over_total() {
+                let mut backlogged = std::mem::take(&mut self.backlogged);
+                backlogged.extend(self.chat.outbox.backlogged().map(|(id, _)| id));
+                for &id in &backlogged {
+                    self.flush(id);
+                }
+                backlogged.clear();
+                self.backlogged = backlogged;
+                self.keep_output_within_total();
+            }
+            let Some((id, serial, reason)) = self.failed.pop() else {
+                break;
+            };
+            if self.conns.get(id).is_some_and(|c| c.serial == serial) {
+                self.end_now(id, reason);
             }
         }
+    }
+
+    /// The connection is done for: it gets nothing more, and the chat is told in
+    /// `relieve_full_queues`.
+    fn fail(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.link == Link::Failed {
+            return;
+        }
+        conn.link = Link::Failed;
+        self.failed.push((id, conn.serial, reason));
+        // Nor the LEAVE lines of those that fail with it.
+        self.chat.outbox.silence(id);
     }
 
     /// The peer closed its side: it leaves the chat, and gets what is queued for it (it may
@@ -656,6 +705,7 @@ impl Server {
                 self.flush(id);
             }
             self.keep_output_within_total();
+            self.relieve_full_queues();
         }
         self.chat.end_pass();
         self.writers = writers;
@@ -667,7 +717,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if matches!(conn.link, Link::Handshaking { .. }) {
+        if matches!(conn.link, Link::Handshaking { .. } | Link::Failed) {
             return;
         }
         let pending = match self.chat.outbox.write(id, &mut conn.tls) {
@@ -691,14 +741,14 @@ impl Server {
                 }
                 written.pending
             }
-            Err(e) => return self.end_now(id, CloseReason::Lost(describe_io_error(&e))),
+            Err(e) => return self.fail(id, CloseReason::Lost(describe_io_error(&e))),
         };
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         match conn.link {
             Link::Open if pending > self.cfg.max_queue => {
-                return self.end_now(id, CloseReason::TooSlow)
+                return self.fail(id, CloseReason::TooSlow)
             }
             Link::Closing {
                 notify_sent: false,
@@ -752,7 +802,7 @@ impl Server {
             if self.chat.outbox.total_pending() <= target {
                 break;
             }
-            self.end_now(id, CloseReason::Shed);
+            self.fail(id, CloseReason::Shed);
             dropped += 1;
         }
         log_warning!(
