@@ -375,6 +375,62 @@ fn every_dialog_fits_or_scrolls_in_the_smallest_window() {
     }
 }
 
+/// From the review of issue 22.11: in a long page of the server's rooms, Up and Down moved the
+/// highlight out of sight (the dialog did not scroll with it). The room chosen is in view, at the
+/// bottom and back at the top. (Failed before: #sala-29 was below the window.)
+#[test]
+fn the_room_chosen_with_the_keyboard_is_scrolled_into_view() {
+    let (width, height) = (480.0, 360.0);
+    let app = window();
+    app.window()
+        .set_size(slint::LogicalSize::new(width, height));
+    let rooms: Vec<charla::RoomEntry> = (0..30)
+        .map(|n| charla::RoomEntry {
+            name: format!("#sala-{n}").into(),
+            members: 2,
+            private: false,
+            topic: "tema".into(),
+        })
+        .collect();
+    app.set_room_list(slint::ModelRc::new(slint::VecModel::from(rooms)));
+    app.set_room_total(30);
+    app.set_dialog(Dialog::Rooms);
+    settle(&app);
+    let key = |key: slint::platform::Key| {
+        let text: slint::SharedString = key.into();
+        app.window()
+            .dispatch_event(slint::platform::WindowEvent::KeyPressed { text: text.clone() });
+        app.window()
+            .dispatch_event(slint::platform::WindowEvent::KeyReleased { text });
+    };
+    let row = |n: usize| format!("#sala-{n}, 2 people in it: tema");
+    assert!(in_view(&app, &row(29), width, height).is_none());
+    for n in 1..30 {
+        key(slint::platform::Key::DownArrow);
+        settle(&app);
+        assert!(
+            in_view(&app, &row(n), width, height).is_some(),
+            "#sala-{n}, chosen, is out of view"
+        );
+    }
+    for n in (0..29).rev() {
+        key(slint::platform::Key::UpArrow);
+        settle(&app);
+        assert!(
+            in_view(&app, &row(n), width, height).is_some(),
+            "#sala-{n}, chosen, is out of view"
+        );
+    }
+    assert_eq!(
+        ElementHandle::find_by_accessible_label(&app.app, "Rooms of the server")
+            .next()
+            .unwrap()
+            .accessible_value()
+            .as_deref(),
+        Some("#sala-0")
+    );
+}
+
 /// Turns the mouse wheel over `at` (`delta` a notch: positive towards the top) until `seen`.
 fn scroll_until(
     app: &AppWindow,
