@@ -572,7 +572,10 @@ impl Server {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.chat.feed(id, &scratch[..n], self.now);
+                    // Relieving may drain a closing connection, which reads into this buffer.
+                    self.scratch = scratch;
                     self.relieve_full_queues();
+                    scratch = std::mem::take(&mut self.scratch);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -587,8 +590,10 @@ impl Server {
 
     /// Queues that passed --max-queue while lines were handled: their sockets get what is queued
     /// now, and a client whose socket cannot take enough is too slow, before more piles up. The
-    /// same for every queue once all together pass --max-queue-total, then those holding the
-    /// most are shed. The chat hears of failed connections here, one at a time with the output
+    /// same for every queue once all together pass --max-queue-total; then, if they still hold
+    /// more than 90 % of it, those holding the most are shed down to that, so that the next
+    /// round of writing everyone waits for a tenth of the limit more (one round per line would be
+    /// quadratic with thousands of clients behind). The chat hears of failed connections here, one at a time with the output
     /// of each departure in hand before the next: a departure from fifty rooms copies its LEAVE
     /// lines into the queue of every member served from another room, and a thousand of them
     /// at once would be gigabytes.
@@ -607,7 +612,7 @@ impl Server {
                 }
                 backlogged.clear();
                 self.backlogged = backlogged;
-                self.keep_output_within_total();
+                self.shed_holders_above(self.cfg.max_queue_total / 10 * 9);
             }
             let Some((id, serial, reason)) = self.failed.pop() else {
                 break;
@@ -646,6 +651,8 @@ impl Server {
     /// queued for it goes out first, then close_notify.
     fn drain_closing(&mut self, token: Token) {
         let mut scratch = std::mem::take(&mut self.scratch);
+        // An empty buffer reads 0 bytes, which would look like the peer's end of stream.
+        debug_assert!(!scratch.is_empty(), "the read buffer is in use");
         let id = token.0;
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(id) {
@@ -782,8 +789,14 @@ impl Server {
     /// of it, so that many clients that stopped reading cannot take the machine's memory one
     /// --max-queue at a time.
     fn keep_output_within_total(&mut self) {
+        self.shed_holders_above(self.cfg.max_queue_total);
+    }
+
+    /// While what waits for all clients together is over `threshold`: the clients holding the
+    /// most, down to 90 % of --max-queue-total.
+    fn shed_holders_above(&mut self, threshold: usize) {
         let limit = self.cfg.max_queue_total;
-        if self.chat.outbox.total_pending() <= limit {
+        if self.chat.outbox.total_pending() <= threshold {
             return;
         }
         let mut holders: Vec<(usize, Instant, ConnId)> = self

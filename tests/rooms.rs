@@ -292,8 +292,8 @@ fn a_mass_departure_from_many_rooms_stays_within_the_total_and_the_others_get_ev
                 c.send(&format!("/join {room}"));
             }
             c.sync();
-            // What the others' joins bring it waits unread in its socket: it hangs up with a
-            // reset, as a client that is killed does.
+            // What the later ones' joins bring it waits unread in its socket: it hangs up with
+            // a reset, as a client that is killed does.
             c
         })
         .collect();
@@ -320,5 +320,4 @@ fn a_mass_departure_from_many_rooms_stays_within_the_total_and_the_others_get_ev
         grown < 10 * 1024,
         "the server's peak grew by {grown} KiB as {LEAVERS} clients in {ROOMS} rooms left"
     );
-    assert!(!server.log_text().contains("too slow"));
 }
