@@ -27,10 +27,10 @@ use crate::moderation::{
 use crate::outbox::ConnId;
 use crate::rooms::RoomId;
 
-/// Who is who and who may do what, and the changes on their way to `--state-dir`.
+/// Who may do what (the registered nicknames are the registry's, `nicknames.rs`), and the
+/// changes to both on their way to `--state-dir`.
 #[derive(Default)]
 pub struct Moderation {
-    pub registrations: Registrations,
     pub bans: Bans,
     pub mutes: crate::moderation::Mutes,
     pub operators: Operators,
@@ -118,7 +118,7 @@ impl Chat {
         operators: Operators,
         persistent: bool,
     ) {
-        self.moderation.registrations = registrations;
+        self.nicknames.registered = registrations;
         self.moderation.bans = bans;
         self.moderation.operators = operators;
         self.moderation.persistent = persistent;
@@ -195,7 +195,7 @@ impl Chat {
 
     /// Why `id` may not have `nick`, if it is registered to another identity.
     pub(super) fn registered_to_another(&self, id: ConnId, nick: &str) -> Option<String> {
-        let owner = self.moderation.registrations.owner(nick)?;
+        let owner = self.nicknames.registered.owner(nick)?;
         if self.identity(id) == Some(owner) {
             return None;
         }
@@ -212,15 +212,15 @@ impl Chat {
     /// Its owner took a registered nickname (by key): it does not expire for a while yet.
     pub(super) fn note_nick_used(&mut self, id: ConnId, key: &str) {
         let owned = self
-            .moderation
-            .registrations
+            .nicknames
+            .registered
             .get_key(key)
             .is_some_and(|r| Some(&*r.owner) == self.identity(id));
         if !owned {
             return;
         }
         let now = self.unix();
-        self.moderation.registrations.touch(key, now);
+        self.nicknames.registered.touch(key, now);
         if self.moderation.persistent {
             self.moderation.used.insert(key.to_string(), now);
             self.moderation.used_since.get_or_insert(self.now);
@@ -456,10 +456,10 @@ impl Chat {
         let m = &mut self.moderation;
         match undo {
             Undo::Unregister(key) => {
-                m.registrations.remove_key(key);
+                self.nicknames.registered.remove_key(key);
             }
             Undo::Reregister(r) => {
-                m.registrations.insert(r.clone());
+                self.nicknames.registered.insert(r.clone());
             }
             Undo::Unban(target, previous) => {
                 m.bans.remove(target);
@@ -558,8 +558,8 @@ impl Chat {
         self.moderation.expiry_checked = Some(now);
         let before = unix.saturating_sub(days * 86_400);
         let gone = self
-            .moderation
-            .registrations
+            .nicknames
+            .registered
             .take_unused(before, EXPIRE_AT_ONCE);
         if gone.is_empty() {
             return;
@@ -583,7 +583,7 @@ impl Chat {
     /// The next moment `tick_moderation` has something to do.
     pub(super) fn next_moderation_deadline(&self) -> Option<Instant> {
         let expiry = (self.cfg.registration_expiry_days > 0
-            && !self.moderation.registrations.is_empty())
+            && !self.nicknames.registered.is_empty())
         .then(|| {
             self.moderation
                 .expiry_checked
@@ -644,18 +644,18 @@ impl Chat {
         let Some(nick) = self.nick(id).map(String::from) else {
             return;
         };
-        if self.moderation.registrations.owner(&nick) == Some(&identity) {
+        if self.nicknames.registered.owner(&nick) == Some(&identity) {
             // Already so: said the same way.
             return self.reply_registered(id, &nick, &identity);
         }
         let per_identity = self.cfg.max_nicks_per_identity;
-        if self.moderation.registrations.count_of(&identity) >= per_identity {
+        if self.nicknames.registered.count_of(&identity) >= per_identity {
             let text = format!(
                 "an identity may register at most {per_identity} nicknames here; /unregister one first"
             );
             return self.reply_error(id, ErrorCode::RegistrationLimit, &text);
         }
-        if self.moderation.registrations.len() >= self.cfg.max_registrations {
+        if self.nicknames.registered.len() >= self.cfg.max_registrations {
             return self.reply_error(
                 id,
                 ErrorCode::RegistrationLimit,
@@ -670,7 +670,7 @@ impl Chat {
             owner: identity.as_str().into(),
             last_used: self.unix(),
         };
-        self.moderation.registrations.insert(registration.clone());
+        self.nicknames.registered.insert(registration.clone());
         self.changed(
             Some(id),
             StateChange::Register(registration),
@@ -686,7 +686,7 @@ impl Chat {
         let Some(nick) = nick.or(self.nick(id)).map(String::from) else {
             return;
         };
-        let Some(owner) = self.moderation.registrations.owner(&nick).map(String::from) else {
+        let Some(owner) = self.nicknames.registered.owner(&nick).map(String::from) else {
             let text = format!("{} is not registered", clean_text(&nick));
             return self.reply_error(id, ErrorCode::NoSuchUser, &text);
         };
@@ -698,7 +698,7 @@ impl Chat {
         if !self.may_save_registration(id) {
             return;
         }
-        let Some(removed) = self.moderation.registrations.remove(&nick) else {
+        let Some(removed) = self.nicknames.registered.remove(&nick) else {
             return;
         };
         let key = nick_key(&removed.nick);
@@ -738,7 +738,7 @@ impl Chat {
             }
         };
         let key = nick_key(nick);
-        let registration = self.moderation.registrations.get_key(&key);
+        let registration = self.nicknames.registered.get_key(&key);
         let online = self.nicknames.holder(&key);
         let away = online.is_none().then(|| self.away_user(&key)).flatten();
         let (name, identity, presence, address) = match (online, away, registration) {
@@ -826,7 +826,7 @@ impl Chat {
             (target, self.nick(conn).map(Box::<str>::from))
         } else if let Some((name, identity, address)) = self.away_user(&key) {
             (Target::of(identity.as_deref(), address), Some(name.into()))
-        } else if let Some(r) = self.moderation.registrations.get_key(&key) {
+        } else if let Some(r) = self.nicknames.registered.get_key(&key) {
             (Target::Identity(r.owner.clone()), Some(r.nick.clone()))
         } else if let Some(target) = Target::parse(what) {
             (target, None)
@@ -922,7 +922,7 @@ impl Chat {
         // address or a fingerprint.
         let key = nick_key(what);
         let mut targets = self.moderation.bans.made_from(&key);
-        if let Some(r) = self.moderation.registrations.get_key(&key) {
+        if let Some(r) = self.nicknames.registered.get_key(&key) {
             let owner = Target::Identity(r.owner.clone());
             if self.moderation.bans.get(&owner).is_some() && !targets.contains(&owner) {
                 targets.push(owner);

@@ -601,8 +601,8 @@ fn state_changes_are_answered_when_written_and_undone_together_when_not() {
     h.chat.state_saved(writing, Err("disk full".into()));
     assert!(h.lines(1)[0].starts_with("ERROR not-saved "));
     assert!(h.lines(2).last().unwrap().starts_with("ERROR not-saved "));
-    assert_eq!(h.chat.moderation.registrations.owner("ana"), Some(ANA));
-    assert_eq!(h.chat.moderation.registrations.owner("bob"), None);
+    assert_eq!(h.chat.nicknames.registered.owner("ana"), Some(ANA));
+    assert_eq!(h.chat.nicknames.registered.owner("bob"), None);
 }
 
 /// Issue 21: registrations never expired, so the table could be filled for good. One not used
@@ -628,8 +628,8 @@ fn unused_registrations_expire_and_used_ones_do_not() {
     join_as(&mut h, 1, "bob", ANY, Some(BOB));
     h.chat.tick(h.now);
     h.pump();
-    assert_eq!(h.chat.moderation.registrations.owner("ana"), None);
-    assert_eq!(h.chat.moderation.registrations.owner("bob"), Some(BOB));
+    assert_eq!(h.chat.nicknames.registered.owner("ana"), None);
+    assert_eq!(h.chat.nicknames.registered.owner("bob"), Some(BOB));
     let written = saved.last(StateFile::Registrations);
     assert!(
         !written.contains(" ana ") && written.contains(" bob "),

@@ -149,7 +149,7 @@ impl Chat {
             .rooms
             .get(room)
             .and_then(|r| r.owner.as_deref())
-            .is_some_and(|owner| self.moderation.registrations.count_of(owner) > 0);
+            .is_some_and(|owner| self.nicknames.registered.count_of(owner) > 0);
         let name = self.rooms.name(room).to_string();
         if self.rooms.remove_if_unused(room, members, owner_registered) {
             log!("room {name} is gone with its last member");
@@ -166,7 +166,7 @@ impl Chat {
     /// The `rooms` file: the rooms with people in them, and those whose owner has a registered
     /// nickname.
     pub(super) fn rooms_text(&mut self) -> Vec<Arc<str>> {
-        let (outbox, registrations) = (&self.outbox, &self.moderation.registrations);
+        let (outbox, registrations) = (&self.outbox, &self.nicknames.registered);
         self.rooms.snapshot(|room, r| {
             outbox.member_count(room) > 0
                 || r.owner
