@@ -592,11 +592,11 @@ impl Server {
     /// now, and a client whose socket cannot take enough is too slow, before more piles up. The
     /// same for every queue once all together pass --max-queue-total; then, if they still hold
     /// more than 90 % of it, those holding the most are shed down to that, so that the next
-    /// round of writing everyone waits for a tenth of the limit more (one round per line would be
-    /// quadratic with thousands of clients behind). The chat hears of failed connections here, one at a time with the output
-    /// of each departure in hand before the next: a departure from fifty rooms copies its LEAVE
-    /// lines into the queue of every member served from another room, and a thousand of them
-    /// at once would be gigabytes.
+    /// round of writing everyone waits for a tenth of the limit more (one round per line would
+    /// be quadratic with thousands of clients behind). The chat hears of failed connections
+    /// here, one at a time with the output of each departure in hand before the next: a
+    /// departure from fifty rooms copies its LEAVE lines into the queue of every member served
+    /// from another room, and a thousand of them at once would be gigabytes.
     fn relieve_full_queues(&mut self) {
         loop {
             for id in self.chat.outbox.take_over_limit() {

@@ -509,13 +509,6 @@ fn a_stopped_terminal_does_not_stop_the_chat() {
     drop(master);
 }
 
-/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A registered client on a connection that offers a 4 KiB receive window and never reads.
 fn deaf(server: &Server, nick: &str) -> Client {
     let tcp = common::tcp_with_receive_buffer(server.addr, 4096);
@@ -548,7 +541,7 @@ fn many_clients_that_never_read_cannot_take_the_server_s_memory() {
         .collect();
     reader.sync();
     sender.sync();
-    let before = status_kib(pid, "VmRSS:");
+    let before = common::status_kib(pid, "VmRSS:");
     // 1,500 lines of 3,000 bytes: 4.5 MB for each listener, far past --max-queue (1 MiB) and the
     // kernel's buffers. The reader reads as it goes; the sender waits for it now and then.
     let payload = "z".repeat(3000);
@@ -558,7 +551,7 @@ fn many_clients_that_never_read_cannot_take_the_server_s_memory() {
             reader.expect_line(&format!("MSG ana {n} {payload}"));
         }
     }
-    let grown = status_kib(pid, "VmHWM:").saturating_sub(before);
+    let grown = common::status_kib(pid, "VmHWM:").saturating_sub(before);
     assert!(
         grown < 24 * 1024,
         "the server's peak memory grew by {grown} KiB with 60 clients that never read"

@@ -251,13 +251,6 @@ fn the_room_limits_answer_their_codes() {
     assert!(error(&mut plain).starts_with("ERROR no-identity "));
 }
 
-/// Peak memory of a process so far, in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Everyone in many rooms together hanging up at once: each departure says LEAVE in each of its
 /// rooms, and a member served from another room's log gets a copy in its own queue — with 1,000
 /// people in the same 50 rooms leaving, 1.5 GB within a few passes, the server's memory at 550
@@ -298,7 +291,7 @@ fn a_mass_departure_from_many_rooms_stays_within_the_total_and_the_others_get_ev
         })
         .collect();
     stays.sync();
-    let before = peak_kib(server.pid());
+    let before = common::status_kib(server.pid(), "VmHWM:");
     drop(leavers);
     let mut left = std::collections::HashSet::new();
     while left.len() < LEAVERS * (ROOMS + 1) {
@@ -315,7 +308,7 @@ fn a_mass_departure_from_many_rooms_stays_within_the_total_and_the_others_get_ev
     // Still in, and alone in its rooms.
     stays.send("/users #r0");
     stays.expect_next("#r0 USERS 1 stays");
-    let grown = peak_kib(server.pid()).saturating_sub(before);
+    let grown = common::status_kib(server.pid(), "VmHWM:").saturating_sub(before);
     assert!(
         grown < 10 * 1024,
         "the server's peak grew by {grown} KiB as {LEAVERS} clients in {ROOMS} rooms left"

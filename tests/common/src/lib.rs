@@ -211,6 +211,13 @@ pub fn tcp_with_receive_buffer(addr: SocketAddr, bytes: i32) -> TcpStream {
     }
 }
 
+/// A field of /proc/PID/status in KiB (`"VmRSS:"`, `"VmHWM:"`: its peak).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Lets this test process hold a thousand client sockets or more.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
