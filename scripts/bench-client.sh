@@ -48,8 +48,6 @@ case " $clients " in
         sed -e "s|@PORT@|$irc_port|g; s|@CERT@|$dir/certs/server-cert.pem|g" \
             -e "s|@KEY@|$dir/certs/server-key.key|g; s|@DH@|$dir/dh.pem|g; s|@DIR@|$dir|g" \
             bench/reference/ngircd.conf.in >"$dir/ngircd.conf"
-        # Read by HexChat's user when that is "nobody".
-        chmod 755 "$dir"
         ngircd -n -f "$dir/ngircd.conf" >"$dir/ngircd.log" 2>&1 &
         ngircd_pid=$!
         for _ in $(seq 200); do
