@@ -171,8 +171,7 @@ impl Chat {
             .wall
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
-        let mut outbox = Outbox::new(cfg.max_queue);
-        outbox.set_max_total(cfg.max_queue_total);
+        let outbox = Outbox::new(cfg.max_queue);
         let mut sessions = Sessions::default();
         sessions.set_max_held_bytes(cfg.max_held_bytes);
         let mut rooms = Rooms::new(&cfg.default_room);
@@ -223,7 +222,6 @@ impl Chat {
     /// Clients already in are judged by the new limits from their next line on.
     pub fn set_config(&mut self, cfg: Config) {
         self.outbox.set_max_queue(cfg.max_queue);
-        self.outbox.set_max_total(cfg.max_queue_total);
         self.sessions.set_max_held_bytes(cfg.max_held_bytes);
         self.cfg = cfg;
     }

@@ -13,7 +13,7 @@
 //! that one, another of its rooms): the lines of its other rooms are copied into its own queue as
 //! they are said, which keeps every line in the order it was produced. Most members are in one
 //! room, or mostly read one; the fan-out of a busy room stays one copy per pass. The copies are
-//! counted as they are made ([`Outbox::take_over_total`]): people in many rooms together can
+//! counted as they are made ([`Outbox::total_pending`]): people in many rooms together can
 //! produce far more within one pass than --max-queue-total.
 
 use std::io::{self, Write};
@@ -86,14 +86,9 @@ pub struct Outbox {
     /// enough, rather than at the end of the pass (a pass can produce far more than the limit).
     over_limit: Vec<ConnId>,
     pool: BufferPool,
-    /// Bytes in every connection's own queue together, and the most they should hold
-    /// (--max-queue-total).
+    /// Bytes in every connection's own queue together (--max-queue-total), counted as they are
+    /// queued: one pass can copy far more than the limit.
     total: usize,
-    max_total: usize,
-    /// `total` passed `max_total` while lines were being produced: one pass can copy far more
-    /// than the limit (a thousand people in fifty rooms together leaving at once), so the
-    /// reactor must not wait for the end of the pass to write or shed.
-    over_total: bool,
     /// Where a room line is formatted for the members it is copied to.
     scratch: Vec<u8>,
 }
@@ -173,8 +168,6 @@ impl Outbox {
             over_limit: Vec::new(),
             pool: BufferPool::default(),
             total: 0,
-            max_total: usize::MAX,
-            over_total: false,
             scratch: Vec::new(),
         }
     }
@@ -196,24 +189,6 @@ impl Outbox {
     /// A new limit from a reload: queues are judged by it from their next line on.
     pub fn set_max_queue(&mut self, max_queue: usize) {
         self.max_queue = max_queue;
-    }
-
-    /// The most bytes every queue together should hold (--max-queue-total).
-    pub fn set_max_total(&mut self, max_total: usize) {
-        self.max_total = max_total;
-    }
-
-    /// Whether every queue together holds more than --max-queue-total, having passed it since
-    /// last asked.
-    pub fn take_over_total(&mut self) -> bool {
-        std::mem::take(&mut self.over_total) && self.total > self.max_total
-    }
-
-    fn count_queued(&mut self, n: usize) {
-        self.total += n;
-        if self.total > self.max_total {
-            self.over_total = true;
-        }
     }
 
     fn mailbox(&mut self, id: ConnId) -> Option<&mut Mailbox> {
@@ -425,7 +400,7 @@ impl Outbox {
             mailbox.listed = true;
             self.to_flush.push(id);
         }
-        self.count_queued(bytes.len());
+        self.total += bytes.len();
     }
 
     /// Connections whose queue passed --max-queue since last asked.
@@ -532,7 +507,7 @@ impl Outbox {
             mailbox.queue.push(unserved, &mut self.pool);
         }
         served.pos = log.end();
-        self.count_queued(n);
+        self.total += n;
     }
 
     /// Bytes waiting for `id` in its own queue.
@@ -984,28 +959,23 @@ mod tests {
     }
 
     #[test]
-    fn the_total_passing_its_limit_is_reported_as_the_copies_are_made() {
+    fn copies_are_counted_as_they_are_made() {
         let mut out = Outbox::new(usize::MAX);
-        out.set_max_total(16);
         member(&mut out, 0);
         member(&mut out, 1);
         out.send(1, b"private\n");
         out.join(0, 1);
-        // 0 is served from room 0's log (not counted) and gets room 1's lines as copies.
+        // 0 is served from room 0's log (not counted) and gets room 1's lines as copies, counted
+        // at once, not at the end of the pass.
         out.send_to_room(1, "#b", None, None, b"12345\n");
-        assert!(!out.take_over_total(), "8 + 6 bytes");
+        assert_eq!(out.total_pending(), 8 + 6);
         out.send_to_room(1, "#b", None, None, b"abc\n");
-        assert!(out.take_over_total(), "{}", out.total_pending());
-        assert!(!out.take_over_total(), "reported once");
-        out.send(0, b"more\n");
-        assert!(
-            out.take_over_total(),
-            "and again when it grows past it again"
-        );
+        assert_eq!(out.total_pending(), 8 + 6 + 4);
+        to_room(&mut out, None, b"log\n");
+        assert_eq!(out.total_pending(), 18, "room 0's log is not a copy");
         out.discard(0);
         out.discard(1);
-        out.send(0, b"x");
-        assert!(!out.take_over_total(), "not once under it again");
+        assert_eq!(out.total_pending(), 0);
     }
 
     #[test]

@@ -604,7 +604,7 @@ impl Server {
                     self.flush(id);
                 }
             }
-            if self.chat.outbox.take_over_total() {
+            if self.chat.outbox.total_pending() > self.cfg.max_queue_total {
                 let mut backlogged = std::mem::take(&mut self.backlogged);
                 backlogged.extend(self.chat.outbox.backlogged().map(|(id, _)| id));
                 for &id in &backlogged {
@@ -612,7 +612,7 @@ impl Server {
                 }
                 backlogged.clear();
                 self.backlogged = backlogged;
-                self.shed_holders_above(self.cfg.max_queue_total / 10 * 9);
+                self.shed_holders();
             }
             let Some((id, serial, reason)) = self.failed.pop() else {
                 break;
@@ -711,7 +711,6 @@ impl Server {
             for &id in &writers {
                 self.flush(id);
             }
-            self.keep_output_within_total();
             self.relieve_full_queues();
         }
         self.chat.end_pass();
@@ -784,19 +783,14 @@ impl Server {
         self.update_interest(id);
     }
 
-    /// --max-queue-total: while what waits for all clients together is over it, the clients
-    /// holding the most (and of those, the longest stalled) are dropped as too slow, down to 90 %
-    /// of it, so that many clients that stopped reading cannot take the machine's memory one
+    /// --max-queue-total, once every queue has been offered to its socket: the clients holding
+    /// the most (and of those, the longest stalled) are dropped as too slow, down to 90 % of it,
+    /// so that many clients that stopped reading cannot take the machine's memory one
     /// --max-queue at a time.
-    fn keep_output_within_total(&mut self) {
-        self.shed_holders_above(self.cfg.max_queue_total);
-    }
-
-    /// While what waits for all clients together is over `threshold`: the clients holding the
-    /// most, down to 90 % of --max-queue-total.
-    fn shed_holders_above(&mut self, threshold: usize) {
+    fn shed_holders(&mut self) {
         let limit = self.cfg.max_queue_total;
-        if self.chat.outbox.total_pending() <= threshold {
+        let target = limit / 10 * 9;
+        if self.chat.outbox.total_pending() <= target {
             return;
         }
         let mut holders: Vec<(usize, Instant, ConnId)> = self
@@ -809,7 +803,6 @@ impl Server {
             })
             .collect();
         holders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let target = limit / 10 * 9;
         let mut dropped = 0;
         for (_, _, id) in holders {
             if self.chat.outbox.total_pending() <= target {
