@@ -4,8 +4,12 @@ pub mod config;
 pub mod glyphs;
 pub mod gui;
 pub mod headless;
+pub mod heap;
 pub mod host;
 pub mod identity;
+#[cfg(test)]
+#[path = "../link_order.rs"]
+mod link_order;
 pub mod net;
 pub mod notify;
 pub mod present;

@@ -110,6 +110,9 @@ struct UiState {
     /// loop draws the window only once none is left: a flood would never be drawn.
     shown_slots: RefCell<Vec<Slot>>,
     release_slots: slint::Timer,
+    /// Restarted by every batch shown: once the network has been quiet for a while, the memory
+    /// freed since (a start, a burst, a history) goes back to the system.
+    quiet_timer: slint::Timer,
     /// History lines shown since the last live line, and the conversation they were shown in: a
     /// marker follows them there.
     history_run: Cell<usize>,
@@ -182,6 +185,9 @@ pub struct Gui {
 }
 
 /// Sets up models and callbacks. `commands` hands a command to the network thread.
+/// How long the network stays quiet before the memory freed meanwhile is given back.
+const QUIET_BEFORE_TRIM: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn bind(
     app: &AppWindow,
     settings: &Settings,
@@ -210,6 +216,7 @@ pub fn bind(
         exiting: Cell::new(false),
         shown_slots: RefCell::new(Vec::new()),
         release_slots: slint::Timer::default(),
+        quiet_timer: slint::Timer::default(),
         history_run: Cell::new(0),
         history_room: Cell::new(0),
         was_away: Cell::new(false),
@@ -236,6 +243,12 @@ pub fn bind(
     app.set_conversations(state.conv.model());
     app.set_users(ModelRc::from(state.conv.users(0)));
     app.set_room_list(ModelRc::from(state.room_list.clone()));
+    // Armed now for the window's start-up, restarted by every batch from the network.
+    state.quiet_timer.start(
+        slint::TimerMode::SingleShot,
+        QUIET_BEFORE_TRIM,
+        crate::heap::give_back_free_memory,
+    );
     app.set_host(settings.host.as_str().into());
     app.set_port(settings.port.to_string().into());
     app.set_nick(settings.nick.as_str().into());
@@ -537,6 +550,7 @@ impl UiState {
             self.apply(app, event);
         }
         self.shown_slots.borrow_mut().push(slot);
+        self.quiet_timer.restart();
         if !self.release_slots.running() {
             // Timers run when the event loop starts its next turn, after it has drawn this one.
             let me = self.me.clone();
