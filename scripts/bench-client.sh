@@ -29,11 +29,7 @@ dir=$(mktemp -d)
 trap 'kill "${server_pid:-}" "${ngircd_pid:-}" "${xvfb_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
 
-# An X server of our own; -displayfd says which display it took once it is ready.
-Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$dir/display" 2>/dev/null &
-xvfb_pid=$!
-for _ in $(seq 100); do [ -s "$dir/display" ] && break; sleep 0.05; done
-export DISPLAY=":$(cat "$dir/display")"
+start_xvfb "$dir"
 
 clients=${CLIENTS:-charla}
 if [ -z "${CLIENTS:-}" ] && command -v hexchat >/dev/null && command -v ngircd >/dev/null; then

@@ -26,10 +26,7 @@ dir=$(mktemp -d)
 trap 'kill "${client_pid:-}" "${server_pid:-}" "${xvfb_pid:-}" "${bus_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./gen-certs.sh --batch --out "$dir/certs" >/dev/null 2>&1
 
-Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$dir/display" 2>/dev/null &
-xvfb_pid=$!
-for _ in $(seq 100); do [ -s "$dir/display" ] && break; sleep 0.05; done
-export DISPLAY=":$(cat "$dir/display")"
+start_xvfb "$dir"
 target/release/charla-server --bind 127.0.0.1:0 --cert "$dir/certs/server-cert.pem" \
     --key "$dir/certs/server-key.key" --history 0 --ready-fd 3 3>"$dir/ready" 2>/dev/null &
 server_pid=$!

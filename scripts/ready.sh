@@ -18,3 +18,14 @@ wait_ready() { # file pid
     echo "charla-server did not start in 30 s" >&2
     return 1
 }
+
+# An X server of our own for the scripts that drive a window (bench-client.sh,
+# order-client-code.sh): starts Xvfb, sets xvfb_pid and exports DISPLAY once it is ready
+# (-displayfd says which display it took then).
+start_xvfb() { # dir
+    Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$1/display" 2>/dev/null &
+    xvfb_pid=$!
+    for _ in $(seq 100); do [ -s "$1/display" ] && break; sleep 0.05; done
+    [ -s "$1/display" ] || { echo "Xvfb did not start in 5 s" >&2; return 1; }
+    export DISPLAY=":$(cat "$1/display")"
+}

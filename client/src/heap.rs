@@ -1,8 +1,8 @@
 //! Gives the memory the heap has freed back to the system.
 //!
-//! glibc keeps what a program frees for its next allocations: after the window's start (fonts,
-//! the input method's compose table, the TLS handshake) or a burst of lines, close to a
-//! megabyte stays resident though nothing uses it (docs/benchmarks.md, "A leaner client").
+//! glibc keeps what a program frees for its next allocations: after the window's start or a
+//! burst of lines, close to a megabyte stays resident though nothing uses it (docs/benchmarks.md,
+//! "The code the window runs, together").
 //! `malloc_trim` hands those pages back; it costs a walk of the free lists, a fraction of a
 //! millisecond, so it runs only once the window has gone quiet.
 
