@@ -31,8 +31,11 @@ fn order_the_code_run_at_start() {
     if !var("CHARLA_UNORDERED").is_empty() {
         return;
     }
+    // A linker of the user's (mold, say, through -fuse-ld) may not take a linker script.
+    let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
     let own_linker = !var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_empty()
-        || var("CARGO_ENCODED_RUSTFLAGS").contains("linker");
+        || rustflags.contains("linker")
+        || rustflags.contains("fuse-ld");
     if var("TARGET") != "x86_64-unknown-linux-gnu" || var("PROFILE") != "release" || own_linker {
         return;
     }
