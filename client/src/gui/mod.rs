@@ -184,10 +184,10 @@ pub struct Gui {
     state: Rc<UiState>,
 }
 
-/// Sets up models and callbacks. `commands` hands a command to the network thread.
 /// How long the network stays quiet before the memory freed meanwhile is given back.
 const QUIET_BEFORE_TRIM: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Sets up models and callbacks. `commands` hands a command to the network thread.
 pub fn bind(
     app: &AppWindow,
     settings: &Settings,
