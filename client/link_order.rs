@@ -27,6 +27,10 @@ pub fn linker_script(list: &str) -> String {
 /// A legacy-mangled name's hash (`17h` and 16 hex digits before the final `E`) as a wildcard;
 /// None for names mangled otherwise (v0, the standard library's), which keep it.
 fn without_hash(name: &str) -> Option<String> {
+    // Mangled names are ASCII; a line edited by hand may not be (no slicing inside a character).
+    if !name.is_ascii() {
+        return None;
+    }
     let hash = name.len().checked_sub(20).map(|start| &name[start..])?;
     let hashed = name.starts_with("_ZN")
         && hash.starts_with("17h")
@@ -81,5 +85,7 @@ mod tests {
         );
         assert_eq!(without_hash("_ZN3foo3bar17h0123456789abcdef"), None);
         assert_eq!(without_hash("main"), None);
+        assert_eq!(without_hash("_ZN3foo3bar\u{e9}17h0123456789abcdefE"), None);
+        assert_eq!(without_hash("_ZN3foo3barxxxxxxxxxxxxxxxxx\u{e9}E"), None);
     }
 }

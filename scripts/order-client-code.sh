@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ready.sh
-for tool in valgrind callgrind_control Xvfb xdotool nm; do
+for tool in valgrind callgrind_control Xvfb xdotool nm python3 paste timeout; do
     command -v "$tool" >/dev/null || { echo "$0: $tool is needed" >&2; exit 1; }
 done
 
@@ -35,6 +35,7 @@ port=${port##*:}
 common=(--host 127.0.0.1 --port "$port" --ca "$dir/certs/server-cert.pem" --lang en)
 "$bin" --show-identity --config-dir "$dir/window" >/dev/null
 
+unset DBUS_SESSION_BUS_ADDRESS # run 1 is without a bus, even when run from a desktop
 # The window under callgrind, which records every function that runs (dumped once joined and
 # idle, and at the end); first without a session bus (as the benchmarks run it), then with one
 # as on a desktop, so that its desktop-settings and accessibility code runs too. That code comes
@@ -58,12 +59,12 @@ for run in 1 2; do
     done
     [ -n "$window" ] || { echo "$0: the window did not join in 120 s" >&2; exit 1; }
     sleep 3 # idle: its timers run
-    callgrind_control -d "$client_pid" >/dev/null
-    xdotool windowfocus --sync "$window"
+    timeout 60 callgrind_control -d "$client_pid" >/dev/null
+    timeout 30 xdotool windowfocus --sync "$window"
     xdotool type --delay 100 "hello there"
     xdotool key Return
     for n in $(seq 200); do echo "line $n of a burst, for the code that takes lines in"; done |
-        "$bin" --headless --nick "burst$run" --config-dir "$dir/burst" "${common[@]}" >/dev/null 2>&1
+        "$bin" --headless --nick "burst$run" --config-dir "$dir/burst" "${common[@]}" >/dev/null
     sleep 5 # the window takes the lines in (slowly, under valgrind)
     kill "$client_pid"
     wait "$client_pid" 2>/dev/null || true
@@ -74,7 +75,7 @@ done
 # has (callgrind marks recursion levels with 'N).
 shopt -s nullglob
 nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u >"$dir/symbols"
-python3 - "$dir/symbols" "$dir"/calls.1* -- "$dir"/calls.2* >client/link-order.txt <<'PY'
+python3 - "$dir/symbols" "$dir"/calls.1* -- "$dir"/calls.2* >"$dir/list" <<'PY'
 import re, sys
 # Functions the optimiser made local carry a number (".8668") that changes from one build to
 # the next: listed without it (client/build.rs matches any).
@@ -112,12 +113,15 @@ for ran in runs:
         print(name)
     listed |= ran
 PY
-listed=$(wc -l <client/link-order.txt)
+listed=$(wc -l <"$dir/list")
 if [ "$listed" -lt 1000 ]; then
-    echo "$0: only $listed functions seen running; the window's valgrind log:" >&2
+    echo "$0: only $listed functions seen running (is $bin stripped?); the window's valgrind log:" >&2
     tail -n 20 "$dir/valgrind.log" >&2
-    git checkout -q client/link-order.txt 2>/dev/null || true
     exit 1
 fi
+{
+    echo "# The functions the window ran (scripts/order-client-code.sh, $(rustc -V))."
+    cat "$dir/list"
+} >client/link-order.txt
 echo "client/link-order.txt: $listed functions; build the release again to use them"
 echo "(cargo build --release -p charla-server -p charla)."
