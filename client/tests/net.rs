@@ -937,6 +937,12 @@ fn the_identity_is_presented_and_a_kick_is_not_undone_by_reconnecting() {
     ana.net.send(Command::Connect(target));
     assert_eq!(ana.registered(), "ana");
     ana.net.send(Command::Send("/register".into()));
+    // Taken before the operator asks: a /whois that overtook it would say "user", not
+    // "registered user" (seen once on a loaded machine).
+    ana.wait(
+        "REGISTERED",
+        |e| matches!(e, Event::Line(l) if l.starts_with("REGISTERED ana ")),
+    );
     let mut root = op.join(server.addr, "root");
     root.send("/whois ana");
     // An operator sees the whole fingerprint, and the address.
