@@ -24,6 +24,8 @@ fn main() {
 /// or later) ships and uses for x86-64 Linux, no linker chosen by the user.
 fn order_the_code_run_at_start() {
     println!("cargo:rerun-if-changed=link-order.txt");
+    // A linker chosen through the environment (cargo hands it on as RUSTC_LINKER, below).
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     // Set by scripts/order-client-code.sh: valgrind names only the functions in `.text`.
     println!("cargo:rerun-if-env-changed=CHARLA_UNORDERED");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
